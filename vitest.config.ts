@@ -1,0 +1,15 @@
+import { defineConfig } from 'vitest/config';
+
+// Integration and e2e tests drive real kernels objects (namespaces, bridges, strongSwan,
+// etcd, sshd). Each test names what it creates with its own prefix, so files may run in
+// parallel; two workers match the two cores CI has.
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    pool: 'forks',
+    maxWorkers: 2,
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    reporters: ['default'],
+  },
+});

@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+// kube-ipsec command line: one subcommand per job. Each subcommand module exports
+// `main(argv)` and is loaded only when used, so `render` never pays for ssh2 or the lab.
+import { readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+type Main = (argv: string[]) => Promise<number>;
+const commands: Record<string, { summary: string; load: () => Promise<Main> }> = {
+  render: { summary: 'cluster.yaml -> out/<node>/… (every file of every node)', load: async () => (await import('./render/cli.ts')).main },
+  provision: { summary: 'ship rendered trees to nodes over ssh and apply them', load: async () => (await import('./ship/cli.ts')).main },
+  lab: { summary: 'run the pod network on this host in network namespaces (up|check|status|down)', load: async () => (await import('./lab/cli.ts')).main },
+  bench: { summary: 'benchmarks printing ratios against reference runs', load: async () => benchMain },
+};
+
+/** `bench [suite…]`: every bench/<suite>.ts exports `run(argv)`; no suite = all of them. */
+async function benchMain(argv: string[]): Promise<number> {
+  const all = readdirSync(join(root, 'bench'))
+    .filter((f) => f.endsWith('.ts'))
+    .map((f) => f.slice(0, -3))
+    .sort();
+  const wanted = argv.filter((a) => !a.startsWith('-'));
+  const unknown = wanted.filter((w) => !all.includes(w));
+  if (unknown.length) {
+    console.error(`unknown bench suite(s): ${unknown.join(', ')}; available: ${all.join(', ')}`);
+    return 2;
+  }
+  let status = 0;
+  for (const suite of wanted.length ? wanted : all) {
+    const mod = (await import(join(root, 'bench', `${suite}.ts`))) as { run: Main };
+    console.log(`\n== bench ${suite} ==`);
+    status ||= await mod.run(argv.filter((a) => a.startsWith('-')));
+  }
+  return status;
+}
+
+function usage(): string {
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
+  return `usage: kube-ipsec <command> [options]\n\n${lines.join('\n')}\n`;
+}
+
+const [name, ...rest] = process.argv.slice(2);
+const command = name ? commands[name] : undefined;
+if (!command) {
+  process.stderr.write(usage());
+  process.exit(name && !['-h', '--help'].includes(name) ? 2 : 0);
+}
+try {
+  process.exitCode = await (await command.load())(rest);
+} catch (err) {
+  // Expected failures (bad cluster.yaml, unreachable node…) are reported by the
+  // subcommand itself; anything reaching here is a bug, so keep the stack.
+  console.error(err);
+  process.exitCode = 1;
+}

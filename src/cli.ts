@@ -10,8 +10,6 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 type Main = (argv: string[]) => Promise<number>;
 const commands: Record<string, { summary: string; load: () => Promise<Main> }> = {
   render: { summary: 'cluster.yaml -> out/<node>/… (every file of every node)', load: async () => (await import('./render/cli.ts')).main },
-  provision: { summary: 'ship rendered trees to nodes over ssh and apply them', load: async () => (await import('./ship/cli.ts')).main },
-  lab: { summary: 'run the pod network on this host in network namespaces (up|check|status|down)', load: async () => (await import('./lab/cli.ts')).main },
   bench: { summary: 'benchmarks printing ratios against reference runs', load: async () => benchMain },
 };
 

@@ -1,0 +1,156 @@
+// cluster.yaml → ClusterConfig: parse (YAML, keeping positions), check the structure
+// against the schema, fill defaults, then check the rules that span keys. Any problem
+// throws one ConfigError listing all of them with file:line and a fix.
+import { Ajv, type ErrorObject } from 'ajv';
+import { readFileSync } from 'node:fs';
+import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { parseCidr, parseIpv4 } from '../plan/ipv4.ts';
+import { applyDefaults, type ClusterConfig } from './defaults.ts';
+import { ConfigError, formatPath, type ConfigIssue } from './errors.ts';
+import { clusterSchema, type RawClusterConfig } from './schema.ts';
+import { validateCluster } from './validate.ts';
+
+const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+ajv.addFormat('ipv4', (s: string) => parseIpv4(s) !== undefined);
+ajv.addFormat('ipv4-cidr', (s: string) => parseCidr(s).ok);
+const validateStructure = ajv.compile(clusterSchema);
+
+export function loadClusterFile(file: string): ClusterConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ConfigError(file, [
+      { path: '(file)', problem: code === 'ENOENT' ? 'does not exist' : `cannot be read (${code})`, fix: 'pass --config <path to cluster.yaml>' },
+    ]);
+  }
+  return parseCluster(text, file);
+}
+
+/** Parses cluster.yaml text; `file` is only used in messages. */
+export function parseCluster(text: string, file = 'cluster.yaml'): ClusterConfig {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length) {
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => {
+        const pos = lineCounter.linePos(e.pos[0]);
+        return { path: '(yaml)', problem: e.message.split('\n')[0]!, fix: 'fix the YAML syntax at this position', line: pos.line, column: pos.col };
+      }),
+    );
+  }
+  const data: unknown = doc.toJS() ?? {};
+  const locate = (path: (string | number)[], key?: string) => position(doc, lineCounter, path, key);
+
+  if (!validateStructure(data)) {
+    throw new ConfigError(file, dedupe(validateStructure.errors ?? []).map((e) => structuralIssue(e, data, locate)));
+  }
+  const config = applyDefaults(data as RawClusterConfig);
+  const issues = validateCluster(config).map((issue) => ({ ...issue, ...locate(issue.pathParts) }));
+  if (issues.length) throw new ConfigError(file, issues.map(({ pathParts: _, ...rest }) => rest));
+  return config;
+}
+
+function position(doc: Document, lc: LineCounter, path: (string | number)[], key?: string): { line?: number; column?: number } {
+  // Walk up until a node with a position exists (a missing key points at its parent).
+  for (let depth = path.length; depth >= 0; depth--) {
+    const node = depth === 0 ? doc.contents : (doc.getIn(path.slice(0, depth), true) as Node | undefined);
+    if (!node) continue;
+    let offset = node.range?.[0];
+    if (key !== undefined && depth === path.length && isMap(node)) {
+      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && p.key.value === key);
+      if (pair && isScalar(pair.key)) offset = pair.key.range?.[0];
+    }
+    if (offset === undefined) continue;
+    const { line, col } = lc.linePos(offset);
+    return { line, column: col };
+  }
+  return {};
+}
+
+/** ajv reports `anyOf`-style cascades and repeated formats; keep one error per path+keyword. */
+function dedupe(errors: ErrorObject[]): ErrorObject[] {
+  const seen = new Set<string>();
+  return errors.filter((e) => {
+    const id = `${e.instancePath}|${e.keyword}|${JSON.stringify(e.params)}`;
+    return seen.has(id) ? false : (seen.add(id), true);
+  });
+}
+
+function structuralIssue(
+  e: ErrorObject,
+  data: unknown,
+  locate: (path: (string | number)[], key?: string) => { line?: number; column?: number },
+): ConfigIssue {
+  const parts = e.instancePath
+    .split('/')
+    .slice(1)
+    .map((p) => (/^[0-9]+$/.test(p) ? Number(p) : p.replace(/~1/g, '/').replace(/~0/g, '~')));
+  const value = parts.reduce<unknown>((v, k) => (v as Record<string | number, unknown> | undefined)?.[k], data);
+  const description = (e.parentSchema as { description?: string } | undefined)?.description;
+  const hint = description ? ` (${description})` : '';
+  const base = { ...locate(parts), path: formatPath(parts) || '(top level)' };
+  switch (e.keyword) {
+    case 'required': {
+      const missing = (e.params as { missingProperty: string }).missingProperty;
+      return { ...base, path: formatPath([...parts, missing]), problem: 'is required', fix: `add \`${missing}:\` here` };
+    }
+    case 'additionalProperties': {
+      const extra = (e.params as { additionalProperty: string }).additionalProperty;
+      const known = Object.keys((e.parentSchema as { properties?: object }).properties ?? {});
+      const guess = closest(extra, known);
+      return {
+        ...base,
+        ...locate(parts, extra),
+        path: formatPath([...parts, extra]),
+        problem: 'is not a known key',
+        fix: guess ? `did you mean \`${guess}\`? known keys here: ${known.join(', ')}` : `remove it; known keys here: ${known.join(', ')}`,
+      };
+    }
+    case 'format': {
+      const format = (e.params as { format: string }).format;
+      const reason = format === 'ipv4-cidr' && typeof value === 'string' && !parseCidr(value).ok ? (parseCidr(value) as { reason: string }).reason : `is not a valid ${format}`;
+      const example = format === 'ipv4' ? 'e.g. 192.168.10.21' : 'e.g. 10.240.0.0/16';
+      return { ...base, value, problem: reason, fix: `write a ${format === 'ipv4' ? 'dotted-quad IPv4 address' : 'network address with prefix length'}, ${example}${hint}` };
+    }
+    case 'enum': {
+      const allowed = (e.params as { allowedValues: unknown[] }).allowedValues;
+      return { ...base, value, problem: 'is not one of the allowed values', fix: `use one of: ${allowed.join(', ')}${hint}` };
+    }
+    case 'type':
+      return { ...base, value, problem: `must be ${withArticle((e.params as { type: string }).type)}`, fix: `write ${withArticle((e.params as { type: string }).type)} here${hint}` };
+    case 'pattern':
+      return { ...base, value, problem: 'has the wrong form', fix: `${description ?? `match ${(e.params as { pattern: string }).pattern}`}` };
+    default:
+      return { ...base, value, problem: e.message ?? 'is invalid', fix: description ?? 'see schema/cluster.schema.json' };
+  }
+}
+
+function withArticle(type: string): string {
+  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
+}
+
+/** The known key nearest to a misspelt one (case-insensitive edit distance ≤ 3). */
+function closest(word: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 4;
+  for (const c of candidates) {
+    const d = editDistance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [c, d];
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return prev[b.length]!;
+}

@@ -1,0 +1,50 @@
+// Pinned releases and their published checksums (linux/amd64). A provisioner downloads
+// exactly these and refuses anything whose digest differs. Sources are noted per entry so
+// a bump can be checked against the same place.
+import type { Versions } from './defaults.ts';
+
+export const PINNED: Versions = {
+  kubernetes: {
+    version: 'v1.35.0',
+    // sha512 from kubernetes/kubernetes CHANGELOG/CHANGELOG-1.35.md, "Downloads for v1.35.0"
+    server: {
+      url: 'https://dl.k8s.io/v1.35.0/kubernetes-server-linux-amd64.tar.gz',
+      checksum: 'sha512:23af53c49de841a0d5c19d9525d820cecc9d55367c132296a5f381d051438bf06dcddff3d0236df8ba6011a6aa5d0ffc31960d277c7f53a0ad98e66d6f8d6a0a',
+    },
+    node: {
+      url: 'https://dl.k8s.io/v1.35.0/kubernetes-node-linux-amd64.tar.gz',
+      checksum: 'sha512:179278fecb65d246443f58cef00ca2f2a9d0ac6fbdb310994f0ac7fca249f7bdc1c79ea7f3e5455c1e2d2460f5447d006bfa579f97b502ee7034b2a1927f934a',
+    },
+  },
+  etcd: {
+    // The etcd release Kubernetes v1.35 itself ships with (registry.k8s.io/etcd:3.6.6-0).
+    // sha256 as published in the release's SHA256SUMS (cross-checked in several public pins).
+    version: 'v3.6.6',
+    archive: {
+      url: 'https://github.com/etcd-io/etcd/releases/download/v3.6.6/etcd-v3.6.6-linux-amd64.tar.gz',
+      checksum: 'sha256:887afaa4a99f22d802ccdfbe65730a5e79aa5c9ce2c8799c67e9d804c50ecedb',
+    },
+  },
+  criDockerd: {
+    // kubernetes-sigs/kubespray roles/kubespray_defaults/vars/main/checksums.yml cri_dockerd_archive_checksums
+    version: '0.3.24',
+    archive: {
+      url: 'https://github.com/Mirantis/cri-dockerd/releases/download/v0.3.24/cri-dockerd-0.3.24.amd64.tgz',
+      checksum: 'sha256:dd4b7f514c248a3aaca398f467430a4c58aae9a77ea8b96a2f5b5d6fba0948d1',
+    },
+  },
+  containerd: {
+    // kubespray checksums.yml containerd_archive_checksums
+    version: '2.2.1',
+    archive: {
+      url: 'https://github.com/containerd/containerd/releases/download/v2.2.1/containerd-2.2.1-linux-amd64.tar.gz',
+      checksum: 'sha256:f5d8e90ecb6c1c7e33ecddf8cc268a93b9e5b54e0e850320d765511d76624f41',
+    },
+    runc: {
+      url: 'https://github.com/opencontainers/runc/releases/download/v1.3.4/runc.amd64',
+      // kubernetes-sigs/kubespray roles/kubespray_defaults/vars/main/checksums.yml runc_checksums
+      checksum: 'sha256:5966ca40b6187b30e33bfc299c5f1fe72e8c1aa01cf3fefdadf391668f47f103',
+    },
+  },
+  pauseImage: 'registry.k8s.io/pause:3.10.1',
+};

@@ -1,0 +1,176 @@
+// The JSON schema of cluster.yaml: shape, types and formats. It is the one definition of
+// the file's structure: ajv validates against it, `RawClusterConfig` is derived from it
+// at the type level, and schema/cluster.schema.json (for editors) is written from it.
+// Rules that span several keys (overlapping CIDRs, duplicate IPs, …) live in validate.ts.
+import type { FromSchema } from 'json-schema-to-ts';
+
+const cidr = {
+  type: 'string',
+  format: 'ipv4-cidr',
+} as const;
+const ipv4 = { type: 'string', format: 'ipv4' } as const;
+const duration = {
+  type: 'string',
+  pattern: '^[0-9]+[smhd]$',
+  description: 'A duration such as 45s, 20m, 3h or 1d.',
+} as const;
+const artifact = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['url', 'checksum'],
+  properties: {
+    url: { type: 'string', pattern: '^https://', description: 'Where the provisioner downloads it (https only).' },
+    checksum: {
+      type: 'string',
+      pattern: '^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$',
+      description: 'sha256:<64 hex> or sha512:<128 hex>; verified before anything is unpacked.',
+    },
+  },
+} as const;
+
+export const clusterSchema = {
+  $schema: 'http://json-schema.org/draft-07/schema#',
+  $id: 'https://github.com/kube-ipsec/kube-ipsec/schema/cluster.schema.json',
+  title: 'kube-ipsec cluster.yaml',
+  description: 'One file describing a Kubernetes cluster whose pod network is an IPsec full mesh.',
+  type: 'object',
+  additionalProperties: false,
+  required: ['nodes'],
+  properties: {
+    cluster: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        name: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 63, description: 'Cluster name (kubeconfig cluster entry, CA name).' },
+        domain: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$', description: 'Cluster DNS domain, e.g. cluster.local.' },
+      },
+    },
+    network: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        nodeCidr: { ...cidr, description: 'Underlay network holding every node IP (the Vagrant private network).' },
+        podCidr: { ...cidr, description: 'Whole pod range; every node gets one subnet of it.' },
+        nodeSubnetPrefix: { type: 'integer', minimum: 8, maximum: 30, description: 'Prefix length of each node\'s pod subnet (24 = one /24 per node).' },
+        serviceCidr: { ...cidr, description: 'Service (ClusterIP) range; its first address is the kubernetes service VIP.' },
+        clusterDns: { ...ipv4, description: 'Cluster DNS service IP; must lie inside serviceCidr.' },
+        bridge: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,15}$', description: 'Pod bridge on every node.' },
+        underlayMtu: { type: 'integer', minimum: 576, maximum: 9216, description: 'MTU of the node network.' },
+        podMtu: { type: 'integer', minimum: 576, maximum: 9216, description: 'Override the pod MTU (default: underlayMtu minus ESP overhead).' },
+      },
+    },
+    nodes: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'ip'],
+        properties: {
+          name: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 63, description: 'Host name (a DNS label).' },
+          role: { type: 'string', enum: ['master', 'minion'], description: 'master runs etcd and the control plane; minions run pods. Default: minion.' },
+          ip: { ...ipv4, description: 'Node address on the underlay network.' },
+          podSubnet: { ...cidr, description: 'This node\'s pod subnet. Default: master → index 0, <name><N> → index N.' },
+          memory: { type: 'integer', minimum: 512, description: 'VM memory in MiB.' },
+          cpus: { type: 'integer', minimum: 1, description: 'VM CPUs.' },
+          ssh: {
+            type: 'object',
+            additionalProperties: false,
+            description: 'How `kube-ipsec provision` reaches the node (default: from `vagrant ssh-config`).',
+            properties: {
+              host: { type: 'string', minLength: 1 },
+              port: { type: 'integer', minimum: 1, maximum: 65535 },
+              user: { type: 'string', minLength: 1 },
+              privateKey: { type: 'string', minLength: 1, description: 'Path of the private key file.' },
+              hostKey: { type: 'string', pattern: '^SHA256:[A-Za-z0-9+/]{43}$', description: 'Pinned host key fingerprint (ssh-keygen -lf style).' },
+            },
+          },
+        },
+      },
+    },
+    runtime: { type: 'string', enum: ['docker', 'containerd'], description: 'Container runtime: docker (through cri-dockerd) or containerd.' },
+    versions: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'Pinned releases with checksums. Override all parts of one entry together.',
+      properties: {
+        kubernetes: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['version', 'server', 'node'],
+          properties: {
+            version: { type: 'string', pattern: '^v1\\.(3[3-9]|[4-9][0-9])\\.[0-9]+$', description: 'Kubernetes release, v1.33 or newer.' },
+            server: { ...artifact, description: 'kubernetes-server-linux-<arch>.tar.gz (control plane binaries).' },
+            node: { ...artifact, description: 'kubernetes-node-linux-<arch>.tar.gz (kubelet, kube-proxy).' },
+          },
+        },
+        etcd: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['version', 'archive'],
+          properties: { version: { type: 'string', pattern: '^v3\\.[4-9]\\.[0-9]+$' }, archive: artifact },
+        },
+        criDockerd: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['version', 'archive'],
+          properties: { version: { type: 'string', pattern: '^[0-9]+\\.[0-9]+\\.[0-9]+$' }, archive: artifact },
+        },
+        containerd: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['version', 'archive', 'runc'],
+          properties: { version: { type: 'string', pattern: '^[0-9]+\\.[0-9]+\\.[0-9]+$' }, archive: artifact, runc: artifact },
+        },
+        pauseImage: { type: 'string', minLength: 1, description: 'Sandbox (pause) image for the runtime.' },
+      },
+    },
+    binaries: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        dir: { type: 'string', minLength: 1, description: 'Air-gapped install: a host directory holding the archives named as in their URLs; nothing is downloaded.' },
+      },
+    },
+    ipsec: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        auth: { type: 'string', enum: ['pubkey', 'psk'], description: 'pubkey: per-node certificates from the cluster CA; psk: one random key per node pair.' },
+        ike: { type: 'string', pattern: '^[a-z0-9]+(-[a-z0-9]+)*!?(,[a-z0-9]+(-[a-z0-9]+)*!?)*$', description: 'IKE proposals, e.g. aes128gcm16-prfsha256-ecp256!' },
+        esp: { type: 'string', pattern: '^[a-z0-9]+(-[a-z0-9]+)*!?(,[a-z0-9]+(-[a-z0-9]+)*!?)*$', description: 'ESP proposals, e.g. aes128gcm16-ecp256!' },
+        ikeLifetime: duration,
+        lifetime: duration,
+        rekeyMargin: duration,
+        dpdDelay: duration,
+        espMode: {
+          type: 'string',
+          enum: ['kernel', 'userspace'],
+          description: 'kernel: ESP in the kernel (VMs). userspace: strongSwan\'s kernel-libipsec over a TUN device, for kernels without ESP (the namespace lab).',
+        },
+      },
+    },
+    pki: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        keyAlgorithm: { type: 'string', enum: ['ecdsa-p256', 'rsa-2048'], description: 'Key type of every certificate and of the service-account key.' },
+        caValidityDays: { type: 'integer', minimum: 1, maximum: 36500 },
+        certValidityDays: { type: 'integer', minimum: 1, maximum: 3650 },
+        renewBeforeDays: { type: 'integer', minimum: 0, maximum: 3650, description: 'Re-issue a certificate this many days before it expires.' },
+      },
+    },
+    vagrant: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        box: { type: 'string', minLength: 1 },
+        memory: { type: 'integer', minimum: 512, description: 'Default VM memory in MiB.' },
+        cpus: { type: 'integer', minimum: 1 },
+      },
+    },
+  },
+} as const;
+
+/** cluster.yaml as written by the user, after structural validation. */
+export type RawClusterConfig = FromSchema<typeof clusterSchema>;

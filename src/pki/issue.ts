@@ -1,0 +1,166 @@
+// Makes sure the state holds a valid CA, every certificate the plan needs, the
+// service-account key pair and the IPsec pre-shared keys — reusing whatever is still
+// right and issuing only what is missing, expiring, or no longer matches the plan.
+import type { Plan } from '../plan/plan.ts';
+import { caCommonName, CA_ID, certSpecs, pskIds, type CertSpec } from './specs.ts';
+import type { PkiStore } from './store.ts';
+import {
+  createCaCertificate,
+  generateKeyPair,
+  importPrivateKey,
+  isSignedBy,
+  issueCertificate,
+  privateKeyAlgorithm,
+  privateKeyToPem,
+  publicKeyOfPrivate,
+  publicKeyToPem,
+  readCertificate,
+  validityFrom,
+  type KeyAlgorithm,
+} from './x509.ts';
+
+export interface Credential {
+  cert: string;
+  key: string;
+}
+
+export interface PkiMaterials {
+  ca: Credential;
+  /** By CertSpec id. */
+  certs: Record<string, Credential>;
+  serviceAccount: { key: string; pub: string };
+  /** By pskId. */
+  psks: Record<string, string>;
+}
+
+export interface PkiReport {
+  issued: { id: string; reason: string }[];
+  reused: string[];
+}
+
+export interface PkiOptions {
+  now: Date;
+  /** Source of randomness (serial numbers, PSKs); crypto.getRandomValues outside tests. */
+  random: (bytes: number) => Uint8Array;
+  /** Ids to re-issue although valid; 'all' re-issues everything including the CA. */
+  reissue?: 'all' | string[];
+}
+
+const SA_ID = 'sa';
+
+/** Every id `reissue` accepts for this plan. */
+export function credentialIds(plan: Plan): string[] {
+  return [CA_ID, SA_ID, ...certSpecs(plan).map((s) => s.id), ...pskIds(plan)];
+}
+
+export async function ensurePki(plan: Plan, store: PkiStore, options: PkiOptions): Promise<{ materials: PkiMaterials; report: PkiReport }> {
+  const alg = plan.pki.keyAlgorithm;
+  const forced = (id: string) => options.reissue === 'all' || (options.reissue?.includes(id) ?? false);
+  const report: PkiReport = { issued: [], reused: [] };
+  const note = (id: string, reason: string | undefined) => (reason ? report.issued.push({ id, reason }) : report.reused.push(id));
+
+  const caReason = forced(CA_ID) ? 're-issue requested' : await whyReissueCa(plan, store, alg, options.now);
+  if (caReason) {
+    const keys = await generateKeyPair(alg);
+    const cert = await createCaCertificate(caCommonName(plan), keys, alg, validityFrom(options.now, plan.pki.caValidityDays), options.random(16));
+    store.write(`${CA_ID}.key`, await privateKeyToPem(keys.privateKey), true);
+    store.write(`${CA_ID}.crt`, cert, false);
+  }
+  note(CA_ID, caReason);
+  const ca = { cert: store.read(`${CA_ID}.crt`)!, key: store.read(`${CA_ID}.key`)! };
+  const issuer = { certPem: ca.cert, key: await importPrivateKey(ca.key, alg), alg };
+
+  const specs = certSpecs(plan);
+  const reasons = await Promise.all(specs.map(async (s) => (forced(s.id) ? 're-issue requested' : whyReissue(s, store, ca.cert, alg, plan, options.now))));
+  // Keys are generated concurrently on the thread pool; signing is cheap.
+  await Promise.all(
+    specs.map(async (spec, i) => {
+      const reason = reasons[i];
+      if (!reason) return;
+      const keys = await generateKeyPair(alg);
+      const cert = await issueCertificate(spec, keys.publicKey, issuer, validityFrom(options.now, plan.pki.certValidityDays), options.random(16));
+      store.write(`${spec.id}.key`, await privateKeyToPem(keys.privateKey), true);
+      store.write(`${spec.id}.crt`, cert, false);
+    }),
+  );
+  specs.forEach((s, i) => note(s.id, reasons[i]));
+
+  const saReason = forced(SA_ID) ? 're-issue requested' : whyReissueKey(store.read(`${SA_ID}.key`), alg);
+  if (saReason) {
+    const keys = await generateKeyPair(alg);
+    store.write(`${SA_ID}.key`, await privateKeyToPem(keys.privateKey), true);
+    store.write(`${SA_ID}.pub`, await publicKeyToPem(keys.publicKey), false);
+  }
+  note(SA_ID, saReason);
+
+  const psks: Record<string, string> = {};
+  for (const id of pskIds(plan)) {
+    const existing = store.read(id);
+    const reason = forced(id) ? 're-issue requested' : existing && /^[A-Za-z0-9+/]{43}=\n?$/.test(existing) ? undefined : 'missing';
+    if (reason) store.write(id, Buffer.from(options.random(32)).toString('base64') + '\n', true);
+    note(id, reason);
+    psks[id] = store.read(id)!.trim();
+  }
+
+  return {
+    materials: {
+      ca,
+      certs: Object.fromEntries(specs.map((s) => [s.id, { cert: store.read(`${s.id}.crt`)!, key: store.read(`${s.id}.key`)! }])),
+      serviceAccount: { key: store.read(`${SA_ID}.key`)!, pub: store.read(`${SA_ID}.pub`)! },
+      psks,
+    },
+    report,
+  };
+}
+
+function whyReissueKey(keyPem: string | undefined, alg: KeyAlgorithm): string | undefined {
+  if (!keyPem) return 'missing';
+  try {
+    const actual = privateKeyAlgorithm(keyPem);
+    return actual === alg ? undefined : `key is ${actual ?? 'of an unknown type'}, pki.keyAlgorithm is ${alg}`;
+  } catch {
+    return 'key unreadable';
+  }
+}
+
+function expiryReason(notAfter: Date, now: Date, renewBeforeDays: number): string | undefined {
+  if (notAfter.getTime() <= now.getTime()) return `expired ${notAfter.toISOString()}`;
+  if (notAfter.getTime() - now.getTime() < renewBeforeDays * 86_400_000) return `expires ${notAfter.toISOString()}, within pki.renewBeforeDays`;
+  return undefined;
+}
+
+async function whyReissueCa(plan: Plan, store: PkiStore, alg: KeyAlgorithm, now: Date): Promise<string | undefined> {
+  const certPem = store.read(`${CA_ID}.crt`);
+  const keyReason = whyReissueKey(store.read(`${CA_ID}.key`), alg);
+  if (!certPem) return 'missing';
+  if (keyReason) return keyReason;
+  try {
+    const facts = readCertificate(certPem);
+    if (!facts.isCa) return 'not a CA certificate';
+    if (facts.commonName !== caCommonName(plan)) return `CA name is ${facts.commonName}, cluster.name wants ${caCommonName(plan)}`;
+    if (facts.publicKey !== publicKeyOfPrivate(store.read(`${CA_ID}.key`)!)) return 'key does not match certificate';
+    return expiryReason(facts.notAfter, now, plan.pki.renewBeforeDays);
+  } catch {
+    return 'certificate unreadable';
+  }
+}
+
+async function whyReissue(spec: CertSpec, store: PkiStore, caPem: string, alg: KeyAlgorithm, plan: Plan, now: Date): Promise<string | undefined> {
+  const certPem = store.read(`${spec.id}.crt`);
+  const keyPem = store.read(`${spec.id}.key`);
+  if (!certPem) return 'missing';
+  const keyReason = whyReissueKey(keyPem, alg);
+  if (keyReason) return keyReason;
+  try {
+    if (!isSignedBy(certPem, caPem)) return 'not signed by the current CA';
+    const f = readCertificate(certPem);
+    if (f.publicKey !== publicKeyOfPrivate(keyPem!)) return 'key does not match certificate';
+    const same = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+    if (f.commonName !== spec.commonName || !same(f.organizations, spec.organizations)) return `subject changed (was CN=${f.commonName})`;
+    if (!same(f.dnsNames, spec.dnsNames) || !same(f.ipAddresses, spec.ipAddresses)) return 'subject alternative names changed';
+    if (!same(f.usages, spec.usages)) return 'usages changed';
+    return expiryReason(f.notAfter, now, plan.pki.renewBeforeDays);
+  } catch {
+    return 'certificate unreadable';
+  }
+}

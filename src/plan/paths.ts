@@ -1,0 +1,86 @@
+// Where things live on a node. Renderers, provision scripts and the lab take paths from
+// here, so a file is never written to one place and looked for in another.
+
+export const PKI_DIR = '/etc/kubernetes/pki';
+
+export const PATHS = {
+  pkiDir: PKI_DIR,
+  caCert: `${PKI_DIR}/ca.crt`,
+  caKey: `${PKI_DIR}/ca.key`,
+  apiserverCert: `${PKI_DIR}/apiserver.crt`,
+  apiserverKey: `${PKI_DIR}/apiserver.key`,
+  apiserverKubeletClientCert: `${PKI_DIR}/apiserver-kubelet-client.crt`,
+  apiserverKubeletClientKey: `${PKI_DIR}/apiserver-kubelet-client.key`,
+  apiserverEtcdClientCert: `${PKI_DIR}/apiserver-etcd-client.crt`,
+  apiserverEtcdClientKey: `${PKI_DIR}/apiserver-etcd-client.key`,
+  serviceAccountKey: `${PKI_DIR}/sa.key`,
+  serviceAccountPub: `${PKI_DIR}/sa.pub`,
+  etcdCaCert: `${PKI_DIR}/etcd/ca.crt`,
+  etcdServerCert: `${PKI_DIR}/etcd/server.crt`,
+  etcdServerKey: `${PKI_DIR}/etcd/server.key`,
+  etcdPeerCert: `${PKI_DIR}/etcd/peer.crt`,
+  etcdPeerKey: `${PKI_DIR}/etcd/peer.key`,
+  etcdDataDir: '/var/lib/etcd',
+
+  adminKubeconfig: '/etc/kubernetes/admin.conf',
+  controllerManagerKubeconfig: '/etc/kubernetes/controller-manager.conf',
+  schedulerKubeconfig: '/etc/kubernetes/scheduler.conf',
+  schedulerConfig: '/etc/kubernetes/kube-scheduler.yaml',
+  kubeletKubeconfig: '/etc/kubernetes/kubelet.conf',
+  kubeProxyKubeconfig: '/etc/kubernetes/kube-proxy.conf',
+
+  kubeletConfig: '/var/lib/kubelet/config.yaml',
+  kubeletServingCert: '/var/lib/kubelet/pki/kubelet.crt',
+  kubeletServingKey: '/var/lib/kubelet/pki/kubelet.key',
+  kubeProxyConfig: '/var/lib/kube-proxy/config.yaml',
+
+  binDir: '/usr/local/bin',
+  cniBinDir: '/opt/cni/bin',
+  cniConfDir: '/etc/cni/net.d',
+  cniConflist: '/etc/cni/net.d/10-kube-ipsec.conflist',
+  cniDataDir: '/var/lib/cni/ipsec-cni',
+  cniLogFile: '/var/log/ipsec-cni.log',
+
+  ipsecConf: '/etc/ipsec.conf',
+  ipsecSecrets: '/etc/ipsec.secrets',
+  strongswanConf: '/etc/strongswan.conf',
+  ipsecCaCert: '/etc/ipsec.d/cacerts/kube-ipsec-ca.pem',
+  ipsecCertDir: '/etc/ipsec.d/certs',
+  ipsecKeyDir: '/etc/ipsec.d/private',
+
+  nodeNetworkScript: '/usr/local/lib/kube-ipsec/node-network',
+  nodeEnv: '/etc/kube-ipsec/node.env',
+  artifacts: '/etc/kube-ipsec/artifacts.tsv',
+  sysctl: '/etc/sysctl.d/90-kube-ipsec.conf',
+  modulesLoad: '/etc/modules-load.d/kube-ipsec.conf',
+  systemdDir: '/etc/systemd/system',
+
+  dockerSocket: '/run/docker.sock',
+  criDockerdSocket: '/run/cri-dockerd.sock',
+  containerdSocket: '/run/containerd/containerd.sock',
+  containerdConfig: '/etc/containerd/config.toml',
+} as const;
+
+/** Units kube-ipsec renders, by name. */
+export const UNITS = {
+  nodeNetwork: 'kube-ipsec-network.service',
+  strongswan: 'strongswan-starter.service',
+  etcd: 'etcd.service',
+  apiserver: 'kube-apiserver.service',
+  controllerManager: 'kube-controller-manager.service',
+  scheduler: 'kube-scheduler.service',
+  kubelet: 'kubelet.service',
+  kubeProxy: 'kube-proxy.service',
+  docker: 'docker.service',
+  criDockerService: 'cri-docker.service',
+  criDockerSocket: 'cri-docker.socket',
+  containerd: 'containerd.service',
+} as const;
+
+export function ipsecCertPath(node: string): string {
+  return `${PATHS.ipsecCertDir}/${node}.pem`;
+}
+
+export function ipsecKeyPath(node: string): string {
+  return `${PATHS.ipsecKeyDir}/${node}.key`;
+}

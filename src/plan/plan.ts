@@ -1,0 +1,181 @@
+// The plan: every value any rendered file needs, derived once from the configuration.
+// Pure (no I/O, clock or randomness). Renderers only format what is here, which is what
+// makes "every CIDR, IP and name agrees across files" checkable in one place.
+import type { ClusterConfig, Role, SshConfig, Versions } from '../config/defaults.ts';
+import { chooseSubnet } from './addressing.ts';
+import { addressAt, cidr, formatCidr, formatIpv4, type Cidr } from './ipv4.ts';
+import { podMtu, type EspMode } from './mtu.ts';
+
+export const APISERVER_PORT = 6443;
+export const ETCD_CLIENT_PORT = 2379;
+export const ETCD_PEER_PORT = 2380;
+export const KUBELET_PORT = 10250;
+
+export interface PlannedNode {
+  name: string;
+  role: Role;
+  ip: string;
+  /** This node's pod subnet, e.g. 10.240.1.0/24. */
+  podSubnet: string;
+  /** Address of the pod bridge and the pods' default gateway (first usable of podSubnet). */
+  gateway: string;
+  /** gateway with the subnet's prefix, as configured on the bridge (10.240.1.1/24). */
+  gatewayCidr: string;
+  /** Runs kubelet, kube-proxy and a container runtime (minions). */
+  runsPods: boolean;
+  /** IKE identity: the node name as an FQDN identity (`@minion1`). */
+  ipsecId: string;
+  /** Every other node, in cluster order: one IPsec conn each. */
+  peers: Peer[];
+  vm: { memory: number; cpus: number };
+  ssh?: SshConfig;
+}
+
+export interface Peer {
+  name: string;
+  ip: string;
+  podSubnet: string;
+  ipsecId: string;
+  /** strongSwan conn name, `<local>-<peer>`. */
+  conn: string;
+}
+
+/** One IPsec tunnel of the mesh; `a` < `b` by name so each pair appears once. */
+export interface Tunnel {
+  a: string;
+  b: string;
+}
+
+export interface Plan {
+  cluster: { name: string; domain: string };
+  network: {
+    nodeCidr: string;
+    podCidr: string;
+    serviceCidr: string;
+    /** First address of the service range: the `kubernetes` service VIP. */
+    kubernetesServiceIp: string;
+    clusterDns: string;
+    bridge: string;
+    underlayMtu: number;
+    podMtu: number;
+    nodeSubnetPrefix: number;
+  };
+  nodes: PlannedNode[];
+  master: PlannedNode;
+  minions: PlannedNode[];
+  tunnels: Tunnel[];
+  runtime: ClusterConfig['runtime'];
+  versions: Versions;
+  binariesDir?: string;
+  ipsec: ClusterConfig['ipsec'] & { espMode: EspMode };
+  pki: ClusterConfig['pki'];
+  apiserver: {
+    url: string;
+    /** Loopback URL the control plane on the master uses. */
+    localUrl: string;
+    sans: { dns: string[]; ips: string[] };
+  };
+  etcd: { clientUrl: string; peerUrl: string; localClientUrl: string };
+  vagrant: ClusterConfig['vagrant'];
+}
+
+export function planCluster(config: ClusterConfig): Plan {
+  const podCidr = cidr(config.network.podCidr);
+  const prefix = config.network.nodeSubnetPrefix;
+  const subnets = config.nodes.map((n) => {
+    const choice = chooseSubnet(n, podCidr, prefix);
+    // validate.ts rejects every config where this can happen.
+    if (!choice.ok) throw new Error(`internal: no pod subnet for ${n.name} (config not validated?)`);
+    return choice.subnet;
+  });
+  const ipsecId = (name: string) => `@${name}`;
+  const base = config.nodes.map((n, i) => ({ config: n, subnet: subnets[i]! }));
+
+  const nodes: PlannedNode[] = base.map(({ config: n, subnet }) => {
+    const gateway = firstUsable(subnet);
+    return {
+      name: n.name,
+      role: n.role,
+      ip: n.ip,
+      podSubnet: formatCidr(subnet),
+      gateway: formatIpv4(gateway),
+      gatewayCidr: `${formatIpv4(gateway)}/${subnet.prefix}`,
+      runsPods: n.role === 'minion',
+      ipsecId: ipsecId(n.name),
+      peers: base
+        .filter((other) => other.config.name !== n.name)
+        .map((other) => ({
+          name: other.config.name,
+          ip: other.config.ip,
+          podSubnet: formatCidr(other.subnet),
+          ipsecId: ipsecId(other.config.name),
+          conn: `${n.name}-${other.config.name}`,
+        })),
+      vm: { memory: n.memory, cpus: n.cpus },
+      ...(n.ssh && { ssh: n.ssh }),
+    };
+  });
+  const master = nodes.find((n) => n.role === 'master');
+  if (!master) throw new Error('internal: no master (config not validated?)');
+
+  const service = cidr(config.network.serviceCidr);
+  const kubernetesServiceIp = formatIpv4(firstUsable(service));
+  const domain = config.cluster.domain;
+  return {
+    cluster: { ...config.cluster },
+    network: {
+      nodeCidr: config.network.nodeCidr,
+      podCidr: config.network.podCidr,
+      serviceCidr: config.network.serviceCidr,
+      kubernetesServiceIp,
+      clusterDns: config.network.clusterDns,
+      bridge: config.network.bridge,
+      underlayMtu: config.network.underlayMtu,
+      podMtu: podMtu(config.network.underlayMtu, config.ipsec.espMode, config.network.podMtu),
+      nodeSubnetPrefix: prefix,
+    },
+    nodes,
+    master,
+    minions: nodes.filter((n) => n.role === 'minion'),
+    tunnels: meshPairs(nodes.map((n) => n.name)),
+    runtime: config.runtime,
+    versions: config.versions,
+    ...(config.binaries.dir !== undefined && { binariesDir: config.binaries.dir }),
+    ipsec: { ...config.ipsec },
+    pki: { ...config.pki },
+    apiserver: {
+      url: `https://${master.ip}:${APISERVER_PORT}`,
+      localUrl: `https://127.0.0.1:${APISERVER_PORT}`,
+      sans: {
+        dns: ['kubernetes', 'kubernetes.default', 'kubernetes.default.svc', `kubernetes.default.svc.${domain}`, master.name, 'localhost'],
+        ips: [kubernetesServiceIp, master.ip, '127.0.0.1'],
+      },
+    },
+    etcd: {
+      clientUrl: `https://${master.ip}:${ETCD_CLIENT_PORT}`,
+      localClientUrl: `https://127.0.0.1:${ETCD_CLIENT_PORT}`,
+      peerUrl: `https://${master.ip}:${ETCD_PEER_PORT}`,
+    },
+    vagrant: { ...config.vagrant },
+  };
+}
+
+function firstUsable(c: Cidr): number {
+  return addressAt(c, 1);
+}
+
+/** Every unordered pair once, names sorted inside each pair: the tunnels of a full mesh. */
+export function meshPairs(names: string[]): Tunnel[] {
+  const out: Tunnel[] = [];
+  for (let i = 0; i < names.length; i++) {
+    for (let j = i + 1; j < names.length; j++) {
+      const [a, b] = [names[i]!, names[j]!].sort();
+      out.push({ a: a!, b: b! });
+    }
+  }
+  return out;
+}
+
+export function nodeByName(plan: Plan, name: string): PlannedNode | undefined {
+  return plan.nodes.find((n) => n.name === name);
+}

@@ -1,0 +1,74 @@
+// What a node installs besides rendered files: OS packages, pinned release archives (with
+// their checksums and which member goes where) and the units to run, in bring-up order.
+// Written into the node's tree (node.env, artifacts.tsv) for provision/ to act on.
+import type { Artifact } from '../config/defaults.ts';
+import { PATHS, UNITS } from '../plan/paths.ts';
+import type { Plan, PlannedNode } from '../plan/plan.ts';
+import { runtimeUnits } from './context.ts';
+import { file, GENERATED, type RenderedFile } from './files.ts';
+
+export function componentBinary(name: string): string {
+  return `${PATHS.binDir}/${name}`;
+}
+
+export interface ArtifactMember {
+  /** Archive (or bare binary) to fetch. */
+  artifact: Artifact;
+  /** Path inside the archive, or `-` for a bare binary. */
+  member: string;
+  /** Where it is installed on the node (mode 0755). */
+  dest: string;
+}
+
+export function artifactMembers(plan: Plan, node: PlannedNode): ArtifactMember[] {
+  const v = plan.versions;
+  const bin = (artifact: Artifact, member: string, name = member.split('/').pop()!) => ({ artifact, member, dest: componentBinary(name) });
+  if (node.role === 'master') {
+    const etcdDir = `etcd-${v.etcd.version}-linux-amd64`;
+    return [
+      ...['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubectl'].map((b) => bin(v.kubernetes.server, `kubernetes/server/bin/${b}`)),
+      bin(v.etcd.archive, `${etcdDir}/etcd`),
+      bin(v.etcd.archive, `${etcdDir}/etcdctl`),
+    ];
+  }
+  const members = ['kubelet', 'kube-proxy', 'kubectl'].map((b) => bin(v.kubernetes.node, `kubernetes/node/bin/${b}`));
+  if (plan.runtime === 'docker') members.push(bin(v.criDockerd.archive, 'cri-dockerd/cri-dockerd'));
+  else {
+    members.push(
+      ...['containerd', 'containerd-shim-runc-v2', 'ctr'].map((b) => bin(v.containerd.archive, `bin/${b}`)),
+      { artifact: v.containerd.runc, member: '-', dest: '/usr/local/sbin/runc' },
+    );
+  }
+  return members;
+}
+
+/** OS packages (Debian/Ubuntu names) the node needs. */
+export function osPackages(plan: Plan, node: PlannedNode): string[] {
+  const base = ['strongswan-starter', 'strongswan-charon', 'iptables', 'iproute2', 'kmod', 'conntrack', 'ca-certificates', 'curl'];
+  if (!node.runsPods) return base;
+  return [...base, ...(plan.runtime === 'docker' ? ['docker.io'] : [])];
+}
+
+/** Units of the node in bring-up order (DESIGN decision 6). */
+export function nodeUnits(plan: Plan, node: PlannedNode): string[] {
+  const head = [UNITS.nodeNetwork, UNITS.strongswan];
+  if (node.role === 'master') return [...head, UNITS.etcd, UNITS.apiserver, UNITS.controllerManager, UNITS.scheduler];
+  return [...head, ...runtimeUnits(plan, node), UNITS.kubelet, UNITS.kubeProxy];
+}
+
+export function nodeMetaFiles(plan: Plan, node: PlannedNode): RenderedFile[] {
+  const env = [
+    `# ${GENERATED}`,
+    `NODE_NAME=${node.name}`,
+    `NODE_ROLE=${node.role}`,
+    `NODE_IP=${node.ip}`,
+    `RUNTIME=${node.runsPods ? plan.runtime : 'none'}`,
+    `PACKAGES="${osPackages(plan, node).join(' ')}"`,
+    '# Bring-up order: each unit starts after the ones before it.',
+    `UNITS="${nodeUnits(plan, node).join(' ')}"`,
+    '',
+  ].join('\n');
+  const rows = artifactMembers(plan, node).map((m) => [m.artifact.url, m.artifact.checksum, m.member, m.dest].join('\t'));
+  const tsv = [`# ${GENERATED}`, '# url\tchecksum\tmember (- = the file itself)\tdestination', ...rows, ''].join('\n');
+  return [file(PATHS.nodeEnv, env), file(PATHS.artifacts, tsv)];
+}

@@ -1,0 +1,29 @@
+// The node's CNI network: one ipsec-cni network per node, addressing its own pod subnet.
+import type { IpsecCniConfList } from '../cni/netconf.ts';
+import { PATHS } from '../plan/paths.ts';
+import type { Plan, PlannedNode } from '../plan/plan.ts';
+
+export const CNI_VERSION = '1.1.0';
+
+export function cniConflist(plan: Plan, node: PlannedNode): string {
+  const conflist: IpsecCniConfList = {
+    cniVersion: CNI_VERSION,
+    name: plan.cluster.name,
+    plugins: [
+      {
+        type: 'ipsec-cni',
+        bridge: plan.network.bridge,
+        subnet: node.podSubnet,
+        gateway: node.gateway,
+        // Underlay MTU minus ESP overhead: pods never send what the tunnel cannot carry.
+        mtu: plan.network.podMtu,
+        isDefaultGateway: true,
+        // A pod reaching itself through a service VIP comes back over its own port.
+        hairpinMode: true,
+        dataDir: PATHS.cniDataDir,
+        logFile: PATHS.cniLogFile,
+      },
+    ],
+  };
+  return JSON.stringify(conflist, null, 2) + '\n';
+}

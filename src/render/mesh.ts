@@ -1,0 +1,48 @@
+// Files every mesh node gets, master included: the IPsec full mesh (strongSwan) and the
+// node network it relies on (pod bridge, fail-closed route, forwarding, masquerade).
+import { ipsecCertPath, ipsecKeyPath, PATHS, UNITS } from '../plan/paths.ts';
+import type { PlannedNode } from '../plan/plan.ts';
+import { caCommonName, pskId } from '../pki/specs.ts';
+import { baseView, render, type RenderContext } from './context.ts';
+import { EXECUTABLE, file, secret, type RenderedFile } from './files.ts';
+
+export function meshFiles(ctx: RenderContext, node: PlannedNode): RenderedFile[] {
+  const { plan, pki } = ctx;
+  const view = baseView(ctx, node);
+  const pubkey = plan.ipsec.auth === 'pubkey';
+  const ipsecView = {
+    ...view,
+    pubkey,
+    certFile: `${node.name}.pem`,
+    keyFile: `${node.name}.key`,
+    keyType: plan.pki.keyAlgorithm === 'rsa-2048' ? 'RSA' : 'ECDSA',
+    caSubject: `CN=${caCommonName(plan)}`,
+    psks: node.peers.map((p) => ({ local: node.ipsecId, remote: p.ipsecId, secret: pki.psks[pskId(node.name, p.name)] })),
+    userspaceEsp: plan.ipsec.espMode === 'userspace',
+  };
+  const files = [
+    file(PATHS.ipsecConf, render(ctx, PATHS.ipsecConf, ipsecView)),
+    secret(PATHS.ipsecSecrets, render(ctx, PATHS.ipsecSecrets, ipsecView)),
+    file(PATHS.strongswanConf, render(ctx, PATHS.strongswanConf, ipsecView)),
+    unitDropIn(ctx, UNITS.strongswan, '10-kube-ipsec.conf', view),
+    file(PATHS.nodeNetworkScript, render(ctx, PATHS.nodeNetworkScript, view), EXECUTABLE),
+    unit(ctx, UNITS.nodeNetwork, view),
+    file(PATHS.sysctl, render(ctx, PATHS.sysctl, view)),
+    file(PATHS.modulesLoad, render(ctx, PATHS.modulesLoad, view)),
+  ];
+  if (pubkey) {
+    const cred = pki.certs[`ipsec@${node.name}`]!;
+    files.push(file(PATHS.ipsecCaCert, pki.ca.cert), file(ipsecCertPath(node.name), cred.cert), secret(ipsecKeyPath(node.name), cred.key));
+  }
+  return files;
+}
+
+export function unit(ctx: RenderContext, name: string, view: object): RenderedFile {
+  const path = `${PATHS.systemdDir}/${name}`;
+  return file(path, render(ctx, path, view));
+}
+
+function unitDropIn(ctx: RenderContext, unitName: string, dropIn: string, view: object): RenderedFile {
+  const path = `${PATHS.systemdDir}/${unitName}.d/${dropIn}`;
+  return file(path, render(ctx, path, view));
+}

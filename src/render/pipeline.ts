@@ -1,0 +1,64 @@
+// The render job end to end: cluster.yaml → config → plan → PKI (state dir) → files →
+// out/. Side effects (reading the config, the state dir, out/) are confined to here and
+// to the store/output modules; everything between is pure.
+import { webcrypto } from 'node:crypto';
+import { ConfigError } from '../config/errors.ts';
+import { loadClusterFile } from '../config/load.ts';
+import { credentialIds, ensurePki, type PkiReport } from '../pki/issue.ts';
+import { directoryStore, overlayStore } from '../pki/store.ts';
+import { planCluster, type Plan } from '../plan/plan.ts';
+import { renderCluster, type RenderedCluster } from './index.ts';
+import { diffOutput, outputTree, writeOutput, type WriteReport } from './output.ts';
+import { loadTemplates } from './templates.ts';
+
+export interface RenderJob {
+  configFile: string;
+  outDir: string;
+  stateDir: string;
+  /** Write (or diff) only out/<node>. */
+  node?: string;
+  /** Re-issue these credential ids, or all. */
+  reissue?: 'all' | string[];
+  /** Print what would change instead of writing; the state dir is not touched either. */
+  diff?: boolean;
+  now?: Date;
+}
+
+export interface RenderResult {
+  plan: Plan;
+  cluster: RenderedCluster;
+  pki: PkiReport;
+  /** Present when files were written. */
+  written?: WriteReport;
+  /** Present with `diff`. */
+  diff?: string;
+}
+
+export async function runRender(job: RenderJob): Promise<RenderResult> {
+  const config = loadClusterFile(job.configFile);
+  const plan = planCluster(config);
+  if (job.node !== undefined && !plan.nodes.some((n) => n.name === job.node)) {
+    throw new ConfigError(job.configFile, [
+      { path: '--node', value: job.node, problem: 'is not a node of this cluster', fix: `use one of: ${plan.nodes.map((n) => n.name).join(', ')}` },
+    ]);
+  }
+  if (Array.isArray(job.reissue)) {
+    const known = credentialIds(plan);
+    const unknown = job.reissue.filter((id) => !known.includes(id));
+    if (unknown.length) {
+      throw new ConfigError(job.configFile, [
+        { path: '--reissue', value: unknown.join(','), problem: 'names no credential of this cluster', fix: `use all or some of: ${known.join(', ')}` },
+      ]);
+    }
+  }
+  const state = directoryStore(job.stateDir);
+  const { materials, report } = await ensurePki(plan, job.diff ? overlayStore(state) : state, {
+    now: job.now ?? new Date(),
+    random: (n) => webcrypto.getRandomValues(new Uint8Array(n)),
+    ...(job.reissue !== undefined && { reissue: job.reissue }),
+  });
+  const cluster = renderCluster(plan, materials, loadTemplates());
+  const tree = outputTree(cluster, job.node);
+  if (job.diff) return { plan, cluster, pki: report, diff: diffOutput(job.outDir, tree, job.node) };
+  return { plan, cluster, pki: report, written: writeOutput(job.outDir, tree, job.node) };
+}

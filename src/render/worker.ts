@@ -1,0 +1,46 @@
+// What a node running pods gets: kubelet, kube-proxy, the container runtime and the CNI
+// network. Every credential here is this node's own.
+import { PATHS, UNITS } from '../plan/paths.ts';
+import type { PlannedNode } from '../plan/plan.ts';
+import { componentBinary } from './artifacts.ts';
+import { cniConflist } from './cni.ts';
+import { kubeletConfiguration, kubeProxyConfiguration } from './component-configs.ts';
+import { baseView, criUnit, render, type RenderContext } from './context.ts';
+import { file, GENERATED, secret, type RenderedFile } from './files.ts';
+import { criDockerdFlags, dockerdFlags, kubeletFlags, kubeProxyFlags } from './flags.ts';
+import { kubeconfig } from './kubeconfig.ts';
+import { unit } from './mesh.ts';
+
+export function workerFiles(ctx: RenderContext, node: PlannedNode): RenderedFile[] {
+  const { plan, pki } = ctx;
+  const view = { ...baseView(ctx, node), runtimeUnit: criUnit(plan) };
+  const cred = (id: string) => pki.certs[`${id}@${node.name}`]!;
+  const kc = (path: string, user: string, id: string) =>
+    secret(path, kubeconfig({ cluster: plan.cluster.name, server: plan.apiserver.url, user, caCert: pki.ca.cert, credential: cred(id) }));
+
+  const files = [
+    file(PATHS.caCert, pki.ca.cert),
+    kc(PATHS.kubeletKubeconfig, `system:node:${node.name}`, 'kubelet-client'),
+    file(PATHS.kubeletServingCert, cred('kubelet-serving').cert),
+    secret(PATHS.kubeletServingKey, cred('kubelet-serving').key),
+    file(PATHS.kubeletConfig, kubeletConfiguration(plan, GENERATED)),
+    unit(ctx, UNITS.kubelet, { ...view, binary: componentBinary('kubelet'), flags: kubeletFlags(node) }),
+    kc(PATHS.kubeProxyKubeconfig, 'system:kube-proxy', 'kube-proxy'),
+    file(PATHS.kubeProxyConfig, kubeProxyConfiguration(plan, node.name, GENERATED)),
+    unit(ctx, UNITS.kubeProxy, { ...view, binary: componentBinary('kube-proxy'), flags: kubeProxyFlags() }),
+    file(PATHS.cniConflist, cniConflist(plan, node)),
+  ];
+  if (plan.runtime === 'docker') {
+    files.push(
+      unit(ctx, UNITS.docker, { ...view, binary: '/usr/sbin/dockerd', flags: dockerdFlags() }),
+      unit(ctx, UNITS.criDockerSocket, view),
+      unit(ctx, UNITS.criDockerService, { ...view, binary: componentBinary('cri-dockerd'), flags: criDockerdFlags(plan) }),
+    );
+  } else {
+    files.push(
+      unit(ctx, UNITS.containerd, { ...view, binary: componentBinary('containerd') }),
+      file(PATHS.containerdConfig, render(ctx, PATHS.containerdConfig, { ...view, pauseImage: plan.versions.pauseImage })),
+    );
+  }
+  return files;
+}

@@ -7,7 +7,7 @@ import type { RenderContext } from './context.ts';
 import { controlPlaneFiles } from './control-plane.ts';
 import type { RenderedFile } from './files.ts';
 import { meshFiles } from './mesh.ts';
-import { renderReadme } from './readme.ts';
+import { clusterSummary, renderReadme } from './readme.ts';
 import type { TemplateSet } from './templates.ts';
 import { workerFiles } from './worker.ts';
 
@@ -16,6 +16,8 @@ export interface RenderedCluster {
   nodes: Map<string, RenderedFile[]>;
   /** out/README.md */
   readme: string;
+  /** out/cluster.json: the plan's node list for tools outside TypeScript (the Vagrantfile). */
+  summary: string;
 }
 
 export function renderCluster(plan: Plan, pki: PkiMaterials, templates: TemplateSet): RenderedCluster {
@@ -31,7 +33,7 @@ export function renderCluster(plan: Plan, pki: PkiMaterials, templates: Template
     assertUniquePaths(node.name, files);
     nodes.set(node.name, files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)));
   }
-  return { nodes, readme: renderReadme(plan, nodes) };
+  return { nodes, readme: renderReadme(plan, nodes), summary: clusterSummary(plan) };
 }
 
 function assertUniquePaths(node: string, files: RenderedFile[]): void {

@@ -19,7 +19,10 @@ export function outputTree(cluster: RenderedCluster, onlyNode?: string): OutputT
     if (onlyNode !== undefined && node !== onlyNode) continue;
     for (const f of files) tree.set(`${node}${f.path}`, { content: f.content, mode: f.mode });
   }
-  if (onlyNode === undefined) tree.set('README.md', { content: cluster.readme, mode: 0o644 });
+  if (onlyNode === undefined) {
+    tree.set('README.md', { content: cluster.readme, mode: 0o644 });
+    tree.set('cluster.json', { content: cluster.summary, mode: 0o644 });
+  }
   return tree;
 }
 

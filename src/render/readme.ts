@@ -1,4 +1,5 @@
-// out/README.md: what was rendered, for a human previewing a change before `vagrant up`.
+// out/README.md: what was rendered, for a human previewing a change before `vagrant up`;
+// out/cluster.json: the same facts for programs (the Vagrantfile reads its VMs from it).
 import type { Plan } from '../plan/plan.ts';
 import type { RenderedFile } from './files.ts';
 
@@ -58,4 +59,28 @@ export function renderReadme(plan: Plan, trees: Map<string, RenderedFile[]>): st
 /** Mermaid node ids: letters, digits and underscores. */
 function id(name: string): string {
   return `n_${name.replace(/[^A-Za-z0-9]/g, '_')}`;
+}
+
+export function clusterSummary(plan: Plan): string {
+  return (
+    JSON.stringify(
+      {
+        name: plan.cluster.name,
+        box: plan.vagrant.box,
+        podCidr: plan.network.podCidr,
+        apiserver: plan.apiserver.url,
+        nodes: plan.nodes.map((n) => ({
+          name: n.name,
+          role: n.role,
+          ip: n.ip,
+          podSubnet: n.podSubnet,
+          memory: n.vm.memory,
+          cpus: n.vm.cpus,
+          ...(n.ssh && { ssh: n.ssh }),
+        })),
+      },
+      null,
+      2,
+    ) + '\n'
+  );
 }

@@ -80,7 +80,10 @@ export function viewMounts(view: NodeView): string[] {
     const options = `lowerdir=${join(treeDir(view), top)}:/${top},upperdir=${upper},workdir=${work}`;
     return `mount -t overlay kube-ipsec-${top} -o ${quote(options)} /${top}`;
   });
-  return [...mounts, `mount --bind ${quote(runDir(view))} /run`];
+  // The host's named network namespaces stay reachable at /run/netns (CNI_NETNS paths).
+  const netns = join(runDir(view), 'netns');
+  mkdirSync(netns, { recursive: true });
+  return [...mounts, `mount --rbind /run/netns ${quote(netns)}`, `mount --rbind ${quote(runDir(view))} /run`];
 }
 
 /**

@@ -7,7 +7,7 @@
 // them (Kubernetes components, etcd, strongSwan, kubectl). RSA stays available as an option.
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { createPrivateKey, createPublicKey, webcrypto, X509Certificate } from 'node:crypto';
+import { createPrivateKey, createPublicKey, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
 import type { CertSpec, ExtendedUsage } from './specs.ts';
 
 type CryptoKey = webcrypto.CryptoKey;
@@ -49,17 +49,24 @@ export async function importPrivateKey(pemText: string, alg: KeyAlgorithm): Prom
   return subtle.importKey('pkcs8', der, ALGORITHMS[alg].generate, true, ['sign']);
 }
 
-/** Algorithm of a PEM private key, or undefined if it is neither of ours. */
-export function privateKeyAlgorithm(pemText: string): KeyAlgorithm | undefined {
-  const key = createPrivateKey(pemText);
-  if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return 'ecdsa-p256';
-  if (key.asymmetricKeyType === 'rsa' && key.asymmetricKeyDetails?.modulusLength === 2048) return 'rsa-2048';
-  return undefined;
+export interface PrivateKeyFacts {
+  /** Undefined when the key is neither of our two types. */
+  algorithm: KeyAlgorithm | undefined;
+  /** SPKI DER of the public half, base64 (compared with a certificate's). */
+  publicKey: string;
 }
 
-/** SPKI DER of the public half of a PEM private key, base64 (for key/cert matching). */
-export function publicKeyOfPrivate(pemText: string): string {
-  return createPublicKey(pemText).export({ format: 'der', type: 'spki' }).toString('base64');
+/** Algorithm and public half of a PEM private key (one native parse). */
+export function inspectPrivateKey(pemText: string): PrivateKeyFacts {
+  const key = createPrivateKey(pemText);
+  return { algorithm: keyAlgorithmOf(key), publicKey: createPublicKey(key).export({ format: 'der', type: 'spki' }).toString('base64') };
+}
+
+function keyAlgorithmOf(key: KeyObject): KeyAlgorithm | undefined {
+  const details = key.asymmetricKeyDetails;
+  if (key.asymmetricKeyType === 'ec' && details?.namedCurve === 'prime256v1') return 'ecdsa-p256';
+  if (key.asymmetricKeyType === 'rsa' && details?.modulusLength === 2048) return 'rsa-2048';
+  return undefined;
 }
 
 function pem(label: string, der: Uint8Array): string {
@@ -152,14 +159,15 @@ export interface CertFacts {
   subject: string;
   /** SPKI DER, base64. */
   publicKey: string;
+  publicKeyAlgorithm: KeyAlgorithm | undefined;
 }
 
 const EKU_NAMES = Object.entries(EKU) as [ExtendedUsage, string][];
 
 // Reading and verifying use Node's native X509Certificate: a warm render of a large
 // cluster checks hundreds of certificates, and native parsing is ~50× faster.
-export function readCertificate(certPem: string): CertFacts {
-  const cert = new X509Certificate(certPem);
+export function readCertificate(certPem: string | X509Certificate): CertFacts {
+  const cert = typeof certPem === 'string' ? new X509Certificate(certPem) : certPem;
   const subject = distinguishedName(cert.subject);
   const sans = (cert.subjectAltName ?? '').split(', ').filter(Boolean);
   const sanValues = (prefix: string) => sans.filter((s) => s.startsWith(prefix)).map((s) => s.slice(prefix.length));
@@ -174,6 +182,7 @@ export function readCertificate(certPem: string): CertFacts {
     issuer: cert.issuer,
     subject: cert.subject,
     publicKey: cert.publicKey.export({ format: 'der', type: 'spki' }).toString('base64'),
+    publicKeyAlgorithm: keyAlgorithmOf(cert.publicKey),
   };
 }
 
@@ -188,8 +197,8 @@ function distinguishedName(text: string): [string, string][] {
     });
 }
 
-export function isSignedBy(certPem: string, caPem: string): boolean {
-  const cert = new X509Certificate(certPem);
-  const ca = new X509Certificate(caPem);
+export function isSignedBy(certPem: string | X509Certificate, caPem: string | X509Certificate): boolean {
+  const cert = typeof certPem === 'string' ? new X509Certificate(certPem) : certPem;
+  const ca = typeof caPem === 'string' ? new X509Certificate(caPem) : caPem;
   return cert.checkIssued(ca) && cert.verify(ca.publicKey);
 }

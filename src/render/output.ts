@@ -40,25 +40,29 @@ export function writeOutput(outDir: string, tree: OutputTree, scope?: string): W
   recoverInterruptedSwap(outDir);
   const root = scope === undefined ? outDir : join(outDir, scope);
   const prefix = scope === undefined ? '' : `${scope}/`;
+  const changed = new Set([...tree].filter(([path, f]) => !sameFile(join(outDir, path), f)).map(([path]) => path));
+  const removed = listFiles(root)
+    .map((p) => prefix + p)
+    .filter((p) => !tree.has(p));
+  const report: WriteReport = { written: [...changed], unchanged: tree.size - changed.size, removed };
+  // The common re-render changes nothing: then nothing is touched at all.
+  if (changed.size === 0 && removed.length === 0) return report;
+
   const staging = `${root}.staging-${process.pid}`;
   rmSync(staging, { recursive: true, force: true });
-  mkdirSync(staging, { recursive: true });
-  const report: WriteReport = { written: [], unchanged: 0, removed: [] };
+  const made = new Set<string>();
   try {
     for (const [path, f] of tree) {
       const rel = path.slice(prefix.length);
-      const current = join(root, rel);
       const next = join(staging, rel);
-      mkdirSync(dirname(next), { recursive: true });
-      if (sameFile(current, f)) {
-        linkSync(current, next);
-        report.unchanged++;
-      } else {
-        writeFileDurably(next, f.content, f.mode);
-        report.written.push(path);
+      const dir = dirname(next);
+      if (!made.has(dir)) {
+        mkdirSync(dir, { recursive: true });
+        made.add(dir);
       }
+      if (changed.has(path)) writeFileDurably(next, f.content, f.mode);
+      else linkSync(join(root, rel), next);
     }
-    for (const old of listFiles(root)) if (!tree.has(prefix + old)) report.removed.push(prefix + old);
   } catch (err) {
     rmSync(staging, { recursive: true, force: true });
     throw err;
@@ -95,7 +99,9 @@ function escapeRegExp(s: string): string {
 function sameFile(path: string, f: { content: string; mode: number }): boolean {
   try {
     const st = lstatSync(path);
-    return st.isFile() && (st.mode & 0o777) === f.mode && readFileSync(path, 'utf8') === f.content;
+    // Size and mode first: most changed files differ there, without reading them.
+    if (!st.isFile() || (st.mode & 0o777) !== f.mode || st.size !== Buffer.byteLength(f.content)) return false;
+    return readFileSync(path, 'utf8') === f.content;
   } catch {
     return false;
   }

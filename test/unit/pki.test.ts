@@ -123,6 +123,14 @@ describe('reuse and re-issue', () => {
     }
   });
 
+  it('a key swapped for another is caught, even though the pair was proven before', async () => {
+    const store = memoryStore();
+    const { materials } = await ensurePki(plan(), store, opts());
+    store.write('scheduler.key', materials.certs['controller-manager']!.key, true);
+    const { report } = await ensurePki(plan(), store, opts());
+    expect(report.issued).toEqual([{ id: 'scheduler', reason: 'key does not match certificate' }]);
+  });
+
   it('a damaged certificate in the state is replaced, not trusted', async () => {
     const store = memoryStore();
     await ensurePki(plan(), store, opts());

@@ -5,20 +5,10 @@ import { createHash, X509Certificate } from 'node:crypto';
 import type { Plan } from '../plan/plan.ts';
 import { caCommonName, CA_ID, certSpecs, pskIds, type CertSpec } from './specs.ts';
 import type { PkiStore } from './store.ts';
-import {
-  createCaCertificate,
-  generateKeyPair,
-  importPrivateKey,
-  inspectPrivateKey,
-  isSignedBy,
-  issueCertificate,
-  privateKeyToPem,
-  publicKeyToPem,
-  type PrivateKeyFacts,
-  readCertificate,
-  validityFrom,
-  type KeyAlgorithm,
-} from './x509.ts';
+import { inspectPrivateKey, isSignedBy, readCertificate, type KeyAlgorithm, type PrivateKeyFacts } from './x509.ts';
+
+/** The issuing side (and its libraries) is loaded only when something must be issued. */
+const loadIssuer = () => import('./issuer.ts');
 
 export interface Credential {
   cert: string;
@@ -80,39 +70,43 @@ export async function ensurePki(plan: Plan, store: PkiStore, options: PkiOptions
 
   const caReason = forced(CA_ID) ? 're-issue requested' : await whyReissueCa(plan, store, alg, options.now);
   if (caReason) {
-    const keys = await generateKeyPair(alg);
-    const cert = await createCaCertificate(caCommonName(plan), keys, alg, validityFrom(options.now, plan.pki.caValidityDays), options.random(16));
-    store.write(`${CA_ID}.key`, await privateKeyToPem(keys.privateKey), true);
+    const x = await loadIssuer();
+    const keys = await x.generateKeyPair(alg);
+    const cert = await x.createCaCertificate(caCommonName(plan), keys, alg, x.validityFrom(options.now, plan.pki.caValidityDays), options.random(16));
+    store.write(`${CA_ID}.key`, await x.privateKeyToPem(keys.privateKey), true);
     store.write(`${CA_ID}.crt`, cert, false);
   }
   note(CA_ID, caReason);
   const ca = { cert: store.read(`${CA_ID}.crt`)!, key: store.read(`${CA_ID}.key`)! };
-  const issuer = { certPem: ca.cert, key: await importPrivateKey(ca.key, alg), alg };
 
   const specs = certSpecs(plan);
   const caCert = new X509Certificate(ca.cert);
   const verified = readVerified(store);
   const reasons = specs.map((s) => (forced(s.id) ? 're-issue requested' : whyReissue(s, store, caCert, alg, plan, options.now, verified[s.id])));
-  // Keys are generated concurrently on the thread pool; signing is cheap.
-  await Promise.all(
-    specs.map(async (spec, i) => {
-      const reason = reasons[i];
-      if (!reason) return;
-      const keys = await generateKeyPair(alg);
-      const cert = await issueCertificate(spec, keys.publicKey, issuer, validityFrom(options.now, plan.pki.certValidityDays), options.random(16));
-      store.write(`${spec.id}.key`, await privateKeyToPem(keys.privateKey), true);
-      store.write(`${spec.id}.crt`, cert, false);
-    }),
-  );
+  if (reasons.some(Boolean)) {
+    const x = await loadIssuer();
+    const issuer = { certPem: ca.cert, key: await x.importPrivateKey(ca.key, alg), alg };
+    // Keys are generated concurrently on the thread pool; signing is cheap.
+    await Promise.all(
+      specs.map(async (spec, i) => {
+        if (!reasons[i]) return;
+        const keys = await x.generateKeyPair(alg);
+        const cert = await x.issueCertificate(spec, keys.publicKey, issuer, x.validityFrom(options.now, plan.pki.certValidityDays), options.random(16));
+        store.write(`${spec.id}.key`, await x.privateKeyToPem(keys.privateKey), true);
+        store.write(`${spec.id}.crt`, cert, false);
+      }),
+    );
+  }
   specs.forEach((s, i) => note(s.id, reasons[i]));
   const nowVerified = Object.fromEntries(specs.map((s) => [s.id, pairDigest(store.read(`${s.id}.crt`)!, store.read(`${s.id}.key`)!)]));
   if (JSON.stringify(nowVerified) !== JSON.stringify(verified)) store.write(VERIFIED_INDEX, JSON.stringify(nowVerified, null, 1) + '\n', false);
 
   const saReason = forced(SA_ID) ? 're-issue requested' : keyProblem(store.read(`${SA_ID}.key`), alg).reason;
   if (saReason) {
-    const keys = await generateKeyPair(alg);
-    store.write(`${SA_ID}.key`, await privateKeyToPem(keys.privateKey), true);
-    store.write(`${SA_ID}.pub`, await publicKeyToPem(keys.publicKey), false);
+    const x = await loadIssuer();
+    const keys = await x.generateKeyPair(alg);
+    store.write(`${SA_ID}.key`, await x.privateKeyToPem(keys.privateKey), true);
+    store.write(`${SA_ID}.pub`, await x.publicKeyToPem(keys.publicKey), false);
   }
   note(SA_ID, saReason);
 

@@ -6,7 +6,6 @@
 // it was; a crash between the renames is repaired by the next run.
 import { closeSync, existsSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
-import { createTwoFilesPatch } from 'diff';
 import type { RenderedCluster } from './index.ts';
 import { SECRET, type RenderedFile } from './files.ts';
 
@@ -134,7 +133,9 @@ export function listFiles(root: string): string[] {
 }
 
 /** Unified diff of what writeOutput would change; secret files are named, never shown. */
-export function diffOutput(outDir: string, tree: OutputTree, scope?: string): string {
+export async function diffOutput(outDir: string, tree: OutputTree, scope?: string): Promise<string> {
+  // Loaded here: only previews need a diff library.
+  const { createTwoFilesPatch } = await import('diff');
   const root = scope === undefined ? outDir : join(outDir, scope);
   const prefix = scope === undefined ? '' : `${scope}/`;
   const chunks: string[] = [];
@@ -144,15 +145,17 @@ export function diffOutput(outDir: string, tree: OutputTree, scope?: string): st
     const old = current.has(path) ? read(path) : undefined;
     const oldMode = current.has(path) ? lstatSync(join(outDir, path)).mode & 0o777 : undefined;
     if (old === f.content && oldMode === f.mode) continue;
-    chunks.push(fileDiff(path, old, f.content, oldMode, f.mode));
+    chunks.push(fileDiff(createTwoFilesPatch, path, old, f.content, oldMode, f.mode));
   }
   for (const path of [...current].sort()) {
-    if (!tree.has(path)) chunks.push(fileDiff(path, read(path), undefined, lstatSync(join(outDir, path)).mode & 0o777, undefined));
+    if (!tree.has(path)) chunks.push(fileDiff(createTwoFilesPatch, path, read(path), undefined, lstatSync(join(outDir, path)).mode & 0o777, undefined));
   }
   return chunks.join('');
 }
 
-function fileDiff(path: string, before: string | undefined, after: string | undefined, modeBefore?: number, modeAfter?: number): string {
+type PatchMaker = typeof import('diff').createTwoFilesPatch;
+
+function fileDiff(createTwoFilesPatch: PatchMaker, path: string, before: string | undefined, after: string | undefined, modeBefore?: number, modeAfter?: number): string {
   const a = before === undefined ? '/dev/null' : `a/${path}`;
   const b = after === undefined ? '/dev/null' : `b/${path}`;
   if (modeBefore === SECRET || modeAfter === SECRET) {

@@ -1,6 +1,10 @@
 // Builds the CNI plugin into one self-contained executable: dist/ipsec-cni.
 // `bun build --compile` embeds the Bun runtime, so the node needs nothing installed
-// (see README "Why Bun for the plugin" for the startup measurements behind the choice).
+// (see README "The CNI plugin (ipsec-cni)" for the startup measurements behind the choice).
+//
+// x64 builds use Bun's "baseline" runtime (no AVX2): the plugin also runs in qemu VMs under
+// software emulation, whose CPU model lacks AVX2, and the default x64 runtime would die with
+// SIGILL there. Bun fetches that runtime from the npm registry on first use.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -8,9 +12,20 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const outfile = join(root, 'dist', 'ipsec-cni');
+const target = process.arch === 'arm64' ? 'bun-linux-arm64' : 'bun-linux-x64-baseline';
 mkdirSync(dirname(outfile), { recursive: true });
 const bun = join(root, 'node_modules', '.bin', 'bun');
-const r = spawnSync(bun, ['build', '--compile', '--minify', join(root, 'src/cni/main.ts'), '--outfile', outfile], {
-  stdio: 'inherit',
-});
-process.exit(r.status ?? 1);
+const build = spawnSync(
+  bun,
+  ['build', '--compile', '--minify', `--target=${target}`, join(root, 'src/cni/main.ts'), '--outfile', outfile],
+  { stdio: 'inherit' },
+);
+if (build.status !== 0) process.exit(build.status ?? 1);
+
+// Smoke test: the binary starts and answers VERSION (catches a runtime that cannot run here).
+const smoke = spawnSync(outfile, [], { env: { CNI_COMMAND: 'VERSION', IPSEC_CNI_LOG: '/dev/null' }, encoding: 'utf8' });
+if (smoke.status !== 0 || !smoke.stdout.includes('supportedVersions')) {
+  console.error(`build-cni: ${outfile} does not run: status ${smoke.status}\n${smoke.stdout}${smoke.stderr}`);
+  process.exit(1);
+}
+console.log(`build-cni: ${outfile} (${target}) answers VERSION: ${smoke.stdout.trim()}`);

@@ -1,0 +1,92 @@
+// Driving the built plugin (dist/ipsec-cni) by the raw CNI protocol from tests, always
+// inside a lab's node namespace so the bridge it creates never lands in the root namespace.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { run, type ExecResult, type NetnsLab } from './netns.ts';
+
+export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+export const PLUGIN = join(repoRoot, 'dist', 'ipsec-cni');
+export const REF_PLUGINS = '/usr/lib/cni';
+
+function newestSource(dir: string): { path: string; mtime: number } {
+  let newest = { path: dir, mtime: 0 };
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    const n = e.isDirectory() ? newestSource(p) : { path: p, mtime: statSync(p).mtimeMs };
+    if (n.mtime > newest.mtime) newest = n;
+  }
+  return newest;
+}
+
+/** Fails loudly (never skips) when the binary is missing or older than its sources. */
+export function assertPluginBuilt(): string {
+  let built: number;
+  try {
+    built = statSync(PLUGIN).mtimeMs;
+  } catch {
+    throw new Error(`${PLUGIN} does not exist: run \`npm run build\` (npm test does it first)`);
+  }
+  const src = newestSource(join(repoRoot, 'src', 'cni'));
+  if (src.mtime > built) throw new Error(`${PLUGIN} is older than ${src.path}: run \`npm run build\``);
+  return PLUGIN;
+}
+
+export interface CniCall {
+  command: 'ADD' | 'DEL' | 'CHECK' | 'VERSION' | 'GC' | 'STATUS' | string;
+  containerId?: string;
+  netns?: string;
+  ifname?: string;
+  args?: string;
+  path?: string;
+  /** Replaces the whole CNI_* environment (for malformed-environment tests). */
+  rawEnv?: Record<string, string>;
+}
+
+export interface CniOutcome extends ExecResult {
+  json: any;
+}
+
+export function cniEnv(call: CniCall): Record<string, string> {
+  if (call.rawEnv) return { PATH: process.env.PATH ?? '', ...call.rawEnv };
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '', CNI_COMMAND: call.command };
+  if (call.containerId !== undefined) env.CNI_CONTAINERID = call.containerId;
+  if (call.netns !== undefined) env.CNI_NETNS = call.netns;
+  env.CNI_IFNAME = call.ifname ?? 'eth0';
+  if (call.args !== undefined) env.CNI_ARGS = call.args;
+  env.CNI_PATH = call.path ?? REF_PLUGINS;
+  return env;
+}
+
+/** Runs `plugin` (default: ipsec-cni) inside `nodeNs` with `stdin` as the configuration. */
+export async function cni(
+  lab: NetnsLab,
+  nodeNs: string,
+  call: CniCall,
+  stdin: unknown,
+  plugin = PLUGIN,
+): Promise<CniOutcome> {
+  const input = typeof stdin === 'string' ? stdin : JSON.stringify(stdin);
+  const r = await run(['ip', 'netns', 'exec', nodeNs, plugin], { input, env: cniEnv(call), allowFail: true, timeoutMs: 30_000 });
+  let json: unknown;
+  try {
+    json = r.stdout.trim() ? JSON.parse(r.stdout) : undefined;
+  } catch {
+    json = undefined;
+  }
+  return { ...r, json };
+}
+
+/** Links in a namespace ('' = the root namespace), by name. */
+export async function links(lab: NetnsLab | undefined, ns: string): Promise<string[]> {
+  const argv = ns ? ['ip', '-n', ns, '-o', 'link', 'show'] : ['ip', '-o', 'link', 'show'];
+  const r = await run(argv);
+  return r.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split(':')[1]!.trim().split('@')[0]!);
+}
+
+export function readStore(dataDir: string, network: string): { allocations: Record<string, { containerId: string; ifname: string }> } {
+  return JSON.parse(readFileSync(join(dataDir, `${network}.json`), 'utf8'));
+}

@@ -38,26 +38,13 @@ set_root() {
 }
 
 # Below a scratch root, the real systemctl and apt-get would act on this machine, not the
-# root: they must be replaced (tests put recorders there).
-systemctl_() {
-	if [ -n "${KUBE_IPSEC_SYSTEMCTL:-}" ]; then
-		"$KUBE_IPSEC_SYSTEMCTL" "$@"
-	elif [ -z "$ROOT" ]; then
-		systemctl "$@"
-	else
-		die "--root $ROOT: set KUBE_IPSEC_SYSTEMCTL to a stand-in; the real systemctl would act on this machine"
-	fi
+# root: they must be replaced (tests put recorders there). Checked before anything runs.
+need_standin() { # need_standin VAR COMMAND
+	[ -z "$ROOT" ] || [ -n "${!1:-}" ] ||
+		die "--root $ROOT: set $1 to a stand-in; the real $2 would act on this machine"
 }
-
-apt_get_() {
-	if [ -n "${KUBE_IPSEC_APT_GET:-}" ]; then
-		"$KUBE_IPSEC_APT_GET" "$@"
-	elif [ -z "$ROOT" ]; then
-		apt-get "$@"
-	else
-		die "--root $ROOT: set KUBE_IPSEC_APT_GET to a stand-in; the real apt-get would install on this machine"
-	fi
-}
+systemctl_() { "${KUBE_IPSEC_SYSTEMCTL:-systemctl}" "$@"; }
+apt_get_() { "${KUBE_IPSEC_APT_GET:-apt-get}" "$@"; }
 
 # One provisioning run per node at a time. The lock is inherited by the scripts a run
 # calls (and by `provision` when `kube-ipsec provision`'s session took it first).

@@ -59,11 +59,13 @@ take_lock() {
 
 # env_value FILE NAME: a value of node.env (NAME=value or NAME="value"), without sourcing it.
 env_value() {
-	local line
-	line=$(grep -E "^$2=" "$1" | tail -n 1) || true
-	line=${line#*=}
-	line=${line#\"}
-	printf '%s' "${line%\"}"
+	local line value=''
+	[ -f "$1" ] || return 0
+	while IFS= read -r line || [ -n "$line" ]; do
+		[[ $line == "$2="* ]] && value=${line#*=}
+	done <"$1"
+	value=${value#\"}
+	printf '%s' "${value%\"}"
 }
 
 # sha256_lines FILE…: "<hex> <path>" per readable file. openssl uses the CPU's SHA
@@ -114,7 +116,7 @@ txn_backup() {
 	txn_has saved "$path" && return 0
 	txn_has created "$path" && return 0
 	if [ -e "$dest" ]; then
-		mkdir -p "$(dirname "$TXN/backup$path")"
+		mkdir -p "$TXN/backup${path%/*}"
 		cp -p -- "$dest" "$TXN/backup$path"
 		printf '%s\n' "$path" >>"$TXN/saved"
 	else
@@ -132,8 +134,8 @@ txn_commit() {
 # and mode set before the rename; a secret is never readable by others, not even briefly.
 install_file() {
 	local src=$1 dest=$ROOT$2 mode=$3 tmp
-	mkdir -p "$(dirname "$dest")"
-	tmp=$(dirname "$dest")/.$(basename "$dest").kube-ipsec-new
+	mkdir -p "${dest%/*}"
+	tmp=${dest%/*}/.${dest##*/}.kube-ipsec-new
 	rm -f -- "$tmp"
 	(umask 077 && cp -- "$src" "$tmp")
 	chown 0:0 "$tmp"

@@ -146,7 +146,8 @@ export function diffOutput(outDir: string, tree: OutputTree, scope?: string): st
   return chunks.join('');
 }
 
-function fileDiff(path: string, before: string | undefined, after: string | undefined, modeBefore?: number, modeAfter?: number): string {
+/** One file's unified diff; a secret file (0600 on either side) is named, its content never shown. */
+export function fileDiff(path: string, before: string | undefined, after: string | undefined, modeBefore?: number, modeAfter?: number): string {
   const a = before === undefined ? '/dev/null' : `a/${path}`;
   const b = after === undefined ? '/dev/null' : `b/${path}`;
   if (modeBefore === SECRET || modeAfter === SECRET) {

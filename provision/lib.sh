@@ -53,7 +53,8 @@ take_lock() {
 	mkdir -p "$STATE"
 	chmod 0700 "$STATE"
 	exec 9>>"$STATE/lock"
-	flock -n 9 || die "another provisioning run holds $STATE/lock; wait for it to finish"
+	# A run whose caller just went away may take a moment to notice; wait that long, no more.
+	flock -w 10 9 || die "another provisioning run has held $STATE/lock for 10 s; wait for it to finish"
 	export KUBE_IPSEC_LOCK_HELD=$STATE
 }
 

@@ -50,14 +50,14 @@ export function nodeSetupScript(p: PodPlan): string[] {
   if (p.bridgeMac) lines.push(`link add ${p.bridge} address ${p.bridgeMac} type bridge`);
   for (const gw of p.gatewayCidrs) lines.push(`addr replace ${gw} dev ${p.bridge}`);
   lines.push(`link set ${p.bridge} up`);
-  // The peer is created directly inside the pod's netns under its final name: no temporary
-  // name, no move (a move would also flush addresses), one atomic step.
+  // One atomic step: the host end is created attached and up, the peer directly inside the
+  // pod's netns under its final name (no temporary name, no move, which would also flush
+  // addresses). The kernel ignores an alias at creation, hence the next line.
   lines.push(
-    `link add ${p.hostVeth} address ${p.hostMac} mtu ${p.mtu} type veth peer name ${p.ifname} address ${p.containerMac} mtu ${p.mtu} netns ${p.netns}`,
+    `link add ${p.hostVeth} address ${p.hostMac} mtu ${p.mtu} master ${p.bridge} up type veth peer name ${p.ifname} address ${p.containerMac} mtu ${p.mtu} netns ${p.netns}`,
   );
-  lines.push(`link set ${p.hostVeth} master ${p.bridge} alias ${p.alias}`);
+  lines.push(`link set ${p.hostVeth} alias ${p.alias}`);
   if (p.hairpin) lines.push(`link set ${p.hostVeth} type bridge_slave hairpin on`);
-  lines.push(`link set ${p.hostVeth} up`);
   return lines;
 }
 
@@ -219,7 +219,11 @@ export class Links {
     const candidates = wanted.filter((w) => present.has(w.name));
     if (!candidates.length) return [];
     const veths = this.nodeVeths();
-    const ours = candidates.filter((c) => veths.get(c.name)?.ifalias === c.alias);
+    // No alias yet: an ADD stopped between "link add" and "alias"; the hashed name is ours.
+    const ours = candidates.filter((c) => {
+      const alias = veths.get(c.name)?.ifalias;
+      return alias === c.alias || alias === undefined || alias === null;
+    });
     if (!ours.length) return [];
     // -force: keep going if one vanished meanwhile (its netns was just destroyed).
     this.batch('', ours.map((c) => `link del ${c.name}`), ['-force']);

@@ -10,7 +10,8 @@ import { ConfigError, formatPath, type ConfigIssue } from './errors.ts';
 import { clusterSchema, type RawClusterConfig } from './schema.ts';
 import { validateCluster } from './validate.ts';
 
-const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+// verbose: errors carry their schema, whose description becomes the hint in the message.
+const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true });
 ajv.addFormat('ipv4', (s: string) => parseIpv4(s) !== undefined);
 ajv.addFormat('ipv4-cidr', (s: string) => parseCidr(s).ok);
 const validateStructure = ajv.compile(clusterSchema);

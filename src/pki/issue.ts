@@ -1,23 +1,14 @@
 // Makes sure the state holds a valid CA, every certificate the plan needs, the
 // service-account key pair and the IPsec pre-shared keys — reusing whatever is still
 // right and issuing only what is missing, expiring, or no longer matches the plan.
+import { createHash, X509Certificate } from 'node:crypto';
 import type { Plan } from '../plan/plan.ts';
 import { caCommonName, CA_ID, certSpecs, pskIds, type CertSpec } from './specs.ts';
 import type { PkiStore } from './store.ts';
-import {
-  createCaCertificate,
-  generateKeyPair,
-  importPrivateKey,
-  isSignedBy,
-  issueCertificate,
-  privateKeyAlgorithm,
-  privateKeyToPem,
-  publicKeyOfPrivate,
-  publicKeyToPem,
-  readCertificate,
-  validityFrom,
-  type KeyAlgorithm,
-} from './x509.ts';
+import { inspectPrivateKey, isSignedBy, readCertificate, type KeyAlgorithm, type PrivateKeyFacts } from './x509.ts';
+
+/** The issuing side (and its libraries) is loaded only when something must be issued. */
+const loadIssuer = () => import('./issuer.ts');
 
 export interface Credential {
   cert: string;
@@ -47,6 +38,24 @@ export interface PkiOptions {
 }
 
 const SA_ID = 'sa';
+/**
+ * Digests of certificate+key pairs already proven to match. Parsing a PEM private key costs
+ * ~1 ms in OpenSSL 3, which dominated warm renders of large clusters; a pair whose bytes are
+ * unchanged since it was proven needs no second proof. Only a cache: deleting it costs time.
+ */
+const VERIFIED_INDEX = 'verified-pairs.json';
+
+function pairDigest(certPem: string, keyPem: string): string {
+  return createHash('sha256').update(certPem).update('\0').update(keyPem).digest('hex');
+}
+
+function readVerified(store: PkiStore): Record<string, string> {
+  try {
+    return JSON.parse(store.read(VERIFIED_INDEX) ?? '{}') as Record<string, string>;
+  } catch {
+    return {};
+  }
+}
 
 /** Every id `reissue` accepts for this plan. */
 export function credentialIds(plan: Plan): string[] {
@@ -61,35 +70,43 @@ export async function ensurePki(plan: Plan, store: PkiStore, options: PkiOptions
 
   const caReason = forced(CA_ID) ? 're-issue requested' : await whyReissueCa(plan, store, alg, options.now);
   if (caReason) {
-    const keys = await generateKeyPair(alg);
-    const cert = await createCaCertificate(caCommonName(plan), keys, alg, validityFrom(options.now, plan.pki.caValidityDays), options.random(16));
-    store.write(`${CA_ID}.key`, await privateKeyToPem(keys.privateKey), true);
+    const x = await loadIssuer();
+    const keys = await x.generateKeyPair(alg);
+    const cert = await x.createCaCertificate(caCommonName(plan), keys, alg, x.validityFrom(options.now, plan.pki.caValidityDays), options.random(16));
+    store.write(`${CA_ID}.key`, await x.privateKeyToPem(keys.privateKey), true);
     store.write(`${CA_ID}.crt`, cert, false);
   }
   note(CA_ID, caReason);
   const ca = { cert: store.read(`${CA_ID}.crt`)!, key: store.read(`${CA_ID}.key`)! };
-  const issuer = { certPem: ca.cert, key: await importPrivateKey(ca.key, alg), alg };
 
   const specs = certSpecs(plan);
-  const reasons = await Promise.all(specs.map(async (s) => (forced(s.id) ? 're-issue requested' : whyReissue(s, store, ca.cert, alg, plan, options.now))));
-  // Keys are generated concurrently on the thread pool; signing is cheap.
-  await Promise.all(
-    specs.map(async (spec, i) => {
-      const reason = reasons[i];
-      if (!reason) return;
-      const keys = await generateKeyPair(alg);
-      const cert = await issueCertificate(spec, keys.publicKey, issuer, validityFrom(options.now, plan.pki.certValidityDays), options.random(16));
-      store.write(`${spec.id}.key`, await privateKeyToPem(keys.privateKey), true);
-      store.write(`${spec.id}.crt`, cert, false);
-    }),
-  );
+  const caCert = new X509Certificate(ca.cert);
+  const verified = readVerified(store);
+  const reasons = specs.map((s) => (forced(s.id) ? 're-issue requested' : whyReissue(s, store, caCert, alg, plan, options.now, verified[s.id])));
+  if (reasons.some(Boolean)) {
+    const x = await loadIssuer();
+    const issuer = { certPem: ca.cert, key: await x.importPrivateKey(ca.key, alg), alg };
+    // Keys are generated concurrently on the thread pool; signing is cheap.
+    await Promise.all(
+      specs.map(async (spec, i) => {
+        if (!reasons[i]) return;
+        const keys = await x.generateKeyPair(alg);
+        const cert = await x.issueCertificate(spec, keys.publicKey, issuer, x.validityFrom(options.now, plan.pki.certValidityDays), options.random(16));
+        store.write(`${spec.id}.key`, await x.privateKeyToPem(keys.privateKey), true);
+        store.write(`${spec.id}.crt`, cert, false);
+      }),
+    );
+  }
   specs.forEach((s, i) => note(s.id, reasons[i]));
+  const nowVerified = Object.fromEntries(specs.map((s) => [s.id, pairDigest(store.read(`${s.id}.crt`)!, store.read(`${s.id}.key`)!)]));
+  if (JSON.stringify(nowVerified) !== JSON.stringify(verified)) store.write(VERIFIED_INDEX, JSON.stringify(nowVerified, null, 1) + '\n', false);
 
-  const saReason = forced(SA_ID) ? 're-issue requested' : whyReissueKey(store.read(`${SA_ID}.key`), alg);
+  const saReason = forced(SA_ID) ? 're-issue requested' : keyProblem(store.read(`${SA_ID}.key`), alg).reason;
   if (saReason) {
-    const keys = await generateKeyPair(alg);
-    store.write(`${SA_ID}.key`, await privateKeyToPem(keys.privateKey), true);
-    store.write(`${SA_ID}.pub`, await publicKeyToPem(keys.publicKey), false);
+    const x = await loadIssuer();
+    const keys = await x.generateKeyPair(alg);
+    store.write(`${SA_ID}.key`, await x.privateKeyToPem(keys.privateKey), true);
+    store.write(`${SA_ID}.pub`, await x.publicKeyToPem(keys.publicKey), false);
   }
   note(SA_ID, saReason);
 
@@ -113,14 +130,17 @@ export async function ensurePki(plan: Plan, store: PkiStore, options: PkiOptions
   };
 }
 
-function whyReissueKey(keyPem: string | undefined, alg: KeyAlgorithm): string | undefined {
-  if (!keyPem) return 'missing';
+/** Parses a stored key once: why it cannot be reused, or its facts. */
+function keyProblem(keyPem: string | undefined, alg: KeyAlgorithm): { reason?: string; facts?: PrivateKeyFacts } {
+  if (!keyPem) return { reason: 'missing' };
+  let facts: PrivateKeyFacts;
   try {
-    const actual = privateKeyAlgorithm(keyPem);
-    return actual === alg ? undefined : `key is ${actual ?? 'of an unknown type'}, pki.keyAlgorithm is ${alg}`;
+    facts = inspectPrivateKey(keyPem);
   } catch {
-    return 'key unreadable';
+    return { reason: 'key unreadable' };
   }
+  if (facts.algorithm !== alg) return { reason: `key is ${facts.algorithm ?? 'of an unknown type'}, pki.keyAlgorithm is ${alg}` };
+  return { facts };
 }
 
 function expiryReason(notAfter: Date, now: Date, renewBeforeDays: number): string | undefined {
@@ -131,30 +151,33 @@ function expiryReason(notAfter: Date, now: Date, renewBeforeDays: number): strin
 
 async function whyReissueCa(plan: Plan, store: PkiStore, alg: KeyAlgorithm, now: Date): Promise<string | undefined> {
   const certPem = store.read(`${CA_ID}.crt`);
-  const keyReason = whyReissueKey(store.read(`${CA_ID}.key`), alg);
   if (!certPem) return 'missing';
-  if (keyReason) return keyReason;
+  const key = keyProblem(store.read(`${CA_ID}.key`), alg);
+  if (key.reason) return key.reason;
   try {
     const facts = readCertificate(certPem);
     if (!facts.isCa) return 'not a CA certificate';
     if (facts.commonName !== caCommonName(plan)) return `CA name is ${facts.commonName}, cluster.name wants ${caCommonName(plan)}`;
-    if (facts.publicKey !== publicKeyOfPrivate(store.read(`${CA_ID}.key`)!)) return 'key does not match certificate';
+    if (facts.publicKey !== key.facts!.publicKey) return 'key does not match certificate';
     return expiryReason(facts.notAfter, now, plan.pki.renewBeforeDays);
   } catch {
     return 'certificate unreadable';
   }
 }
 
-async function whyReissue(spec: CertSpec, store: PkiStore, caPem: string, alg: KeyAlgorithm, plan: Plan, now: Date): Promise<string | undefined> {
+function whyReissue(spec: CertSpec, store: PkiStore, ca: X509Certificate, alg: KeyAlgorithm, plan: Plan, now: Date, verifiedDigest?: string): string | undefined {
   const certPem = store.read(`${spec.id}.crt`);
   const keyPem = store.read(`${spec.id}.key`);
   if (!certPem) return 'missing';
-  const keyReason = whyReissueKey(keyPem, alg);
-  if (keyReason) return keyReason;
+  const proven = keyPem !== undefined && verifiedDigest === pairDigest(certPem, keyPem);
+  const key = proven ? undefined : keyProblem(keyPem, alg);
+  if (key?.reason) return key.reason;
   try {
-    if (!isSignedBy(certPem, caPem)) return 'not signed by the current CA';
-    const f = readCertificate(certPem);
-    if (f.publicKey !== publicKeyOfPrivate(keyPem!)) return 'key does not match certificate';
+    const cert = new X509Certificate(certPem);
+    if (!isSignedBy(cert, ca)) return 'not signed by the current CA';
+    const f = readCertificate(cert);
+    if (key && f.publicKey !== key.facts!.publicKey) return 'key does not match certificate';
+    if (proven && f.publicKeyAlgorithm !== alg) return `key is ${f.publicKeyAlgorithm ?? 'of an unknown type'}, pki.keyAlgorithm is ${alg}`;
     const same = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
     if (f.commonName !== spec.commonName || !same(f.organizations, spec.organizations)) return `subject changed (was CN=${f.commonName})`;
     if (!same(f.dnsNames, spec.dnsNames) || !same(f.ipAddresses, spec.ipAddresses)) return 'subject alternative names changed';

@@ -30,27 +30,21 @@ export const ADMIN_GROUP = 'system:masters';
 export function certSpecs(plan: Plan): CertSpec[] {
   const m = plan.master;
   const localhost = { dns: [m.name, 'localhost'], ips: [m.ip, '127.0.0.1'] };
+  // etcd serves clients and peers with certificates of the same shape; both usages
+  // because etcd also dials its peers (and itself) with them.
+  const etcd = (id: string, purpose: string): CertSpec => ({
+    id,
+    commonName: m.name,
+    organizations: [],
+    dnsNames: localhost.dns,
+    ipAddresses: localhost.ips,
+    usages: ['serverAuth', 'clientAuth'],
+    owner: m.name,
+    purpose,
+  });
   const specs: CertSpec[] = [
-    {
-      id: 'etcd-server',
-      commonName: m.name,
-      organizations: [],
-      dnsNames: localhost.dns,
-      ipAddresses: localhost.ips,
-      usages: ['serverAuth', 'clientAuth'],
-      owner: m.name,
-      purpose: 'etcd client-facing TLS',
-    },
-    {
-      id: 'etcd-peer',
-      commonName: m.name,
-      organizations: [],
-      dnsNames: localhost.dns,
-      ipAddresses: localhost.ips,
-      usages: ['serverAuth', 'clientAuth'],
-      owner: m.name,
-      purpose: 'etcd peer TLS',
-    },
+    etcd('etcd-server', 'etcd client-facing TLS'),
+    etcd('etcd-peer', 'etcd peer TLS'),
     {
       id: 'apiserver-etcd-client',
       commonName: 'kube-apiserver-etcd-client',

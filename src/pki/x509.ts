@@ -1,142 +1,34 @@
-// X.509 and key material through WebCrypto (native OpenSSL underneath) and @peculiar/x509.
-// Key generation runs on libuv's thread pool, so a cluster's keys are made in parallel.
-//
-// Why not node-forge: it builds only RSA certificates, and RSA-2048 generation costs
-// ~220 ms per key natively (~2 s in forge's JavaScript) — a cold render of the default
-// cluster needs ~25 keys. ECDSA P-256 keys take ~0.2 ms, and every consumer here accepts
-// them (Kubernetes components, etcd, strongSwan, kubectl). RSA stays available as an option.
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
-import { createPrivateKey, createPublicKey, webcrypto, X509Certificate } from 'node:crypto';
-import type { CertSpec, ExtendedUsage } from './specs.ts';
-
-type CryptoKey = webcrypto.CryptoKey;
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
-const subtle = webcrypto.subtle;
+// Reading and checking X.509 material with Node's native crypto (OpenSSL): what a
+// certificate says, whether the cluster CA signed it, what a private key is. Creating
+// material lives in issuer.ts, loaded only when something must be issued.
+import { createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
+import type { ExtendedUsage } from './specs.ts';
 
 export type KeyAlgorithm = 'ecdsa-p256' | 'rsa-2048';
 
-const ALGORITHMS = {
-  'ecdsa-p256': {
-    generate: { name: 'ECDSA', namedCurve: 'P-256' },
-    sign: { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' },
-  },
-  'rsa-2048': {
-    generate: { name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' },
-    sign: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
-  },
-} as const;
-
-export interface KeyPair {
-  privateKey: CryptoKey;
-  publicKey: CryptoKey;
-}
-
-export async function generateKeyPair(alg: KeyAlgorithm): Promise<KeyPair> {
-  return (await subtle.generateKey(ALGORITHMS[alg].generate, true, ['sign', 'verify'])) as KeyPair;
-}
-
-export async function privateKeyToPem(key: CryptoKey): Promise<string> {
-  return pem('PRIVATE KEY', new Uint8Array(await subtle.exportKey('pkcs8', key)));
-}
-
-export async function publicKeyToPem(key: CryptoKey): Promise<string> {
-  return pem('PUBLIC KEY', new Uint8Array(await subtle.exportKey('spki', key)));
-}
-
-export async function importPrivateKey(pemText: string, alg: KeyAlgorithm): Promise<CryptoKey> {
-  const der = createPrivateKey(pemText).export({ format: 'der', type: 'pkcs8' });
-  return subtle.importKey('pkcs8', der, ALGORITHMS[alg].generate, true, ['sign']);
-}
-
-/** Algorithm of a PEM private key, or undefined if it is neither of ours. */
-export function privateKeyAlgorithm(pemText: string): KeyAlgorithm | undefined {
-  const key = createPrivateKey(pemText);
-  if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return 'ecdsa-p256';
-  if (key.asymmetricKeyType === 'rsa' && key.asymmetricKeyDetails?.modulusLength === 2048) return 'rsa-2048';
-  return undefined;
-}
-
-/** SPKI DER of the public half of a PEM private key, base64 (for key/cert matching). */
-export function publicKeyOfPrivate(pemText: string): string {
-  return createPublicKey(pemText).export({ format: 'der', type: 'spki' }).toString('base64');
-}
-
-function pem(label: string, der: Uint8Array): string {
-  const b64 = Buffer.from(der).toString('base64');
-  return `-----BEGIN ${label}-----\n${b64.replace(/.{1,64}/g, '$&\n')}-----END ${label}-----\n`;
-}
-
-export interface Validity {
-  notBefore: Date;
-  notAfter: Date;
-}
-
-export function validityFrom(now: Date, days: number): Validity {
-  // Backdate a little: nodes' clocks are rarely exactly in step with the host's.
-  return { notBefore: new Date(now.getTime() - 5 * 60_000), notAfter: new Date(now.getTime() + days * 86_400_000) };
-}
-
-function serialNumber(random: Uint8Array): string {
-  // RFC 5280: positive, at most 20 octets. Clearing the top bit keeps it positive.
-  const bytes = random.slice(0, 16);
-  bytes[0] = bytes[0]! & 0x7f;
-  return Buffer.from(bytes).toString('hex');
-}
-
-function name(commonName: string, organizations: string[]): x509.JsonName {
-  return [...organizations.map((o) => ({ O: [o] })), { CN: [commonName] }];
-}
-
-export async function createCaCertificate(commonName: string, keys: KeyPair, alg: KeyAlgorithm, validity: Validity, random: Uint8Array): Promise<string> {
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: serialNumber(random),
-    name: name(commonName, []),
-    ...validity,
-    signingAlgorithm: ALGORITHMS[alg].sign,
-    keys,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-    ],
-  });
-  return cert.toString('pem') + '\n';
-}
-
-export interface Issuer {
-  certPem: string;
-  key: CryptoKey;
-  alg: KeyAlgorithm;
-}
-
-const EKU: Record<ExtendedUsage, string> = {
-  serverAuth: x509.ExtendedKeyUsage.serverAuth,
-  clientAuth: x509.ExtendedKeyUsage.clientAuth,
+export const EKU: Record<ExtendedUsage, string> = {
+  serverAuth: '1.3.6.1.5.5.7.3.1',
+  clientAuth: '1.3.6.1.5.5.7.3.2',
 };
 
-export async function issueCertificate(spec: CertSpec, publicKey: CryptoKey, issuer: Issuer, validity: Validity, random: Uint8Array): Promise<string> {
-  const ca = new x509.X509Certificate(issuer.certPem);
-  const keyUsage = x509.KeyUsageFlags.digitalSignature | (issuer.alg === 'rsa-2048' ? x509.KeyUsageFlags.keyEncipherment : 0);
-  const sans = [...spec.dnsNames.map((value) => ({ type: 'dns' as const, value })), ...spec.ipAddresses.map((value) => ({ type: 'ip' as const, value }))];
-  const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: serialNumber(random),
-    subject: name(spec.commonName, spec.organizations),
-    issuer: ca.subjectName,
-    ...validity,
-    signingAlgorithm: ALGORITHMS[issuer.alg].sign,
-    publicKey,
-    signingKey: issuer.key,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(keyUsage, true),
-      new x509.ExtendedKeyUsageExtension(spec.usages.map((u) => EKU[u]), false),
-      ...(sans.length ? [new x509.SubjectAlternativeNameExtension(sans, false)] : []),
-      await x509.SubjectKeyIdentifierExtension.create(publicKey),
-      await x509.AuthorityKeyIdentifierExtension.create(ca),
-    ],
-  });
-  return cert.toString('pem') + '\n';
+export interface PrivateKeyFacts {
+  /** Undefined when the key is neither of our two types. */
+  algorithm: KeyAlgorithm | undefined;
+  /** SPKI DER of the public half, base64 (compared with a certificate's). */
+  publicKey: string;
+}
+
+/** Algorithm and public half of a PEM private key (one native parse). */
+export function inspectPrivateKey(pemText: string): PrivateKeyFacts {
+  const key = createPrivateKey(pemText);
+  return { algorithm: keyAlgorithmOf(key), publicKey: createPublicKey(key).export({ format: 'der', type: 'spki' }).toString('base64') };
+}
+
+function keyAlgorithmOf(key: KeyObject): KeyAlgorithm | undefined {
+  const details = key.asymmetricKeyDetails;
+  if (key.asymmetricKeyType === 'ec' && details?.namedCurve === 'prime256v1') return 'ecdsa-p256';
+  if (key.asymmetricKeyType === 'rsa' && details?.modulusLength === 2048) return 'rsa-2048';
+  return undefined;
 }
 
 /** What a certificate says, in the terms of a CertSpec. */
@@ -152,14 +44,14 @@ export interface CertFacts {
   subject: string;
   /** SPKI DER, base64. */
   publicKey: string;
+  publicKeyAlgorithm: KeyAlgorithm | undefined;
 }
 
 const EKU_NAMES = Object.entries(EKU) as [ExtendedUsage, string][];
 
-// Reading and verifying use Node's native X509Certificate: a warm render of a large
-// cluster checks hundreds of certificates, and native parsing is ~50× faster.
-export function readCertificate(certPem: string): CertFacts {
-  const cert = new X509Certificate(certPem);
+// Native parsing: a warm render of a large cluster checks a thousand certificates.
+export function readCertificate(certPem: string | X509Certificate): CertFacts {
+  const cert = typeof certPem === 'string' ? new X509Certificate(certPem) : certPem;
   const subject = distinguishedName(cert.subject);
   const sans = (cert.subjectAltName ?? '').split(', ').filter(Boolean);
   const sanValues = (prefix: string) => sans.filter((s) => s.startsWith(prefix)).map((s) => s.slice(prefix.length));
@@ -174,6 +66,7 @@ export function readCertificate(certPem: string): CertFacts {
     issuer: cert.issuer,
     subject: cert.subject,
     publicKey: cert.publicKey.export({ format: 'der', type: 'spki' }).toString('base64'),
+    publicKeyAlgorithm: keyAlgorithmOf(cert.publicKey),
   };
 }
 
@@ -188,8 +81,8 @@ function distinguishedName(text: string): [string, string][] {
     });
 }
 
-export function isSignedBy(certPem: string, caPem: string): boolean {
-  const cert = new X509Certificate(certPem);
-  const ca = new X509Certificate(caPem);
+export function isSignedBy(certPem: string | X509Certificate, caPem: string | X509Certificate): boolean {
+  const cert = typeof certPem === 'string' ? new X509Certificate(certPem) : certPem;
+  const ca = typeof caPem === 'string' ? new X509Certificate(caPem) : caPem;
   return cert.checkIssued(ca) && cert.verify(ca.publicKey);
 }

@@ -44,7 +44,9 @@ export function artifactMembers(plan: Plan, node: PlannedNode): ArtifactMember[]
 
 /** OS packages (Debian/Ubuntu names) the node needs. */
 export function osPackages(plan: Plan, node: PlannedNode): string[] {
-  const base = ['strongswan-starter', 'strongswan-charon', 'iptables', 'iproute2', 'kmod', 'conntrack', 'ca-certificates', 'curl'];
+  // libstrongswan-standard-plugins: the openssl plugin, without which charon has neither
+  // ECDSA keys nor AES-GCM.
+  const base = ['strongswan-starter', 'strongswan-charon', 'libstrongswan-standard-plugins', 'iptables', 'iproute2', 'kmod', 'conntrack', 'ca-certificates', 'curl'];
   if (!node.runsPods) return base;
   return [...base, ...(plan.runtime === 'docker' ? ['docker.io'] : [])];
 }

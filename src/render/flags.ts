@@ -139,3 +139,7 @@ export function criDockerdFlags(plan: Plan): Flag[] {
     ['pod-infra-container-image', plan.versions.pauseImage],
   ];
 }
+
+export function containerdFlags(): Flag[] {
+  return [['config', PATHS.containerdConfig]];
+}

@@ -6,7 +6,6 @@
 // it was; a crash between the renames is repaired by the next run.
 import { closeSync, existsSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
-import { createTwoFilesPatch } from 'diff';
 import type { RenderedCluster } from './index.ts';
 import { SECRET, type RenderedFile } from './files.ts';
 
@@ -40,25 +39,29 @@ export function writeOutput(outDir: string, tree: OutputTree, scope?: string): W
   recoverInterruptedSwap(outDir);
   const root = scope === undefined ? outDir : join(outDir, scope);
   const prefix = scope === undefined ? '' : `${scope}/`;
+  const changed = new Set([...tree].filter(([path, f]) => !sameFile(join(outDir, path), f)).map(([path]) => path));
+  const removed = listFiles(root)
+    .map((p) => prefix + p)
+    .filter((p) => !tree.has(p));
+  const report: WriteReport = { written: [...changed], unchanged: tree.size - changed.size, removed };
+  // The common re-render changes nothing: then nothing is touched at all.
+  if (changed.size === 0 && removed.length === 0) return report;
+
   const staging = `${root}.staging-${process.pid}`;
   rmSync(staging, { recursive: true, force: true });
-  mkdirSync(staging, { recursive: true });
-  const report: WriteReport = { written: [], unchanged: 0, removed: [] };
+  const made = new Set<string>();
   try {
     for (const [path, f] of tree) {
       const rel = path.slice(prefix.length);
-      const current = join(root, rel);
       const next = join(staging, rel);
-      mkdirSync(dirname(next), { recursive: true });
-      if (sameFile(current, f)) {
-        linkSync(current, next);
-        report.unchanged++;
-      } else {
-        writeFileDurably(next, f.content, f.mode);
-        report.written.push(path);
+      const dir = dirname(next);
+      if (!made.has(dir)) {
+        mkdirSync(dir, { recursive: true });
+        made.add(dir);
       }
+      if (changed.has(path)) writeFileDurably(next, f.content, f.mode);
+      else linkSync(join(root, rel), next);
     }
-    for (const old of listFiles(root)) if (!tree.has(prefix + old)) report.removed.push(prefix + old);
   } catch (err) {
     rmSync(staging, { recursive: true, force: true });
     throw err;
@@ -95,7 +98,9 @@ function escapeRegExp(s: string): string {
 function sameFile(path: string, f: { content: string; mode: number }): boolean {
   try {
     const st = lstatSync(path);
-    return st.isFile() && (st.mode & 0o777) === f.mode && readFileSync(path, 'utf8') === f.content;
+    // Size and mode first: most changed files differ there, without reading them.
+    if (!st.isFile() || (st.mode & 0o777) !== f.mode || st.size !== Buffer.byteLength(f.content)) return false;
+    return readFileSync(path, 'utf8') === f.content;
   } catch {
     return false;
   }
@@ -128,7 +133,9 @@ export function listFiles(root: string): string[] {
 }
 
 /** Unified diff of what writeOutput would change; secret files are named, never shown. */
-export function diffOutput(outDir: string, tree: OutputTree, scope?: string): string {
+export async function diffOutput(outDir: string, tree: OutputTree, scope?: string): Promise<string> {
+  // Loaded here: only previews need a diff library.
+  const { createTwoFilesPatch } = await import('diff');
   const root = scope === undefined ? outDir : join(outDir, scope);
   const prefix = scope === undefined ? '' : `${scope}/`;
   const chunks: string[] = [];
@@ -138,16 +145,18 @@ export function diffOutput(outDir: string, tree: OutputTree, scope?: string): st
     const old = current.has(path) ? read(path) : undefined;
     const oldMode = current.has(path) ? lstatSync(join(outDir, path)).mode & 0o777 : undefined;
     if (old === f.content && oldMode === f.mode) continue;
-    chunks.push(fileDiff(path, old, f.content, oldMode, f.mode));
+    chunks.push(fileDiff(createTwoFilesPatch, path, old, f.content, oldMode, f.mode));
   }
   for (const path of [...current].sort()) {
-    if (!tree.has(path)) chunks.push(fileDiff(path, read(path), undefined, lstatSync(join(outDir, path)).mode & 0o777, undefined));
+    if (!tree.has(path)) chunks.push(fileDiff(createTwoFilesPatch, path, read(path), undefined, lstatSync(join(outDir, path)).mode & 0o777, undefined));
   }
   return chunks.join('');
 }
 
+export type PatchMaker = typeof import('diff').createTwoFilesPatch;
+
 /** One file's unified diff; a secret file (0600 on either side) is named, its content never shown. */
-export function fileDiff(path: string, before: string | undefined, after: string | undefined, modeBefore?: number, modeAfter?: number): string {
+export function fileDiff(createTwoFilesPatch: PatchMaker, path: string, before: string | undefined, after: string | undefined, modeBefore?: number, modeAfter?: number): string {
   const a = before === undefined ? '/dev/null' : `a/${path}`;
   const b = after === undefined ? '/dev/null' : `b/${path}`;
   if (modeBefore === SECRET || modeAfter === SECRET) {

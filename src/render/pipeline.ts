@@ -59,6 +59,6 @@ export async function runRender(job: RenderJob): Promise<RenderResult> {
   });
   const cluster = renderCluster(plan, materials, loadTemplates());
   const tree = outputTree(cluster, job.node);
-  if (job.diff) return { plan, cluster, pki: report, diff: diffOutput(job.outDir, tree, job.node) };
+  if (job.diff) return { plan, cluster, pki: report, diff: await diffOutput(job.outDir, tree, job.node) };
   return { plan, cluster, pki: report, written: writeOutput(job.outDir, tree, job.node) };
 }

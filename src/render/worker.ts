@@ -7,7 +7,7 @@ import { cniConflist } from './cni.ts';
 import { kubeletConfiguration, kubeProxyConfiguration } from './component-configs.ts';
 import { baseView, criUnit, render, type RenderContext } from './context.ts';
 import { file, GENERATED, secret, type RenderedFile } from './files.ts';
-import { criDockerdFlags, dockerdFlags, kubeletFlags, kubeProxyFlags } from './flags.ts';
+import { containerdFlags, criDockerdFlags, dockerdFlags, kubeletFlags, kubeProxyFlags } from './flags.ts';
 import { kubeconfig } from './kubeconfig.ts';
 import { unit } from './mesh.ts';
 
@@ -38,7 +38,7 @@ export function workerFiles(ctx: RenderContext, node: PlannedNode): RenderedFile
     );
   } else {
     files.push(
-      unit(ctx, UNITS.containerd, { ...view, binary: componentBinary('containerd') }),
+      unit(ctx, UNITS.containerd, { ...view, binary: componentBinary('containerd'), flags: containerdFlags() }),
       file(PATHS.containerdConfig, render(ctx, PATHS.containerdConfig, { ...view, pauseImage: plan.versions.pauseImage })),
     );
   }

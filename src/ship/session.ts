@@ -10,7 +10,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { PATHS } from '../plan/paths.ts';
-import { fileDiff } from '../render/output.ts';
+import { fileDiff, type PatchMaker } from '../render/output.ts';
 import { affectedUnits, type RestartRule } from '../render/restarts.ts';
 import { SECRET } from '../render/files.ts';
 import type { ShipFile, NodeBundle } from './bundle.ts';
@@ -99,7 +99,9 @@ export async function shipNode(transport: Transport, bundle: NodeBundle, opts: S
       result.resumed = state.txnOpen;
       const before = await showFiles(proc.stdin, out, [...changed.filter((f) => state.files.has(f.path) && showable(f)).map((f) => f.path), ...removed]);
       proc.stdin.end('done\n');
-      result.diff = dryRunDiff(bundle, changed, removed, state, before);
+      // Loaded here: only dry runs need a diff library.
+      const { createTwoFilesPatch } = await import('diff');
+      result.diff = dryRunDiff(createTwoFilesPatch, bundle, changed, removed, state, before);
       result.units = affectedUnits(bundle.rules, new Set([...changed.map((f) => f.path), ...removed])).map((a) => `${a.action} ${a.unit}`);
       const { code } = await proc.done;
       if (code !== 0) throw await failure('the dry run failed');
@@ -217,7 +219,14 @@ async function showFiles(stdin: NodeJS.WritableStream, out: StreamReader, paths:
   return shown;
 }
 
-function dryRunDiff(bundle: NodeBundle, changed: ShipFile[], removed: string[], state: NodeState, before: Map<string, { mode: number; content?: string }>): string {
+function dryRunDiff(
+  createTwoFilesPatch: PatchMaker,
+  bundle: NodeBundle,
+  changed: ShipFile[],
+  removed: string[],
+  state: NodeState,
+  before: Map<string, { mode: number; content?: string }>,
+): string {
   const label = (p: string) => `${bundle.node}${p}`;
   const chunks: string[] = [];
   for (const f of changed) {
@@ -229,11 +238,11 @@ function dryRunDiff(bundle: NodeBundle, changed: ShipFile[], removed: string[], 
     }
     // Secret on either side: fileDiff names the file and never shows its content.
     const old = current?.sha256 === f.sha256 ? f.source.content : (before.get(f.path)?.content ?? (current ? '' : undefined));
-    chunks.push(fileDiff(label(f.path), old, f.source.content, current?.mode, f.mode));
+    chunks.push(fileDiff(createTwoFilesPatch, label(f.path), old, f.source.content, current?.mode, f.mode));
   }
   for (const p of removed) {
     const old = before.get(p);
-    chunks.push(fileDiff(label(p), old?.content ?? '', undefined, old?.mode ?? SECRET, undefined));
+    chunks.push(fileDiff(createTwoFilesPatch, label(p), old?.content ?? '', undefined, old?.mode ?? SECRET, undefined));
   }
   return chunks.join('');
 }

@@ -90,3 +90,44 @@ export async function links(lab: NetnsLab | undefined, ns: string): Promise<stri
 export function readStore(dataDir: string, network: string): { allocations: Record<string, { containerId: string; ifname: string }> } {
   return JSON.parse(readFileSync(join(dataDir, `${network}.json`), 'utf8'));
 }
+
+/** A node namespace + temp dir for one test file; `cleanup()` in afterAll. */
+export interface CniFixture {
+  lab: NetnsLab;
+  node: string;
+  dir: string;
+  /** Creates a pod namespace; returns its full name (path: lab.path(name)). */
+  pod(name: string): Promise<string>;
+  /** Runs the plugin (or another `plugin`) inside the node namespace. */
+  cni(call: CniCall, stdin: unknown, plugin?: string): Promise<CniOutcome>;
+  cleanup(): Promise<void>;
+}
+
+export async function cniFixture(tag: string): Promise<CniFixture> {
+  assertPluginBuilt();
+  const { netnsLab } = await import('./netns.ts');
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const lab = netnsLab(tag);
+  const dir = mkdtempSync(join(tmpdir(), `${lab.prefix}`));
+  try {
+    const node = await lab.add('node');
+    // The node's own loopback, as on a real host (the plugin itself never needs it).
+    await lab.exec(node, ['ip', 'link', 'set', 'lo', 'up']);
+    return {
+      lab,
+      node,
+      dir,
+      pod: (name) => lab.add(name),
+      cni: (call, stdin, plugin) => cni(lab, node, call, stdin, plugin),
+      async cleanup() {
+        await lab.cleanup();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (e) {
+    await lab.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+}

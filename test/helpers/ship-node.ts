@@ -6,11 +6,11 @@ import { createHash } from 'node:crypto';
 import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { runRender } from '../../src/render/pipeline.ts';
+import { repoRoot } from './cluster.ts';
 import { makeReleases, type TestReleases } from './ship-releases.ts';
 
-export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+export { repoRoot };
 export const PROVISION = join(repoRoot, 'provision');
 export const RECORDERS = join(repoRoot, 'test', 'helpers', 'recorders');
 

@@ -35,10 +35,9 @@ describe('ADD planning', () => {
       'link add ipsec-br01 address 02:00:00:00:00:0b type bridge',
       'addr replace 10.240.1.1/24 dev ipsec-br01',
       'link set ipsec-br01 up',
-      `link add ${plan.hostVeth} address 02:00:00:00:00:0a mtu 1400 type veth peer name eth0 address 02:00:00:00:00:0c mtu 1400 netns /run/netns/p1`,
-      `link set ${plan.hostVeth} master ipsec-br01 alias ipsec-cni:c1/eth0`,
+      `link add ${plan.hostVeth} address 02:00:00:00:00:0a mtu 1400 master ipsec-br01 up type veth peer name eth0 address 02:00:00:00:00:0c mtu 1400 netns /run/netns/p1`,
+      `link set ${plan.hostVeth} alias ipsec-cni:c1/eth0`,
       `link set ${plan.hostVeth} type bridge_slave hairpin on`,
-      `link set ${plan.hostVeth} up`,
     ]);
     expect(podSetupScript(plan)).toEqual(['addr add 10.240.1.2/24 dev eth0', 'link set eth0 up', 'route add 0.0.0.0/0 via 10.240.1.1 dev eth0']);
     expect(nodeSetupScript(planPod(config, inv, ipam, { ...choices, bridgeExists: true }))[0]).toBe('addr replace 10.240.1.1/24 dev ipsec-br01');

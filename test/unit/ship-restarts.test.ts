@@ -2,9 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { PATHS, UNITS } from '../../src/plan/paths.ts';
 import { affectedUnits, restartRules } from '../../src/render/restarts.ts';
 import type { RenderedFile } from '../../src/render/files.ts';
-import { FOUR_NODES, renderYaml } from '../helpers/ship-render.ts';
+import { renderCluster } from '../../src/render/index.ts';
+import { loadTemplates } from '../../src/render/templates.ts';
+import { placeholderPki, plan as defaultPlan } from '../helpers/cluster.ts';
 
-const { plan, cluster } = await renderYaml(FOUR_NODES);
+// The default cluster.yaml: master and minion1-3.
+const plan = defaultPlan();
+const cluster = renderCluster(plan, placeholderPki(plan), loadTemplates());
 const node = (name: string) => plan.nodes.find((n) => n.name === name)!;
 const files = (name: string) => cluster.nodes.get(name)!;
 const content = (name: string, path: string) => files(name).find((f) => f.path === path)!.content;

@@ -1,0 +1,52 @@
+// strongSwan in a node namespace, started the way the node's unit does (`ipsec start`:
+// starter reads /etc/ipsec.conf and supervises charon), with the node's own /etc and /run.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { inNode, runDir, type NodeView } from './node-view.ts';
+import { waitFor, type Runner } from './run.ts';
+
+export function ipsec(runner: Runner, view: NodeView, args: string[], allowFail = false) {
+  return runner.run(inNode(view, ['ipsec', ...args]), { allowFail, timeoutMs: 20_000 });
+}
+
+/** PIDs of this node's starter and charon, from their pid files in the node's /run. */
+export function strongswanPids(view: NodeView): number[] {
+  return ['starter.charon.pid', 'charon.pid'].flatMap((f) => {
+    try {
+      const pid = Number(readFileSync(join(runDir(view), f), 'utf8').trim());
+      return Number.isInteger(pid) && pid > 0 ? [pid] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/**
+ * Starts starter+charon and waits until charon has the connections of ipsec.conf (starter
+ * loads them through the control socket once charon is up).
+ */
+export async function startStrongswan(runner: Runner, view: NodeView, timeoutMs = 15_000): Promise<number[]> {
+  await ipsec(runner, view, ['start']);
+  const up = await waitFor(async () => {
+    const r = await ipsec(runner, view, ['statusall'], true);
+    return r.code === 0 && /^Connections:/m.test(r.stdout);
+  }, timeoutMs);
+  if (!up) throw new Error(`strongSwan in ${view.ns} did not come up within ${timeoutMs} ms`);
+  return strongswanPids(view);
+}
+
+export async function stopStrongswan(runner: Runner, view: NodeView): Promise<void> {
+  const pids = strongswanPids(view);
+  await ipsec(runner, view, ['stop'], true);
+  await waitFor(async () => pids.every((p) => !alive(p)), 10_000);
+  for (const p of pids) if (alive(p)) process.kill(p, 'SIGKILL');
+}
+
+/** Running, and not a zombie (daemons here may be reparented to an init that reaps late). */
+export function alive(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,134 @@
+import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { PATHS, UNITS } from '../../src/plan/paths.ts';
+import { renderCluster } from '../../src/render/index.ts';
+import { loadTemplates } from '../../src/render/templates.ts';
+import { placeholderPki, plan } from '../helpers/cluster.ts';
+import { fileAt, ipsecConns, shellVars, unitSections } from '../helpers/parse.ts';
+
+const templates = loadTemplates();
+const render = (edits: Record<string, unknown> = {}) => {
+  const p = plan(edits);
+  return { plan: p, cluster: renderCluster(p, placeholderPki(p), templates) };
+};
+
+describe('golden tree of minion1', () => {
+  // Placeholder credentials keep these files stable; `vitest -u` updates them after an
+  // intended change, and the diff in review shows exactly what a node would receive.
+  const { cluster } = render();
+  const files = cluster.nodes.get('minion1')!;
+
+  it('has exactly these files, with these modes', async () => {
+    const listing = files.map((f) => `${f.mode.toString(8).padStart(4, '0')} ${f.path}`).join('\n') + '\n';
+    await expect(listing).toMatchFileSnapshot('__golden__/minion1.files.txt');
+  });
+
+  it.each(files.map((f) => [f.path, f] as const))('%s', async (path, f) => {
+    await expect(f.content).toMatchFileSnapshot(`__golden__/minion1${path}`);
+  });
+});
+
+describe('what each node gets', () => {
+  const { plan: p, cluster } = render();
+
+  it('control plane only on the master; kubelet, kube-proxy and CNI only where pods run', () => {
+    const has = (node: string, path: string) => cluster.nodes.get(node)!.some((f) => f.path === path);
+    const unit = (name: string) => `${PATHS.systemdDir}/${name}`;
+    for (const name of [UNITS.etcd, UNITS.apiserver, UNITS.controllerManager, UNITS.scheduler]) {
+      expect(has('master', unit(name))).toBe(true);
+      expect(has('minion1', unit(name))).toBe(false);
+    }
+    for (const path of [unit(UNITS.kubelet), unit(UNITS.kubeProxy), PATHS.cniConflist, unit(UNITS.criDockerService)]) {
+      expect(has('master', path)).toBe(false);
+      for (const m of p.minions) expect(has(m.name, path)).toBe(true);
+    }
+    for (const n of p.nodes) for (const path of [PATHS.ipsecConf, PATHS.ipsecSecrets, PATHS.strongswanConf, PATHS.nodeNetworkScript, unit(UNITS.nodeNetwork)]) expect(has(n.name, path)).toBe(true);
+  });
+
+  it('containerd replaces docker and cri-dockerd', () => {
+    const { cluster: c } = render({ runtime: 'containerd' });
+    const paths = c.nodes.get('minion2')!.map((f) => f.path);
+    expect(paths).toContain(PATHS.containerdConfig);
+    expect(paths).toContain(`${PATHS.systemdDir}/${UNITS.containerd}`);
+    expect(paths.some((x) => x.includes('docker'))).toBe(false);
+    const kubelet = parseYaml(fileAt(c.nodes.get('minion2')!, PATHS.kubeletConfig).content);
+    expect(kubelet.containerRuntimeEndpoint).toBe('unix:///run/containerd/containerd.sock');
+  });
+
+  it('docker runs without its own iptables rules, masquerading or bridge', () => {
+    const docker = fileAt(cluster.nodes.get('minion1')!, `${PATHS.systemdDir}/${UNITS.docker}`).content;
+    expect(docker).toContain('--iptables=false');
+    expect(docker).toContain('--ip-masq=false');
+    expect(docker).toContain('--bridge=none');
+  });
+
+  it('ipsec.conf: one IKEv2 conn per peer, always-on, never giving up', () => {
+    for (const n of p.nodes) {
+      const conns = ipsecConns(fileAt(cluster.nodes.get(n.name)!, PATHS.ipsecConf).content);
+      const d = conns.get('%default')!;
+      expect(d).toMatchObject({ keyexchange: 'ikev2', auto: 'start', dpdaction: 'restart', keyingtries: '%forever' });
+      expect(conns.get('setup')!.uniqueids).toBe('yes');
+      expect([...conns.keys()].filter((k) => !['setup', '%default'].includes(k))).toHaveLength(p.nodes.length - 1);
+    }
+  });
+
+  it('userspace ESP loads kernel-libipsec; kernel ESP does not', () => {
+    const conf = (c: typeof cluster) => fileAt(c.nodes.get('minion1')!, PATHS.strongswanConf).content;
+    expect(conf(cluster)).not.toContain('kernel-libipsec');
+    expect(conf(render({ 'ipsec.espMode': 'userspace' }).cluster)).toMatch(/kernel-libipsec \{\s+load = yes/);
+  });
+
+  it('psk: each node holds only the keys of its own tunnels', () => {
+    const { cluster: c, plan: pp } = render({ 'ipsec.auth': 'psk' });
+    for (const n of pp.nodes) {
+      const secrets = fileAt(c.nodes.get(n.name)!, PATHS.ipsecSecrets).content;
+      const ids = [...secrets.matchAll(/psk-of-(ipsec-psk@\S+?)"/g)].map((m) => m[1]);
+      expect(ids).toHaveLength(pp.nodes.length - 1);
+      expect(ids.every((id) => id!.split('@')[1]!.split('--').includes(n.name))).toBe(true);
+      expect(secrets).not.toMatch(/%any/);
+    }
+  });
+
+  it('node network: bridge with the gateway, fail-closed blackhole, masquerade sparing pod traffic', () => {
+    const script = fileAt(cluster.nodes.get('minion2')!, PATHS.nodeNetworkScript);
+    expect(script.mode).toBe(0o755);
+    expect(shellVars(script.content)).toMatchObject({ BRIDGE: 'ipsec-br01', GATEWAY: '10.240.2.1/24', NODE_SUBNET: '10.240.2.0/24', POD_CIDR: '10.240.0.0/16' });
+    expect(script.content).toContain('ip route replace blackhole "$POD_CIDR"');
+    expect(script.content).toContain('-s "$NODE_SUBNET" ! -d "$POD_CIDR" -j MASQUERADE');
+  });
+
+  it('bring-up order: node network → strongSwan → runtime → kubelet', () => {
+    const files = cluster.nodes.get('minion1')!;
+    const unit = (name: string) => unitSections(fileAt(files, `${PATHS.systemdDir}/${name}`).content).get('Unit')!;
+    const dropIn = unitSections(fileAt(files, `${PATHS.systemdDir}/${UNITS.strongswan}.d/10-kube-ipsec.conf`).content).get('Unit')!;
+    expect(dropIn.get('After')!.join(' ')).toContain(UNITS.nodeNetwork);
+    expect(dropIn.get('Requires')!.join(' ')).toContain(UNITS.nodeNetwork);
+    const kubeletAfter = unit(UNITS.kubelet).get('After')!.join(' ').split(' ');
+    expect(kubeletAfter).toEqual(expect.arrayContaining([UNITS.nodeNetwork, UNITS.strongswan, UNITS.criDockerService]));
+    expect(unit(UNITS.nodeNetwork).get('Before')!.join(' ').split(' ')).toEqual(expect.arrayContaining([UNITS.strongswan, UNITS.docker, UNITS.kubelet]));
+    expect(shellVars(fileAt(files, PATHS.nodeEnv).content).UNITS!.split(' ')).toEqual([
+      UNITS.nodeNetwork,
+      UNITS.strongswan,
+      UNITS.docker,
+      UNITS.criDockerSocket,
+      UNITS.criDockerService,
+      UNITS.kubelet,
+      UNITS.kubeProxy,
+    ]);
+  });
+
+  it('out/README.md tables every node and tunnel and draws the mesh', () => {
+    expect(cluster.readme).toContain('| minion3 | minion | 192.168.10.23 | 10.240.3.0/24 | 10.240.3.1 | 3 |');
+    expect(cluster.readme).toContain('| master (192.168.10.10) ⇄ minion1 (192.168.10.21) | 10.240.0.0/24 ⇄ 10.240.1.0/24 |');
+    expect(cluster.readme).toContain('```mermaid');
+    expect(cluster.readme.match(/<-- IPsec -->/g)).toHaveLength(6);
+    expect(cluster.readme).toContain('| `/etc/ipsec.secrets` | 0600 |');
+  });
+
+  it('is deterministic: the same inputs give the same bytes', () => {
+    const a = render();
+    const b = render();
+    expect([...a.cluster.nodes]).toEqual([...b.cluster.nodes]);
+    expect(a.cluster.readme).toBe(b.cluster.readme);
+  });
+});

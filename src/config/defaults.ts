@@ -53,7 +53,7 @@ export interface ClusterConfig {
   nodes: NodeConfig[];
   runtime: 'docker' | 'containerd';
   versions: Versions;
-  binaries: { dir?: string };
+  binaries: { dir?: string; allowAbsent?: boolean };
   ipsec: {
     auth: 'pubkey' | 'psk';
     ike: string;

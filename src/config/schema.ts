@@ -130,6 +130,11 @@ export const clusterSchema = {
       additionalProperties: false,
       properties: {
         dir: { type: 'string', minLength: 1, description: 'Air-gapped install: a host directory holding the archives named as in their URLs; nothing is downloaded.' },
+        allowAbsent: {
+          type: 'boolean',
+          description:
+            'Air-gapped install with some archives not at hand: their binaries are left out, and the units that need them are installed and verified (systemd-analyze verify) but neither enabled nor started; provisioning says which. Needs binaries.dir.',
+        },
       },
     },
     ipsec: {

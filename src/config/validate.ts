@@ -13,7 +13,12 @@ function issue(pathParts: (string | number)[], value: unknown, problem: string, 
 }
 
 export function validateCluster(c: ClusterConfig): LocatedIssue[] {
-  return [...checkRanges(c), ...checkNodes(c), ...checkNodeSubnets(c), ...checkMtu(c), ...checkIpsec(c), ...checkVersions(c)];
+  return [...checkRanges(c), ...checkNodes(c), ...checkNodeSubnets(c), ...checkMtu(c), ...checkIpsec(c), ...checkVersions(c), ...checkBinaries(c)];
+}
+
+function checkBinaries(c: ClusterConfig): LocatedIssue[] {
+  if (!c.binaries.allowAbsent || c.binaries.dir !== undefined) return [];
+  return [issue(['binaries', 'allowAbsent'], true, 'only applies to an air-gapped install (without binaries.dir every archive is downloaded)', 'set binaries.dir, or remove binaries.allowAbsent')];
 }
 
 function checkRanges(c: ClusterConfig): LocatedIssue[] {
@@ -176,7 +181,8 @@ function checkVersions(c: ClusterConfig): LocatedIssue[] {
   }
   for (const name of ['etcd', 'criDockerd', 'containerd'] as const) {
     const v = c.versions[name];
-    if (!v.archive.url.includes(v.version)) {
+    // Debian packages name the version without its "v" (etcd-server_3.4.23-4+b4_amd64.deb).
+    if (!v.archive.url.includes(v.version) && !v.archive.url.includes(v.version.replace(/^v/, ''))) {
       out.push(issue(['versions', name, 'archive', 'url'], v.archive.url, `does not name versions.${name}.version = ${v.version}`, 'update the URL and checksum together with the version'));
     }
   }

@@ -67,6 +67,8 @@ export interface Plan {
   runtime: ClusterConfig['runtime'];
   versions: Versions;
   binariesDir?: string;
+  /** binaries.allowAbsent: archives missing from binariesDir leave their units installed but idle. */
+  binariesAllowAbsent: boolean;
   ipsec: ClusterConfig['ipsec'] & { espMode: EspMode };
   pki: ClusterConfig['pki'];
   apiserver: {
@@ -141,6 +143,7 @@ export function planCluster(config: ClusterConfig): Plan {
     runtime: config.runtime,
     versions: config.versions,
     ...(config.binaries.dir !== undefined && { binariesDir: config.binaries.dir }),
+    binariesAllowAbsent: config.binaries.allowAbsent === true,
     ipsec: { ...config.ipsec },
     pki: { ...config.pki },
     apiserver: {

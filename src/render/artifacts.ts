@@ -20,16 +20,22 @@ export interface ArtifactMember {
   dest: string;
 }
 
+/**
+ * A Debian package given as a release archive (say Debian's own etcd-server, pinned by the
+ * sha256 of its .deb from the archive's Packages index): members are paths in its data.
+ */
+export function isDebianPackage(artifact: Artifact): boolean {
+  return artifact.url.endsWith('.deb');
+}
+
 export function artifactMembers(plan: Plan, node: PlannedNode): ArtifactMember[] {
   const v = plan.versions;
   const bin = (artifact: Artifact, member: string, name = member.split('/').pop()!) => ({ artifact, member, dest: componentBinary(name) });
   if (node.role === 'master') {
     const etcdDir = `etcd-${v.etcd.version}-linux-amd64`;
-    return [
-      ...['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubectl'].map((b) => bin(v.kubernetes.server, `kubernetes/server/bin/${b}`)),
-      bin(v.etcd.archive, `${etcdDir}/etcd`),
-      bin(v.etcd.archive, `${etcdDir}/etcdctl`),
-    ];
+    // Debian splits etcd: etcd-server has the daemon, etcdctl is in etcd-client.
+    const etcd = isDebianPackage(v.etcd.archive) ? [bin(v.etcd.archive, './usr/bin/etcd')] : [bin(v.etcd.archive, `${etcdDir}/etcd`), bin(v.etcd.archive, `${etcdDir}/etcdctl`)];
+    return [...['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubectl'].map((b) => bin(v.kubernetes.server, `kubernetes/server/bin/${b}`)), ...etcd];
   }
   const members = ['kubelet', 'kube-proxy', 'kubectl'].map((b) => bin(v.kubernetes.node, `kubernetes/node/bin/${b}`));
   if (plan.runtime === 'docker') members.push(bin(v.criDockerd.archive, 'cri-dockerd/cri-dockerd'));
@@ -42,13 +48,24 @@ export function artifactMembers(plan: Plan, node: PlannedNode): ArtifactMember[]
   return members;
 }
 
+/**
+ * OS packages (Debian/Ubuntu names) every node needs. libstrongswan-standard-plugins: the
+ * openssl plugin, without which charon has neither ECDSA keys nor AES-GCM.
+ */
+export const BASE_PACKAGES = ['strongswan-starter', 'strongswan-charon', 'libstrongswan-standard-plugins', 'iptables', 'iproute2', 'kmod', 'conntrack', 'ca-certificates', 'curl'];
+
+/** Packages a node that runs pods needs for its runtime (containerd comes as a release archive). */
+export const RUNTIME_PACKAGES: Record<Plan['runtime'], string[]> = { docker: ['docker.io'], containerd: [] };
+
 /** OS packages (Debian/Ubuntu names) the node needs. */
 export function osPackages(plan: Plan, node: PlannedNode): string[] {
-  // libstrongswan-standard-plugins: the openssl plugin, without which charon has neither
-  // ECDSA keys nor AES-GCM.
-  const base = ['strongswan-starter', 'strongswan-charon', 'libstrongswan-standard-plugins', 'iptables', 'iproute2', 'kmod', 'conntrack', 'ca-certificates', 'curl'];
-  if (!node.runsPods) return base;
-  return [...base, ...(plan.runtime === 'docker' ? ['docker.io'] : [])];
+  if (!node.runsPods) return BASE_PACKAGES;
+  return [...BASE_PACKAGES, ...RUNTIME_PACKAGES[plan.runtime]];
+}
+
+/** Every package a node of any cluster may need (a VM image that has them needs no mirror). */
+export function everyOsPackage(): string[] {
+  return [...new Set([...BASE_PACKAGES, ...Object.values(RUNTIME_PACKAGES).flat()])];
 }
 
 /** Units of the node in bring-up order (DESIGN decision 6). */

@@ -72,6 +72,7 @@ export function clusterSummary(plan: Plan): string {
         apiserver: plan.apiserver.url,
         // As written in cluster.yaml (relative to its directory); the Vagrantfile syncs it to the VMs.
         ...(plan.binariesDir !== undefined && { binariesDir: plan.binariesDir }),
+        ...(plan.binariesAllowAbsent && { binariesAllowAbsent: true }),
         nodes: plan.nodes.map((n) => ({
           name: n.name,
           role: n.role,

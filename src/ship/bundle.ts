@@ -2,7 +2,7 @@
 // for an air-gapped install, the release archives it may lack. Hashes are computed once
 // here; the node reports its own, and only what differs travels.
 import { createHash } from 'node:crypto';
-import { createReadStream, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { PATHS } from '../plan/paths.ts';
 import type { Plan } from '../plan/plan.ts';
@@ -38,6 +38,11 @@ export interface NodeBundle {
   node: string;
   files: ShipFile[];
   archives: ShipArchive[];
+  /**
+   * binaries.allowAbsent: archives not in binaries.dir (file names) are left out; the node
+   * installs what it has and leaves the units that need the rest idle.
+   */
+  allowAbsent?: { missing: string[] };
   /** The node's restart map, for a dry run to say what would restart. */
   rules: RestartRule[];
 }
@@ -107,11 +112,16 @@ export function nodeBundles(plan: Plan, cluster: RenderedCluster, names: readonl
       files.push({ path: PATHS.cniPlugin, mode: EXECUTABLE, size: plugin.size, sha256: plugin.digest, source: { file: plugin.file } });
     }
     const archives = new Map<string, ShipArchive>();
+    const missing = new Set<string>();
     if (binariesDir !== undefined) {
       for (const { artifact } of artifactMembers(plan, node)) {
         const archiveName = basename(artifact.url);
         const [algo, hex] = artifact.checksum.split(':') as [string, string];
         const file = join(binariesDir, archiveName);
+        if (plan.binariesAllowAbsent && !existsSync(file)) {
+          missing.add(archiveName);
+          continue;
+        }
         archives.set(artifact.url, {
           name: archiveName,
           url: artifact.url,
@@ -125,7 +135,13 @@ export function nodeBundles(plan: Plan, cluster: RenderedCluster, names: readonl
         });
       }
     }
-    return { node: name, files, archives: [...archives.values()], rules: restartRules(plan, node, rendered) };
+    return {
+      node: name,
+      files,
+      archives: [...archives.values()],
+      ...(plan.binariesAllowAbsent && { allowAbsent: { missing: [...missing] } }),
+      rules: restartRules(plan, node, rendered),
+    };
   });
 }
 

@@ -99,7 +99,9 @@ export async function main(argv: string[]): Promise<number> {
   try {
     // A dry run changes nothing, not even the hash cache.
     const hashCache = args['dry-run'] ? undefined : join(stateDir, 'plugin.sha256');
-    bundles = cluster ? await bundlesFor(plan, cluster, names, resolve(args.plugin), configDir, hashCache) : names.map((node) => ({ node, files: [], archives: [], rules: [] }));
+    bundles = cluster
+      ? await bundlesFor(plan, cluster, names, resolve(args.plugin), configDir, hashCache)
+      : names.map((node) => ({ node, files: [], archives: [], rules: [], ...(plan.binariesAllowAbsent && { allowAbsent: { missing: [] } }) }));
   } catch (err) {
     if (!(err instanceof ShipError)) throw err;
     console.error(err.message);
@@ -170,7 +172,7 @@ async function bundlesFor(plan: Plan, cluster: RenderedCluster, names: string[],
 }
 
 function emptyResult(node: string): NodeResult {
-  return { node, ok: false, installed: [], removed: [], binaries: [], packages: [], units: [], failed: [], resumed: false, uploaded: { files: 0, bytes: 0 }, durationMs: 0 };
+  return { node, ok: false, installed: [], removed: [], binaries: [], absent: [], idle: [], packages: [], units: [], failed: [], resumed: false, uploaded: { files: 0, bytes: 0 }, durationMs: 0 };
 }
 
 export function summary(results: readonly NodeResult[], dryRun: boolean, totalMs: number): string {
@@ -182,6 +184,7 @@ export function summary(results: readonly NodeResult[], dryRun: boolean, totalMs
       `${files} file${files === 1 ? '' : 's'}${r.removed.length ? ` (${r.removed.length} removed)` : ''}`,
       ...(r.binaries.length ? [`${r.binaries.length} binar${r.binaries.length === 1 ? 'y' : 'ies'}`] : []),
       ...(r.packages.length ? [`${r.packages.length} package${r.packages.length === 1 ? '' : 's'}`] : []),
+      ...(r.idle.length ? [`${r.idle.length} idle`] : []),
       ...(r.resumed ? [dryRun ? 'an interrupted run to resume' : 'resumed an interrupted run'] : []),
     ];
     const units = r.units.filter((u) => !u.startsWith('enable ')).join(', ') || '-';
@@ -189,5 +192,14 @@ export function summary(results: readonly NodeResult[], dryRun: boolean, totalMs
   });
   const failed = results.filter((r) => !r.ok).length;
   const head = `${dryRun ? 'dry run' : 'provisioned'}: ${results.length - failed} of ${results.length} node${results.length === 1 ? '' : 's'} ok in ${(totalMs / 1000).toFixed(2)} s`;
-  return [head, ...rows].join('\n');
+  const idle = results.filter((r) => r.idle.length).map((r) => `  ${r.node.padEnd(width)}  ${r.idle.map(describeIdle).join(', ')}`);
+  const note = idle.length ? ['idle: installed and verified (systemd-analyze verify), not started: its program is absent from binaries.dir', ...idle] : [];
+  return [head, ...rows, ...note].join('\n');
+}
+
+/** `kubelet.service /usr/local/bin/kubelet` → `kubelet.service (no /usr/local/bin/kubelet)`. */
+function describeIdle(line: string): string {
+  const [unit, ...why] = line.split(' ');
+  const reason = why.join(' ');
+  return `${unit} (${reason.startsWith('/') ? `no ${reason}` : reason})`;
 }

@@ -36,6 +36,10 @@ export interface NodeResult {
   installed: string[];
   removed: string[];
   binaries: string[];
+  /** Binaries not installed: their archive was absent (binaries.allowAbsent). */
+  absent: string[];
+  /** Units installed and verified but not run, with why: `kubelet.service /usr/local/bin/kubelet`. */
+  idle: string[];
   packages: string[];
   /** `restart kubelet.service`, `reload strongswan-starter.service`, `start …`, `enable …`. */
   units: string[];
@@ -65,6 +69,8 @@ export async function shipNode(transport: Transport, bundle: NodeBundle, opts: S
     installed: [],
     removed: [],
     binaries: [],
+    absent: [],
+    idle: [],
     packages: [],
     units: [],
     failed: [],
@@ -112,7 +118,10 @@ export async function shipNode(transport: Transport, bundle: NodeBundle, opts: S
     const uploads = opts.rollback ? [] : bundle.files.filter((f) => !sameContent(f));
     const archives = bundle.archives.filter((a) => !state.files.has(a.cachePath));
     const stage = `${opts.root.replace(/\/+$/, '')}${PATHS.provisionStateDir}/stage`;
-    const args = opts.rollback ? ['--rollback'] : ['--stage', stage, ...(archives.length ? ['--binaries', `${stage}/archives`] : [])];
+    const args = [
+      ...(opts.rollback ? ['--rollback'] : ['--stage', stage, ...(archives.length ? ['--binaries', `${stage}/archives`] : [])]),
+      ...(bundle.allowAbsent ? ['--allow-absent'] : []),
+    ];
     const fill = opts.rollback
       ? ''
       : bundle.files
@@ -127,6 +136,7 @@ export async function shipNode(transport: Transport, bundle: NodeBundle, opts: S
       ...(await Promise.all(archives.map(async (a): Promise<TarEntry> => ({ path: `archives/${a.name}`, mode: 0o644, file: a.file, size: await a.verify() })))),
     ];
     result.uploaded = { files: uploads.length + archives.length, bytes: tarSize(entries) };
+    if (bundle.allowAbsent?.missing.length) progress(`not in binaries.dir (binaries.allowAbsent): ${bundle.allowAbsent.missing.join(', ')}`);
     progress(
       opts.rollback
         ? 'rolling back to the previous installation'
@@ -186,12 +196,14 @@ async function readState(out: StreamReader): Promise<NodeState | undefined> {
 
 /** Applies one report line of provision/ to the result; false for lines that are not reports. */
 export function record(result: NodeResult, line: string): boolean {
-  const m = /^(install|remove|binary|package|restart|reload|start|stop|enable|failed|resume|daemon-reload)(?: (.+))?$/.exec(line);
+  const m = /^(install|remove|binary|absent|idle|package|restart|reload|start|stop|enable|disable|failed|resume|daemon-reload)(?: (.+))?$/.exec(line);
   if (!m) return false;
   const [, verb, arg = ''] = m;
   if (verb === 'install') result.installed.push(arg);
   else if (verb === 'remove') result.removed.push(arg);
   else if (verb === 'binary') result.binaries.push(arg);
+  else if (verb === 'absent') result.absent.push(arg);
+  else if (verb === 'idle') result.idle.push(arg);
   else if (verb === 'package') result.packages.push(arg);
   else if (verb === 'failed') result.failed.push(arg);
   else if (verb === 'resume') result.resumed = true;

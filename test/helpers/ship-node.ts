@@ -19,6 +19,7 @@ export function recorderEnv(recordDir: string): Record<string, string> {
   return {
     KUBE_IPSEC_SYSTEMCTL: join(RECORDERS, 'systemctl'),
     KUBE_IPSEC_APT_GET: join(RECORDERS, 'apt-get'),
+    KUBE_IPSEC_SYSTEMD_ANALYZE: join(RECORDERS, 'systemd-analyze'),
     KUBE_IPSEC_RECORD_DIR: recordDir,
   };
 }

@@ -16,7 +16,10 @@ export interface Capture {
   stop(): Promise<string[]>;
 }
 
+/** tcpdump on `dev` in namespace `ns` of the lab (on this host, or inside a VM). */
 export async function startCapture(lab: Lab, ns: string, dev: string, name: string, filter: string[] = []): Promise<Capture> {
+  const remote = lab.backend.remoteCapture?.(ns, dev, name, filter);
+  if (remote) return remote;
   mkdirSync(capturesDir(lab), { recursive: true });
   const file = join(capturesDir(lab), `${name}.pcap`);
   // --immediate-mode: without it packets of the last second sit in the ring and are lost on SIGTERM.
@@ -55,6 +58,8 @@ export interface CaptureSummary {
   total: number;
   /** ESP, raw (proto 50) or in UDP 4500. */
   esp: number;
+  /** Of those, ESP in UDP 4500 (NAT-T, or strongSwan's userspace ESP); the rest is raw ESP. */
+  espUdp: number;
   /** IKE on UDP 500/4500 (including NAT-T keepalives). */
   ike: number;
   /** IPv4 packets from or to the pod range in clear text. */
@@ -71,7 +76,7 @@ const IPV4_LINE = /^IP (\d+\.\d+\.\d+\.\d+)(?:\.(\d+))? > (\d+\.\d+\.\d+\.\d+)(?
 export function classifyCapture(lines: string[], podCidr: string): CaptureSummary {
   const pods = cidr(podCidr);
   const inPods = (ip: string) => contains(pods, parseIpv4(ip) ?? -1);
-  const s: CaptureSummary = { total: 0, esp: 0, ike: 0, clearPod: [], otherIp: [], nonIp: 0 };
+  const s: CaptureSummary = { total: 0, esp: 0, espUdp: 0, ike: 0, clearPod: [], otherIp: [], nonIp: 0 };
   for (const line of lines) {
     s.total++;
     const m = IPV4_LINE.exec(line);
@@ -81,7 +86,11 @@ export function classifyCapture(lines: string[], podCidr: string): CaptureSummar
     }
     const [, src, sport, dst, dport, rest] = m as unknown as [string, string, string | undefined, string, string | undefined, string];
     const ports = [sport, dport].map(Number);
-    if (rest.startsWith('ESP(') || rest.includes('UDP-encap: ESP(')) s.esp++;
+    if (rest.startsWith('ESP(')) s.esp++;
+    else if (rest.includes('UDP-encap: ESP(')) {
+      s.esp++;
+      s.espUdp++;
+    }
     else if (ports.some((p) => p === 500 || p === 4500)) s.ike++;
     else if (inPods(src) || inPods(dst)) s.clearPod.push(line);
     else s.otherIp.push(line);

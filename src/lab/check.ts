@@ -7,12 +7,17 @@ import { checkMtu } from './checks/mtu.ts';
 import { checkTraffic } from './checks/traffic.ts';
 import { checkTunnels } from './checks/tunnels.ts';
 import { requireUp, type Lab } from './lab.ts';
+import { isVmBackend } from './vm/backend.ts';
 import type { PairStatus } from './mesh.ts';
 import { CHECK_NAMES, report, type CheckName, type CheckReport, type CheckResult } from './report.ts';
 
 export interface CheckOptions {
   /** Node whose strongSwan the fail-closed check stops (default: the first node with pods). */
   victim?: string;
+  /** VM lab: the minion the reboot check reboots and the reprovision check re-provisions (default: the last node with pods). */
+  rebootVictim?: string;
+  /** VM lab: the plugin provisioning ships (reprovision check). */
+  plugin?: string;
   /** Run only these checks (tunnels always runs: the others read its result). */
   only?: CheckName[];
   /** Called with each result as soon as it is known. */
@@ -21,6 +26,8 @@ export interface CheckOptions {
 
 export async function check(lab: Lab, opts: CheckOptions = {}): Promise<CheckReport> {
   requireUp(lab);
+  // A VM's master ssh connection ends with the process that opened it, or a reboot.
+  if (isVmBackend(lab.backend)) await lab.backend.connect();
   const wanted = (name: CheckName) => !opts.only || opts.only.includes(name);
   const results: CheckResult[] = [];
   const add = (r: CheckResult) => {
@@ -38,7 +45,10 @@ export async function check(lab: Lab, opts: CheckOptions = {}): Promise<CheckRep
   }
   if (wanted('masquerade')) await guarded(['masquerade'], add, async () => [await checkMasquerade(lab, pairs)]);
   if (wanted('mtu')) await guarded(['mtu'], add, async () => [await checkMtu(lab)]);
+  const vm = isVmBackend(lab.backend) ? await import('./vm/checks.ts') : undefined;
+  for (const c of vm?.beforeFailClosed ?? []) if (wanted(c.name)) await guarded([c.name], add, async () => [await c.run(lab, opts)]);
   if (wanted('fail-closed')) await guarded(['fail-closed'], add, async () => [await checkFailClosed(lab, opts.victim)]);
+  for (const c of vm?.afterFailClosed ?? []) if (wanted(c.name)) await guarded([c.name], add, async () => [await c.run(lab, opts)]);
   return report(lab.topology.prefix, results);
 }
 

@@ -13,12 +13,17 @@ import { CHECK_NAMES, formatResult, formatVerdict, type CheckName } from './repo
 import { formatStatus, labStatus } from './status.ts';
 import { validatePrefix } from './topology.ts';
 import { up } from './up.ts';
+import { vmUp, type VmUpOptions } from './vm/up.ts';
 
 const HELP = `usage: npm run lab -- <up|check|status|down> [options]     (as root)
+       npm run lab -- up --vm [options]                         the nodes as qemu VMs
 
   up        render cluster.yaml (ESP in userspace where the kernel has none: the lab's
             only override), one network namespace per node on an underlay bridge, each
             node booted from its rendered tree, real strongSwan, pods via dist/ipsec-cni
+  up --vm   every node a Debian 12 VM under qemu (KVM when usable, else software
+            emulation) on taps inside the lab's namespace, from a cached image, provisioned
+            by \`kube-ipsec provision\` over ssh; kernel ESP; pods via ipsec-cni in the VMs
   check     tunnels, pod/node ping matrix, underlay capture, masquerade, MTU and
             fail-closed; exits 1 if anything fails
   status    tunnels, pods and their IPs per node, read from the running lab
@@ -32,6 +37,10 @@ options:
   --out DIR         up: install this rendered out/ tree instead of rendering
   --pods N          up: pods per minion (default 2)
   --esp MODE        up: auto (default), userspace or kernel
+  --vm              up: VMs instead of namespaces (check/status/down know from the state)
+  --memory MB       up --vm: memory of each VM (default 768)
+  --accel A         up --vm: auto (default: KVM if it boots the image), kvm or tcg
+  --image-cache DIR up --vm: node images by recipe (default /var/cache/kube-ipsec/images)
   --keep            up: leave a failed lab in place for inspection
   --victim NODE     check: node whose strongSwan fail-closed stops (default: first minion)
   --only LIST       check: comma-separated subset of ${CHECK_NAMES.join(',')}
@@ -50,6 +59,10 @@ export async function main(argv: string[]): Promise<number> {
         out: { type: 'string' },
         pods: { type: 'string', default: '2' },
         esp: { type: 'string', default: 'auto' },
+        vm: { type: 'boolean', default: false },
+        memory: { type: 'string', default: '768' },
+        accel: { type: 'string', default: 'auto' },
+        'image-cache': { type: 'string' },
         keep: { type: 'boolean', default: false },
         victim: { type: 'string' },
         only: { type: 'string' },
@@ -86,8 +99,15 @@ export async function main(argv: string[]): Promise<number> {
     if (!Number.isInteger(pods) || pods < 1 || pods > 50) throw new LabError(`--pods must be an integer from 1 to 50, not ${o.pods}`);
     const unknown = (only ?? []).filter((n) => !CHECK_NAMES.includes(n));
     if (unknown.length) throw new LabError(`--only: unknown check(s) ${unknown.join(', ')}; known: ${CHECK_NAMES.join(', ')}`);
+    const memoryMb = Number(o.memory);
+    if (!Number.isInteger(memoryMb) || memoryMb < 384 || memoryMb > 16384) throw new LabError(`--memory must be MB from 384 to 16384, not ${o.memory}`);
+    if (!['auto', 'kvm', 'tcg'].includes(o.accel)) throw new LabError(`--accel must be auto, kvm or tcg, not ${o.accel}`);
     switch (command) {
       case 'up':
+        if (o.vm) {
+          if (o.out !== undefined || o.esp !== 'auto') throw new LabError('--vm renders the cluster itself with ESP in the kernel: --out and --esp do not apply');
+          return await vmUpCommand({ configFile, stateDir, prefix: o.prefix, podsPerMinion: pods, memoryMb, accel: o.accel as 'auto' | 'kvm' | 'tcg', keep: o.keep, ...(o['image-cache'] !== undefined && { imageCache: resolve(o['image-cache']) }) });
+        }
         return await upCommand({ configFile, stateDir, prefix: o.prefix, pods, esp: o.esp as EspMode | 'auto', keep: o.keep, ...(o.out !== undefined && { outDir: resolve(o.out) }) });
       case 'check': {
         const lab = openLab(stateDir);
@@ -107,6 +127,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'down': {
         const r = await down(stateDir);
         if (!r.found) console.log(`no lab recorded in ${stateDir}: nothing to do`);
+        else if (r.taps) console.log(`lab down: stopped ${r.processes.stopped.length} processes (VMs, ssh), deleted ${r.taps.length} taps, ${r.namespaces.length} namespaces and ${r.overlays?.length ?? 0} overlays`);
         else console.log(`lab down: stopped ${r.processes.stopped.length} processes, deleted ${r.podsDeleted} pods and ${r.namespaces.length} namespaces`);
         for (const w of r.warnings) console.error(`warning: ${w}`);
         return r.warnings.length ? 1 : 0;
@@ -140,5 +161,25 @@ async function upCommand(o: { configFile: string; stateDir: string; prefix: stri
     return 1;
   }
   console.log(`lab ${o.prefix} up in ${((performance.now() - started) / 1000).toFixed(1)} s (state ${o.stateDir}); next: npm run lab -- check`);
+  return 0;
+}
+
+async function vmUpCommand(o: VmUpOptions & { keep: boolean }): Promise<number> {
+  const started = performance.now();
+  const existed = readState(o.stateDir) !== undefined;
+  try {
+    await vmUp({ ...o, log: (l) => console.log(`  ${l}`) });
+  } catch (err) {
+    if (existed || readState(o.stateDir) === undefined) throw err;
+    console.error(`lab up --vm failed: ${(err as Error).message}`);
+    if (o.keep) {
+      console.error(`left in place for inspection (state ${o.stateDir}, consoles in ${o.stateDir}/vms/*/console.log); remove it with: npm run lab -- down --state ${o.stateDir}`);
+    } else {
+      const r = await down(o.stateDir);
+      console.error(`removed what it had created (${r.processes.stopped.length} processes, ${r.taps?.length ?? 0} taps, ${r.namespaces.length} namespaces); --keep leaves it for inspection`);
+    }
+    return 1;
+  }
+  console.log(`lab ${o.prefix} up on VMs in ${((performance.now() - started) / 1000).toFixed(1)} s (state ${o.stateDir}); next: npm run lab -- check`);
   return 0;
 }

@@ -24,11 +24,14 @@ export interface DownReport {
   strangers: { pid: number; comm: string; ns: string }[];
   /** Mounts of the lab's files still held somewhere (files are then kept). */
   mountsLeft: string[];
+  /** VM lab: tap devices deleted, overlays removed. */
+  taps?: string[];
+  overlays?: string[];
   warnings: string[];
 }
 
 /** Files and directories the lab writes into its state dir (and nothing else is removed). */
-export const LAB_FILES = [STATE_FILE, 'nodes', 'out', 'pki', 'cluster.yaml', 'captures'];
+export const LAB_FILES = [STATE_FILE, 'nodes', 'out', 'pki', 'cluster.yaml', 'captures', 'vms', 'ssh'];
 
 export async function down(stateDir: string, opts: { runner?: Runner; log?: (line: string) => void } = {}): Promise<DownReport> {
   const runner = opts.runner ?? processRunner;
@@ -37,17 +40,23 @@ export async function down(stateDir: string, opts: { runner?: Runner; log?: (lin
   const data = readState(stateDir);
   if (!data) return report;
   report.found = true;
-  const lab = openLab(stateDir, runner);
-
-  report.podsDeleted = await deletePods(lab, report.warnings);
-  const groups = processGroups(lab);
-  report.processes = await stopProcesses(groups);
-  for (const p of report.processes.survivors) report.warnings.push(`${p.what} (pid ${p.pid}) survived SIGKILL`);
 
   const names = [...new Set([...data.namespaces, ...prefixedNamespaces(data.prefix)])];
-  report.strangers = processesIn(names);
-  for (const s of report.strangers) report.warnings.push(`pid ${s.pid} (${s.comm}) in ${s.ns} was not started by the lab: left alone (its namespace lives on until it exits)`);
-  report.namespaces = await deleteNamespaces(runner, names);
+  if (data.backend === 'vm') {
+    // Pods die with their VM: nothing on this host to delete them from.
+    const { vmDown } = await import('./vm/down.ts');
+    const r = await vmDown(runner, stateDir, data, processesIn);
+    Object.assign(report, { processes: r.processes, namespaces: r.namespaces, taps: r.taps, overlays: r.overlays });
+    report.warnings.push(...r.warnings);
+  } else {
+    const lab = openLab(stateDir, runner);
+    report.podsDeleted = await deletePods(lab, report.warnings);
+    report.processes = await stopProcesses(processGroups(lab));
+    for (const p of report.processes.survivors) report.warnings.push(`${p.what} (pid ${p.pid}) survived SIGKILL`);
+    report.strangers = processesIn(names);
+    for (const s of report.strangers) report.warnings.push(`pid ${s.pid} (${s.comm}) in ${s.ns} was not started by the lab: left alone (its namespace lives on until it exits)`);
+    report.namespaces = await deleteNamespaces(runner, names);
+  }
   log(`stopped ${report.processes.stopped.length} processes, deleted ${report.namespaces.length} namespaces and ${report.podsDeleted} pods`);
 
   report.mountsLeft = mountsUnder(stateDir);
@@ -75,7 +84,7 @@ async function deletePods(lab: Lab, warnings: string[]): Promise<number> {
         .filter((p) => lab.state.data.pods[p.ns] && netnsInode(p.ns) !== undefined)
         .map(async (pod) => {
           try {
-            await delPod(lab.runner, view, pod);
+            await delPod(lab, pod);
             deleted++;
           } catch (err) {
             warnings.push((err as Error).message);

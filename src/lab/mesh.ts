@@ -2,9 +2,8 @@
 // least one ESTABLISHED IKE_SA with the other and an INSTALLED CHILD_SA carrying exactly the
 // two pod subnets (duplicates from simultaneous initiation are normal for ~17 s: uniqueids
 // removes them). When a pair is down, the loaded connections of both ends say why.
+import type { LabExec } from './backend.ts';
 import type { Lab } from './lab.ts';
-import { inNode, type NodeView } from './node-view.ts';
-import type { Runner } from './run.ts';
 import type { LabNode, LabTopology } from './topology.ts';
 import { conns, ikeSas, type Conn, type IkeSa } from './vici.ts';
 
@@ -31,18 +30,18 @@ export interface PairStatus {
   problem?: string;
 }
 
-async function swanctl(runner: Runner, view: NodeView, what: '--list-sas' | '--list-conns') {
-  return runner.run(inNode(view, ['swanctl', what, '--pretty']), { allowFail: true, timeoutMs: 20_000 });
+async function swanctl(lab: LabExec, node: string, what: '--list-sas' | '--list-conns') {
+  return lab.runner.run(lab.backend.onNode(node, ['swanctl', what, '--pretty']), { allowFail: true, timeoutMs: 20_000 });
 }
 
-export async function readNodeSas(runner: Runner, view: NodeView, withConns = false): Promise<NodeSas> {
-  const [sas, cs] = await Promise.all([swanctl(runner, view, '--list-sas'), withConns ? swanctl(runner, view, '--list-conns') : undefined]);
+export async function readNodeSas(lab: LabExec, node: string, withConns = false): Promise<NodeSas> {
+  const [sas, cs] = await Promise.all([swanctl(lab, node, '--list-sas'), withConns ? swanctl(lab, node, '--list-conns') : undefined]);
   if (sas.code !== 0) return { sas: [], error: (sas.stderr || sas.stdout).trim().split('\n').pop() ?? `exit ${sas.code}` };
   return { sas: ikeSas(sas.stdout), ...(cs && cs.code === 0 && { conns: conns(cs.stdout) }) };
 }
 
 export async function meshStatus(lab: Lab, withConns = false): Promise<PairStatus[]> {
-  const read = await Promise.all(lab.topology.nodes.map(async (n) => [n.name, await readNodeSas(lab.runner, lab.views.get(n.name)!, withConns)] as const));
+  const read = await Promise.all(lab.topology.nodes.map(async (n) => [n.name, await readNodeSas(lab, n.name, withConns)] as const));
   return evaluateMesh(lab.topology, new Map(read));
 }
 

@@ -1,12 +1,10 @@
 // Pods, made the way the kubelet's runtime makes them: a sandbox network namespace, then
 // the node's CNI plugin (/opt/cni/bin/ipsec-cni, run inside the node, so its IPAM store
 // and log land in the node's own /var) with the node's rendered conflist.
-import { readFileSync } from 'node:fs';
 import { PATHS } from '../plan/paths.ts';
+import { readNodeFile, type LabExec } from './backend.ts';
 import { PLUGIN_ON_NODE } from './boot.ts';
-import { hostPath, inNode, type NodeView } from './node-view.ts';
 import { NETNS_DIR } from './procs.ts';
-import type { Runner } from './run.ts';
 import type { LabPodState } from './state.ts';
 import type { LabPod } from './topology.ts';
 
@@ -20,13 +18,16 @@ export function pluginConfig(conflistText: string): string {
   return JSON.stringify({ cniVersion: list.cniVersion, name: list.name, ...first });
 }
 
-export function nodeConflist(view: NodeView): string {
-  return readFileSync(hostPath(view, PATHS.cniConflist), 'utf8');
+/** The node's installed conflist (what its runtime would hand the plugin). */
+export async function nodeConflist(lab: LabExec, node: string): Promise<string> {
+  const text = await readNodeFile(lab, node, PATHS.cniConflist);
+  if (text === undefined) throw new Error(`${node} has no ${PATHS.cniConflist}: it was not installed`);
+  return text;
 }
 
-export function cniEnv(command: 'ADD' | 'DEL' | 'CHECK', pod: LabPod): NodeJS.ProcessEnv {
+export function cniEnv(command: 'ADD' | 'DEL' | 'CHECK', pod: LabPod): Record<string, string> {
   return {
-    PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+    PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
     CNI_COMMAND: command,
     CNI_CONTAINERID: pod.containerId,
     CNI_NETNS: `${NETNS_DIR}/${pod.ns}`,
@@ -36,8 +37,18 @@ export function cniEnv(command: 'ADD' | 'DEL' | 'CHECK', pod: LabPod): NodeJS.Pr
   };
 }
 
-async function callPlugin(runner: Runner, view: NodeView, command: 'ADD' | 'DEL' | 'CHECK', pod: LabPod): Promise<unknown> {
-  const r = await runner.run(inNode(view, [PLUGIN_ON_NODE]), { input: pluginConfig(nodeConflist(view)), env: cniEnv(command, pod), allowFail: true, timeoutMs: 30_000 });
+/** argv of the plugin run as the runtime runs it: its environment only (env -i), config on stdin. */
+export function pluginArgv(env: Record<string, string>): string[] {
+  return ['env', '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), PLUGIN_ON_NODE];
+}
+
+async function callPlugin(lab: LabExec, command: 'ADD' | 'DEL' | 'CHECK', pod: LabPod): Promise<unknown> {
+  return runPlugin(lab, pod.node, cniEnv(command, pod), {}, `CNI ${command} of pod ${pod.name} on ${pod.node}`);
+}
+
+async function runPlugin(lab: LabExec, node: string, env: Record<string, string>, extraConfig: Record<string, unknown>, what: string): Promise<unknown> {
+  const input = JSON.stringify({ ...JSON.parse(pluginConfig(await nodeConflist(lab, node))), ...extraConfig });
+  const r = await lab.runner.run(lab.backend.onNode(node, pluginArgv(env)), { input, allowFail: true, timeoutMs: 30_000 });
   const out = r.stdout.trim();
   if (r.code !== 0) {
     let msg = out || r.stderr.trim();
@@ -47,7 +58,7 @@ async function callPlugin(runner: Runner, view: NodeView, command: 'ADD' | 'DEL'
     } catch {
       // not JSON: keep the raw text
     }
-    throw new Error(`CNI ${command} of pod ${pod.name} on ${pod.node} failed: ${msg}`);
+    throw new Error(`${what} failed: ${msg}`);
   }
   return out ? JSON.parse(out) : undefined;
 }
@@ -58,14 +69,24 @@ interface CniResult {
 }
 
 /** CNI ADD; returns the pod's address as the plugin reported it. */
-export async function addPod(runner: Runner, view: NodeView, pod: LabPod): Promise<LabPodState> {
-  const result = (await callPlugin(runner, view, 'ADD', pod)) as CniResult;
+export async function addPod(lab: LabExec, pod: LabPod): Promise<LabPodState> {
+  const result = (await callPlugin(lab, 'ADD', pod)) as CniResult;
   const ip = result.ips?.[0];
   if (!ip) throw new Error(`CNI ADD of pod ${pod.name} on ${pod.node} returned no IP: ${JSON.stringify(result)}`);
   const mac = ip.interface !== undefined ? result.interfaces?.[ip.interface]?.mac : undefined;
   return { ip: ip.address.split('/')[0]!, ...(mac && { mac }) };
 }
 
-export async function delPod(runner: Runner, view: NodeView, pod: LabPod): Promise<void> {
-  await callPlugin(runner, view, 'DEL', pod);
+export async function delPod(lab: LabExec, pod: LabPod): Promise<void> {
+  await callPlugin(lab, 'DEL', pod);
+}
+
+/**
+ * CNI GC on a node, as a runtime runs it after a restart: every attachment not in `valid`
+ * (the pods it still has) is released.
+ */
+export async function gcNode(lab: LabExec, node: string, valid: readonly LabPod[]): Promise<void> {
+  const env = { PATH: cniEnv('ADD', { node, name: '', ns: '', containerId: '' }).PATH!, CNI_COMMAND: 'GC', CNI_PATH: PATHS.cniBinDir };
+  const attachments = valid.map((p) => ({ containerID: p.containerId, ifname: POD_IFNAME }));
+  await runPlugin(lab, node, env, { 'cni.dev/valid-attachments': attachments }, `CNI GC on ${node}`);
 }

@@ -1,7 +1,6 @@
 // Traffic inside the lab: real ping from a pod's, node's or the upstream's namespace, and a
 // small pool so a matrix of pings keeps both cores busy without flooding them.
-import { inNetns } from './network.ts';
-import type { Runner } from './run.ts';
+import type { LabExec } from './backend.ts';
 
 export interface PingOptions {
   count?: number;
@@ -22,12 +21,12 @@ export interface PingResult {
   why?: string;
 }
 
-export async function ping(runner: Runner, ns: string, dst: string, o: PingOptions = {}): Promise<PingResult> {
+export async function ping(lab: LabExec, ns: string, dst: string, o: PingOptions = {}): Promise<PingResult> {
   const argv = ['ping', '-n', '-c', String(o.count ?? 1), '-W', String(o.wait ?? 1)];
   if (o.interval !== undefined) argv.push('-i', String(o.interval));
   if (o.size !== undefined) argv.push('-s', String(o.size));
   if (o.dontFragment) argv.push('-M', 'do');
-  const r = await runner.run(inNetns(ns, [...argv, dst]), { allowFail: true, timeoutMs: 30_000 });
+  const r = await lab.runner.run(lab.backend.inNs(ns, [...argv, dst]), { allowFail: true, timeoutMs: 30_000 });
   const received = Number(/(\d+) (?:packets )?received/.exec(r.stdout)?.[1] ?? 0);
   const ok = r.code === 0 && received > 0;
   if (ok) return { ok, received };
@@ -39,8 +38,8 @@ export async function ping(runner: Runner, ns: string, dst: string, o: PingOptio
 }
 
 /** One reply within `tries` single pings. */
-export async function reaches(runner: Runner, ns: string, dst: string, tries = 2, wait = 1): Promise<boolean> {
-  for (let i = 0; i < tries; i++) if ((await ping(runner, ns, dst, { wait })).ok) return true;
+export async function reaches(lab: LabExec, ns: string, dst: string, tries = 2, wait = 1): Promise<boolean> {
+  for (let i = 0; i < tries; i++) if ((await ping(lab, ns, dst, { wait })).ok) return true;
   return false;
 }
 

@@ -4,7 +4,7 @@
 // VMs get; the nodes are installed from out/<node>/… exactly as provisioning ships it.
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseDocument } from 'yaml';
+import { parseDocument, type Document } from 'yaml';
 import { loadClusterFile, parseCluster } from '../config/load.ts';
 import type { EspMode } from '../plan/mtu.ts';
 import { PATHS } from '../plan/paths.ts';
@@ -19,17 +19,21 @@ export interface LabFiles {
   nodes: Map<string, RenderedFile[]>;
 }
 
-/** The cluster.yaml text with `ipsec.espMode` set (comments and layout kept). */
-export function withEspMode(yamlText: string, espMode: EspMode): string {
+/** The cluster.yaml text with `ipsec.espMode` set (comments and layout kept), and more edits. */
+export function withEspMode(yamlText: string, espMode: EspMode, edit?: (doc: Document) => void): string {
   const doc = parseDocument(yamlText);
   doc.setIn(['ipsec', 'espMode'], espMode);
+  edit?.(doc);
   return doc.toString();
 }
 
-/** Renders the cluster into <stateDir>/out with the lab's own PKI state (<stateDir>/pki). */
-export async function renderForLab(configFile: string, stateDir: string, espMode: EspMode): Promise<LabFiles> {
+/**
+ * Renders the cluster into <stateDir>/out with the lab's own PKI state (<stateDir>/pki); the
+ * lab's cluster.yaml (the user's, with the lab's overrides) is kept as <stateDir>/cluster.yaml.
+ */
+export async function renderForLab(configFile: string, stateDir: string, espMode: EspMode, edit?: (doc: Document) => void): Promise<LabFiles> {
   loadClusterFile(configFile); // problems are reported against the file as the user wrote it
-  const text = withEspMode(readFileSync(configFile, 'utf8'), espMode);
+  const text = withEspMode(readFileSync(configFile, 'utf8'), espMode, edit);
   mkdirSync(stateDir, { recursive: true });
   writeFileSync(join(stateDir, 'cluster.yaml'), text);
   const outDir = join(stateDir, 'out');

@@ -1,8 +1,11 @@
 // What `check` returns and prints: one typed result per check, each failure a sentence that
 // points at its cause, and the matrices (pure formatting).
 
-export type CheckName = 'tunnels' | 'pings' | 'capture' | 'masquerade' | 'fail-closed' | 'mtu';
-export const CHECK_NAMES: readonly CheckName[] = ['tunnels', 'pings', 'capture', 'masquerade', 'mtu', 'fail-closed'];
+export type CheckName = 'tunnels' | 'pings' | 'capture' | 'masquerade' | 'fail-closed' | 'mtu' | VmCheckName;
+/** Checks only a VM lab has: what only a real node shows (kernel ESP, systemd, a reboot, re-provisioning). */
+export type VmCheckName = 'kernel-esp' | 'units' | 'reprovision' | 'reboot';
+export const VM_CHECK_NAMES: readonly VmCheckName[] = ['kernel-esp', 'units', 'reprovision', 'reboot'];
+export const CHECK_NAMES: readonly CheckName[] = ['tunnels', 'pings', 'capture', 'masquerade', 'mtu', 'fail-closed', ...VM_CHECK_NAMES];
 
 export interface CheckResult {
   name: CheckName;

@@ -6,6 +6,8 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { join } from 'node:path';
 import type { EspMode } from '../plan/mtu.ts';
 import type { LabTopology } from './topology.ts';
+import type { VmLayout } from './vm/layout.ts';
+import type { Accel } from './vm/qemu.ts';
 
 export interface LabProcess {
   pid: number;
@@ -13,7 +15,7 @@ export interface LabProcess {
   comm: string;
   /** Namespace it runs in (its netns inode must be this namespace's). */
   ns: string;
-  role: 'view' | 'strongswan' | 'capture';
+  role: 'view' | 'strongswan' | 'capture' | 'vm' | 'ssh' | 'provision';
   /** The node it belongs to (views, strongSwan). */
   node?: string;
   /** e.g. "capture on the underlay", for messages. */
@@ -28,6 +30,8 @@ export interface LabPodState {
 
 export interface LabStateData {
   version: 1;
+  /** Where the nodes run (absent in labs recorded before VMs: the namespace lab). */
+  backend?: 'netns' | 'vm';
   prefix: string;
   configFile: string;
   /** Rendered tree the nodes were installed from (out/<node>/…). */
@@ -43,6 +47,25 @@ export interface LabStateData {
   pods: Record<string, LabPodState>;
   /** Seconds from launching every charon to every IKE/CHILD SA pair up (undefined: not converged). */
   convergedIn?: number;
+  /** The VM lab's machines (backend 'vm'). */
+  vm?: VmStateData;
+}
+
+/** What the VM lab created besides namespaces and processes, each recorded before it exists. */
+export interface VmStateData {
+  layout: VmLayout;
+  image: { key: string; dir: string };
+  accel: Accel;
+  /** Tap devices in the wire namespace. */
+  taps: string[];
+  /** Copy-on-write overlays of the image, one per VM. */
+  overlays: string[];
+  /** Node → seconds from starting qemu to its sshd accepting the lab's key. */
+  bootSeconds: Record<string, number>;
+  /** Seconds the product's provisioning took for every node. */
+  provisionSeconds?: number;
+  /** Seconds this `up` spent building the image (absent: it was cached). */
+  imageBuildSeconds?: number;
 }
 
 export const STATE_FILE = 'state.json';
@@ -105,6 +128,15 @@ export class LabState {
     const { pods, ...rest } = patch;
     Object.assign(this.data, rest);
     if (pods) Object.assign(this.data.pods, pods);
+    this.save();
+  }
+
+  /** Records more of the VM lab (taps and overlays before they are created). */
+  updateVm(patch: Partial<VmStateData>): void {
+    if (!this.data.vm) throw new Error('internal: not a VM lab');
+    const { bootSeconds, ...rest } = patch;
+    Object.assign(this.data.vm, rest);
+    if (bootSeconds) Object.assign(this.data.vm.bootSeconds, bootSeconds);
     this.save();
   }
 }

@@ -1,18 +1,14 @@
 // `lab status`: what runs, read from the running lab (not from what `up` meant to do):
 // strongSwan per node and its tunnels, each pod's live address and MTU, and the node's own
 // IPAM store (in the node's /var, where its plugin wrote it).
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseStore } from '../cni/ipam/store.ts';
 import { PATHS } from '../plan/paths.ts';
+import { readNodeFile, type LabExec } from './backend.ts';
 import type { Lab } from './lab.ts';
 import { meshStatus, type PairStatus } from './mesh.ts';
-import { inNetns } from './network.ts';
-import { writtenPath } from './node-view.ts';
 import { nodeConflist } from './pods.ts';
-import { isOurs } from './procs.ts';
 import { formatMatrix } from './report.ts';
-import { strongswanProcesses } from './strongswan.ts';
 
 export interface PodStatus {
   name: string;
@@ -29,8 +25,9 @@ export interface NodeStatus {
   role: string;
   ip: string;
   podSubnet: string;
-  /** PIDs of starter and charon that are alive and ours. */
-  strongswan: number[];
+  /** strongSwan as the backend sees it: "running (pids …)" or "STOPPED" in namespaces, the unit's state in VMs. */
+  strongswan: string;
+  strongswanRunning: boolean;
   pods: PodStatus[];
   /** Allocations in the node's IPAM store. */
   allocations: number;
@@ -51,14 +48,11 @@ export async function labStatus(lab: Lab): Promise<LabStatus> {
   const t = lab.topology;
   const nodes = await Promise.all(
     t.nodes.map(async (n): Promise<NodeStatus> => {
-      const view = lab.views.get(n.name)!;
-      const strongswan = strongswanProcesses(view)
-        .filter((p) => isOurs({ ...p, ns: n.ns, role: 'strongswan', what: '' }))
-        .map((p) => p.pid);
-      const store = view.holder ? readIpamStore(lab, n.name) : {};
+      const strongswan = await lab.backend.strongswanState(n.name);
+      const store: Record<string, { containerId: string }> = n.pods.length ? await readIpamStore(lab, n.name).catch(() => ({})) : {};
       const pods = await Promise.all(
         n.pods.map(async (p): Promise<PodStatus> => {
-          const r = await lab.runner.run(inNetns(p.ns, ['ip', '-j', '-4', 'addr', 'show', 'dev', 'eth0']), { allowFail: true });
+          const r = await lab.runner.run(lab.backend.inNs(p.ns, ['ip', '-j', '-4', 'addr', 'show', 'dev', 'eth0']), { allowFail: true });
           let ip = '';
           let mtu: number | undefined;
           try {
@@ -72,7 +66,7 @@ export async function labStatus(lab: Lab): Promise<LabStatus> {
           return { name: p.name, ns: p.ns, ip, ...(mtu !== undefined && { mtu }), ...(stored && { stored }) };
         }),
       );
-      return { name: n.name, role: n.role, ip: n.ip, podSubnet: n.podSubnet, strongswan, pods, allocations: Object.keys(store).length };
+      return { name: n.name, role: n.role, ip: n.ip, podSubnet: n.podSubnet, strongswan: strongswan.detail, strongswanRunning: strongswan.running, pods, allocations: Object.keys(store).length };
     }),
   );
   const pairs = await meshStatus(lab);
@@ -89,16 +83,12 @@ export async function labStatus(lab: Lab): Promise<LabStatus> {
   };
 }
 
-/** The node's IPAM store, read where the node's plugin wrote it (its /var, through the view's upper dir). */
-function readIpamStore(lab: Lab, node: string): Record<string, { containerId: string }> {
-  const view = lab.views.get(node)!;
-  try {
-    const network = (JSON.parse(nodeConflist(view)) as { name: string }).name;
-    const path = writtenPath(view, join(PATHS.cniDataDir, `${network}.json`));
-    return parseStore(readFileSync(path, 'utf8'), path, network).allocations;
-  } catch {
-    return {};
-  }
+/** The allocations of the node's IPAM store, as the node's plugin wrote it (none: no store yet). */
+export async function readIpamStore(lab: LabExec, node: string): Promise<Record<string, { containerId: string }>> {
+  const network = (JSON.parse(await nodeConflist(lab, node)) as { name: string }).name;
+  const path = join(PATHS.cniDataDir, `${network}.json`);
+  const text = await readNodeFile(lab, node, path);
+  return text === undefined ? {} : parseStore(text, `${node}:${path}`, network).allocations;
 }
 
 export function formatStatus(s: LabStatus): string {
@@ -107,7 +97,7 @@ export function formatStatus(s: LabStatus): string {
       (s.convergedIn !== undefined ? `, mesh converged ${s.convergedIn.toFixed(2)} s after start` : ''),
     '',
   ];
-  const rows = s.nodes.map((n) => [n.name, n.role, n.ip, n.podSubnet, n.strongswan.length ? `running (pids ${n.strongswan.join(' ')})` : 'STOPPED', `${n.allocations} IPs`]);
+  const rows = s.nodes.map((n) => [n.name, n.role, n.ip, n.podSubnet, n.strongswan, `${n.allocations} IPs`]);
   const head = ['node', 'role', 'underlay', 'pod subnet', 'strongSwan', 'IPAM store'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   for (const r of [head, ...rows]) out.push(r.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd());

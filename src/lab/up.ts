@@ -11,13 +11,13 @@ import { chooseEspMode, LabError, preflight } from './host.ts';
 import { viewOf, type Lab } from './lab.ts';
 import { meshStatus } from './mesh.ts';
 import { buildNetwork, prefixedNamespaces } from './network.ts';
+import { netnsBackend } from './netns-backend.ts';
 import { openView, type NodeView } from './node-view.ts';
 import { addPod } from './pods.ts';
 import { processRunner, waitFor, type Runner } from './run.ts';
 import { readState, LabState, STATE_FILE } from './state.ts';
-import { startStrongswan, strongswanProcesses } from './strongswan.ts';
 import { renderForLab, useRendered } from './render.ts';
-import { labNamespaces, labTopology, type LabNode } from './topology.ts';
+import { labNamespaces, labTopology } from './topology.ts';
 
 export const DEFAULT_PLUGIN = fileURLToPath(new URL('../../dist/ipsec-cni', import.meta.url));
 
@@ -60,8 +60,9 @@ export async function up(opts: UpOptions): Promise<Lab> {
   const topology = labTopology(files.plan, opts.prefix, opts.podsPerMinion);
   log(`${opts.outDir ? 'read' : 'rendered'} ${files.outDir} (ESP in the ${espMode === 'userspace' ? 'userspace: this kernel has none' : 'kernel'}): ${clock()}`);
 
-  const state = LabState.create(stateDir, { prefix: opts.prefix, configFile: resolve(opts.configFile), outDir: files.outDir, espMode, topology });
-  const lab: Lab = { stateDir, state, topology, views: new Map(), runner };
+  const state = LabState.create(stateDir, { backend: 'netns', prefix: opts.prefix, configFile: resolve(opts.configFile), outDir: files.outDir, espMode, topology });
+  const parts = { stateDir, state, topology, views: new Map<string, NodeView>(), runner };
+  const lab: Lab = { ...parts, backend: netnsBackend(parts) };
   state.addNamespaces(labNamespaces(topology));
   await buildNetwork(runner, topology);
   log(`namespaces and underlay (${topology.nodes.length} nodes, upstream ${topology.upstream.ip}): ${clock()}`);
@@ -79,7 +80,7 @@ export async function up(opts: UpOptions): Promise<Lab> {
   log(`nodes booted (rendered tree, sysctl.d, node-network): ${clock()}`);
 
   const started = performance.now();
-  await Promise.all(topology.nodes.map((node) => startNodeStrongswan(lab, node)));
+  await Promise.all(topology.nodes.map((node) => lab.backend.startStrongswan(node.name)));
   log(`strongSwan started on every node: ${clock()}`);
   const converged = await waitFor(async () => (await meshStatus(lab)).every((p) => p.up), opts.convergeTimeoutMs ?? 20_000, 50);
   const convergedIn = converged ? (performance.now() - started) / 1000 : undefined;
@@ -88,24 +89,11 @@ export async function up(opts: UpOptions): Promise<Lab> {
   clock();
 
   const pods = await Promise.all(
-    topology.nodes.flatMap((node) => node.pods.map(async (pod) => [pod.ns, await addPod(runner, lab.views.get(node.name)!, pod)] as const)),
+    topology.nodes.flatMap((node) => node.pods.map(async (pod) => [pod.ns, await addPod(lab, pod)] as const)),
   );
   state.update({ pods: Object.fromEntries(pods), phase: 'up' });
   log(`${pods.length} pods through ${plugin}: ${clock()}`);
   return lab;
-}
-
-/** `ipsec start` in the node (as strongswan-starter.service does), its PIDs recorded. */
-export async function startNodeStrongswan(lab: Lab, node: LabNode): Promise<void> {
-  const view = lab.views.get(node.name)!;
-  await startStrongswan(lab.runner, view);
-  recordStrongswan(lab, node, view);
-}
-
-export function recordStrongswan(lab: Lab, node: LabNode, view: NodeView): void {
-  for (const p of strongswanProcesses(view)) {
-    lab.state.addProcess({ pid: p.pid, comm: p.comm, ns: node.ns, role: 'strongswan', node: node.name, what: `${p.comm} of ${node.name}` });
-  }
 }
 
 function stopwatch(): () => string {

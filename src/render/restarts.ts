@@ -76,6 +76,18 @@ export function restartMapFile(rules: readonly RestartRule[], generated: string)
   ].join('\n');
 }
 
+/** restart.tsv back into rules (what a node has installed). */
+export function parseRestartMap(text: string): RestartRule[] {
+  return text
+    .split('\n')
+    .filter((l) => l.trim() && !l.startsWith('#'))
+    .map((l) => {
+      const [unit, action, paths = ''] = l.split('\t');
+      if (!unit || (action !== 'restart' && action !== 'reload')) throw new Error(`restart.tsv: malformed line ${JSON.stringify(l)}`);
+      return { unit, action, paths: paths.split(' ').filter(Boolean) };
+    });
+}
+
 /**
  * What a set of changed paths does to the node's services, in rule order: the evaluation
  * provision/apply performs, for `provision --dry-run` to predict.

@@ -5,14 +5,11 @@
 import { classifyCapture, startCapture, type CaptureSummary } from '../capture.ts';
 import type { Lab } from '../lab.ts';
 import { meshStatus } from '../mesh.ts';
-import { inNetns } from '../network.ts';
 import { mapLimit, ping, reaches } from '../probe.ts';
 import type { CheckResult } from '../report.ts';
 import { waitFor } from '../run.ts';
-import { stopStrongswan } from '../strongswan.ts';
 import { cidr, lastAddress, parseIpv4 } from '../../plan/ipv4.ts';
 import { nodeNamed, type LabNode, type LabTopology } from '../topology.ts';
-import { startNodeStrongswan } from '../up.ts';
 import { addressBook } from './traffic.ts';
 
 export interface Flow {
@@ -54,37 +51,35 @@ export async function checkFailClosed(lab: Lab, victimName?: string, recoveryTim
   const t = lab.topology;
   const victim = victimName ? nodeNamed(t, victimName) : t.nodes.find((n) => n.pods.length);
   if (!victim) return { name: 'fail-closed', ok: false, summary: 'no node runs pods', problems: ['the lab has no pods to send traffic'] };
-  const view = lab.views.get(victim.name)!;
   const pods = lab.state.data.pods;
   // Recovery means: what worked before the stop works again (what was already broken is the other checks' finding).
   const probes = recoveryFlows(t, pods, victim);
-  const before = await mapLimit(probes, 8, (f) => reaches(lab.runner, f.ns, f.dst));
+  const before = await mapLimit(probes, 8, (f) => reaches(lab, f.ns, f.dst));
   const baseline = probes.filter((_, i) => before[i]);
   const upBefore = (await meshStatus(lab)).filter((p) => p.up).map((p) => `${p.a}|${p.b}`);
   const upAgain = async (onlyVictim: boolean) =>
     (await meshStatus(lab)).filter((p) => upBefore.includes(`${p.a}|${p.b}`) && (!onlyVictim || p.a === victim.name || p.b === victim.name)).every((p) => p.up);
 
-  await stopStrongswan(lab.runner, view);
-  for (const p of lab.state.data.processes.filter((x) => x.role === 'strongswan' && x.node === victim.name)) lab.state.removeProcess(p.pid);
+  await lab.backend.stopStrongswan(victim.name);
 
   const flows = victimFlows(t, pods, victim);
   const capture = await startCapture(lab, t.wire.ns, t.wire.bridge, `fail-closed-${victim.name}`);
   let answered = 0;
   let lines: string[] = [];
   try {
-    const results = await mapLimit(flows, 8, (f) => ping(lab.runner, f.ns, f.dst, { count: 2, interval: 0.2, wait: 1 }));
+    const results = await mapLimit(flows, 8, (f) => ping(lab, f.ns, f.dst, { count: 2, interval: 0.2, wait: 1 }));
     answered = results.reduce((sum, r) => sum + r.received, 0);
   } finally {
     lines = await capture.stop();
   }
-  const blackholes = (await lab.runner.run(inNetns(victim.ns, ['ip', 'route', 'show', 'type', 'blackhole']), { allowFail: true })).stdout;
+  const blackholes = (await lab.runner.run(lab.backend.onNode(victim.name, ['ip', 'route', 'show', 'type', 'blackhole']), { allowFail: true })).stdout;
 
   const restart = performance.now();
-  await startNodeStrongswan(lab, victim);
+  await lab.backend.startStrongswan(victim.name);
   const tunnelsBack = await waitFor(() => upAgain(true), recoveryTimeoutMs, 50);
   const saSeconds = (performance.now() - restart) / 1000;
   const trafficBack =
-    baseline.length > 0 && (await waitFor(async () => (await mapLimit(baseline, 8, (f) => reaches(lab.runner, f.ns, f.dst, 1, 0.25))).every(Boolean), recoveryTimeoutMs, 0));
+    baseline.length > 0 && (await waitFor(async () => (await mapLimit(baseline, 8, (f) => reaches(lab, f.ns, f.dst, 1, 0.25))).every(Boolean), recoveryTimeoutMs, 0));
   const trafficSeconds = (performance.now() - restart) / 1000;
   // The rest of the mesh must be whole again for whatever runs next.
   const meshBack = await waitFor(() => upAgain(false), recoveryTimeoutMs, 100);

@@ -5,7 +5,6 @@ import { echoSources, startCapture, type Capture } from '../capture.ts';
 import type { Lab } from '../lab.ts';
 import type { PairStatus } from '../mesh.ts';
 import { egressRewrites, explainPodToPodRewrite, parseNatRules } from '../nat.ts';
-import { inNode } from '../node-view.ts';
 import { ping } from '../probe.ts';
 import type { CheckResult } from '../report.ts';
 import type { LabNode, LabPod, LabTopology } from '../topology.ts';
@@ -56,8 +55,8 @@ export async function checkMasquerade(lab: Lab, pairs: PairStatus[]): Promise<Ch
     captures.push(...peers.map(([, cap]) => cap));
     await Promise.all(
       cases.flatMap((c) => [
-        ping(lab.runner, c.pod.ns, t.upstream.ip, { count: 2, interval: 0.2, wait: 1 }),
-        ...(c.peer ? [ping(lab.runner, c.pod.ns, c.peer.ip, { count: 2, interval: 0.2, wait: 1 })] : []),
+        ping(lab, c.pod.ns, t.upstream.ip, { count: 2, interval: 0.2, wait: 1 }),
+        ...(c.peer ? [ping(lab, c.pod.ns, c.peer.ip, { count: 2, interval: 0.2, wait: 1 })] : []),
       ]),
     );
     upstreamLines = await upstream.stop();
@@ -67,7 +66,7 @@ export async function checkMasquerade(lab: Lab, pairs: PairStatus[]): Promise<Ch
   }
   const seen = await Promise.all(
     cases.map(async (c): Promise<MasqueradeSeen> => {
-      const nat = await lab.runner.run(inNode(lab.views.get(c.node.name)!, ['iptables', '-w', '-t', 'nat', '-S']), { allowFail: true, timeoutMs: 20_000 });
+      const nat = await lab.runner.run(lab.backend.onNode(c.node.name, ['iptables', '-w', '-t', 'nat', '-S']), { allowFail: true, timeoutMs: 20_000 });
       // Several nodes' pods send at once; source NAT can only pick an address of the sending node.
       const mine = new Set([c.podIp, c.node.ip, c.node.gateway]);
       const sources = (lines: string[], dst: string) => echoSources(lines).filter((e) => e.dst === dst && mine.has(e.src)).map((e) => e.src);

@@ -2,7 +2,6 @@
 // tunnel from a pod is exactly the rendered pod MTU minus the IPv4 and ICMP headers — no
 // smaller (wasted), no larger (dropped in the tunnel, pods stuck on PMTU discovery).
 import type { Lab } from '../lab.ts';
-import { inNetns } from '../network.ts';
 import { nodeConflist } from '../pods.ts';
 import { ping, reaches } from '../probe.ts';
 import type { CheckResult } from '../report.ts';
@@ -39,7 +38,7 @@ export async function checkMtu(lab: Lab): Promise<CheckResult> {
   const paths = withPods.flatMap((from) => withPods.filter((to) => to !== from).map((to) => ({ from, src: from.pods[0]!, dst: to.pods[0]! })));
   let path: (typeof paths)[number] | undefined;
   for (const p of paths) {
-    if (await reaches(lab.runner, p.src.ns, ipOf(p.dst))) {
+    if (await reaches(lab, p.src.ns, ipOf(p.dst))) {
       path = p;
       break;
     }
@@ -50,12 +49,12 @@ export async function checkMtu(lab: Lab): Promise<CheckResult> {
   }
   const { from, src, dst } = path;
   const dstIp = ipOf(dst);
-  const conflistMtu = Number((JSON.parse(nodeConflist(lab.views.get(from.name)!)) as { plugins: { mtu?: number }[] }).plugins[0]?.mtu ?? 1500);
-  const link = await lab.runner.run(inNetns(src.ns, ['ip', '-j', 'link', 'show', 'dev', 'eth0']));
+  const conflistMtu = Number((JSON.parse(await nodeConflist(lab, from.name)) as { plugins: { mtu?: number }[] }).plugins[0]?.mtu ?? 1500);
+  const link = await lab.runner.run(lab.backend.inNs(src.ns, ['ip', '-j', 'link', 'show', 'dev', 'eth0']));
   const linkMtu = Number((JSON.parse(link.stdout) as { mtu: number }[])[0]?.mtu);
   const promised = conflistMtu - ICMP_ECHO_HEADERS;
   const max = t.underlayMtu - ICMP_ECHO_HEADERS;
-  const df = (ns: string) => async (n: number) => (await ping(lab.runner, ns, dstIp, { size: n, dontFragment: true, wait: 1 })).ok;
+  const df = (ns: string) => async (n: number) => (await ping(lab, ns, dstIp, { size: n, dontFragment: true, wait: 1 })).ok;
   const podMax = await largestPassing(df(src.ns), promised, max);
   const tunnelMax = await largestPassing(df(from.ns), promised, max);
   return mtuResult({ from: from.name, pod: src.name, dst: dst.name, conflistMtu, linkMtu, podMax, tunnelMax });

@@ -7,6 +7,7 @@ import type { PairStatus } from '../mesh.ts';
 import { mapLimit, reaches } from '../probe.ts';
 import { formatMatrix, type CheckResult } from '../report.ts';
 import type { LabTopology } from '../topology.ts';
+import type { EspMode } from '../../plan/mtu.ts';
 
 export interface PingProbe {
   fromNode: string;
@@ -57,11 +58,11 @@ export async function checkTraffic(lab: Lab, pairs: PairStatus[]): Promise<Check
   let ok: boolean[] = [];
   let lines: string[] = [];
   try {
-    ok = await mapLimit(probes, 6, (p) => reaches(lab.runner, p.ns, p.dst));
+    ok = await mapLimit(probes, 6, (p) => reaches(lab, p.ns, p.dst));
   } finally {
     lines = await capture.stop();
   }
-  return [pingsResult(t, probes, ok, pairs), captureResult(classifyCapture(lines, t.podCidr), probes.length, addressBook(lab))];
+  return [pingsResult(t, probes, ok, pairs), captureResult(classifyCapture(lines, t.podCidr), probes.length, addressBook(lab), lab.state.data.espMode)];
 }
 
 export function pingsResult(t: LabTopology, probes: PingProbe[], ok: boolean[], pairs: PairStatus[]): CheckResult {
@@ -95,7 +96,12 @@ export function pingsResult(t: LabTopology, probes: PingProbe[], ok: boolean[], 
   };
 }
 
-export function captureResult(s: CaptureSummary, pings: number, book: Map<string, string>): CheckResult {
+/**
+ * What the underlay showed: no clear-text pod packet, ESP for the pods' traffic — raw ESP
+ * (protocol 50) when the kernel does ESP (no NAT between the nodes: UDP 4500 would mean
+ * NAT-T or userspace ESP), ESP in UDP 4500 with strongSwan's userspace ESP.
+ */
+export function captureResult(s: CaptureSummary, pings: number, book: Map<string, string>, espMode: EspMode = 'userspace'): CheckResult {
   const name = (ip: string) => (book.has(ip) ? `${book.get(ip)} ${ip}` : ip);
   const problems: string[] = [];
   if (s.clearPod.length) {
@@ -109,11 +115,15 @@ export function captureResult(s: CaptureSummary, pings: number, book: Map<string
   }
   if (s.otherIp.length) problems.push(`${s.otherIp.length} IPv4 packets on the underlay that are neither IPsec nor pod traffic, e.g. \`${s.otherIp[0]}\``);
   if (!s.esp) problems.push(`no ESP on the underlay during ${pings} pings: the capture saw no encrypted pod traffic at all`);
+  if (espMode === 'kernel' && s.espUdp) {
+    problems.push(`${s.espUdp} ESP packets in UDP 4500 although the kernel does ESP between nodes with no NAT between them: NAT-T or strongSwan's userspace ESP is in use`);
+  }
+  const kinds = espMode === 'kernel' ? `${s.esp - s.espUdp} raw ESP (protocol 50), ${s.espUdp} ESP in UDP 4500` : `${s.esp} ESP`;
   return {
     name: 'capture',
     ok: !problems.length,
-    summary: `underlay during the pings: ${s.total} packets: ${s.esp} ESP, ${s.ike} IKE, ${s.clearPod.length} clear-text pod packets, ${s.otherIp.length} other IPv4, ${s.nonIp} ARP/IPv6`,
+    summary: `underlay during the pings: ${s.total} packets: ${kinds}, ${s.ike} IKE, ${s.clearPod.length} clear-text pod packets, ${s.otherIp.length} other IPv4, ${s.nonIp} ARP/IPv6`,
     problems,
-    values: { total: s.total, esp: s.esp, ike: s.ike, clearPod: s.clearPod.length, otherIp: s.otherIp.length },
+    values: { total: s.total, esp: s.esp, espUdp: s.espUdp, ike: s.ike, clearPod: s.clearPod.length, otherIp: s.otherIp.length },
   };
 }

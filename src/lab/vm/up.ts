@@ -1,0 +1,236 @@
+// `lab up --vm`: the rendered cluster's nodes as Debian VMs under qemu on this host,
+// provisioned by the product itself. A cached node image (built once per recipe), one
+// copy-on-write overlay and two taps per VM inside the lab's wire namespace, the lab's ssh
+// keys handed to each VM in its seed, then `kube-ipsec provision` (run inside the wire
+// namespace) installs every node over ssh exactly as it would a Vagrant VM, and pods are
+// made by the plugin inside each minion. Everything created is recorded before it exists.
+import { spawn } from 'node:child_process';
+import { availableParallelism } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Document } from 'yaml';
+import { parseCluster } from '../../config/load.ts';
+import { PATHS } from '../../plan/paths.ts';
+import { planCluster } from '../../plan/plan.ts';
+import { LabError, onPath } from '../host.ts';
+import type { Lab } from '../lab.ts';
+import { meshStatus } from '../mesh.ts';
+import { ipBatch, prefixedNamespaces } from '../network.ts';
+import { addPod } from '../pods.ts';
+import { mapLimit } from '../probe.ts';
+import { NETNS_DIR } from '../procs.ts';
+import { processRunner, waitFor, type Runner } from '../run.ts';
+import { renderForLab, withEspMode } from '../render.ts';
+import { LabState, readState, STATE_FILE } from '../state.ts';
+import { labTopology, upstreamBatch, type LabTopology } from '../topology.ts';
+import { DEFAULT_PLUGIN } from '../up.ts';
+import { vmBackend, type VmBackend } from './backend.ts';
+import { debianPackage, DEFAULT_BINARIES_DIR } from './binaries.ts';
+import { DEFAULT_IMAGE_CACHE, ensureImage, type NodeImage } from './image.ts';
+import { labTaps, seedText, vmLayout, vmWireBatch, type VmLayout } from './layout.ts';
+import { chooseAccel, overlayArgv, qemuArgv, QEMU, QEMU_COMM, startQemu, vmFiles } from './qemu.ts';
+import { generateKeys, seedKeys, type LabKeys } from './ssh.ts';
+
+const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+
+export interface VmUpOptions {
+  configFile: string;
+  stateDir: string;
+  prefix: string;
+  podsPerMinion?: number;
+  plugin?: string;
+  /** MB of memory per VM. */
+  memoryMb?: number;
+  accel?: 'auto' | 'kvm' | 'tcg';
+  imageCache?: string;
+  binariesDir?: string;
+  /** VMs booting at once (default: the host's CPUs). */
+  parallelBoots?: number;
+  runner?: Runner;
+  log?: (line: string) => void;
+}
+
+const TOOLS: Record<string, string> = {
+  [QEMU]: 'qemu-system-x86',
+  'qemu-img': 'qemu-utils',
+  ssh: 'openssh-client',
+  'ssh-keygen': 'openssh-client',
+  ip: 'iproute2',
+  nsenter: 'util-linux',
+  flock: 'util-linux',
+  tcpdump: 'tcpdump',
+  ping: 'iputils-ping',
+  'apt-get': 'apt',
+};
+
+export function vmPreflight(plugin: string): void {
+  if (process.getuid?.() !== 0) throw new LabError('the VM lab needs root (network namespaces, taps, qemu, debootstrap): run it as root');
+  const problems = Object.entries(TOOLS)
+    .filter(([tool]) => !onPath(tool))
+    .map(([tool, pkg]) => `${tool} is missing (apt-get install ${pkg})`);
+  if (!onPath('debootstrap')) problems.push('debootstrap is missing (apt-get install debootstrap busybox-static cpio kmod): the node image is built with it');
+  if (!existsSync(plugin)) problems.push(`${plugin} does not exist: run \`npm run build\``);
+  if (problems.length) throw new LabError(`cannot start the VM lab:\n  ${problems.join('\n  ')}`);
+}
+
+export interface VmUpResult {
+  lab: Lab;
+  backend: VmBackend;
+  image: NodeImage;
+}
+
+export async function vmUp(opts: VmUpOptions): Promise<VmUpResult> {
+  const runner = opts.runner ?? processRunner;
+  const log = opts.log ?? (() => {});
+  const plugin = resolve(opts.plugin ?? DEFAULT_PLUGIN);
+  const stateDir = resolve(opts.stateDir);
+  vmPreflight(plugin);
+  const existing = readState(stateDir);
+  if (existing) throw new LabError(`a lab (prefix ${existing.prefix}) is already recorded in ${join(stateDir, STATE_FILE)}: bring it down first (\`npm run lab -- down\`)`);
+  const squatters = prefixedNamespaces(opts.prefix);
+  if (squatters.length) throw new LabError(`namespaces with the prefix ${opts.prefix}- already exist (${squatters.slice(0, 3).join(', ')}): another lab uses this prefix; choose another with --prefix`);
+  const clock = stopwatch();
+
+  const image = await ensureImage({ runner, log, ...(opts.imageCache !== undefined && { cacheDir: opts.imageCache }) });
+  log(image.builtIn !== undefined ? `node image ${image.key} built in ${image.builtIn.toFixed(0)} s` : `node image ${image.key} (cached in ${dirname(image.dir)})`);
+  const accel = await chooseAccel(image, opts.accel ?? 'auto');
+  log(`accelerator: ${accel.why}`);
+  const etcd = await debianPackage(runner, 'etcd-server', opts.binariesDir ?? DEFAULT_BINARIES_DIR);
+  log(`etcd for the master: Debian's etcd-server ${etcd.version} (${etcd.file})`);
+
+  // The plan (and so the layout and keys) first; the render needs the keys' fingerprints.
+  const configFile = resolve(opts.configFile);
+  const plan = planCluster(parseCluster(withEspMode(readFileSync(configFile, 'utf8'), 'kernel'), configFile));
+  const topology = labTopology(plan, opts.prefix, opts.podsPerMinion);
+  const layout = vmLayout(plan, topology, opts.memoryMb ?? 768);
+  const state = LabState.create(stateDir, {
+    backend: 'vm',
+    prefix: opts.prefix,
+    configFile,
+    outDir: join(stateDir, 'out'),
+    espMode: 'kernel',
+    topology,
+    vm: { layout, image: { key: image.key, dir: image.dir }, accel, taps: [], overlays: [], bootSeconds: {}, ...(image.builtIn !== undefined && { imageBuildSeconds: image.builtIn }) },
+  });
+  const keys = await generateKeys(runner, stateDir, layout);
+  const files = await renderForLab(configFile, stateDir, 'kernel', (doc) => labOverrides(doc, layout, keys, etcd));
+  log(`rendered ${files.outDir} for VMs (ESP in the kernel; ssh, binaries.dir and etcd set for the lab): ${clock()}`);
+
+  const lab: Lab = { stateDir, state, topology, views: new Map(), runner, backend: undefined as never };
+  const backend = vmBackend(lab);
+  lab.backend = backend;
+
+  state.addNamespaces([topology.wire.ns, topology.upstream.ns]);
+  state.updateVm({ taps: labTaps(layout) });
+  await buildVmNetwork(runner, topology, layout);
+  log(`wire namespace ${topology.wire.ns}: underlay ${topology.wire.bridge} (upstream ${topology.upstream.ip}), management ${layout.mgmt.bridge} ${layout.mgmt.cidr}, ${labTaps(layout).length} taps: ${clock()}`);
+
+  const limit = Math.max(1, opts.parallelBoots ?? availableParallelism());
+  await mapLimit(layout.nodes, limit, async (v) => {
+    const f = vmFiles(stateDir, v.name);
+    mkdirSync(f.dir, { recursive: true });
+    writeFileSync(f.seed, seedText(topology, layout, v.name, seedKeys(keys, v.name)), { mode: 0o600 });
+    state.updateVm({ overlays: [...state.data.vm!.overlays, f.overlay] });
+    await runner.run(overlayArgv(image, f), { timeoutMs: 60_000 });
+    const t0 = performance.now();
+    const pid = await startQemu(topology.wire.ns, qemuArgv(image, v, f, accel), f);
+    state.addProcess({ pid, comm: QEMU_COMM, ns: topology.wire.ns, role: 'vm', node: v.name, what: `VM ${v.name}` });
+    await backend.connect([v.name], 600_000);
+    const seconds = (performance.now() - t0) / 1000;
+    state.updateVm({ bootSeconds: { [v.name]: seconds } });
+    log(`${v.name}: booted (${accel.accel}, ${v.memoryMb} MB), sshd up ${seconds.toFixed(1)} s after qemu started`);
+  });
+
+  const t1 = performance.now();
+  await provisionLab(lab, plugin, (line) => log(`provision: ${line}`));
+  state.updateVm({ provisionSeconds: (performance.now() - t1) / 1000 });
+  log(`provisioned every node with \`kube-ipsec provision\`: ${clock()}`);
+
+  const started = performance.now();
+  const converged = await waitFor(async () => (await meshStatus(lab)).every((p) => p.up), 120_000, 250);
+  const convergedIn = converged ? (performance.now() - started) / 1000 : undefined;
+  state.update(convergedIn === undefined ? {} : { convergedIn });
+  log(converged ? `every IKE/CHILD SA pair up (${convergedIn!.toFixed(2)} s after provisioning ended)` : `not every IKE/CHILD SA pair is up after ${clock()} (\`check\` says which)`);
+
+  const pods = await createPods(lab);
+  state.update({ pods, phase: 'up' });
+  log(`${Object.keys(pods).length} pods made by ${PATHS.cniPlugin} inside the minions: ${clock()}`);
+  return { lab, backend, image };
+}
+
+/** The lab's cluster.yaml: ssh to the management addresses with pinned host keys, the lab's binaries. */
+export function labOverrides(doc: Document, layout: VmLayout, keys: LabKeys, etcd: { upstream: string; url: string; sha256: string; file: string }): void {
+  const nodes = doc.get('nodes') as { items: unknown[] } | undefined;
+  layout.nodes.forEach((v) => {
+    const index = (nodes?.items ?? []).findIndex((n) => (n as { get(k: string): unknown }).get('name') === v.name);
+    if (index < 0) throw new Error(`internal: node ${v.name} is not in cluster.yaml`);
+    doc.setIn(['nodes', index, 'ssh'], doc.createNode({ host: v.mgmtIp, port: 22, user: 'root', privateKey: keys.clientKey, hostKey: keys.hosts.get(v.name)!.fingerprint }));
+  });
+  doc.setIn(['binaries'], doc.createNode({ dir: dirname(etcd.file), allowAbsent: true }));
+  doc.setIn(['versions', 'etcd'], doc.createNode({ version: etcd.upstream, archive: { url: etcd.url, checksum: `sha256:${etcd.sha256}` } }));
+}
+
+async function buildVmNetwork(runner: Runner, t: LabTopology, layout: VmLayout): Promise<void> {
+  await ipBatch(runner, undefined, [`netns add ${t.wire.ns}`, `netns add ${t.upstream.ns}`]);
+  await ipBatch(runner, t.wire.ns, vmWireBatch(t, layout));
+  await ipBatch(runner, t.upstream.ns, upstreamBatch(t));
+}
+
+/**
+ * The product's provisioning (`kube-ipsec provision`, ssh2 into every VM's sshd), run inside
+ * the wire namespace where the management network is; its PID is recorded while it runs.
+ */
+export async function provisionLab(lab: Lab, plugin: string, say: (line: string) => void, extra: string[] = []): Promise<string> {
+  const argv = [
+    'nsenter', `--net=${NETNS_DIR}/${lab.topology.wire.ns}`,
+    join(REPO, 'node_modules', '.bin', 'tsx'), join(REPO, 'src', 'cli.ts'), 'provision',
+    '--config', join(lab.stateDir, 'cluster.yaml'),
+    '--out', join(lab.stateDir, 'out'),
+    '--state', join(lab.stateDir, 'pki'),
+    '--plugin', plugin,
+    '--known-hosts', join(lab.stateDir, 'ssh', 'known_hosts'),
+    ...extra,
+  ];
+  const child = spawn(argv[0]!, argv.slice(1), { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SSH_AUTH_SOCK: '' } });
+  const record = { pid: child.pid!, comm: 'node', ns: lab.topology.wire.ns, role: 'provision' as const, what: 'kube-ipsec provision' };
+  lab.state.addProcess(record);
+  let out = '';
+  let err = '';
+  const lines = (chunk: string, into: 'out' | 'err') => {
+    if (into === 'out') out += chunk;
+    else err += chunk;
+    for (const l of chunk.split('\n')) if (l.trim()) say(l);
+  };
+  child.stdout.on('data', (d: Buffer) => lines(d.toString(), 'out'));
+  child.stderr.on('data', (d: Buffer) => lines(d.toString(), 'err'));
+  const code = await new Promise<number | null>((res, rej) => {
+    child.on('error', rej);
+    child.on('close', res);
+  });
+  lab.state.removeProcess(record.pid);
+  if (code !== 0) throw new LabError(`kube-ipsec provision failed (exit ${code}): ${(err || out).trim().split('\n').slice(-4).join(' | ')}`);
+  return out;
+}
+
+/** Pods the way a runtime makes them, inside each minion: a sandbox netns (lo up), then CNI ADD. */
+export async function createPods(lab: Lab, only?: string[]): Promise<Record<string, { ip: string; mac?: string }>> {
+  const nodes = lab.topology.nodes.filter((n) => n.pods.length && (!only || only.includes(n.name)));
+  await Promise.all(
+    nodes.map((n) =>
+      lab.runner.run(lab.backend.onNode(n.name, ['sh', '-c', n.pods.map((p) => `ip netns add ${p.ns} && ip -n ${p.ns} link set lo up`).join(' && ')]), { timeoutMs: 60_000 }),
+    ),
+  );
+  const made = await Promise.all(nodes.flatMap((n) => n.pods.map(async (p) => [p.ns, await addPod(lab, p)] as const)));
+  return Object.fromEntries(made);
+}
+
+function stopwatch(): () => string {
+  let last = performance.now();
+  return () => {
+    const now = performance.now();
+    const ms = Math.round(now - last);
+    last = now;
+    return `${(ms / 1000).toFixed(1)} s`;
+  };
+}

@@ -115,16 +115,16 @@ export async function vmUp(opts: VmUpOptions): Promise<VmUpResult> {
   });
   const keys = await generateKeys(runner, stateDir, layout);
   const files = await renderForLab(configFile, stateDir, 'kernel', (doc) => labOverrides(doc, layout, keys, etcd));
-  log(`rendered ${files.outDir} for VMs (ESP in the kernel; ssh, binaries.dir and etcd set for the lab): ${clock()}`);
+  log(`rendered ${files.outDir} for VMs (ESP in the kernel; ssh, binaries.dir and etcd set for the lab): ${seconds(clock())}`);
 
-  const lab: Lab = { stateDir, state, topology, views: new Map(), runner, backend: undefined as never };
-  const backend = vmBackend(lab);
-  lab.backend = backend;
+  const parts = { stateDir, state, topology, views: new Map(), runner };
+  const backend = vmBackend(parts);
+  const lab: Lab = { ...parts, backend };
 
   state.addNamespaces([topology.wire.ns, topology.upstream.ns]);
   state.updateVm({ taps: labTaps(layout) });
   await buildVmNetwork(runner, topology, layout);
-  log(`wire namespace ${topology.wire.ns}: underlay ${topology.wire.bridge} (upstream ${topology.upstream.ip}), management ${layout.mgmt.bridge} ${layout.mgmt.cidr}, ${labTaps(layout).length} taps: ${clock()}`);
+  log(`wire namespace ${topology.wire.ns}: underlay ${topology.wire.bridge} (upstream ${topology.upstream.ip}), management ${layout.mgmt.bridge} ${layout.mgmt.cidr}, ${labTaps(layout).length} taps: ${seconds(clock())}`);
 
   const limit = Math.max(1, opts.parallelBoots ?? availableParallelism());
   await mapLimit(layout.nodes, limit, async (v) => {
@@ -142,20 +142,21 @@ export async function vmUp(opts: VmUpOptions): Promise<VmUpResult> {
     log(`${v.name}: booted (${accel.accel}, ${v.memoryMb} MB), sshd up ${seconds.toFixed(1)} s after qemu started`);
   });
 
-  const t1 = performance.now();
+  clock();
   await provisionLab(lab, plugin, (line) => log(`provision: ${line}`));
-  state.updateVm({ provisionSeconds: (performance.now() - t1) / 1000 });
-  log(`provisioned every node with \`kube-ipsec provision\`: ${clock()}`);
+  const provisionSeconds = clock();
+  state.updateVm({ provisionSeconds });
+  log(`provisioned every node with \`kube-ipsec provision\`: ${seconds(provisionSeconds)}`);
 
   const started = performance.now();
   const converged = await waitFor(async () => (await meshStatus(lab)).every((p) => p.up), 120_000, 250);
   const convergedIn = converged ? (performance.now() - started) / 1000 : undefined;
   state.update(convergedIn === undefined ? {} : { convergedIn });
-  log(converged ? `every IKE/CHILD SA pair up (${convergedIn!.toFixed(2)} s after provisioning ended)` : `not every IKE/CHILD SA pair is up after ${clock()} (\`check\` says which)`);
+  log(converged ? `every IKE/CHILD SA pair up (${convergedIn!.toFixed(2)} s after provisioning ended)` : `not every IKE/CHILD SA pair is up after ${seconds(clock())} (\`check\` says which)`);
 
   const pods = await createPods(lab);
   state.update({ pods, phase: 'up' });
-  log(`${Object.keys(pods).length} pods made by ${PATHS.cniPlugin} inside the minions: ${clock()}`);
+  log(`${Object.keys(pods).length} pods made by ${PATHS.cniPlugin} inside the minions: ${seconds(clock())}`);
   return { lab, backend, image };
 }
 
@@ -225,12 +226,15 @@ export async function createPods(lab: Lab, only?: string[]): Promise<Record<stri
   return Object.fromEntries(made);
 }
 
-function stopwatch(): () => string {
+/** Seconds since the previous call (or since it was made). */
+function stopwatch(): () => number {
   let last = performance.now();
   return () => {
     const now = performance.now();
-    const ms = Math.round(now - last);
+    const elapsed = (now - last) / 1000;
     last = now;
-    return `${(ms / 1000).toFixed(1)} s`;
+    return elapsed;
   };
 }
+
+const seconds = (x: number) => `${x.toFixed(1)} s`;

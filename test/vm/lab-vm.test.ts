@@ -1,0 +1,110 @@
+// End to end on real VMs (npm run test:vm; CI runs it after npm test): `npm run lab -- up --vm`
+// boots a master and two minions under qemu from the cached node image (built first if the
+// cache has none) and provisions them with `kube-ipsec provision`; `check` must pass every
+// check — the shared ones (tunnels, pings, capture with raw ESP, masquerade, MTU, fail-closed)
+// and the VM ones (kernel ESP, units, re-provisioning one minion, rebooting one) — and `down`
+// must leave no process, tap, namespace or overlay behind. The commands run as a user runs
+// them; the state file tells the test what to look for afterwards.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { down } from '../../src/lab/down.ts';
+import { CHECK_NAMES, type CheckReport } from '../../src/lab/report.ts';
+import type { LabStateData } from '../../src/lab/state.ts';
+import { assertPluginBuilt } from '../helpers/cni.ts';
+import { repoRoot } from '../helpers/cluster.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'kube-ipsec-vm-e2e-'));
+const stateDir = join(dir, 'lab');
+const configFile = join(dir, 'cluster.yaml');
+const prefix = `kve${process.pid.toString(36).slice(-4)}`;
+
+afterAll(async () => {
+  // Whatever happened above, nothing of the lab stays (down is idempotent).
+  await down(stateDir).catch(() => undefined);
+  rmSync(dir, { recursive: true, force: true });
+}, 300_000);
+
+function lab(args: string[]): Promise<{ code: number | null; stdout: string }> {
+  const argv = [join(repoRoot, 'node_modules', '.bin', 'tsx'), join(repoRoot, 'src', 'cli.ts'), 'lab', ...args, '--config', configFile, '--state', stateDir];
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      process.stdout.write(d);
+    });
+    child.stderr.on('data', (d: Buffer) => process.stderr.write(d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout }));
+  });
+}
+
+/** Processes anywhere on this machine whose command line names the lab's state dir. */
+function processesOf(path: string): string[] {
+  return readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e) && Number(e) !== process.pid)
+    .flatMap((e) => {
+      try {
+        const cmd = readFileSync(`/proc/${e}/cmdline`, 'utf8').replace(/\0/g, ' ');
+        return cmd.includes(path) ? [`${e}: ${cmd.slice(0, 120)}`] : [];
+      } catch {
+        return [];
+      }
+    });
+}
+
+describe('the VM lab: master and two minions as qemu VMs', () => {
+  it('comes up provisioned by kube-ipsec provision, passes every check, and goes down leaving nothing behind', async () => {
+    assertPluginBuilt();
+    const started = performance.now();
+    writeFileSync(
+      configFile,
+      'nodes:\n  - { name: master, role: master, ip: 192.168.10.10 }\n  - { name: minion1, ip: 192.168.10.21 }\n  - { name: minion2, ip: 192.168.10.22 }\n',
+    );
+    const up = await lab(['up', '--vm', '--prefix', prefix]);
+    expect(up.code, 'lab up --vm').toBe(0);
+    const state = JSON.parse(readFileSync(join(stateDir, 'state.json'), 'utf8')) as LabStateData;
+    expect(state.backend).toBe('vm');
+    expect(state.espMode).toBe('kernel');
+    expect(up.stdout).toMatch(/provision: provisioned: 3 of 3 nodes ok/);
+    expect(up.stdout).toMatch(/provision:\s+minion1\s+kubelet\.service \(no \/usr\/local\/bin\/kubelet\)|kubelet\.service \(no \/usr\/local\/bin\/kubelet\)/);
+
+    const check = await lab(['check', '--json']);
+    const report = JSON.parse(check.stdout) as CheckReport;
+    const failed = report.results.filter((r) => !r.ok).map((r) => `${r.name}: ${r.problems.join('; ')}`);
+    expect(failed).toEqual([]);
+    expect(report.results.map((r) => r.name).sort()).toEqual([...CHECK_NAMES].sort());
+    expect(check.code).toBe(0);
+    const capture = report.results.find((r) => r.name === 'capture')!;
+    expect(capture.values?.espUdp).toBe(0);
+    expect(capture.values?.esp).toBeGreaterThan(0);
+    const reboot = report.results.find((r) => r.name === 'reboot')!;
+    expect(reboot.values?.clearPod).toBe(0);
+    expect(reboot.values?.staleBefore).toBeGreaterThan(0);
+    expect(reboot.values?.staleAfter).toBe(0);
+
+    const status = await lab(['status']);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(/minion1 .*active \(unit/);
+
+    // What down must remove, from the state before it is gone.
+    const qemuPids = state.processes.filter((p) => p.role === 'vm').map((p) => p.pid);
+    expect(qemuPids).toHaveLength(3);
+    const overlays = state.vm!.overlays;
+    expect(overlays).toHaveLength(3);
+    const gone = await lab(['down']);
+    expect(gone.code).toBe(0);
+    for (const pid of qemuPids) expect(existsSync(`/proc/${pid}`) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(stateDir), `qemu ${pid}`).toBe(false);
+    expect(processesOf(stateDir)).toEqual([]);
+    const namespaces = existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith(`${prefix}-`)) : [];
+    expect(namespaces).toEqual([]);
+    // Taps and bridges lived in the lab's namespaces only: none ever was in this one.
+    expect(readdirSync('/sys/class/net').filter((n) => n.startsWith(`${prefix}-`))).toEqual([]);
+    for (const f of overlays) expect(existsSync(f), f).toBe(false);
+    expect(existsSync(stateDir)).toBe(false);
+    console.log(`VM lab e2e: up, check, status and down in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+  }, 15 * 60_000);
+});

@@ -87,8 +87,15 @@ sha256_lines() {
 # under way or after one failed; on success it becomes $STATE/previous (what --rollback
 # restores). A run that finds it open resumes it: restarts still owed are owed again.
 
+# The transaction's path lists, kept in memory as well (TXN_LISTED[list/path]) so that asking
+# whether a path is listed costs no process: on a slow node every process counts.
+declare -A TXN_LISTED=()
+TXN_LOADED=''
+
 txn_open() {
 	[ -d "$TXN" ] && return 0
+	TXN_LISTED=()
+	TXN_LOADED=$TXN
 	rm -rf "$TXN.new"
 	mkdir -p "$TXN.new/backup"
 	chmod 0700 "$TXN.new"
@@ -100,14 +107,32 @@ txn_open() {
 	mv "$TXN.new" "$TXN"
 }
 
-# txn_has LIST PATH
-txn_has() { [ -f "$TXN/$1" ] && grep -Fxq -- "$2" "$TXN/$1"; }
+# txn_has LIST PATH (the lists of an open transaction are read once, by the first question)
+txn_has() {
+	[ -d "$TXN" ] || return 1
+	if [ "$TXN_LOADED" != "$TXN" ]; then
+		TXN_LISTED=()
+		local list p
+		for list in changed saved created; do
+			[ -f "$TXN/$list" ] || continue
+			while IFS= read -r p; do TXN_LISTED[$list/$p]=1; done <"$TXN/$list"
+		done
+		TXN_LOADED=$TXN
+	fi
+	[ -n "${TXN_LISTED[$1/$2]:-}" ]
+}
+
+# txn_list LIST PATH: appends PATH to one of the lists.
+txn_list() {
+	printf '%s\n' "$2" >>"$TXN/$1"
+	TXN_LISTED[$1/$2]=1
+}
 
 # Records that PATH is about to change. Written before the change, so a run killed right
 # after it still knows which units it owes a restart.
 txn_changed() {
 	txn_open
-	txn_has changed "$1" || printf '%s\n' "$1" >>"$TXN/changed"
+	txn_has changed "$1" || txn_list changed "$1"
 }
 
 # Keeps the version of PATH from before this transaction (once: a resumed run must not
@@ -119,9 +144,9 @@ txn_backup() {
 	if [ -e "$dest" ]; then
 		mkdir -p "$TXN/backup${path%/*}"
 		cp -p -- "$dest" "$TXN/backup$path"
-		printf '%s\n' "$path" >>"$TXN/saved"
+		txn_list saved "$path"
 	else
-		printf '%s\n' "$path" >>"$TXN/created"
+		txn_list created "$path"
 	fi
 }
 
@@ -132,15 +157,13 @@ txn_commit() {
 }
 
 # install_file SRC PATH MODE: atomic replacement (temp file + rename) with the final owner
-# and mode set before the rename; a secret is never readable by others, not even briefly.
+# and mode set before the rename; a secret is never readable by others, not even briefly
+# (install(1) creates the temp file under umask 077, then gives it owner and mode).
 install_file() {
 	local src=$1 dest=$ROOT$2 mode=$3 tmp
-	mkdir -p "${dest%/*}"
+	[ -d "${dest%/*}" ] || mkdir -p "${dest%/*}"
 	tmp=${dest%/*}/.${dest##*/}.kube-ipsec-new
-	rm -f -- "$tmp"
-	(umask 077 && cp -- "$src" "$tmp")
-	chown 0:0 "$tmp"
-	chmod "$mode" "$tmp"
+	(umask 077 && install -o 0 -g 0 -m "$mode" -T -- "$src" "$tmp")
 	sync -- "$tmp"
 	mv -f -- "$tmp" "$dest"
 }

@@ -86,7 +86,8 @@ describe('qemu command line', () => {
     expect(argv[0]).toBe('qemu-system-x86_64');
     expect(argv).toContain('-nodefaults');
     expect(opt('-machine')).toEqual(['pc,accel=tcg']);
-    expect(opt('-append')).toEqual([KERNEL_CMDLINE]);
+    expect(opt('-append')).toEqual([`${KERNEL_CMDLINE} nokaslr`]);
+    expect(qemuArgv(image, layout.nodes[1]!, files, { accel: 'kvm', cpu: 'host', why: '' })).toContain(KERNEL_CMDLINE);
     expect(opt('-drive')).toEqual(['file=/state/vms/minion1/disk.qcow2,if=virtio,format=qcow2,cache=unsafe,discard=unmap']);
     expect(opt('-netdev')).toEqual(['tap,id=mgmt,ifname=kv1-v1m,script=no,downscript=no', 'tap,id=underlay,ifname=kv1-v1u,script=no,downscript=no']);
     expect(opt('-fw_cfg')).toEqual(['name=opt/kube-ipsec/seed,file=/state/vms/minion1/seed']);

@@ -8,6 +8,7 @@ import { readNodeFile, type LabExec } from './backend.ts';
 import type { Lab } from './lab.ts';
 import { meshStatus, type PairStatus } from './mesh.ts';
 import { nodeConflist } from './pods.ts';
+import { isOurs } from './procs.ts';
 import { formatMatrix } from './report.ts';
 
 export interface PodStatus {
@@ -42,6 +43,9 @@ export interface LabStatus {
   upstream: string;
   nodes: NodeStatus[];
   pairs: PairStatus[];
+  /** VM lab: each VM's qemu (running or not), address and how it was booted. */
+  vms?: { node: string; pid?: number; running: boolean; mgmtIp: string; bootSeconds?: number }[];
+  accel?: string;
 }
 
 export async function labStatus(lab: Lab): Promise<LabStatus> {
@@ -80,6 +84,13 @@ export async function labStatus(lab: Lab): Promise<LabStatus> {
     upstream: t.upstream.ip,
     nodes,
     pairs,
+    ...(d.vm && {
+      accel: `${d.vm.accel.accel}, ${d.vm.layout.nodes[0]?.memoryMb ?? '?'} MB per VM`,
+      vms: d.vm.layout.nodes.map((v) => {
+        const p = d.processes.find((x) => x.role === 'vm' && x.node === v.name);
+        return { node: v.name, ...(p && { pid: p.pid }), running: p !== undefined && isOurs(p), mgmtIp: v.mgmtIp, ...(d.vm!.bootSeconds[v.name] !== undefined && { bootSeconds: d.vm!.bootSeconds[v.name] }) };
+      }),
+    }),
   };
 }
 
@@ -97,6 +108,11 @@ export function formatStatus(s: LabStatus): string {
       (s.convergedIn !== undefined ? `, mesh converged ${s.convergedIn.toFixed(2)} s after start` : ''),
     '',
   ];
+  if (s.vms) {
+    out.push(`VMs (${s.accel}):`);
+    for (const v of s.vms) out.push(`  ${v.node.padEnd(10)} qemu ${v.running ? `pid ${v.pid}` : 'NOT RUNNING'}, ssh root@${v.mgmtIp}${v.bootSeconds !== undefined ? `, booted to sshd in ${v.bootSeconds.toFixed(1)} s` : ''}`);
+    out.push('');
+  }
   const rows = s.nodes.map((n) => [n.name, n.role, n.ip, n.podSubnet, n.strongswan, `${n.allocations} IPs`]);
   const head = ['node', 'role', 'underlay', 'pod subnet', 'strongSwan', 'IPAM store'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

@@ -1,6 +1,6 @@
 // Fail-closed: with strongSwan stopped on one node (`ipsec stop`, as `systemctl stop`
 // would), its pods keep sending to every remote pod and the remote pods to them, and the
-// underlay shows no clear-text pod packet; after `ipsec start`, traffic comes back — how
+// underlay shows no clear-text pod packet; once it starts again, traffic comes back — how
 // many seconds later is measured.
 import { classifyCapture, startCapture, type CaptureSummary } from '../capture.ts';
 import type { Lab } from '../lab.ts';
@@ -146,10 +146,10 @@ export function failClosedResult(m: FailClosedMeasure): CheckResult {
   }
   if (m.answered && !m.capture.clearPod.length) problems.push(`${m.answered} echo replies came back while strongSwan was stopped on ${v}: pod traffic still flowed without it`);
   if (!m.recovery.baseline) problems.push(`no traffic to or from ${v}'s pods worked before strongSwan was stopped (see pings): recovery cannot be measured`);
-  else if (!m.recovery.tunnelsBack) problems.push(`after \`ipsec start\` on ${v} its tunnels did not come back`);
-  else if (!m.recovery.trafficBack) problems.push(`after \`ipsec start\` on ${v} its tunnels came back but its pods stayed unreachable`);
-  else if (!m.recovery.meshBack) problems.push(`after \`ipsec start\` on ${v} not every node pair is up again`);
-  const back = m.recovery.trafficBack ? `traffic back (${m.recovery.baseline} flows) ${m.recovery.trafficSeconds.toFixed(2)} s after \`ipsec start\` (tunnels ${m.recovery.saSeconds.toFixed(2)} s)` : 'traffic did not come back';
+  else if (!m.recovery.tunnelsBack) problems.push(`after strongSwan started again on ${v} its tunnels did not come back`);
+  else if (!m.recovery.trafficBack) problems.push(`after strongSwan started again on ${v} its tunnels came back but its pods stayed unreachable`);
+  else if (!m.recovery.meshBack) problems.push(`after strongSwan started again on ${v} not every node pair is up again`);
+  const back = m.recovery.trafficBack ? `traffic back (${m.recovery.baseline} flows) ${m.recovery.trafficSeconds.toFixed(2)} s after strongSwan started again (tunnels ${m.recovery.saSeconds.toFixed(2)} s)` : 'traffic did not come back';
   return {
     name: 'fail-closed',
     ok: problems.length === 0,

@@ -172,7 +172,7 @@ export function probeKvm(image: NodeImage, timeoutMs = 20_000): Promise<KvmProbe
     });
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     child.on('error', (err) => finish({ ok: false, detail: err.message }));
-    child.on('close', (code) => finish({ ok: false, detail: `qemu exited ${code} under KVM: ${out.trim().split('\n').slice(-2).join(' | ')}` }));
+    child.on('close', (code, signal) => finish({ ok: false, detail: `qemu ${code === null ? `died of ${signal}` : `exited ${code}`} under KVM: ${out.trim().split('\n').slice(-2).join(' | ')}` }));
   });
 }
 

@@ -12,6 +12,7 @@ import type { LabTopology } from '../topology.ts';
 import { vmNamed } from './layout.ts';
 import { QEMU_COMM } from './qemu.ts';
 import { masterUp, openMaster, sshArgv, type SshTarget } from './ssh.ts';
+import { parseShow } from './systemd.ts';
 
 export const STRONGSWAN_UNIT = 'strongswan-starter.service';
 /** Where remote captures are written inside a VM (tmpfs). */
@@ -64,7 +65,7 @@ export function vmBackend(lab: Omit<Lab, 'backend'>): VmBackend {
     },
     async strongswanState(node) {
       const r = await run(node, ['systemctl', 'show', '-p', 'ActiveState,MainPID', STRONGSWAN_UNIT], true, 20_000);
-      const props = parseProperties(r.stdout);
+      const props = parseShow(r.stdout)[0] ?? {};
       if (r.code !== 0) return { running: false, detail: `unknown (${r.stderr.trim() || 'ssh failed'})` };
       return { running: props.ActiveState === 'active', detail: `${props.ActiveState ?? '?'} (unit, pid ${props.MainPID ?? '?'})` };
     },
@@ -96,16 +97,6 @@ async function connectNode(runner: Runner, state: LabState, t: SshTarget, timeou
     if (Date.now() >= deadline) throw new Error(`${t.vm.name}: sshd at ${t.vm.mgmtIp} did not accept the lab's key within ${Math.round(timeoutMs / 1000)} s`);
     await new Promise((r) => setTimeout(r, 1000));
   }
-}
-
-/** `systemctl show` output as a map. */
-export function parseProperties(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of text.split('\n')) {
-    const i = line.indexOf('=');
-    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1);
-  }
-  return out;
 }
 
 /**

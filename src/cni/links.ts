@@ -43,22 +43,29 @@ export function parseBatchFailure(stderr: string): BatchFailure {
   return { line: m ? Number(m[1]) : 0, message: message || stderr.trim() || 'ip failed without a message' };
 }
 
-/** Node-namespace half of ADD. Bridge settings are re-asserted on every ADD (idempotent), so a
- *  bridge whose creator was killed between "link add" and "addr" is repaired by the next pod. */
+/**
+ * Node-namespace half of ADD. The veth pair comes first: a pod-side problem (interface name
+ * taken, netns unusable) then fails before anything else exists, so a failed ADD leaves no
+ * bridge behind either. The peer is created directly inside the pod's netns under its final
+ * name (no temporary name, no move, which would also flush addresses). Bridge settings are
+ * re-asserted on every ADD (idempotent), so a bridge whose creator died between "link add"
+ * and "addr" is repaired by the next pod.
+ */
 export function nodeSetupScript(p: PodPlan): string[] {
-  const lines: string[] = [];
-  if (p.bridgeMac) lines.push(`link add ${p.bridge} address ${p.bridgeMac} type bridge`);
+  const lines = [
+    `link add ${p.hostVeth} address ${p.hostMac} mtu ${p.mtu} up type veth peer name ${p.ifname} address ${p.containerMac} mtu ${p.mtu} netns ${p.netns}`,
+    `link set ${p.hostVeth} alias ${p.alias}`, // the kernel ignores an alias given at creation
+  ];
+  if (p.bridgeMac) lines.push(bridgeCreateLine(p));
   for (const gw of p.gatewayCidrs) lines.push(`addr replace ${gw} dev ${p.bridge}`);
   lines.push(`link set ${p.bridge} up`);
-  // One atomic step: the host end is created attached and up, the peer directly inside the
-  // pod's netns under its final name (no temporary name, no move, which would also flush
-  // addresses). The kernel ignores an alias at creation, hence the next line.
-  lines.push(
-    `link add ${p.hostVeth} address ${p.hostMac} mtu ${p.mtu} master ${p.bridge} up type veth peer name ${p.ifname} address ${p.containerMac} mtu ${p.mtu} netns ${p.netns}`,
-  );
-  lines.push(`link set ${p.hostVeth} alias ${p.alias}`);
+  lines.push(`link set ${p.hostVeth} master ${p.bridge}`);
   if (p.hairpin) lines.push(`link set ${p.hostVeth} type bridge_slave hairpin on`);
   return lines;
+}
+
+function bridgeCreateLine(p: PodPlan): string {
+  return `link add ${p.bridge} address ${p.bridgeMac} type bridge`;
 }
 
 /** Pod-namespace half of ADD. */
@@ -151,16 +158,16 @@ export class Links {
   setUpPod(plan: PodPlan): void {
     const script = nodeSetupScript(plan);
     let node = this.batch('', script);
-    if (!node.ok && plan.bridgeMac && node.line === 1 && /File exists/.test(node.message)) {
+    const bridgeLine = plan.bridgeMac ? script.indexOf(bridgeCreateLine(plan)) + 1 : 0;
+    if (!node.ok && node.line === bridgeLine && /File exists/.test(node.message)) {
       // Another ADD created the bridge between our check and our "link add": use theirs.
-      node = this.batch('', script.slice(1));
-      if (!node.ok) node = { ...node, line: node.line + 1 };
+      node = this.batch('', script.slice(bridgeLine));
+      if (!node.ok) node = { ...node, line: node.line + bridgeLine };
     }
     if (!node.ok) {
       const failed = script[node.line - 1] ?? '';
-      const vethCreated = node.line > script.findIndex((l) => l.startsWith(`link add ${plan.hostVeth} `)) + 1;
       const why = this.explainNodeFailure(plan, failed, node.message);
-      if (vethCreated) this.rollback(plan, why);
+      if (node.line > 1) this.rollback(plan, why); // line 1 creates the pair: nothing exists before it
       throw new CniError(ErrorCode.LinkSetup, why, `ip -batch line ${node.line}: ${failed}`);
     }
     const pod = this.batch(plan.netns, podSetupScript(plan));

@@ -29,18 +29,19 @@ describe('names', () => {
 });
 
 describe('ADD planning', () => {
-  it('creates the bridge only when missing, re-asserts its gateway, one veth step', () => {
+  it('creates the veth pair first, the bridge only when missing, and re-asserts its gateway', () => {
     const plan = planPod(config, inv, ipam, choices);
     expect(nodeSetupScript(plan)).toEqual([
+      `link add ${plan.hostVeth} address 02:00:00:00:00:0a mtu 1400 up type veth peer name eth0 address 02:00:00:00:00:0c mtu 1400 netns /run/netns/p1`,
+      `link set ${plan.hostVeth} alias ipsec-cni:c1/eth0`,
       'link add ipsec-br01 address 02:00:00:00:00:0b type bridge',
       'addr replace 10.240.1.1/24 dev ipsec-br01',
       'link set ipsec-br01 up',
-      `link add ${plan.hostVeth} address 02:00:00:00:00:0a mtu 1400 master ipsec-br01 up type veth peer name eth0 address 02:00:00:00:00:0c mtu 1400 netns /run/netns/p1`,
-      `link set ${plan.hostVeth} alias ipsec-cni:c1/eth0`,
+      `link set ${plan.hostVeth} master ipsec-br01`,
       `link set ${plan.hostVeth} type bridge_slave hairpin on`,
     ]);
     expect(podSetupScript(plan)).toEqual(['addr add 10.240.1.2/24 dev eth0', 'link set eth0 up', 'route add 0.0.0.0/0 via 10.240.1.1 dev eth0']);
-    expect(nodeSetupScript(planPod(config, inv, ipam, { ...choices, bridgeExists: true }))[0]).toBe('addr replace 10.240.1.1/24 dev ipsec-br01');
+    expect(nodeSetupScript(planPod(config, inv, ipam, { ...choices, bridgeExists: true }))[2]).toBe('addr replace 10.240.1.1/24 dev ipsec-br01');
   });
   it('uses IPAM routes, derives a missing gateway like the reference bridge, adds no second default', () => {
     const plan = planPod(config, inv, { ips: [{ address: '10.9.0.7/16' }], routes: [{ dst: '0.0.0.0/0' }, { dst: '192.168.0.0/16', gw: '10.9.0.254' }] }, choices);

@@ -54,13 +54,17 @@ function storeAddresses(): string[] {
 }
 
 it(`survives ${KILLS} SIGKILLs at random points of ADD; DEL and GC reclaim everything`, async () => {
-  // How long an ADD takes here, to spread the kills over its whole duration.
-  const warm = await fx.pod('warm');
-  const t0 = performance.now();
-  expect((await fx.cni({ command: 'ADD', containerId: 'warm', netns: fx.lab.path(warm) }, conf())).code).toBe(0);
-  const addMs = performance.now() - t0;
-
-  const survivors: { id: string; ns: string }[] = [{ id: 'warm', ns: warm }];
+  // How long an ADD takes here (bridge already there), to spread the kills over its duration.
+  const survivors: { id: string; ns: string }[] = [];
+  const times: number[] = [];
+  for (const id of ['warm0', 'warm1', 'warm2', 'warm3']) {
+    const ns = await fx.pod(id);
+    const t0 = performance.now();
+    expect((await fx.cni({ command: 'ADD', containerId: id, netns: fx.lab.path(ns) }, conf())).code).toBe(0);
+    times.push(performance.now() - t0);
+    survivors.push({ id, ns });
+  }
+  const addMs = times.slice(1).sort((a, b) => a - b)[1]!;
   const killed: { id: string; ns: string }[] = [];
   for (let i = 0; killed.length < KILLS; i++) {
     expect(i, 'too few kills landed during ADD').toBeLessThan(KILLS * 4);

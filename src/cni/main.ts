@@ -59,7 +59,7 @@ function main(env: Record<string, string | undefined>): number {
       record.network = config.name;
       const deps: Deps = {
         runner: processRunner,
-        links: new Links(processRunner),
+        links: new Links(),
         locker: flockLocker,
         env,
         exists: existsSync,

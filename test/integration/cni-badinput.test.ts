@@ -125,7 +125,7 @@ const cases: Case[] = [
   { name: 'store of another network', conf: { name: 'mixnet' }, code: 102, msg: /belongs to network "elsewhere"/, setup: prefilledStore('mixnet', {}, 'elsewhere') },
   // 100: the kernel refuses (after IPAM): the address is given back, nothing is left
   { name: 'ifname already taken in the pod', env: { CNI_IFNAME: 'taken0' }, code: 100, msg: /taken0 already exists in/ },
-  { name: 'CNI_NETNS is not a network namespace', env: { CNI_NETNS: '/etc/hostname' }, code: 100, msg: /cannot open network namespace/ },
+  { name: 'CNI_NETNS is not a network namespace', env: { CNI_NETNS: '/etc/hostname' }, code: 100, msg: /cannot enter network namespace \/etc\/hostname.*Invalid argument/ },
 ];
 
 beforeAll(async () => {

@@ -2,7 +2,7 @@
 // does not show (host veth on the bridge, bridge up with its gateway, the IP reservation).
 import type { Call } from '../context.ts';
 import { ipamFor } from '../context.ts';
-import type { LinkJson, RouteJson } from '../links.ts';
+import type { LinkJson, RouteJson } from '../kernel.ts';
 import { hostVethName } from '../names.ts';
 import { CniError, ErrorCode } from '../spec/errors.ts';
 import type { Interface, Result } from '../spec/result.ts';

@@ -2,36 +2,13 @@
 // holder is SIGKILLed (Node/Bun expose none). Imported only by the compiled entry point;
 // everything else depends on the Locker interface.
 import { closeSync, openSync } from 'node:fs';
-import { dlopen, FFIType, read } from 'bun:ffi';
+import { Errno, errno, libc } from '../sys/libc.ts';
 import { CniError, ErrorCode } from '../spec/errors.ts';
 import type { Locker } from './store.ts';
 
 const LOCK_EX = 2;
 const LOCK_NB = 4;
 const LOCK_UN = 8;
-const EINTR = 4;
-const EWOULDBLOCK = 11;
-
-type Libc = {
-  flock: (fd: number, op: number) => number;
-  errno: () => number;
-};
-
-let libc: Libc | undefined;
-
-function load(): Libc {
-  if (!libc) {
-    const lib = dlopen('libc.so.6', {
-      flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-      __errno_location: { args: [], returns: FFIType.ptr },
-    });
-    libc = {
-      flock: (fd, op) => lib.symbols.flock(fd, op) as number,
-      errno: () => read.i32(lib.symbols.__errno_location() as number, 0),
-    };
-  }
-  return libc;
-}
 
 /**
  * Non-blocking attempts with a short, growing pause: a blocking flock cannot time out, and a
@@ -40,16 +17,16 @@ function load(): Libc {
  */
 export const flockLocker: Locker = {
   acquire(lockPath, timeoutMs) {
-    const c = load();
+    const c = libc();
     const fd = openSync(lockPath, 'a', 0o644);
     const deadline = Date.now() + timeoutMs;
     let pause = 0.2;
     for (;;) {
       if (c.flock(fd, LOCK_EX | LOCK_NB) === 0) break;
-      const errno = c.errno();
-      if (errno !== EWOULDBLOCK && errno !== EINTR) {
+      const err = errno();
+      if (err !== Errno.EAGAIN && err !== Errno.EINTR) {
         closeSync(fd);
-        throw new CniError(ErrorCode.IoFailure, `flock(${lockPath}) failed with errno ${errno}`);
+        throw new CniError(ErrorCode.IoFailure, `flock(${lockPath}) failed with errno ${err}`);
       }
       if (Date.now() >= deadline) {
         closeSync(fd);

@@ -1,7 +1,6 @@
 // Running other programs (delegated IPAM plugins). Commands depend on the Runner interface
 // only; the process-spawning one is the single implementation.
-import { accessSync, constants } from 'node:fs';
-import { join } from 'node:path';
+import { isExecutable, joinPath } from './sys/fs.ts';
 
 export interface RunResult {
   /** Exit status; null when killed by a signal or not started. */
@@ -37,19 +36,10 @@ export const processRunner: Runner = {
   },
 };
 
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** First executable `name` in `dirs`. */
 export function findExecutable(name: string, dirs: readonly string[]): string | undefined {
   for (const d of dirs) {
-    const p = join(d, name);
+    const p = joinPath(d, name);
     if (isExecutable(p)) return p;
   }
   return undefined;

@@ -2,7 +2,7 @@
 // (netlink/socket.ts); nothing is spawned. Measured here, each `ip -batch` process cost
 // ~3 ms and the plugin needed two per ADD. Message layouts live in netlink/wire.ts (pure,
 // unit-tested); this file owns the order of the steps and the rollback rules.
-import { readFileSync } from 'node:fs';
+import { readText } from './sys/fs.ts';
 import { CniError, ErrorCode } from './spec/errors.ts';
 import { Errno, SysError } from './sys/libc.ts';
 import { Netlink, closeFd, openNetns } from './netlink/socket.ts';
@@ -43,7 +43,7 @@ export class Links {
   constructor(private readonly netDevPath = '/proc/self/net/dev') {}
 
   nodeLinks(): Set<string> {
-    return parseNetDev(readFileSync(this.netDevPath, 'utf8'));
+    return parseNetDev(readText(this.netDevPath) ?? '');
   }
 
   /**

@@ -77,7 +77,7 @@ describe('errors', () => {
     expect(errorResult(new CniError(11, 'busy'), '1.1.0')).toEqual({ cniVersion: '1.1.0', code: 11, msg: 'busy' });
   });
   it('maps OS errors to I/O failure and anything else to internal', () => {
-    const enoent = Object.assign(new Error('ENOENT: x'), { code: 'ENOENT', syscall: 'open' });
+    const enoent = Object.assign(new Error('open /x: No such file or directory'), { errno: 2 });
     expect(asCniError(enoent).code).toBe(ErrorCode.IoFailure);
     expect(asCniError(new TypeError('oops')).code).toBe(ErrorCode.Internal);
     const e = new CniError(3, 'gone');

@@ -3,7 +3,6 @@
 // it back (and Links removes a half-built veth), so a failed ADD leaves nothing behind.
 import type { PluginConfig } from '../config.ts';
 import type { Call } from '../context.ts';
-import { ipamFor } from '../context.ts';
 import { parseCidr, formatIpv4 } from '../ipv4.ts';
 import type { PodPlan } from '../kernel.ts';
 import { hostVethAlias, hostVethName } from '../names.ts';
@@ -91,7 +90,7 @@ export function add(call: Call): Result {
   if (!deps.exists(inv.netns)) {
     throw new CniError(ErrorCode.UnknownContainer, `network namespace ${inv.netns} does not exist`);
   }
-  const ipam = ipamFor(call);
+  const ipam = call.deps.ipam(call);
   const taken = ipam.add();
   try {
     const plan = planPod(config, inv, taken.result, {

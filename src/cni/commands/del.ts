@@ -2,7 +2,6 @@
 // address is never free while an interface still carries it; if DEL is interrupted in
 // between, the next DEL (runtimes retry) or GC finishes the job.
 import type { Call } from '../context.ts';
-import { ipamFor } from '../context.ts';
 import { hostVethAlias, hostVethName } from '../names.ts';
 
 export function del(call: Call): void {
@@ -13,5 +12,5 @@ export function del(call: Call): void {
   deps.links.deleteHostVeths([
     { name: hostVethName(inv.containerId, inv.ifname), alias: hostVethAlias(inv.containerId, inv.ifname) },
   ]);
-  ipamFor(call).del();
+  call.deps.ipam(call).del();
 }

@@ -2,7 +2,6 @@
 // bridge, whose attachment is not in cni.dev/valid-attachments.
 import type { Attachment } from '../config.ts';
 import type { Call } from '../context.ts';
-import { ipamFor } from '../context.ts';
 import type { LinkJson } from '../kernel.ts';
 import { CniError, ErrorCode } from '../spec/errors.ts';
 import { hostVethName } from '../names.ts';
@@ -36,7 +35,7 @@ export function gc(call: Call): void {
   const valid = config.validAttachments;
   // Never read a missing list as "nothing is valid": that would release every pod's address.
   if (!valid) throw new CniError(ErrorCode.InvalidConfig, "GC needs 'cni.dev/valid-attachments' in the configuration");
-  ipamFor(call).gc(valid);
+  call.deps.ipam(call).gc(valid);
   const stale = staleVeths(deps.links.nodeVeths().values(), config.bridge, valid);
   deps.links.deleteLinks(stale);
 }

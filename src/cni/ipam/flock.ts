@@ -1,7 +1,7 @@
 // flock(2) through bun:ffi: the only lock primitive here that the kernel drops when the
 // holder is SIGKILLed (Node/Bun expose none). Imported only by the compiled entry point;
 // everything else depends on the Locker interface.
-import { closeSync, openSync } from 'node:fs';
+import { closeFile, openForLock } from '../sys/fs.ts';
 import { Errno, errno, libc } from '../sys/libc.ts';
 import { CniError, ErrorCode } from '../spec/errors.ts';
 import type { Locker } from './store.ts';
@@ -18,18 +18,18 @@ const LOCK_UN = 8;
 export const flockLocker: Locker = {
   acquire(lockPath, timeoutMs) {
     const c = libc();
-    const fd = openSync(lockPath, 'a', 0o644);
+    const fd = openForLock(lockPath);
     const deadline = Date.now() + timeoutMs;
     let pause = 0.2;
     for (;;) {
       if (c.flock(fd, LOCK_EX | LOCK_NB) === 0) break;
       const err = errno();
       if (err !== Errno.EAGAIN && err !== Errno.EINTR) {
-        closeSync(fd);
+        closeFile(fd);
         throw new CniError(ErrorCode.IoFailure, `flock(${lockPath}) failed with errno ${err}`);
       }
       if (Date.now() >= deadline) {
-        closeSync(fd);
+        closeFile(fd);
         throw new CniError(ErrorCode.TryAgainLater, `IPAM store lock ${lockPath} is busy for more than ${timeoutMs} ms`);
       }
       Bun.sleepSync(pause);
@@ -37,7 +37,7 @@ export const flockLocker: Locker = {
     }
     return () => {
       c.flock(fd, LOCK_UN);
-      closeSync(fd);
+      closeFile(fd);
     };
   },
 };

@@ -17,7 +17,7 @@ const CLONE_NEWNET = 0x40000000;
 
 /** Opens a network namespace file (what CNI_NETNS names). */
 export function openNetns(path: string): number {
-  return check(libc().open(cstr(path), O_RDONLY | O_CLOEXEC) as number, `open ${path}`);
+  return check(libc().open(cstr(path), O_RDONLY | O_CLOEXEC, 0) as number, `open ${path}`);
 }
 
 export function closeFd(fd: number): void {
@@ -41,7 +41,7 @@ export class Netlink {
    */
   static inside(netnsFd: number): Netlink {
     const c = libc();
-    const home = check(c.open(cstr('/proc/thread-self/ns/net'), O_RDONLY | O_CLOEXEC) as number, 'open own netns');
+    const home = check(c.open(cstr('/proc/thread-self/ns/net'), O_RDONLY | O_CLOEXEC, 0) as number, 'open own netns');
     try {
       check(c.setns(netnsFd, CLONE_NEWNET) as number, 'setns into the pod netns');
       const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE) as number;

@@ -22,6 +22,8 @@ function podmanEnv(): Record<string, string> {
     CONTAINERS_CONF: join(fx.dir, 'containers.conf'),
     CONTAINERS_STORAGE_CONF: join(fx.dir, 'storage.conf'),
     TMPDIR: join(fx.dir, 'tmp'),
+    // podman's environment reaches the plugin: its VERSION calls (no config) log here
+    IPSEC_CNI_LOG: join(fx.dir, 'cni-noconfig.log'),
   };
 }
 

@@ -1,7 +1,7 @@
 // Every verb of the built plugin by the raw CNI protocol, against the real kernel, inside
 // namespaces this file creates (a node namespace holding the bridge, one per pod).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cniFixture, links, readStore, type CniFixture } from '../helpers/cni.ts';
 
@@ -123,9 +123,15 @@ describe('ADD', () => {
   it('works with a netns given as /proc/PID/ns/net (entered through nsenter)', async () => {
     const ns = await fx.pod('procns');
     const holder = fx.lab.spawn(ns, ['sleep', '60']);
-    // ip netns exec execs sleep in place, so holder.pid is the process inside the netns
-    await new Promise((r) => setTimeout(r, 100));
+    // `ip netns exec` enters the netns, then execs sleep in place (same PID). Until it has
+    // entered, /proc/PID/ns/net is still the root namespace: wait for the pod's inode, so
+    // the plugin can never be pointed at the root namespace.
     const nsPath = `/proc/${holder.pid}/ns/net`;
+    const want = `net:[${statSync(fx.lab.path(ns)).ino}]`;
+    for (let i = 0; readlinkSync(nsPath) !== want; i++) {
+      expect(i, 'the holder process never entered the pod netns').toBeLessThan(500);
+      await new Promise((r) => setTimeout(r, 10));
+    }
     const add = await fx.cni({ command: 'ADD', containerId: 'ctr-procns', netns: nsPath }, conf());
     expect(add.code, add.stdout).toBe(0);
     expect(await podIp(ns)).toEqual([add.json.ips[0].address]);

@@ -7,10 +7,13 @@ import { hostVethAlias, hostVethName } from '../names.ts';
 export function del(call: Call): void {
   const { inv, deps } = call;
   // No netns (never given, or already destroyed): the kernel removed the pair with it.
-  if (inv.netns && deps.exists(inv.netns)) deps.links.deletePodInterface(inv.netns, inv.ifname);
-  // A host end can outlive that only if the pod's netns lives on and DEL came without it.
-  deps.links.deleteHostVeths([
-    { name: hostVethName(inv.containerId, inv.ifname), alias: hostVethAlias(inv.containerId, inv.ifname) },
-  ]);
+  const podSide = inv.netns && deps.exists(inv.netns) ? deps.links.deletePodInterface(inv.netns, inv.ifname) : 'absent';
+  // Deleting the pod end took the host end with it. Otherwise a host end can still exist if
+  // the pod's netns lives on and DEL came without it (or an ADD died half-way).
+  if (podSide === 'absent') {
+    deps.links.deleteHostVeths([
+      { name: hostVethName(inv.containerId, inv.ifname), alias: hostVethAlias(inv.containerId, inv.ifname) },
+    ]);
+  }
   call.deps.ipam(call).del();
 }

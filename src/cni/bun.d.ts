@@ -10,7 +10,6 @@ declare module 'bun:ffi' {
 }
 
 declare const Bun: {
-  sleepSync(ms: number): void;
   spawnSync(options: {
     cmd: string[];
     stdin?: Uint8Array;

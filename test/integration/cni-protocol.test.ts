@@ -3,7 +3,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { cniFixture, links, readStore, type CniFixture } from '../helpers/cni.ts';
+import { run } from '../helpers/netns.ts';
 
 let fx: CniFixture;
 let rootLinksBefore: string[];
@@ -139,6 +141,26 @@ describe('ADD', () => {
     expect(del.code, del.stdout).toBe(0);
     expect(await podIp(ns)).toEqual([]);
     holder.kill('SIGKILL');
+  });
+});
+
+describe('store lock', () => {
+  it('waits while another process holds the network lock (flock(2)), then allocates', async () => {
+    const ns = await fx.pod('locked');
+    const lockFile = join(fx.dir, 'ipam', `${NET}.lock`);
+    // util-linux flock(1) takes the same flock(2) lock the plugin takes
+    const holder = spawn('flock', ['-x', lockFile, 'sleep', '0.5'], { stdio: 'ignore' });
+    fx.lab.track(holder.pid!);
+    let holderDone = false;
+    holder.on('exit', () => (holderDone = true));
+    // until `flock -n` fails, the holder does not have the lock yet
+    while ((await run(['flock', '-n', '-x', lockFile, 'true'], { allowFail: true })).code === 0) {
+      expect(holderDone).toBe(false);
+    }
+    const r = await fx.cni({ command: 'ADD', containerId: 'ctr-locked', netns: fx.lab.path(ns) }, conf());
+    expect(r.code, r.stdout).toBe(0);
+    expect(holderDone, 'ADD finished while another process held the lock').toBe(true);
+    expect(allocated()).toContain(r.json.ips[0].address.split('/')[0]);
   });
 });
 

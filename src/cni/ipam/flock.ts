@@ -20,7 +20,7 @@ export const flockLocker: Locker = {
     const c = libc();
     const fd = openForLock(lockPath);
     const deadline = Date.now() + timeoutMs;
-    let pause = 0.2;
+    let pauseUs = 100; // Bun.sleepSync truncates to whole ms: usleep for the short first waits
     for (;;) {
       if (c.flock(fd, LOCK_EX | LOCK_NB) === 0) break;
       const err = errno();
@@ -32,8 +32,8 @@ export const flockLocker: Locker = {
         closeFile(fd);
         throw new CniError(ErrorCode.TryAgainLater, `IPAM store lock ${lockPath} is busy for more than ${timeoutMs} ms`);
       }
-      Bun.sleepSync(pause);
-      pause = Math.min(pause * 2, 5);
+      c.usleep(pauseUs);
+      pauseUs = Math.min(pauseUs * 2, 4000);
     }
     return () => {
       c.flock(fd, LOCK_UN);

@@ -22,6 +22,7 @@ function load() {
     access: { args: [ptr, i32], returns: i32 },
     setns: { args: [i32, i32], returns: i32 },
     flock: { args: [i32, i32], returns: i32 },
+    usleep: { args: [i32], returns: i32 },
     __errno_location: { args: [], returns: ptr },
     strerror: { args: [i32], returns: cstring },
   }).symbols;

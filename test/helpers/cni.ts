@@ -134,3 +134,11 @@ export async function cniFixture(tag: string): Promise<CniFixture> {
     throw e;
   }
 }
+
+/** IPv4 addresses ("a.b.c.d/len") on `dev` inside namespace `ns`; [] when the device is absent. */
+export async function ipv4Addresses(ns: string, dev = 'eth0'): Promise<string[]> {
+  const r = await run(['ip', '-n', ns, '-j', 'addr', 'show', 'dev', dev], { allowFail: true });
+  if (r.code !== 0) return [];
+  const info = (JSON.parse(r.stdout)[0]?.addr_info ?? []) as { family: string; local: string; prefixlen: number }[];
+  return info.filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
+}

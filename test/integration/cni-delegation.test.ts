@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { cniFixture, links, type CniFixture } from '../helpers/cni.ts';
+import { cniFixture, ipv4Addresses, links, type CniFixture } from '../helpers/cni.ts';
 
 let fx: CniFixture;
 
@@ -18,11 +18,6 @@ const hlReservations = () => {
   const dir = join(fx.dir, 'host-local', 'hlnet');
   return existsSync(dir) ? readdirSync(dir).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)).sort() : [];
 };
-
-async function podAddrs(ns: string) {
-  const r = await fx.lab.exec(ns, ['ip', '-j', 'addr', 'show', 'dev', 'eth0'], { allowFail: true });
-  return r.code ? [] : JSON.parse(r.stdout)[0].addr_info.filter((a: any) => a.family === 'inet').map((a: any) => `${a.local}/${a.prefixlen}`);
-}
 
 beforeAll(async () => {
   fx = await cniFixture('cnid');
@@ -43,7 +38,7 @@ describe('host-local', () => {
     expect(ipA).toMatch(/^10\.245\.1\.\d+\/24$/);
     expect(ra.json.ips[0].gateway).toBe('10.245.1.1');
     expect(hlReservations()).toEqual(expect.arrayContaining([ipA.split('/')[0], rb.json.ips[0].address.split('/')[0]]));
-    expect(await podAddrs(a)).toEqual([ipA]);
+    expect(await ipv4Addresses(a)).toEqual([ipA]);
     await fx.lab.exec(a, ['ping', '-c1', '-W2', rb.json.ips[0].address.split('/')[0]]);
     await fx.lab.exec(a, ['ping', '-c1', '-W2', '10.245.1.1']);
 
@@ -55,7 +50,7 @@ describe('host-local', () => {
       expect(d.code, d.stdout).toBe(0);
     }
     expect(hlReservations()).toEqual([]);
-    expect(await podAddrs(a)).toEqual([]);
+    expect(await ipv4Addresses(a)).toEqual([]);
   });
 
   it('gives the delegate’s address back when the kernel part of ADD fails', async () => {
@@ -101,13 +96,13 @@ describe('static', () => {
     const r = await fx.cni({ command: 'ADD', containerId: 'static1', netns: fx.lab.path(ns), args: 'IgnoreUnknown=1' }, conf);
     expect(r.code, r.stdout).toBe(0);
     expect(r.json.ips).toEqual([{ address: '10.245.2.10/24', gateway: '10.245.2.1', interface: 1 }]);
-    expect(await podAddrs(ns)).toEqual(['10.245.2.10/24']);
+    expect(await ipv4Addresses(ns)).toEqual(['10.245.2.10/24']);
     const routes = JSON.parse((await fx.lab.exec(ns, ['ip', '-j', 'route'])).stdout);
     expect(routes).toContainEqual(expect.objectContaining({ dst: 'default', gateway: '10.245.2.1' }));
     expect(routes).toContainEqual(expect.objectContaining({ dst: '192.0.2.128/25', gateway: '10.245.2.254' }));
     await fx.lab.exec(ns, ['ping', '-c1', '-W2', '10.245.2.1']);
     const d = await fx.cni({ command: 'DEL', containerId: 'static1', netns: fx.lab.path(ns) }, conf);
     expect(d.code, d.stdout).toBe(0);
-    expect(await podAddrs(ns)).toEqual([]);
+    expect(await ipv4Addresses(ns)).toEqual([]);
   });
 });

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { cniFixture, links, readStore, type CniFixture } from '../helpers/cni.ts';
+import { cniFixture, ipv4Addresses, links, readStore, type CniFixture } from '../helpers/cni.ts';
 import { run } from '../helpers/netns.ts';
 
 let fx: CniFixture;
@@ -33,14 +33,6 @@ async function addPod(name: string, extra: Record<string, unknown> = {}, args?: 
   expect(r.stderr).toBe('');
   expect(r.code, r.stdout).toBe(0);
   return { ns, id: `ctr-${name}`, result: r.json };
-}
-
-async function podIp(ns: string): Promise<string[]> {
-  const r = await fx.lab.exec(ns, ['ip', '-j', 'addr', 'show', 'dev', 'eth0'], { allowFail: true });
-  if (r.code !== 0) return [];
-  return (JSON.parse(r.stdout)[0].addr_info as { family: string; local: string; prefixlen: number }[])
-    .filter((a) => a.family === 'inet')
-    .map((a) => `${a.local}/${a.prefixlen}`);
 }
 
 const allocated = () => Object.keys(readStore(join(fx.dir, 'ipam'), NET).allocations).sort();
@@ -77,7 +69,7 @@ describe('ADD', () => {
     const podLink = JSON.parse((await fx.lab.exec(ns, ['ip', '-j', 'link', 'show', 'dev', 'eth0'])).stdout)[0];
     expect(podLink.address).toBe(pod.mac);
     expect(podLink.mtu).toBe(1400);
-    expect(await podIp(ns)).toEqual(['10.241.1.2/24']);
+    expect(await ipv4Addresses(ns)).toEqual(['10.241.1.2/24']);
     const routes = JSON.parse((await fx.lab.exec(ns, ['ip', '-j', 'route'])).stdout);
     expect(routes).toContainEqual(expect.objectContaining({ dst: 'default', gateway: '10.241.1.1', dev: 'eth0' }));
 
@@ -119,7 +111,7 @@ describe('ADD', () => {
     expect(again.json.code).toBe(100);
     expect(again.json.msg).toMatch(/already exists/);
     expect(allocated()).toEqual(before);
-    expect(await podIp(ns)).toHaveLength(1); // the first ADD's networking is untouched
+    expect(await ipv4Addresses(ns)).toHaveLength(1); // the first ADD's networking is untouched
   });
 
   it('works with a netns given as /proc/PID/ns/net (entered through nsenter)', async () => {
@@ -136,10 +128,10 @@ describe('ADD', () => {
     }
     const add = await fx.cni({ command: 'ADD', containerId: 'ctr-procns', netns: nsPath }, conf());
     expect(add.code, add.stdout).toBe(0);
-    expect(await podIp(ns)).toEqual([add.json.ips[0].address]);
+    expect(await ipv4Addresses(ns)).toEqual([add.json.ips[0].address]);
     const del = await fx.cni({ command: 'DEL', containerId: 'ctr-procns', netns: nsPath }, conf());
     expect(del.code, del.stdout).toBe(0);
-    expect(await podIp(ns)).toEqual([]);
+    expect(await ipv4Addresses(ns)).toEqual([]);
     holder.kill('SIGKILL');
   });
 });
@@ -205,7 +197,7 @@ describe('DEL', () => {
       expect(r.code, r.stdout).toBe(0);
       expect(r.stdout).toBe('');
     }
-    expect(await podIp(ns)).toEqual([]);
+    expect(await ipv4Addresses(ns)).toEqual([]);
     expect((await fx.cni({ command: 'DEL', containerId: 'never-added' }, conf())).code).toBe(0);
   });
 
@@ -217,7 +209,7 @@ describe('DEL', () => {
     expect(r.code, r.stdout).toBe(0);
     expect(allocated()).not.toContain(ip);
     expect(await links(fx.lab, fx.node)).not.toContain(result.interfaces[0].name);
-    expect(await podIp(ns)).toEqual([]); // deleting the host end took the pod end with it
+    expect(await ipv4Addresses(ns)).toEqual([]); // deleting the host end took the pod end with it
   });
 
   it('works after the netns is gone', async () => {
@@ -247,7 +239,7 @@ describe('GC', () => {
     expect(nodeLinks).toContain(pods[0]!.result.interfaces[0].name);
     expect(nodeLinks).not.toContain(pods[1]!.result.interfaces[0].name);
     expect(nodeLinks).not.toContain(pods[2]!.result.interfaces[0].name);
-    expect(await podIp(pods[0]!.ns)).toHaveLength(1);
+    expect(await ipv4Addresses(pods[0]!.ns)).toHaveLength(1);
   });
 
   it('refuses a GC without the valid list (7) or with a pre-1.1.0 config (1)', async () => {

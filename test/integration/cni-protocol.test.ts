@@ -286,6 +286,16 @@ describe('STATUS', () => {
   });
 });
 
+describe('STATUS with a foreign device', () => {
+  it('reports 50 when the bridge name is taken by a device that is not a bridge', async () => {
+    await fx.lab.exec(fx.node, ['ip', 'link', 'add', 'br-notbr', 'type', 'veth', 'peer', 'name', 'br-notbr-p']);
+    const r = await fx.cni({ command: 'STATUS' }, conf({ name: 'notbr', bridge: 'br-notbr', dataDir: join(fx.dir, 'notbr') }));
+    expect(r.json).toMatchObject({ code: 50 });
+    expect(r.json.msg).toMatch(/br-notbr exists but is a veth device/);
+    await fx.lab.exec(fx.node, ['ip', 'link', 'del', 'br-notbr']);
+  });
+});
+
 describe('log', () => {
   it('has one structured line per call, without the configuration', async () => {
     const lines = readFileSync(join(fx.dir, 'cni.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));

@@ -13,6 +13,9 @@ export function status(call: Call): void {
     throw new CniError(ErrorCode.NotAvailable, (e as Error).message);
   }
   if (bridge) {
+    if (bridge.linkinfo?.info_kind !== 'bridge') {
+      throw new CniError(ErrorCode.NotAvailable, `${config.bridge} exists but is a ${bridge.linkinfo?.info_kind ?? 'non-bridge'} device`);
+    }
     if (!bridge.flags?.includes('UP')) {
       throw new CniError(ErrorCode.LimitedConnectivity, `bridge ${config.bridge} is down`);
     }

@@ -3,7 +3,7 @@
 // `bun build --compile` into dist/ipsec-cni (scripts/build-cni.ts).
 import { configVersion, decodeConfig, logFileOf, validateConfig } from './config.ts';
 import type { Call, Deps } from './context.ts';
-import { processRunner } from './exec.ts';
+import { findExecutable, processRunner } from './exec.ts';
 import { BuiltinIpam } from './ipam/builtin.ts';
 import { DelegateIpam } from './ipam/delegate.ts';
 import { flockLocker } from './ipam/flock.ts';
@@ -35,12 +35,14 @@ const COMMANDS: Record<Exclude<Command, 'VERSION'>, (call: Call) => Result | voi
 
 function store(call: Call): FileStore | undefined {
   const { config } = call;
-  return config.ipam.kind === 'builtin' ? new FileStore(config.ipam.dataDir, config.name, flockLocker) : undefined;
+  return config.ipam.kind === 'builtin'
+    ? new FileStore(config.ipam.dataDir, config.name, flockLocker, config.ipam.lockTimeoutMs)
+    : undefined;
 }
 
 function ipam(call: Call): Ipam {
   const { inv, config } = call;
-  if (config.ipam.kind === 'delegate') return new DelegateIpam(config.ipam, config, inv, processRunner, process.env);
+  if (config.ipam.kind === 'delegate') return new DelegateIpam(config.ipam, config, inv, processRunner, process.env, findExecutable);
   const hostVeth = inv.containerId ? hostVethName(inv.containerId, inv.ifname) : '';
   return new BuiltinIpam(config.ipam, config.name, store(call)!, inv, hostVeth);
 }

@@ -154,6 +154,34 @@ describe('store lock', () => {
     expect(holderDone, 'ADD finished while another process held the lock').toBe(true);
     expect(allocated()).toContain(r.json.ips[0].address.split('/')[0]);
   });
+
+  it('answers "try again later" (11) when the lock stays busy past lockTimeoutMs, taking nothing', async () => {
+    const ns = await fx.pod('busy');
+    const lockFile = join(fx.dir, 'ipam', `${NET}.lock`);
+    // its own process group, so flock and its sleep (which inherits the lock) die together
+    const holder = spawn('flock', ['-x', lockFile, 'sleep', '30'], { stdio: 'ignore', detached: true });
+    fx.lab.track(holder.pid!);
+    const killHolder = () => {
+      try {
+        process.kill(-holder.pid!, 'SIGKILL'); // the kernel drops the lock with them
+      } catch {
+        // already gone
+      }
+    };
+    let r;
+    const before = allocated();
+    try {
+      while ((await run(['flock', '-n', '-x', lockFile, 'true'], { allowFail: true })).code === 0);
+      r = await fx.cni({ command: 'ADD', containerId: 'ctr-busy', netns: fx.lab.path(ns) }, conf({ lockTimeoutMs: 200 }));
+    } finally {
+      killHolder();
+    }
+    expect(r.code).toBe(1);
+    expect(r.json).toMatchObject({ code: 11 });
+    expect(r.json.msg).toMatch(/lock .* is busy/);
+    expect(allocated()).toEqual(before);
+    expect(await ipv4Addresses(ns)).toEqual([]);
+  });
 });
 
 describe('CHECK', () => {

@@ -4,7 +4,7 @@
 // cniVersion (Debian's plugins stop at 1.0.0) is retried once at the highest version both
 // sides support, and its result is read in that version.
 import type { Attachment, DelegateIpamConfig, PluginConfig } from '../config.ts';
-import { findExecutable, type Runner } from '../exec.ts';
+import type { Runner } from '../exec.ts';
 import type { Command, Invocation } from '../spec/env.ts';
 import { CniError, ErrorCode } from '../spec/errors.ts';
 import { formatResult, parseResult, type Result } from '../spec/result.ts';
@@ -20,6 +20,7 @@ export class DelegateIpam implements Ipam {
     private readonly inv: Invocation,
     private readonly runner: Runner,
     private readonly env: Record<string, string | undefined>,
+    findExecutable: (name: string, dirs: readonly string[]) => string | undefined,
   ) {
     if (!inv.path.length) {
       throw new CniError(ErrorCode.InvalidEnvironment, `CNI_PATH is required to find the IPAM plugin '${ipam.type}'`);

@@ -75,9 +75,12 @@ for r in $(seq 1 $R); do
   if (( r % 2 )); then order="ref ours"; else order="ours ref"; fi
   for p in $order; do
     for i in $(seq 1 $N); do ip netns add $PFX-p$r-$i-$p; done
+    times > $D/cpu.before   # children's user/sys CPU so far (a builtin: no fork)
     t0=$EPOCHREALTIME
     seq 1 $N | xargs -P $P -I{} bash -c "call $p ADD p$r-{}-$p $PFX-p$r-{}-$p $D/$p.json $D/par/p$r-{}.$p.json $D/$p.ADDpar.raw"
     echo "$t0 $EPOCHREALTIME 0" >> $D/$p.parallel.raw
+    times > $D/cpu.after
+    echo "$(tail -1 $D/cpu.before) $(tail -1 $D/cpu.after)" >> $D/$p.cpu.raw
     for i in $(seq 1 $N); do
       delconf $p $D/par/p$r-$i.$p.json $D/par/p$r-$i.$p.del
       call $p DEL p$r-$i-$p $PFX-p$r-$i-$p $D/par/p$r-$i.$p.del /dev/null $D/$p.DELpar.raw
@@ -110,6 +113,20 @@ function stats(samples: { ms: number; rc: number }[]): Stats {
   const ms = samples.map((s) => s.ms).sort((a, b) => a - b);
   const rank = (q: number) => ms[Math.min(ms.length - 1, Math.max(0, Math.ceil(q * ms.length) - 1))] ?? NaN;
   return { n: ms.length, failed: samples.filter((s) => s.rc !== 0).length, p50: rank(0.5), p90: rank(0.9) };
+}
+
+/** CPU seconds (user+sys) the parallel rounds' processes used, per ADD, from bash's `times`. */
+function cpuPerAdd(file: string, pods: number): number {
+  if (!existsSync(file)) return NaN;
+  const sec = (t: string) => {
+    const m = /^(\d+)m([\d.]+)s$/.exec(t);
+    return m ? Number(m[1]) * 60 + Number(m[2]) : NaN;
+  };
+  const perRound = readFileSync(file, 'utf8').trim().split('\n').map((l) => {
+    const [u0, s0, u1, s1] = l.trim().split(/\s+/).map(sec) as [number, number, number, number];
+    return ((u1 - u0) + (s1 - s0)) * 1000 / pods;
+  });
+  return median(perRound);
 }
 
 function median(xs: number[]): number {
@@ -180,6 +197,11 @@ export async function run(argv: string[]): Promise<number> {
       ours: median(readRaw(join(dir, 'ours.parallel.raw')).map((x) => x.ms)),
       ref: median(readRaw(join(dir, 'ref.parallel.raw')).map((x) => x.ms)),
     };
+    const parRounds = {
+      ours: readRaw(join(dir, 'ours.parallel.raw')).map((x) => f1(x.ms)).join(', '),
+      ref: readRaw(join(dir, 'ref.parallel.raw')).map((x) => f1(x.ms)).join(', '),
+    };
+    const cpu = { ours: cpuPerAdd(join(dir, 'ours.cpu.raw'), o.pods), ref: cpuPerAdd(join(dir, 'ref.cpu.raw'), o.pods) };
     const first = { ours: readRaw(join(dir, 'ours.first-add.raw'))[0]?.ms ?? NaN, ref: readRaw(join(dir, 'ref.first-add.raw'))[0]?.ms ?? NaN };
     const spawn = stats(readRaw(join(dir, 'spawn.raw'))).p50;
     const boot = await startup(plugin, dir);
@@ -190,6 +212,7 @@ export async function run(argv: string[]): Promise<number> {
       ['DEL p50 (ms)', del.ours.p50, del.ref.p50, 1.0],
       ['DEL p90 (ms)', del.ours.p90, del.ref.p90, undefined],
       [`${o.pods} ADDs, ${o.parallel} parallel, wall (ms)`, par.ours, par.ref, 1.2],
+      ['CPU per ADD in the parallel runs (ms)', cpu.ours, cpu.ref, undefined],
       ['first ADD, creates the bridge (ms)', first.ours, first.ref, undefined],
     ];
     if (typeof boot === 'object') rows.push(['startup, CNI_COMMAND=VERSION (ms)', boot['ipsec-cni']!, boot['go-bridge']!, undefined]);
@@ -201,7 +224,8 @@ export async function run(argv: string[]): Promise<number> {
       if (target !== undefined && !(ratio <= target)) missed++;
       console.log(`${name.padEnd(38)}${f1(ours).padStart(11)}${f1(ref).padStart(11)}${(ratio.toFixed(2) + 'x').padStart(8)}   ${verdict}`);
     }
-    console.log(`\nsamples: ADD ${add.ours.n}/${add.ref.n}, DEL ${del.ours.n}/${del.ref.n} (ours/ref); bash fork+exec of /bin/true ${f1(spawn)} ms is inside every per-call figure`);
+    console.log(`\nparallel rounds (ms): ipsec-cni ${parRounds.ours}; reference ${parRounds.ref} (wall time follows the machine's load; CPU per ADD much less)`);
+    console.log(`samples: ADD ${add.ours.n}/${add.ref.n}, DEL ${del.ours.n}/${del.ref.n} (ours/ref); bash fork+exec of /bin/true ${f1(spawn)} ms is inside every per-call figure`);
     if (typeof boot === 'object') console.log(`startup floor: a Node.js plugin could not start faster than 'node -e 0' = ${f1(boot['node-floor']!)} ms`);
     else console.log(`startup: ${boot}`);
 

@@ -33,7 +33,7 @@ export const flockLocker: Locker = {
         throw new CniError(ErrorCode.TryAgainLater, `IPAM store lock ${lockPath} is busy for more than ${timeoutMs} ms`);
       }
       c.usleep(pauseUs);
-      pauseUs = Math.min(pauseUs * 2, 4000);
+      pauseUs = Math.min(pauseUs * 2, 500); // a holder keeps the lock ~1-2 ms: do not oversleep it
     }
     return () => {
       c.flock(fd, LOCK_UN);

@@ -1,8 +1,9 @@
 // The built-in IPAM store: <dataDir>/<network>.json, changed only inside an exclusive
-// lock on <dataDir>/<network>.lock and replaced atomically (temp file + fsync + rename +
-// fsync of the directory), so a reader or a crash sees the old or the new file, never half.
+// lock on <dataDir>/<network>.lock and replaced atomically (temp file + fsync + rename,
+// then fsync of the directory), so a reader or a crash sees the old or the new file, never
+// half of one.
 import { CniError, ErrorCode } from '../spec/errors.ts';
-import { joinPath, mkdirs, readText, replaceDurably } from '../sys/fs.ts';
+import { joinPath, mkdirs, readText, replaceAtomically, syncDir } from '../sys/fs.ts';
 import { emptyStore, type StoreData } from './allocator.ts';
 import { parseStore } from './format.ts';
 
@@ -48,7 +49,11 @@ export class FileStore implements StoreReader {
 
   /**
    * One transaction: lock, read, apply `change`, write the result if it is a different
-   * object, unlock. `change` must be pure (it may run while other ADDs wait).
+   * object, unlock, and only then make the rename durable (fsync of the directory). That
+   * last step needs no lock: the next writer already reads the renamed file, and if power
+   * fails before it, this call has not reported success yet (a later writer's fsynced file
+   * contains this change anyway). It keeps ~0.3-1 ms of disk wait out of the section every
+   * parallel ADD on the node queues for. `change` must be pure.
    */
   update<T>(change: (data: StoreData) => { store: StoreData; value: T }): T {
     try {
@@ -56,21 +61,27 @@ export class FileStore implements StoreReader {
     } catch (e) {
       throw new CniError(ErrorCode.IoFailure, `cannot create IPAM directory ${this.dataDir}: ${(e as Error).message}`);
     }
+    let result: { store: StoreData; value: T };
+    let wrote = false;
     const unlock = this.locker.acquire(this.lockPath, this.lockTimeoutMs);
     try {
       const before = this.read();
-      const { store, value } = change(before);
-      if (store !== before) this.write(store);
-      return value;
+      result = change(before);
+      if (result.store !== before) {
+        // One writer at a time (we hold the lock): a fixed temp name leaves no litter behind.
+        this.io(() => replaceAtomically(this.path, `${this.path}.tmp`, JSON.stringify(result.store, null, 1) + '\n'));
+        wrote = true;
+      }
     } finally {
       unlock();
     }
+    if (wrote) this.io(() => syncDir(this.dataDir));
+    return result.value;
   }
 
-  private write(data: StoreData): void {
-    // One writer at a time (we hold the lock): a fixed temp name leaves no litter behind.
+  private io(f: () => void): void {
     try {
-      replaceDurably(this.path, `${this.path}.tmp`, JSON.stringify(data, null, 1) + '\n');
+      f();
     } catch (e) {
       throw new CniError(ErrorCode.IoFailure, `cannot write IPAM store ${this.path}: ${(e as Error).message}`);
     }

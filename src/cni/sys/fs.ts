@@ -101,10 +101,11 @@ export function openForLock(path: string): number {
 }
 
 /**
- * Replaces `path` atomically and durably: write `tmp`, fsync it, rename over `path`, fsync
- * the directory (so the rename itself survives a power loss).
+ * Replaces `path` atomically: write `tmp`, fsync it (so the rename can never expose an
+ * empty or partial file after a power loss), rename it over `path`. The rename becomes
+ * durable with syncDir(dirname(path)).
  */
-export function replaceDurably(path: string, tmp: string, text: string): void {
+export function replaceAtomically(path: string, tmp: string, text: string): void {
   const fd = openFile(tmp, O_WRONLY | O_CREAT | O_TRUNC);
   try {
     writeAll(fd, text, tmp);
@@ -113,11 +114,15 @@ export function replaceDurably(path: string, tmp: string, text: string): void {
     closeFile(fd);
   }
   check(libc().rename(cstr(tmp), cstr(path)) as number, `rename ${tmp}`);
-  const dir = openFile(dirname(path), O_RDONLY | O_DIRECTORY);
+}
+
+/** fsync of a directory: makes renames and creations inside it durable. */
+export function syncDir(dir: string): void {
+  const fd = openFile(dir, O_RDONLY | O_DIRECTORY);
   try {
-    check(libc().fsync(dir) as number, `fsync ${dirname(path)}`);
+    check(libc().fsync(fd) as number, `fsync ${dir}`);
   } finally {
-    closeFile(dir);
+    closeFile(fd);
   }
 }
 

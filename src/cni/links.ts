@@ -11,7 +11,7 @@ import { parseNetDev, toLinkJson, type LinkJson, type PodPlan, type RouteJson } 
 
 export type { LinkJson, PodPlan, RouteJson } from './kernel.ts';
 
-const isDefault = (dst: string) => dst === 'default' || dst === '0.0.0.0/0';
+const isDefault = (dst: string) => dst === 'default' || dst === '0.0.0.0/0' || dst === '::/0';
 
 function sysErrno(e: unknown): number | undefined {
   return e instanceof SysError ? e.errno : undefined;

@@ -114,6 +114,22 @@ describe('ADD', () => {
     expect(await ipv4Addresses(ns)).toHaveLength(1); // the first ADD's networking is untouched
   });
 
+  it('adds a second network to a pod, skipping the default route the first one set (spec)', async () => {
+    const { ns, id } = await addPod('twonets');
+    const second = conf({ name: 'second', bridge: 'br-second', subnet: '10.241.2.0/24' });
+    const r = await fx.cni({ command: 'ADD', containerId: id, netns: fx.lab.path(ns), ifname: 'net1' }, second);
+    expect(r.code, r.stdout).toBe(0);
+    expect(r.json.routes ?? []).toEqual([]); // not installed, so not reported
+    expect(await ipv4Addresses(ns, 'net1')).toEqual(['10.241.2.2/24']);
+    const routes = JSON.parse((await fx.lab.exec(ns, ['ip', '-j', 'route', 'show', 'default'])).stdout);
+    expect(routes).toEqual([expect.objectContaining({ gateway: '10.241.1.1', dev: 'eth0' })]);
+    const check = await fx.cni({ command: 'CHECK', containerId: id, netns: fx.lab.path(ns), ifname: 'net1' }, { ...second, prevResult: r.json });
+    expect(check.code, check.stdout).toBe(0);
+    expect((await fx.cni({ command: 'DEL', containerId: id, netns: fx.lab.path(ns), ifname: 'net1' }, second)).code).toBe(0);
+    expect(await ipv4Addresses(ns, 'net1')).toEqual([]);
+    expect(await ipv4Addresses(ns)).toHaveLength(1); // eth0 untouched
+  });
+
   it('works with a netns given as /proc/PID/ns/net (entered through nsenter)', async () => {
     const ns = await fx.pod('procns');
     const holder = fx.lab.spawn(ns, ['sleep', '60']);

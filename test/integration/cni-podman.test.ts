@@ -47,6 +47,8 @@ beforeAll(async () => {
     '[containers]', 'cgroupns = "host"', 'default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]',
     '[engine]', 'cgroup_manager = "cgroupfs"', 'events_logger = "file"', `events_logfile_path = "${d}/events.log"`,
     'runtime = "runc"', `tmp_dir = "${d}/tmp"`,
+    // conmon starts `podman container cleanup` with this environment; its calls reach the plugin
+    `env = ["IPSEC_CNI_LOG=${d}/cni-noconfig.log"]`,
     '[network]', 'network_backend = "cni"', `cni_plugin_dirs = ["${d}/plugins", "/usr/lib/cni"]`,
     `network_config_dir = "${d}/net.d"`, `default_network = "${net}"`, '',
   ].join('\n'));

@@ -7,6 +7,7 @@ import { homedir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { clusterPaths, CLUSTER_OPTIONS, commandLine } from '../cli-args.ts';
 import { ConfigError } from '../config/errors.ts';
 import { loadClusterFile } from '../config/load.ts';
 import { planCluster, type Plan } from '../plan/plan.ts';
@@ -41,41 +42,29 @@ Nodes are reached as nodes[].ssh in cluster.yaml says, else through \`vagrant ss
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export async function main(argv: string[]): Promise<number> {
-  let args;
-  try {
-    args = parseArgs({
+  const args = commandLine(HELP, () =>
+    parseArgs({
       args: argv,
       options: {
+        ...CLUSTER_OPTIONS,
         node: { type: 'string', multiple: true },
         'dry-run': { type: 'boolean', default: false },
         rollback: { type: 'boolean', default: false },
-        config: { type: 'string', default: 'cluster.yaml' },
-        out: { type: 'string', default: 'out' },
-        state: { type: 'string' },
         plugin: { type: 'string', default: join(repoRoot, 'dist', 'ipsec-cni') },
         root: { type: 'string', default: '/' },
         'known-hosts': { type: 'string', multiple: true },
         'accept-new-host-keys': { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
       },
       allowPositionals: false,
-    }).values;
-  } catch (err) {
-    console.error(`${(err as Error).message}\n\n${HELP}`);
-    return 2;
-  }
-  if (args.help) {
-    console.log(HELP);
-    return 0;
-  }
+    }).values,
+  );
+  if (typeof args === 'number') return args;
   if (args['dry-run'] && args.rollback) {
     console.error('--dry-run and --rollback cannot be combined');
     return 2;
   }
-  const configFile = resolve(args.config);
+  const { configFile, outDir, stateDir } = clusterPaths(args);
   const configDir = dirname(configFile);
-  const outDir = resolve(args.out);
-  const stateDir = resolve(args.state ?? join(configDir, '.kube-ipsec'));
   const started = performance.now();
 
   let plan: Plan;

@@ -14,8 +14,9 @@ import { planCluster, type Plan } from '../plan/plan.ts';
 import { runRender } from '../render/pipeline.ts';
 import type { RenderedCluster } from '../render/index.ts';
 import { hashFileCached, nodeBundles, type LocalFile, type NodeBundle } from './bundle.ts';
-import { formatBytes, shipNode, type NodeResult } from './session.ts';
-import { connectSsh, ShipError } from './ssh.ts';
+import { emptyResult, formatBytes, shipNode, type NodeResult } from './session.ts';
+import { connectSsh } from './ssh.ts';
+import { ShipError } from './transport.ts';
 import { resolveTarget } from './targets.ts';
 
 const HELP = `usage: npm run provision -- [options]
@@ -156,10 +157,6 @@ async function bundlesFor(plan: Plan, cluster: RenderedCluster, names: string[],
   }
   const binariesDir = plan.binariesDir === undefined ? undefined : resolve(configDir, plan.binariesDir);
   return nodeBundles(plan, cluster, names, plugin, binariesDir);
-}
-
-function emptyResult(node: string): NodeResult {
-  return { node, ok: false, installed: [], removed: [], binaries: [], packages: [], units: [], failed: [], resumed: false, uploaded: { files: 0, bytes: 0 }, durationMs: 0 };
 }
 
 export function summary(results: readonly NodeResult[], dryRun: boolean, totalMs: number): string {

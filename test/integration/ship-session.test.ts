@@ -7,8 +7,13 @@ import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PATHS } from '../../src/plan/paths.ts';
-import { sessionCommand } from '../../src/ship/session.ts';
+import { renderCluster } from '../../src/render/index.ts';
+import { loadTemplates } from '../../src/render/templates.ts';
+import { nodeBundles } from '../../src/ship/bundle.ts';
+import { sessionCommand, shipNode } from '../../src/ship/session.ts';
 import { localTransport } from '../../src/ship/transport.ts';
+import { placeholderPki, plan as defaultPlan } from '../helpers/cluster.ts';
+import { recorderEnv, snapshot } from '../helpers/ship-node.ts';
 
 const CONF = 'conn minion1-minion2\n';
 const root = mkdtempSync(join(tmpdir(), 'kube-ipsec-session-'));
@@ -56,5 +61,18 @@ describe('provision/session', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('error: the upload to minion1 was cut off; nothing was installed');
     expect(existsSync(join(root, PATHS.provisionStateDir, 'stage'))).toBe(false);
+  });
+
+  it('ends the session and installs nothing when an air-gapped archive is missing on this machine', async () => {
+    const scratch = join(root, 'airgap');
+    mkdirSync(scratch);
+    const p = defaultPlan();
+    const plugin = { file: join(root, PATHS.ipsecConf), size: CONF.length, digest: createHash('sha256').update(CONF).digest('hex') };
+    const [bundle] = nodeBundles(p, renderCluster(p, placeholderPki(p), loadTemplates()), ['minion1'], plugin, join(root, 'no-binaries'));
+    const r = await shipNode(localTransport(recorderEnv(join(root, 'records'))), bundle!, { root: scratch });
+    expect(r.ok).toBe(false);
+    expect(r.error).toMatch(new RegExp(`^minion1: air-gapped install: ${root}/no-binaries/kubernetes-node-linux-amd64\\.tar\\.gz is missing \\(binaries\\.dir in cluster\\.yaml\\); expected sha512:[0-9a-f]{128}; download it from https://dl\\.k8s\\.io/`));
+    expect(snapshot(scratch)).toEqual(new Map());
+    expect(existsSync(join(scratch, PATHS.provisionStateDir, 'stage'))).toBe(false);
   });
 });

@@ -4,7 +4,7 @@
 // `vagrant provision`.
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { clusterPaths, CLUSTER_OPTIONS, commandLine } from '../cli-args.ts';
@@ -62,6 +62,10 @@ export async function main(argv: string[]): Promise<number> {
   if (typeof args === 'number') return args;
   if (args['dry-run'] && args.rollback) {
     console.error('--dry-run and --rollback cannot be combined');
+    return 2;
+  }
+  if (!isAbsolute(args.root)) {
+    console.error(`--root ${args.root}: must be an absolute path on the nodes (e.g. /srv/image/{node})`);
     return 2;
   }
   const { configFile, outDir, stateDir } = clusterPaths(args);

@@ -163,7 +163,7 @@ async function bundlesFor(plan: Plan, cluster: RenderedCluster, names: string[],
   return nodeBundles(plan, cluster, names, plugin, binariesDir);
 }
 
-export function summary(results: readonly NodeResult[], dryRun: boolean, totalMs: number): string {
+function summary(results: readonly NodeResult[], dryRun: boolean, totalMs: number): string {
   const width = Math.max(4, ...results.map((r) => r.node.length));
   const rows = results.map((r) => {
     const files = r.installed.length + r.removed.length;

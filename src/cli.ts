@@ -10,6 +10,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 type Main = (argv: string[]) => Promise<number>;
 const commands: Record<string, { summary: string; load: () => Promise<Main> }> = {
   render: { summary: 'cluster.yaml -> out/<node>/… (every file of every node)', load: async () => (await import('./render/cli.ts')).main },
+  provision: { summary: 'render, then bring nodes to it over ssh (--node NAME, --dry-run, --rollback)', load: async () => (await import('./ship/cli.ts')).main },
   bench: { summary: 'benchmarks printing ratios against reference runs', load: async () => benchMain },
 };
 

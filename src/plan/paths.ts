@@ -36,6 +36,7 @@ export const PATHS = {
 
   binDir: '/usr/local/bin',
   cniBinDir: '/opt/cni/bin',
+  cniPlugin: '/opt/cni/bin/ipsec-cni',
   cniConfDir: '/etc/cni/net.d',
   cniConflist: '/etc/cni/net.d/10-kube-ipsec.conflist',
   cniDataDir: '/var/lib/cni/ipsec-cni',
@@ -51,6 +52,14 @@ export const PATHS = {
   nodeNetworkScript: '/usr/local/lib/kube-ipsec/node-network',
   nodeEnv: '/etc/kube-ipsec/node.env',
   artifacts: '/etc/kube-ipsec/artifacts.tsv',
+  /** Every file kube-ipsec installs on the node, with its mode (what provision/apply installs). */
+  filesManifest: '/etc/kube-ipsec/files.tsv',
+  /** Which unit restarts or reloads when which installed file changes (provision/apply reads it). */
+  restartMap: '/etc/kube-ipsec/restart.tsv',
+  /** provision/ state: installed manifest, open transaction, previous generation, staging. */
+  provisionStateDir: '/var/lib/kube-ipsec',
+  /** Verified release archives, content-addressed (provision/install-binaries). */
+  archiveCache: '/var/cache/kube-ipsec/archives',
   sysctl: '/etc/sysctl.d/90-kube-ipsec.conf',
   modulesLoad: '/etc/modules-load.d/kube-ipsec.conf',
   systemdDir: '/etc/systemd/system',
@@ -75,6 +84,9 @@ export const UNITS = {
   criDockerService: 'cri-docker.service',
   criDockerSocket: 'cri-docker.socket',
   containerd: 'containerd.service',
+  // The OS applies these files at boot; provisioning restarts them to apply a change now.
+  modulesLoad: 'systemd-modules-load.service',
+  sysctl: 'systemd-sysctl.service',
 } as const;
 
 export function ipsecCertPath(node: string): string {

@@ -65,6 +65,8 @@ export function nodeMetaFiles(plan: Plan, node: PlannedNode): RenderedFile[] {
     `NODE_ROLE=${node.role}`,
     `NODE_IP=${node.ip}`,
     `RUNTIME=${node.runsPods ? plan.runtime : 'none'}`,
+    '# The CNI plugin shipped with the tree (dist/ipsec-cni), where pods are run.',
+    `CNI_PLUGIN=${node.runsPods ? PATHS.cniPlugin : ''}`,
     `PACKAGES="${osPackages(plan, node).join(' ')}"`,
     '# Bring-up order: each unit starts after the ones before it.',
     `UNITS="${nodeUnits(plan, node).join(' ')}"`,

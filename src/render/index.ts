@@ -6,6 +6,7 @@ import { nodeMetaFiles } from './artifacts.ts';
 import type { RenderContext } from './context.ts';
 import { controlPlaneFiles } from './control-plane.ts';
 import type { RenderedFile } from './files.ts';
+import { manifestFiles } from './manifest.ts';
 import { meshFiles } from './mesh.ts';
 import { clusterSummary, renderReadme } from './readme.ts';
 import type { TemplateSet } from './templates.ts';
@@ -30,6 +31,7 @@ export function renderCluster(plan: Plan, pki: PkiMaterials, templates: Template
       ...(node.runsPods ? workerFiles(ctx, node) : []),
       ...nodeMetaFiles(plan, node),
     ];
+    files.push(...manifestFiles(plan, node, files));
     assertUniquePaths(node.name, files);
     nodes.set(node.name, files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)));
   }

@@ -153,9 +153,10 @@ export async function diffOutput(outDir: string, tree: OutputTree, scope?: strin
   return chunks.join('');
 }
 
-type PatchMaker = typeof import('diff').createTwoFilesPatch;
+export type PatchMaker = typeof import('diff').createTwoFilesPatch;
 
-function fileDiff(createTwoFilesPatch: PatchMaker, path: string, before: string | undefined, after: string | undefined, modeBefore?: number, modeAfter?: number): string {
+/** One file's unified diff; a secret file (0600 on either side) is named, its content never shown. */
+export function fileDiff(createTwoFilesPatch: PatchMaker, path: string, before: string | undefined, after: string | undefined, modeBefore?: number, modeAfter?: number): string {
   const a = before === undefined ? '/dev/null' : `a/${path}`;
   const b = after === undefined ? '/dev/null' : `b/${path}`;
   if (modeBefore === SECRET || modeAfter === SECRET) {

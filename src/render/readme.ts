@@ -2,6 +2,7 @@
 // out/cluster.json: the same facts for programs (the Vagrantfile reads its VMs from it).
 import type { Plan } from '../plan/plan.ts';
 import type { RenderedFile } from './files.ts';
+import { formatMode } from './manifest.ts';
 
 export function renderReadme(plan: Plan, trees: Map<string, RenderedFile[]>): string {
   const n = plan.network;
@@ -49,7 +50,7 @@ export function renderReadme(plan: Plan, trees: Map<string, RenderedFile[]>): st
       '',
       '| path on the node | mode |',
       '|---|---|',
-      ...files.map((f) => `| \`${f.path}\` | ${f.mode.toString(8).padStart(4, '0')} |`),
+      ...files.map((f) => `| \`${f.path}\` | ${formatMode(f.mode)} |`),
       '',
     ]),
   ];
@@ -69,11 +70,14 @@ export function clusterSummary(plan: Plan): string {
         box: plan.vagrant.box,
         podCidr: plan.network.podCidr,
         apiserver: plan.apiserver.url,
+        // As written in cluster.yaml (relative to its directory); the Vagrantfile syncs it to the VMs.
+        ...(plan.binariesDir !== undefined && { binariesDir: plan.binariesDir }),
         nodes: plan.nodes.map((n) => ({
           name: n.name,
           role: n.role,
           ip: n.ip,
           podSubnet: n.podSubnet,
+          runsPods: n.runsPods,
           memory: n.vm.memory,
           cpus: n.vm.cpus,
           ...(n.ssh && { ssh: n.ssh }),

@@ -1,0 +1,207 @@
+// Real sshd as the target of `kube-ipsec provision`: one network namespace per node, holding
+// the node's address on a bridge in a lab namespace, each with its own sshd, host key and
+// scratch root; and a "host" namespace on the same bridge, where the provision CLI runs
+// (the test process itself stays in the root namespace, which gets no address or link).
+//
+//   lab namespace:  bridge br0 ── veth ── node namespaces (192.168.10.10, .21, …, sshd :22)
+//                              └─ veth ── host namespace (192.168.10.1, runs the CLI)
+//
+// Each sshd's SetEnv points provision/ at the systemctl/apt-get recorders and the node's
+// own record directory; the CLI's --root puts each node's files in its scratch root.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fingerprint } from '../../src/ship/known-hosts.ts';
+import { netnsLab, type NetnsLab } from './netns.ts';
+import { recorderEnv, repoRoot } from './ship-node.ts';
+
+export const HOST_IP = '192.168.10.1';
+
+export interface LabNode {
+  name: string;
+  ip: string;
+  ns: string;
+  /** Scratch root the node's provisioning installs into. */
+  root: string;
+  /** Recorder directory (systemctl.log, apt.log). */
+  record: string;
+  /** `SHA256:…` of the node's host key. */
+  fingerprint: string;
+  /** known_hosts line for the node. */
+  knownHostsLine: string;
+}
+
+export interface CliRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface SshdLab {
+  dir: string;
+  nodes: Map<string, LabNode>;
+  /** Private key the nodes accept for root. */
+  clientKey: string;
+  /** known_hosts holding every node's real key. */
+  knownHosts: string;
+  /** `--root` for the CLI: every node's scratch root. */
+  rootOption: string;
+  netns: NetnsLab;
+  hostNs: string;
+  /** Runs `kube-ipsec <args>` in the host namespace. */
+  cli(args: string[]): Promise<CliRun>;
+  /** Starts `kube-ipsec <args>` in the host namespace; kill() ends it (the whole process group). */
+  start(args: string[]): { done: Promise<CliRun>; kill(): void };
+  /** Runs argv in the host namespace. */
+  inHost(argv: string[]): ReturnType<NetnsLab['exec']>;
+  cleanup(): Promise<void>;
+}
+
+export async function sshdLab(tag: string, nodes: { name: string; ip: string }[]): Promise<SshdLab> {
+  if (!existsSync('/usr/sbin/sshd')) throw new Error('/usr/sbin/sshd is missing: apt-get install openssh-server (scripts/test-deps)');
+  // sshd's privilege separation directory; normally made by the service at boot.
+  mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+  const netns = netnsLab(tag);
+  const dir = mkdtempSync(join(tmpdir(), `kube-ipsec-${tag}-`));
+  const children = new Set<ChildProcess>();
+  const lab: SshdLab = {
+    dir,
+    nodes: new Map(),
+    clientKey: join(dir, 'client_key'),
+    knownHosts: join(dir, 'known_hosts'),
+    rootOption: join(dir, 'roots', '{node}'),
+    netns,
+    hostNs: '',
+    inHost: (argv) => netns.exec(lab.hostNs, argv),
+    start: (args) => startCli(lab, children, args),
+    cli: (args) => startCli(lab, children, args).done,
+    async cleanup() {
+      for (const c of children) if (c.pid) killGroup(c.pid);
+      // sshd's per-connection children and what they run live in the lab's namespaces too.
+      for (const ns of netns.list()) {
+        const pids = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
+        for (const pid of pids) killPid(Number(pid));
+      }
+      await netns.cleanup();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  try {
+    keygen(lab.clientKey);
+    const labNs = await netns.add('lab');
+    await netns.exec(labNs, ['ip', 'link', 'add', 'br0', 'type', 'bridge']);
+    await netns.exec(labNs, ['ip', 'link', 'set', 'br0', 'up']);
+    // Links are created from inside the namespaces (ip -n), never in the root namespace.
+    const attach = async (ns: string, peer: string, ip: string) => {
+      await netns.exec(ns, ['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', peer, 'netns', labNs]);
+      await netns.exec(labNs, ['ip', 'link', 'set', peer, 'master', 'br0', 'up']);
+      await netns.exec(ns, ['ip', 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
+      await netns.exec(ns, ['ip', 'link', 'set', 'eth0', 'up']);
+      await netns.exec(ns, ['ip', 'link', 'set', 'lo', 'up']);
+    };
+    lab.hostNs = await netns.add('host');
+    await attach(lab.hostNs, 'v-host', HOST_IP);
+    const started: Promise<void>[] = [];
+    for (const [i, n] of nodes.entries()) {
+      const ns = await netns.add(n.name.slice(0, 12));
+      await attach(ns, `v-${i}`, n.ip);
+      const node = startSshd(lab, ns, n.name, n.ip, started);
+      lab.nodes.set(n.name, node);
+    }
+    writeFileSync(lab.knownHosts, [...lab.nodes.values()].map((n) => n.knownHostsLine).join(''));
+    await Promise.all(started);
+  } catch (err) {
+    await lab.cleanup();
+    throw err;
+  }
+  return lab;
+}
+
+function keygen(file: string): void {
+  const r = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', '', '-f', file], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`ssh-keygen: ${r.stderr}`);
+}
+
+function startSshd(lab: SshdLab, ns: string, name: string, ip: string, started: Promise<void>[]): LabNode {
+  const d = join(lab.dir, 'sshd', name);
+  mkdirSync(d, { recursive: true });
+  const root = join(lab.dir, 'roots', name);
+  const record = join(lab.dir, 'records', name);
+  mkdirSync(root, { recursive: true });
+  mkdirSync(record, { recursive: true });
+  keygen(join(d, 'host_key'));
+  const [type, key] = readFileSync(join(d, 'host_key.pub'), 'utf8').split(' ') as [string, string];
+  const env = Object.entries(recorderEnv(record)).map(([k, v]) => `${k}=${v}`);
+  writeFileSync(
+    join(d, 'sshd_config'),
+    [
+      `ListenAddress ${ip}:22`,
+      `HostKey ${join(d, 'host_key')}`,
+      `PidFile ${join(d, 'sshd.pid')}`,
+      `AuthorizedKeysFile ${lab.clientKey}.pub`,
+      'PermitRootLogin prohibit-password',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'UsePAM no',
+      // The lab's files live in a temp dir with ordinary permissions.
+      'StrictModes no',
+      `SetEnv ${env.join(' ')}`,
+      '',
+    ].join('\n'),
+  );
+  const log = join(d, 'sshd.log');
+  lab.netns.spawn(ns, ['/usr/sbin/sshd', '-D', '-f', join(d, 'sshd_config'), '-E', log]);
+  started.push(
+    (async () => {
+      for (let i = 0; i < 200; i++) {
+        if (existsSync(log) && readFileSync(log, 'utf8').includes('Server listening')) return;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      throw new Error(`sshd of ${name} did not start: ${existsSync(log) ? readFileSync(log, 'utf8') : 'no log'}`);
+    })(),
+  );
+  const blob = Buffer.from(key, 'base64');
+  return { name, ip, ns, root, record, fingerprint: fingerprint(blob), knownHostsLine: `${ip} ${type} ${key}\n` };
+}
+
+function killPid(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+function startCli(lab: SshdLab, children: Set<ChildProcess>, args: string[]): { done: Promise<CliRun>; kill(): void } {
+  const tsx = join(repoRoot, 'node_modules', '.bin', 'tsx');
+  const child = spawn('ip', ['netns', 'exec', lab.hostNs, tsx, join(repoRoot, 'src', 'cli.ts'), ...args], {
+    cwd: repoRoot,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, SSH_AUTH_SOCK: '' },
+  });
+  children.add(child);
+  if (child.pid) lab.netns.track(child.pid);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<CliRun>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      children.delete(child);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+  return { done, kill: () => child.pid && killGroup(child.pid) };
+}

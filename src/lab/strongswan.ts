@@ -11,14 +11,7 @@ export function ipsec(runner: Runner, view: NodeView, args: string[], allowFail 
 
 /** PIDs of this node's starter and charon, from their pid files in the node's /run. */
 export function strongswanPids(view: NodeView): number[] {
-  return ['starter.charon.pid', 'charon.pid'].flatMap((f) => {
-    try {
-      const pid = Number(readFileSync(join(runDir(view), f), 'utf8').trim());
-      return Number.isInteger(pid) && pid > 0 ? [pid] : [];
-    } catch {
-      return [];
-    }
-  });
+  return strongswanProcesses(view).map((p) => p.pid);
 }
 
 /**
@@ -48,5 +41,20 @@ export function alive(pid: number): boolean {
     return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
   } catch {
     return false;
+  }
+}
+
+/** This node's starter and charon from their pid files, with the program each must be. */
+export function strongswanProcesses(view: NodeView): { pid: number; comm: 'starter' | 'charon' }[] {
+  const [starter, charon] = (['starter.charon.pid', 'charon.pid'] as const).map((f) => pidFile(join(runDir(view), f)));
+  return [...(starter ? [{ pid: starter, comm: 'starter' as const }] : []), ...(charon ? [{ pid: charon, comm: 'charon' as const }] : [])];
+}
+
+function pidFile(path: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(path, 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
   }
 }

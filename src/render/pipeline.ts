@@ -3,7 +3,7 @@
 // to the store/output modules; everything between is pure.
 import { webcrypto } from 'node:crypto';
 import { ConfigError } from '../config/errors.ts';
-import { loadClusterFile } from '../config/load.ts';
+import { loadClusterFile, parseCluster } from '../config/load.ts';
 import { credentialIds, ensurePki, type PkiReport } from '../pki/issue.ts';
 import { directoryStore, overlayStore } from '../pki/store.ts';
 import { planCluster, type Plan } from '../plan/plan.ts';
@@ -13,6 +13,8 @@ import { loadTemplates } from './templates.ts';
 
 export interface RenderJob {
   configFile: string;
+  /** The cluster.yaml text to use instead of reading configFile (which still names it in messages). */
+  configText?: string;
   outDir: string;
   stateDir: string;
   /** Write (or diff) only out/<node>. */
@@ -35,7 +37,7 @@ export interface RenderResult {
 }
 
 export async function runRender(job: RenderJob): Promise<RenderResult> {
-  const config = loadClusterFile(job.configFile);
+  const config = job.configText === undefined ? loadClusterFile(job.configFile) : parseCluster(job.configText, job.configFile);
   const plan = planCluster(config);
   if (job.node !== undefined && !plan.nodes.some((n) => n.name === job.node)) {
     throw new ConfigError(job.configFile, [

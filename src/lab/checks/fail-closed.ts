@@ -1,0 +1,149 @@
+// Fail-closed: with strongSwan stopped on one node (`ipsec stop`, as `systemctl stop`
+// would), its pods keep sending to every remote pod and the remote pods to them, and the
+// underlay shows no clear-text pod packet; after `ipsec start`, traffic comes back — how
+// many seconds later is measured.
+import { classifyCapture, startCapture, type CaptureSummary } from '../capture.ts';
+import type { Lab } from '../lab.ts';
+import { meshStatus } from '../mesh.ts';
+import { inNetns } from '../network.ts';
+import { mapLimit, ping, reaches } from '../probe.ts';
+import type { CheckResult } from '../report.ts';
+import { waitFor } from '../run.ts';
+import { stopStrongswan } from '../strongswan.ts';
+import { cidr, lastAddress, parseIpv4 } from '../../plan/ipv4.ts';
+import { nodeNamed, type LabNode, type LabTopology } from '../topology.ts';
+import { startNodeStrongswan } from '../up.ts';
+import { addressBook } from './traffic.ts';
+
+export interface Flow {
+  ns: string;
+  label: string;
+  dst: string;
+}
+
+/** Traffic to and from the victim: its pods and itself to every remote pod, every other node's first pod to its pods. */
+export function victimFlows(t: LabTopology, podIps: Record<string, { ip: string }>, victim: LabNode): Flow[] {
+  const ip = (ns: string) => podIps[ns]?.ip ?? '';
+  const others = t.nodes.filter((n) => n !== victim);
+  const remotePods = others.flatMap((n) => n.pods);
+  const flows: Flow[] = [];
+  for (const src of [...victim.pods, victim]) {
+    for (const p of remotePods) flows.push({ ns: src.ns, label: `${src.name} → ${p.name}`, dst: ip(p.ns) });
+  }
+  for (const n of others) {
+    const src = n.pods[0] ?? n;
+    for (const p of victim.pods) flows.push({ ns: src.ns, label: `${src.name} → ${p.name}`, dst: ip(p.ns) });
+  }
+  return flows;
+}
+
+/** Flows proving the victim is back: its first pod to one pod of every other node, and every other node's first pod (or the node) to it. */
+export function recoveryFlows(t: LabTopology, podIps: Record<string, { ip: string }>, victim: LabNode): Flow[] {
+  const ip = (ns: string) => podIps[ns]?.ip ?? '';
+  const mine = victim.pods[0];
+  const flows: Flow[] = [];
+  for (const n of t.nodes.filter((x) => x !== victim)) {
+    const theirs = n.pods[0];
+    if (mine && theirs) flows.push({ ns: mine.ns, label: `${mine.name} → ${theirs.name}`, dst: ip(theirs.ns) });
+    if (mine) flows.push({ ns: (theirs ?? n).ns, label: `${(theirs ?? n).name} → ${mine.name}`, dst: ip(mine.ns) });
+  }
+  return flows;
+}
+
+export async function checkFailClosed(lab: Lab, victimName?: string, recoveryTimeoutMs = 30_000): Promise<CheckResult> {
+  const t = lab.topology;
+  const victim = victimName ? nodeNamed(t, victimName) : t.nodes.find((n) => n.pods.length);
+  if (!victim) return { name: 'fail-closed', ok: false, summary: 'no node runs pods', problems: ['the lab has no pods to send traffic'] };
+  const view = lab.views.get(victim.name)!;
+  const pods = lab.state.data.pods;
+
+  await stopStrongswan(lab.runner, view);
+  for (const p of lab.state.data.processes.filter((x) => x.role === 'strongswan' && x.node === victim.name)) lab.state.removeProcess(p.pid);
+
+  const flows = victimFlows(t, pods, victim);
+  const capture = await startCapture(lab, t.wire.ns, t.wire.bridge, `fail-closed-${victim.name}`);
+  let answered = 0;
+  let lines: string[] = [];
+  try {
+    const results = await mapLimit(flows, 8, (f) => ping(lab.runner, f.ns, f.dst, { count: 2, interval: 0.2, wait: 1 }));
+    answered = results.reduce((sum, r) => sum + r.received, 0);
+  } finally {
+    lines = await capture.stop();
+  }
+  const blackholes = (await lab.runner.run(inNetns(victim.ns, ['ip', 'route', 'show', 'type', 'blackhole']), { allowFail: true })).stdout;
+
+  const restart = performance.now();
+  await startNodeStrongswan(lab, victim);
+  const tunnelsBack = await waitFor(async () => (await meshStatus(lab)).filter((p) => p.a === victim.name || p.b === victim.name).every((p) => p.up), recoveryTimeoutMs, 50);
+  const saSeconds = (performance.now() - restart) / 1000;
+  const probes = recoveryFlows(t, pods, victim);
+  const trafficBack = await waitFor(async () => (await mapLimit(probes, 8, (f) => reaches(lab.runner, f.ns, f.dst, 1, 0.25))).every(Boolean), recoveryTimeoutMs, 0);
+  const trafficSeconds = (performance.now() - restart) / 1000;
+  // The rest of the mesh must be whole again for whatever runs next.
+  const meshBack = await waitFor(async () => (await meshStatus(lab)).every((p) => p.up), recoveryTimeoutMs, 100);
+
+  return failClosedResult({
+    victim,
+    topology: t,
+    flows: flows.length,
+    answered,
+    capture: classifyCapture(lines, t.podCidr),
+    blackholes,
+    book: addressBook(lab),
+    recovery: { tunnelsBack, trafficBack, meshBack, saSeconds, trafficSeconds },
+  });
+}
+
+export interface FailClosedMeasure {
+  victim: LabNode;
+  topology: LabTopology;
+  flows: number;
+  /** Echo replies received while strongSwan was stopped (fail-closed: 0). */
+  answered: number;
+  capture: CaptureSummary;
+  /** `ip route show type blackhole` on the victim. */
+  blackholes: string;
+  book: Map<string, string>;
+  recovery: { tunnelsBack: boolean; trafficBack: boolean; meshBack: boolean; saSeconds: number; trafficSeconds: number };
+}
+
+/** Does a blackhole route of `routes` cover the whole pod range? */
+export function blackholeCovers(routes: string, podCidr: string): boolean {
+  const pods = cidr(podCidr);
+  return routes.split('\n').some((l) => {
+    const m = /^blackhole (\S+)/.exec(l.trim());
+    if (!m) return false;
+    const [net, len] = m[1] === 'default' ? ['0.0.0.0', '0'] : m[1]!.includes('/') ? m[1]!.split('/') : [m[1]!, '32'];
+    const base = parseIpv4(net!);
+    if (base === undefined) return false;
+    const c = { base, prefix: Number(len) };
+    return c.base <= pods.base && lastAddress(pods) <= lastAddress(c);
+  });
+}
+
+export function failClosedResult(m: FailClosedMeasure): CheckResult {
+  const v = m.victim.name;
+  const podCidr = m.topology.podCidr;
+  const problems: string[] = [];
+  if (m.capture.clearPod.length) {
+    const cause = blackholeCovers(m.blackholes, podCidr)
+      ? 'although it has a blackhole route for the pod range (a more specific route let it out?)'
+      : `${v}'s main table has no blackhole route for ${podCidr} (the node-network script's \`ip route replace blackhole\`), so pod traffic took the default route in clear text`;
+    const first = m.capture.clearPod[0]!;
+    const who = /^IP (\S+) > (\S+):/.exec(first);
+    const flow = who ? `${m.book.get(who[1]!) ?? who[1]} → ${m.book.get(who[2]!) ?? who[2]}` : '';
+    problems.push(`${m.capture.clearPod.length} clear-text pod packets on the underlay while strongSwan was stopped on ${v} (${flow}, e.g. \`${first}\`): ${cause}`);
+  }
+  if (m.answered && !m.capture.clearPod.length) problems.push(`${m.answered} echo replies came back while strongSwan was stopped on ${v}: pod traffic still flowed without it`);
+  if (!m.recovery.tunnelsBack) problems.push(`after \`ipsec start\` on ${v} its tunnels did not come back`);
+  else if (!m.recovery.trafficBack) problems.push(`after \`ipsec start\` on ${v} its tunnels came back but its pods stayed unreachable`);
+  else if (!m.recovery.meshBack) problems.push(`after \`ipsec start\` on ${v} not every node pair is up again`);
+  const back = m.recovery.trafficBack ? `traffic back ${m.recovery.trafficSeconds.toFixed(2)} s after \`ipsec start\` (tunnels ${m.recovery.saSeconds.toFixed(2)} s)` : 'traffic did not come back';
+  return {
+    name: 'fail-closed',
+    ok: problems.length === 0,
+    summary: `strongSwan stopped on ${v}: ${m.capture.clearPod.length} clear-text pod packets on the underlay while ${m.flows} flows kept sending (${m.answered} replies); ${back}`,
+    problems,
+    values: { clearPod: m.capture.clearPod.length, answered: m.answered, saSeconds: m.recovery.saSeconds, trafficSeconds: m.recovery.trafficSeconds },
+  };
+}

@@ -1,0 +1,122 @@
+// Pod egress to the upstream router leaves with the node's address (masqueraded); pod→pod
+// traffic keeps the pod's own source (or it would miss the IPsec selectors). Seen by tcpdump
+// at the receivers; when it goes wrong, the node's nat table says which rule did it.
+import { echoSources, startCapture, type Capture } from '../capture.ts';
+import type { Lab } from '../lab.ts';
+import { egressRewrites, explainPodToPodRewrite, parseNatRules } from '../nat.ts';
+import { inNode } from '../node-view.ts';
+import { ping } from '../probe.ts';
+import type { CheckResult } from '../report.ts';
+import type { LabNode, LabPod } from '../topology.ts';
+
+export interface MasqueradeCase {
+  node: LabNode;
+  pod: LabPod;
+  podIp: string;
+  /** First pod of the next node that runs pods (none in a one-minion cluster). */
+  peer?: { pod: LabPod; ip: string };
+}
+
+export interface MasqueradeSeen {
+  /** Sources of our echo requests at the upstream router. */
+  upstream: string[];
+  /** Sources of our echo requests at the peer pod. */
+  peer: string[];
+  natRules: string;
+}
+
+export function masqueradeCases(lab: Lab): MasqueradeCase[] {
+  const withPods = lab.topology.nodes.filter((n) => n.pods.length);
+  const ip = (p: LabPod) => lab.state.data.pods[p.ns]?.ip ?? '';
+  return withPods.map((node, i) => {
+    const next = withPods[(i + 1) % withPods.length]!;
+    const pod = node.pods[0]!;
+    return { node, pod, podIp: ip(pod), ...(next !== node && { peer: { pod: next.pods[0]!, ip: ip(next.pods[0]!) } }) };
+  });
+}
+
+export async function checkMasquerade(lab: Lab): Promise<CheckResult> {
+  const t = lab.topology;
+  const cases = masqueradeCases(lab);
+  const captures: Capture[] = [];
+  let upstreamLines: string[] = [];
+  const peerLines = new Map<string, string[]>();
+  try {
+    const upstream = await startCapture(lab, t.upstream.ns, t.upstream.dev, 'masquerade-upstream', ['icmp']);
+    captures.push(upstream);
+    const peers = await Promise.all(
+      cases.filter((c) => c.peer).map(async (c) => [c.peer!.pod.ns, await startCapture(lab, c.peer!.pod.ns, 'eth0', `masquerade-${c.peer!.pod.name}`, ['icmp'])] as const),
+    );
+    captures.push(...peers.map(([, cap]) => cap));
+    await Promise.all(
+      cases.flatMap((c) => [
+        ping(lab.runner, c.pod.ns, t.upstream.ip, { count: 2, interval: 0.2, wait: 1 }),
+        ...(c.peer ? [ping(lab.runner, c.pod.ns, c.peer.ip, { count: 2, interval: 0.2, wait: 1 })] : []),
+      ]),
+    );
+    upstreamLines = await upstream.stop();
+    for (const [ns, cap] of peers) peerLines.set(ns, await cap.stop());
+  } finally {
+    await Promise.all(captures.map((c) => c.stop().catch(() => [])));
+  }
+  const seen = await Promise.all(
+    cases.map(async (c): Promise<MasqueradeSeen> => {
+      const nat = await lab.runner.run(inNode(lab.views.get(c.node.name)!, ['iptables', '-w', '-t', 'nat', '-S']), { allowFail: true, timeoutMs: 20_000 });
+      const fromPod = (lines: string[], dst: string) => echoSources(lines).filter((e) => e.dst === dst).map((e) => e.src);
+      return {
+        // Every node's pod pings upstream at once: this node's requests carry its pod's or its own address.
+        upstream: fromPod(upstreamLines, t.upstream.ip).filter((src) => src === c.podIp || src === c.node.ip),
+        peer: c.peer ? fromPod(peerLines.get(c.peer.pod.ns) ?? [], c.peer.ip) : [],
+        natRules: nat.stdout,
+      };
+    }),
+  );
+  return masqueradeResult(lab, cases, seen);
+}
+
+export function masqueradeResult(lab: Lab, cases: MasqueradeCase[], seen: MasqueradeSeen[]): CheckResult {
+  const t = lab.topology;
+  const lines: string[] = [];
+  const problems: string[] = [];
+  let passed = 0;
+  cases.forEach((c, i) => {
+    const s = seen[i]!;
+    const rules = parseNatRules(s.natRules);
+    // Egress: the upstream router must see the node's address, never the pod's.
+    const egressOk = s.upstream.includes(c.node.ip) && !s.upstream.includes(c.podIp);
+    lines.push(`${c.pod.name} → upstream ${t.upstream.ip}: ${describe(s.upstream, c.node.ip, 'masqueraded')}`);
+    if (!egressOk) {
+      const rule = egressRewrites(rules, c.node.podSubnet, t.upstream.ip)[0];
+      const cause = s.upstream.includes(c.podIp)
+        ? rule
+          ? `although \`${rule.text}\` exists (is its chain reached from POSTROUTING?)`
+          : `${c.node.name}'s nat table has no MASQUERADE rule for ${c.node.podSubnet} (the node-network script's KUBE-IPSEC-POSTROUTING)`
+        : 'no echo request reached it (forwarding or the default route of the node?)';
+      problems.push(`${c.pod.name} ${c.podIp} → upstream ${t.upstream.ip}: ${s.upstream.length ? `arrived from ${[...new Set(s.upstream)].join(', ')}, not masqueraded to ${c.node.ip}` : 'never arrived'}: ${cause}`);
+    }
+    let peerOk = true;
+    if (c.peer) {
+      peerOk = s.peer.length > 0 && s.peer.every((src) => src === c.podIp);
+      lines.push(`${c.pod.name} → ${c.peer.pod.name} ${c.peer.ip}: ${describe(s.peer, c.podIp, 'source kept')}`);
+      if (!peerOk) {
+        const why = explainPodToPodRewrite(rules, c.node.podSubnet, t.podCidr) ?? 'no source-NAT rule of the node explains it';
+        const what = s.peer.length ? `arrived from ${[...new Set(s.peer)].join(', ')} instead of ${c.podIp}` : 'never arrived';
+        problems.push(`${c.node.name}: ${c.pod.name} ${c.podIp} → ${c.peer.pod.name} ${c.peer.ip} ${what}: ${why}`);
+      }
+    }
+    if (egressOk && peerOk) passed++;
+  });
+  return {
+    name: 'masquerade',
+    ok: passed === cases.length && cases.length > 0,
+    summary: `${passed}/${cases.length} nodes masquerade pod egress to upstream and keep pod→pod sources`,
+    lines,
+    problems: cases.length ? problems : ['no pods to test masquerading with'],
+  };
+}
+
+function describe(sources: string[], expected: string, word: string): string {
+  if (!sources.length) return 'nothing arrived';
+  const uniq = [...new Set(sources)];
+  return uniq.length === 1 && uniq[0] === expected ? `arrived from ${expected} (${word})` : `arrived from ${uniq.join(', ')}`;
+}

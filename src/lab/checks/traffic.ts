@@ -1,0 +1,119 @@
+// Every pod pings every pod on every other node, every node pings every remote pod — with
+// tcpdump on the underlay bridge meanwhile: it must see that traffic only as ESP (and IKE),
+// never a clear-text pod packet.
+import { classifyCapture, startCapture, type CaptureSummary } from '../capture.ts';
+import type { Lab } from '../lab.ts';
+import type { PairStatus } from '../mesh.ts';
+import { mapLimit, reaches } from '../probe.ts';
+import { formatMatrix, type CheckResult } from '../report.ts';
+import type { LabTopology } from '../topology.ts';
+
+export interface PingProbe {
+  fromNode: string;
+  /** Matrix row: "minion1 (node)" or "minion1 pods". */
+  row: string;
+  /** Namespace the ping runs in. */
+  ns: string;
+  source: string;
+  toNode: string;
+  dst: string;
+}
+
+export const nodeRow = (node: string) => `${node} (node)`;
+export const podsRow = (node: string) => `${node} pods`;
+
+/** Every pod → every pod of the other nodes, every node → every remote pod. */
+export function pingProbes(t: LabTopology, podIps: Record<string, { ip: string }>): PingProbe[] {
+  const targets = t.nodes.flatMap((n) => n.pods.map((p) => ({ node: n.name, ip: podIps[p.ns]?.ip ?? '' })));
+  const probes: PingProbe[] = [];
+  for (const n of t.nodes) {
+    const remote = targets.filter((x) => x.node !== n.name && x.ip);
+    for (const dst of remote) probes.push({ fromNode: n.name, row: nodeRow(n.name), ns: n.ns, source: n.name, toNode: dst.node, dst: dst.ip });
+    for (const p of n.pods) {
+      for (const dst of remote) probes.push({ fromNode: n.name, row: podsRow(n.name), ns: p.ns, source: p.name, toNode: dst.node, dst: dst.ip });
+    }
+  }
+  return probes;
+}
+
+/** Who holds an address, for messages ("minion1-pod2", "minion1", "upstream"). */
+export function addressBook(lab: Lab): Map<string, string> {
+  const book = new Map<string, string>([[lab.topology.upstream.ip, 'upstream']]);
+  for (const n of lab.topology.nodes) {
+    book.set(n.ip, n.name);
+    book.set(n.gateway, `${n.name} (bridge)`);
+    for (const p of n.pods) {
+      const ip = lab.state.data.pods[p.ns]?.ip;
+      if (ip) book.set(ip, p.name);
+    }
+  }
+  return book;
+}
+
+export async function checkTraffic(lab: Lab, pairs: PairStatus[]): Promise<CheckResult[]> {
+  const t = lab.topology;
+  const probes = pingProbes(t, lab.state.data.pods);
+  const capture = await startCapture(lab, t.wire.ns, t.wire.bridge, 'mesh');
+  let ok: boolean[] = [];
+  let lines: string[] = [];
+  try {
+    ok = await mapLimit(probes, 6, (p) => reaches(lab.runner, p.ns, p.dst));
+  } finally {
+    lines = await capture.stop();
+  }
+  return [pingsResult(t, probes, ok, pairs), captureResult(classifyCapture(lines, t.podCidr), probes.length, addressBook(lab))];
+}
+
+export function pingsResult(t: LabTopology, probes: PingProbe[], ok: boolean[], pairs: PairStatus[]): CheckResult {
+  const rows = t.nodes.flatMap((n) => [nodeRow(n.name), ...(n.pods.length ? [podsRow(n.name)] : [])]);
+  const cols = t.nodes.filter((n) => n.pods.length).map((n) => n.name);
+  const cell = (row: string, col: string) => {
+    const hits = probes.map((p, i) => ({ p, ok: ok[i]! })).filter((x) => x.p.row === row && x.p.toNode === col);
+    return hits.length ? `${hits.filter((x) => x.ok).length}/${hits.length}` : '·';
+  };
+  const problems: string[] = [];
+  for (const row of rows) {
+    for (const col of cols) {
+      const hits = probes.map((p, i) => ({ p, ok: ok[i]! })).filter((x) => x.p.row === row && x.p.toNode === col);
+      const failed = hits.filter((x) => !x.ok);
+      if (!failed.length) continue;
+      const from = hits[0]!.p.fromNode;
+      const pair = pairs.find((p) => (p.a === from && p.b === col) || (p.a === col && p.b === from));
+      const why = pair && !pair.up ? ` (the tunnel ${pair.a} ↔ ${pair.b} is not up: see tunnels)` : pair ? ' although the tunnel is up (see capture and masquerade)' : '';
+      const examples = failed.slice(0, 2).map((x) => `${x.p.source} → ${x.p.dst}`).join(', ');
+      problems.push(`${row} → ${col} pods: ${failed.length}/${hits.length} pings unanswered, e.g. ${examples}${why}`);
+    }
+  }
+  const passed = ok.filter(Boolean).length;
+  return {
+    name: 'pings',
+    ok: passed === probes.length && probes.length > 0,
+    summary: `${passed}/${probes.length} pings answered (every pod → every remote pod, every node → every remote pod)`,
+    lines: formatMatrix('replies (row → column pods)', rows, cols, cell),
+    problems: probes.length ? problems : ['no pings to send: the lab has no pods on two different nodes'],
+    values: { pings: probes.length, answered: passed },
+  };
+}
+
+export function captureResult(s: CaptureSummary, pings: number, book: Map<string, string>): CheckResult {
+  const name = (ip: string) => (book.has(ip) ? `${book.get(ip)} ${ip}` : ip);
+  const problems: string[] = [];
+  if (s.clearPod.length) {
+    const flows = new Map<string, string[]>();
+    for (const l of s.clearPod) {
+      const m = /^IP (\S+?)(?:\.\d+)? > (\S+?)(?:\.\d+)?: (\S+)/.exec(l);
+      const key = m ? `${name(m[1]!)} → ${name(m[2]!)} (${m[3]})` : l;
+      flows.set(key, [...(flows.get(key) ?? []), l]);
+    }
+    for (const [flow, ls] of flows) problems.push(`${ls.length} clear-text pod packets on the underlay: ${flow}, e.g. \`${ls[0]}\``);
+  }
+  if (s.otherIp.length) problems.push(`${s.otherIp.length} IPv4 packets on the underlay that are neither IPsec nor pod traffic, e.g. \`${s.otherIp[0]}\``);
+  if (!s.esp) problems.push(`no ESP on the underlay during ${pings} pings: the capture saw no encrypted pod traffic at all`);
+  return {
+    name: 'capture',
+    ok: !problems.length,
+    summary: `underlay during the pings: ${s.total} packets: ${s.esp} ESP, ${s.ike} IKE, ${s.clearPod.length} clear-text pod packets, ${s.otherIp.length} other IPv4, ${s.nonIp} ARP/IPv6`,
+    problems,
+    values: { total: s.total, esp: s.esp, ike: s.ike, clearPod: s.clearPod.length, otherIp: s.otherIp.length },
+  };
+}

@@ -1,0 +1,143 @@
+// `lab down`: removes what the lab created and nothing else. Pods are deleted through the
+// plugin (as the kubelet would) while their node still runs; then the recorded processes
+// are stopped by PID — strongSwan's starter before its charon, the node views last — each
+// only while it still is the program the lab started, in a lab namespace; then the lab's
+// namespaces (recorded, or carrying its prefix) and its files. Idempotent, and safe after an
+// `up` that crashed at any point.
+import { existsSync, readdirSync, readFileSync, rmSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { openLab, type Lab } from './lab.ts';
+import { deleteNamespaces, prefixedNamespaces } from './network.ts';
+import { delPod } from './pods.ts';
+import { netnsInode, processNetnsInode, stopProcesses, type StopReport } from './procs.ts';
+import { processRunner, type Runner } from './run.ts';
+import { readState, STATE_FILE, type LabProcess } from './state.ts';
+import { strongswanProcesses } from './strongswan.ts';
+
+export interface DownReport {
+  /** false: nothing was recorded in the state dir. */
+  found: boolean;
+  podsDeleted: number;
+  processes: StopReport;
+  namespaces: string[];
+  /** Processes still inside lab namespaces that the lab did not start (left alone). */
+  strangers: { pid: number; comm: string; ns: string }[];
+  /** Mounts of the lab's files still held somewhere (files are then kept). */
+  mountsLeft: string[];
+  warnings: string[];
+}
+
+/** Files and directories the lab writes into its state dir (and nothing else is removed). */
+export const LAB_FILES = [STATE_FILE, 'nodes', 'out', 'pki', 'cluster.yaml', 'captures'];
+
+export async function down(stateDir: string, opts: { runner?: Runner; log?: (line: string) => void } = {}): Promise<DownReport> {
+  const runner = opts.runner ?? processRunner;
+  const log = opts.log ?? (() => {});
+  const report: DownReport = { found: false, podsDeleted: 0, processes: { stopped: [], skipped: [], survivors: [] }, namespaces: [], strangers: [], mountsLeft: [], warnings: [] };
+  const data = readState(stateDir);
+  if (!data) return report;
+  report.found = true;
+  const lab = openLab(stateDir, runner);
+
+  report.podsDeleted = await deletePods(lab, report.warnings);
+  const groups = processGroups(lab);
+  report.processes = await stopProcesses(groups);
+  for (const p of report.processes.survivors) report.warnings.push(`${p.what} (pid ${p.pid}) survived SIGKILL`);
+
+  const names = [...new Set([...data.namespaces, ...prefixedNamespaces(data.prefix)])];
+  report.strangers = processesIn(names);
+  for (const s of report.strangers) report.warnings.push(`pid ${s.pid} (${s.comm}) in ${s.ns} was not started by the lab: left alone (its namespace lives on until it exits)`);
+  report.namespaces = await deleteNamespaces(runner, names);
+  log(`stopped ${report.processes.stopped.length} processes, deleted ${report.namespaces.length} namespaces and ${report.podsDeleted} pods`);
+
+  report.mountsLeft = mountsUnder(stateDir);
+  if (report.mountsLeft.length) {
+    report.warnings.push(`the lab's files are still mounted (${report.mountsLeft.length} mounts, e.g. ${report.mountsLeft[0]}): kept ${stateDir}`);
+  } else {
+    for (const f of LAB_FILES) rmSync(join(stateDir, f), { recursive: true, force: true });
+    try {
+      rmdirSync(stateDir); // only if the lab's files were all it held
+    } catch {
+      // not empty: someone else's files are there too
+    }
+  }
+  return report;
+}
+
+/** CNI DEL of every pod whose node still runs (best effort: down goes on regardless). */
+async function deletePods(lab: Lab, warnings: string[]): Promise<number> {
+  let deleted = 0;
+  await Promise.all(
+    lab.topology.nodes.flatMap((node) => {
+      const view = lab.views.get(node.name)!;
+      if (!view.holder) return [];
+      return node.pods
+        .filter((p) => lab.state.data.pods[p.ns] && netnsInode(p.ns) !== undefined)
+        .map(async (pod) => {
+          try {
+            await delPod(lab.runner, view, pod);
+            deleted++;
+          } catch (err) {
+            warnings.push((err as Error).message);
+          }
+        });
+    }),
+  );
+  return deleted;
+}
+
+/** Recorded processes plus the current strongSwan pid files, in stopping order. */
+function processGroups(lab: Lab): LabProcess[][] {
+  const recorded = lab.state.data.processes;
+  const fromPidFiles = lab.topology.nodes.flatMap((node) =>
+    strongswanProcesses(lab.views.get(node.name)!).map((p): LabProcess => ({ pid: p.pid, comm: p.comm, ns: node.ns, role: 'strongswan', node: node.name, what: `${p.comm} of ${node.name}` })),
+  );
+  const all = [...recorded, ...fromPidFiles].filter((p, i, a) => a.findIndex((q) => q.pid === p.pid) === i);
+  return [
+    all.filter((p) => p.role === 'capture'),
+    all.filter((p) => p.comm === 'starter'),
+    all.filter((p) => p.role === 'strongswan' && p.comm !== 'starter'),
+    all.filter((p) => p.role === 'view'),
+  ];
+}
+
+/** Processes whose network namespace is one of `names`. */
+export function processesIn(names: string[]): { pid: number; comm: string; ns: string }[] {
+  const byInode = new Map<number, string>();
+  for (const n of names) {
+    const ino = netnsInode(n);
+    if (ino !== undefined) byInode.set(ino, n);
+  }
+  if (!byInode.size) return [];
+  const out: { pid: number; comm: string; ns: string }[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    const ns = byInode.get(processNetnsInode(Number(e)) ?? -1);
+    if (ns === undefined) continue;
+    let comm = '?';
+    try {
+      comm = readFileSync(`/proc/${e}/comm`, 'utf8').trim();
+    } catch {
+      continue;
+    }
+    out.push({ pid: Number(e), comm, ns });
+  }
+  return out;
+}
+
+/** Mount points, in any process's mount namespace, of or under `dir`. */
+export function mountsUnder(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  const hits = new Set<string>();
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    let text: string;
+    try {
+      text = readFileSync(`/proc/${e}/mountinfo`, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n')) if (line.includes(dir)) hits.add(`pid ${e}: ${line.split(' ')[4]}`);
+  }
+  return [...hits];
+}

@@ -1,0 +1,53 @@
+// A running lab as seen by any process: its recorded state, topology and node views
+// (joined through the holder processes `up` started), so `check`, `status` and `down` can
+// run from another command than the one that brought it up.
+import { join } from 'node:path';
+import type { NodeView } from './node-view.ts';
+import { isOurs } from './procs.ts';
+import { processRunner, type Runner } from './run.ts';
+import { LabState, nodeDir, type LabProcess } from './state.ts';
+import type { LabNode, LabTopology } from './topology.ts';
+
+export interface Lab {
+  stateDir: string;
+  state: LabState;
+  topology: LabTopology;
+  /** Node name → its view (holder set when the view is still open). */
+  views: Map<string, NodeView>;
+  runner: Runner;
+}
+
+export function viewOf(stateDir: string, node: LabNode, holder?: number): NodeView {
+  return { ns: node.ns, dir: nodeDir(stateDir, node.name), ...(holder !== undefined && { holder }) };
+}
+
+/** The lab recorded in `stateDir`; views whose holder is no longer ours have no holder. */
+export function openLab(stateDir: string, runner: Runner = processRunner): Lab {
+  const state = LabState.open(stateDir);
+  const topology = state.data.topology;
+  const holders = new Map(state.data.processes.filter((p) => p.role === 'view' && isOurs(p)).map((p) => [p.node!, p.pid]));
+  const views = new Map(topology.nodes.map((n) => [n.name, viewOf(stateDir, n, holders.get(n.name))]));
+  return { stateDir, state, topology, views, runner };
+}
+
+export function view(lab: Lab, node: string): NodeView {
+  const v = lab.views.get(node);
+  if (!v) throw new Error(`no node ${node} in the lab`);
+  if (!v.holder) throw new Error(`the view of ${node} is not running (its holder process is gone): bring the lab down and up again`);
+  return v;
+}
+
+/** The lab must be fully up (not a crashed or half-finished `up`). */
+export function requireUp(lab: Lab): void {
+  if (lab.state.data.phase !== 'up') throw new Error(`the lab in ${lab.stateDir} did not finish coming up: run \`npm run lab -- down\`, then \`up\` again`);
+  const dead = lab.topology.nodes.filter((n) => !lab.views.get(n.name)?.holder);
+  if (dead.length) throw new Error(`the lab's node views of ${dead.map((n) => n.name).join(', ')} are gone: run \`npm run lab -- down\`, then \`up\` again`);
+}
+
+export function recordProcess(lab: Lab, p: LabProcess): void {
+  lab.state.addProcess(p);
+}
+
+export function capturesDir(lab: Lab): string {
+  return join(lab.stateDir, 'captures');
+}

@@ -1,0 +1,110 @@
+// The IPsec mesh as the running charons see it. A node pair is up when each end has at
+// least one ESTABLISHED IKE_SA with the other and an INSTALLED CHILD_SA carrying exactly the
+// two pod subnets (duplicates from simultaneous initiation are normal for ~17 s: uniqueids
+// removes them). When a pair is down, the loaded connections of both ends say why.
+import type { Lab } from './lab.ts';
+import { inNode, type NodeView } from './node-view.ts';
+import type { Runner } from './run.ts';
+import type { LabNode, LabTopology } from './topology.ts';
+import { conns, ikeSas, type Conn, type IkeSa } from './vici.ts';
+
+export interface NodeSas {
+  sas: IkeSa[];
+  conns?: Conn[];
+  /** swanctl failed (charon not running, socket missing…). */
+  error?: string;
+}
+
+export interface EndStatus {
+  /** ESTABLISHED IKE_SAs with the peer. */
+  ike: number;
+  /** INSTALLED CHILD_SAs with the planned selectors. */
+  child: number;
+}
+
+export interface PairStatus {
+  a: string;
+  b: string;
+  up: boolean;
+  ends: Record<string, EndStatus>;
+  /** Why the pair is not up, pointing at the cause. */
+  problem?: string;
+}
+
+async function swanctl(runner: Runner, view: NodeView, what: '--list-sas' | '--list-conns') {
+  return runner.run(inNode(view, ['swanctl', what, '--pretty']), { allowFail: true, timeoutMs: 20_000 });
+}
+
+export async function readNodeSas(runner: Runner, view: NodeView, withConns = false): Promise<NodeSas> {
+  const [sas, cs] = await Promise.all([swanctl(runner, view, '--list-sas'), withConns ? swanctl(runner, view, '--list-conns') : undefined]);
+  if (sas.code !== 0) return { sas: [], error: (sas.stderr || sas.stdout).trim().split('\n').pop() ?? `exit ${sas.code}` };
+  return { sas: ikeSas(sas.stdout), ...(cs && cs.code === 0 && { conns: conns(cs.stdout) }) };
+}
+
+export async function meshStatus(lab: Lab, withConns = false): Promise<PairStatus[]> {
+  const read = await Promise.all(lab.topology.nodes.map(async (n) => [n.name, await readNodeSas(lab.runner, lab.views.get(n.name)!, withConns)] as const));
+  return evaluateMesh(lab.topology, new Map(read));
+}
+
+const sameSet = (x: string[], y: string[]) => x.length === y.length && x.every((v) => y.includes(v));
+
+export function endStatus(sas: IkeSa[], local: LabNode, peer: LabNode): EndStatus {
+  const established = sas.filter((s) => s.remoteHost === peer.ip && s.state === 'ESTABLISHED');
+  const child = established
+    .flatMap((s) => s.children)
+    .filter((c) => c.state === 'INSTALLED' && sameSet(c.localTs, [local.podSubnet]) && sameSet(c.remoteTs, [peer.podSubnet])).length;
+  return { ike: established.length, child };
+}
+
+/** Every node pair once (topology order), with both ends' view of it. */
+export function evaluateMesh(t: LabTopology, byNode: Map<string, NodeSas>): PairStatus[] {
+  const out: PairStatus[] = [];
+  for (let i = 0; i < t.nodes.length; i++) {
+    for (let j = i + 1; j < t.nodes.length; j++) {
+      const [a, b] = [t.nodes[i]!, t.nodes[j]!];
+      const [sa, sb] = [byNode.get(a.name) ?? { sas: [] }, byNode.get(b.name) ?? { sas: [] }];
+      const ends = { [a.name]: endStatus(sa.sas, a, b), [b.name]: endStatus(sb.sas, b, a) };
+      const up = Object.values(ends).every((e) => e.ike > 0 && e.child > 0);
+      const problem = up ? undefined : diagnosePair(a, b, sa, sb);
+      out.push({ a: a.name, b: b.name, up, ends, ...(problem && { problem }) });
+    }
+  }
+  return out;
+}
+
+/** Why a pair is not up: a dead charon, a connection that disagrees with the plan, or the IKE/CHILD state. */
+export function diagnosePair(a: LabNode, b: LabNode, sa: NodeSas, sb: NodeSas): string {
+  const pair = `${a.name} ↔ ${b.name}`;
+  for (const [node, s] of [[a, sa], [b, sb]] as const) {
+    if (s.error) return `${pair}: charon on ${node.name} does not answer (${s.error}): strongSwan is not running there`;
+  }
+  for (const [local, peer, s] of [[a, b, sa], [b, a, sb]] as const) {
+    const selector = connProblem(local, peer, s.conns);
+    if (selector) return `${pair}: ${selector}`;
+  }
+  const states = (s: NodeSas, peer: LabNode) => [...new Set(s.sas.filter((x) => x.remoteHost === peer.ip).map((x) => x.state))].join('/') || 'no IKE_SA';
+  const ikeUp = (s: NodeSas, peer: LabNode) => s.sas.some((x) => x.remoteHost === peer.ip && x.state === 'ESTABLISHED');
+  if (!ikeUp(sa, b) || !ikeUp(sb, a)) {
+    return `${pair}: IKE_SA not established (${a.name}: ${states(sa, b)}, ${b.name}: ${states(sb, a)}): the peers do not reach each other on UDP 500/4500 or do not accept each other's authentication`;
+  }
+  const children = [...sa.sas, ...sb.sas].filter((x) => x.remoteHost === a.ip || x.remoteHost === b.ip).flatMap((x) => x.children);
+  const odd = children.find((c) => c.state === 'INSTALLED');
+  if (odd) return `${pair}: CHILD_SA carries ${odd.localTs.join(',')} === ${odd.remoteTs.join(',')}, the plan says ${a.podSubnet} === ${b.podSubnet}`;
+  return `${pair}: IKE_SA established but no CHILD_SA installed: the two ends' traffic selectors (leftsubnet/rightsubnet) do not match`;
+}
+
+/** A connection of `local` whose selectors disagree with the two pod subnets. */
+export function connProblem(local: LabNode, peer: LabNode, loaded: Conn[] | undefined): string | undefined {
+  if (!loaded) return undefined;
+  const conn = loaded.find((c) => c.remoteAddrs.includes(peer.ip));
+  if (!conn) return `${local.name} has no connection to ${peer.name} (${peer.ip}) in its /etc/ipsec.conf`;
+  for (const child of conn.children) {
+    if (!sameSet(child.remoteTs, [peer.podSubnet])) {
+      return `${local.name}'s conn ${conn.name} expects ${peer.name}'s pods at ${child.remoteTs.join(',')} (rightsubnet in ${local.name}'s /etc/ipsec.conf), but ${peer.name}'s pod subnet is ${peer.podSubnet}: the CHILD_SA is refused (TS_UNACCEPTABLE)`;
+    }
+    if (!sameSet(child.localTs, [local.podSubnet])) {
+      return `${local.name}'s conn ${conn.name} offers ${child.localTs.join(',')} as its own pods (leftsubnet in ${local.name}'s /etc/ipsec.conf), but ${local.name}'s pod subnet is ${local.podSubnet}: the CHILD_SA is refused (TS_UNACCEPTABLE)`;
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,110 @@
+// What a lab created and started, persisted as it happens (<state dir>/state.json, replaced
+// atomically), so `status`, `check` and `down` work from another process and `down` cleans
+// up after an `up` that crashed half way: a namespace is recorded before it is created, a
+// process right after it started.
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { EspMode } from '../plan/mtu.ts';
+import type { LabTopology } from './topology.ts';
+
+export interface LabProcess {
+  pid: number;
+  /** What /proc/<pid>/comm must say for the PID to still be ours. */
+  comm: string;
+  /** Namespace it runs in (its netns inode must be this namespace's). */
+  ns: string;
+  role: 'view' | 'strongswan' | 'capture';
+  /** The node it belongs to (views, strongSwan). */
+  node?: string;
+  /** e.g. "capture on the underlay", for messages. */
+  what: string;
+}
+
+export interface LabPodState {
+  ip: string;
+  /** MAC of the pod's eth0, as the plugin reported it. */
+  mac?: string;
+}
+
+export interface LabStateData {
+  version: 1;
+  prefix: string;
+  configFile: string;
+  /** Rendered tree the nodes were installed from (out/<node>/…). */
+  outDir: string;
+  espMode: EspMode;
+  phase: 'starting' | 'up';
+  createdAt: string;
+  topology: LabTopology;
+  /** Namespaces created (or about to be), in order. */
+  namespaces: string[];
+  processes: LabProcess[];
+  /** Pod namespace → what CNI ADD returned. */
+  pods: Record<string, LabPodState>;
+  /** Seconds from launching every charon to every IKE/CHILD SA pair up (undefined: not converged). */
+  convergedIn?: number;
+}
+
+export const STATE_FILE = 'state.json';
+
+export function nodeDir(stateDir: string, node: string): string {
+  return join(stateDir, 'nodes', node);
+}
+
+export function readState(stateDir: string): LabStateData | undefined {
+  const file = join(stateDir, STATE_FILE);
+  if (!existsSync(file)) return undefined;
+  const data = JSON.parse(readFileSync(file, 'utf8')) as LabStateData;
+  if (data.version !== 1) throw new Error(`${file}: unknown lab state version ${String(data.version)}`);
+  return data;
+}
+
+export class LabState {
+  constructor(
+    readonly dir: string,
+    readonly data: LabStateData,
+  ) {}
+
+  static create(dir: string, init: Omit<LabStateData, 'version' | 'phase' | 'createdAt' | 'namespaces' | 'processes' | 'pods'>): LabState {
+    mkdirSync(dir, { recursive: true });
+    const state = new LabState(dir, { version: 1, phase: 'starting', createdAt: new Date().toISOString(), namespaces: [], processes: [], pods: {}, ...init });
+    state.save();
+    return state;
+  }
+
+  static open(dir: string): LabState {
+    const data = readState(dir);
+    if (!data) throw new Error(`no lab in ${dir} (no ${STATE_FILE}); start one with \`npm run lab -- up\``);
+    return new LabState(dir, data);
+  }
+
+  save(): void {
+    const file = join(this.dir, STATE_FILE);
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(this.data, null, 2) + '\n');
+    renameSync(tmp, file);
+  }
+
+  addNamespaces(names: string[]): void {
+    for (const n of names) if (!this.data.namespaces.includes(n)) this.data.namespaces.push(n);
+    this.save();
+  }
+
+  addProcess(p: LabProcess): void {
+    this.data.processes = this.data.processes.filter((x) => x.pid !== p.pid);
+    this.data.processes.push(p);
+    this.save();
+  }
+
+  removeProcess(pid: number): void {
+    this.data.processes = this.data.processes.filter((x) => x.pid !== pid);
+    this.save();
+  }
+
+  update(patch: Partial<Pick<LabStateData, 'phase' | 'convergedIn'>> & { pods?: Record<string, LabPodState> }): void {
+    const { pods, ...rest } = patch;
+    Object.assign(this.data, rest);
+    if (pods) Object.assign(this.data.pods, pods);
+    this.save();
+  }
+}

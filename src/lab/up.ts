@@ -1,0 +1,122 @@
+// `lab up`: the rendered cluster's pod network on this host. One namespace per node on an
+// underlay bridge holding the nodes' real IPs, an upstream router, each node booted from
+// its own rendered tree, real strongSwan from the rendered ipsec.conf/secrets, and pods made
+// by the compiled plugin with each node's rendered conflist.
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { EspMode } from '../plan/mtu.ts';
+import { bootNode, installNode } from './boot.ts';
+import { chooseEspMode, LabError, preflight } from './host.ts';
+import { viewOf, type Lab } from './lab.ts';
+import { meshStatus } from './mesh.ts';
+import { buildNetwork, prefixedNamespaces } from './network.ts';
+import { openView, type NodeView } from './node-view.ts';
+import { addPod } from './pods.ts';
+import { processRunner, waitFor, type Runner } from './run.ts';
+import { readState, LabState, STATE_FILE } from './state.ts';
+import { startStrongswan, strongswanProcesses } from './strongswan.ts';
+import { renderForLab, useRendered } from './render.ts';
+import { labNamespaces, labTopology, type LabNode } from './topology.ts';
+
+export const DEFAULT_PLUGIN = fileURLToPath(new URL('../../dist/ipsec-cni', import.meta.url));
+
+export interface UpOptions {
+  configFile: string;
+  /** Where the lab keeps its state, node trees, render and captures. */
+  stateDir: string;
+  /** Begins every namespace and link name (1-8 of [a-z0-9]). */
+  prefix: string;
+  /** Install this rendered out/ tree instead of rendering configFile. */
+  outDir?: string;
+  /** auto: userspace ESP only where the kernel has none. */
+  esp?: EspMode | 'auto';
+  podsPerMinion?: number;
+  plugin?: string;
+  runner?: Runner;
+  log?: (line: string) => void;
+  /** How long to wait for every IKE/CHILD SA pair (not converging is reported, not thrown). */
+  convergeTimeoutMs?: number;
+}
+
+export async function up(opts: UpOptions): Promise<Lab> {
+  const runner = opts.runner ?? processRunner;
+  const log = opts.log ?? (() => {});
+  const plugin = resolve(opts.plugin ?? DEFAULT_PLUGIN);
+  const stateDir = resolve(opts.stateDir);
+  preflight(plugin);
+  const existing = readState(stateDir);
+  if (existing) {
+    throw new LabError(`a lab (prefix ${existing.prefix}) is already recorded in ${join(stateDir, STATE_FILE)}: bring it down first (\`npm run lab -- down\`)`);
+  }
+  const squatters = prefixedNamespaces(opts.prefix);
+  if (squatters.length) {
+    throw new LabError(`namespaces with the prefix ${opts.prefix}- already exist (${squatters.slice(0, 3).join(', ')}${squatters.length > 3 ? ', …' : ''}): another lab uses this prefix; choose another with --prefix`);
+  }
+  const clock = stopwatch();
+
+  const espMode = await chooseEspMode(runner, opts.esp ?? 'auto');
+  const files = opts.outDir ? useRendered(resolve(opts.configFile), resolve(opts.outDir), espMode) : await renderForLab(resolve(opts.configFile), stateDir, espMode);
+  const topology = labTopology(files.plan, opts.prefix, opts.podsPerMinion);
+  log(`${opts.outDir ? 'read' : 'rendered'} ${files.outDir} (ESP in the ${espMode === 'userspace' ? 'userspace: this kernel has none' : 'kernel'}): ${clock()}`);
+
+  const state = LabState.create(stateDir, { prefix: opts.prefix, configFile: resolve(opts.configFile), outDir: files.outDir, espMode, topology });
+  const lab: Lab = { stateDir, state, topology, views: new Map(), runner };
+  state.addNamespaces(labNamespaces(topology));
+  await buildNetwork(runner, topology);
+  log(`namespaces and underlay (${topology.nodes.length} nodes, upstream ${topology.upstream.ip}): ${clock()}`);
+
+  await Promise.all(
+    topology.nodes.map(async (node) => {
+      const view = viewOf(stateDir, node);
+      installNode(view, files.nodes.get(node.name)!, plugin);
+      const holder = await openView(view);
+      state.addProcess({ pid: holder, comm: 'sleep', ns: node.ns, role: 'view', node: node.name, what: `node view of ${node.name}` });
+      lab.views.set(node.name, view);
+      await bootNode(runner, view);
+    }),
+  );
+  log(`nodes booted (rendered tree, sysctl.d, node-network): ${clock()}`);
+
+  const started = performance.now();
+  await Promise.all(topology.nodes.map((node) => startNodeStrongswan(lab, node)));
+  log(`strongSwan started on every node: ${clock()}`);
+  const converged = await waitFor(async () => (await meshStatus(lab)).every((p) => p.up), opts.convergeTimeoutMs ?? 20_000, 50);
+  const convergedIn = converged ? (performance.now() - started) / 1000 : undefined;
+  state.update(convergedIn === undefined ? {} : { convergedIn });
+  log(converged ? `every IKE/CHILD SA pair up ${convergedIn!.toFixed(2)} s after launching charon` : 'not every IKE/CHILD SA pair is up (`check` says which)');
+
+  const pods = await Promise.all(
+    topology.nodes.flatMap((node) => node.pods.map(async (pod) => [pod.ns, await addPod(runner, lab.views.get(node.name)!, pod)] as const)),
+  );
+  state.update({ pods: Object.fromEntries(pods), phase: 'up' });
+  log(`${pods.length} pods through ${plugin}: ${clock()}`);
+  return lab;
+}
+
+/** `ipsec start` in the node (as strongswan-starter.service does), its PIDs recorded. */
+export async function startNodeStrongswan(lab: Lab, node: LabNode): Promise<void> {
+  const view = lab.views.get(node.name)!;
+  await startStrongswan(lab.runner, view);
+  recordStrongswan(lab, node, view);
+}
+
+export function recordStrongswan(lab: Lab, node: LabNode, view: NodeView): void {
+  for (const p of strongswanProcesses(view)) {
+    lab.state.addProcess({ pid: p.pid, comm: p.comm, ns: node.ns, role: 'strongswan', node: node.name, what: `${p.comm} of ${node.name}` });
+  }
+}
+
+function stopwatch(): () => string {
+  let last = performance.now();
+  return () => {
+    const now = performance.now();
+    const ms = Math.round(now - last);
+    last = now;
+    return `${ms} ms`;
+  };
+}
+
+export function stateExists(stateDir: string): boolean {
+  return existsSync(join(stateDir, STATE_FILE));
+}

@@ -1,0 +1,107 @@
+// swanctl's `--pretty` output (vici messages, one key per line) as data: the SAs and the
+// loaded connections of a charon, read through its vici socket inside the node.
+//
+//   list-sa event {            name {          key = value          key = [
+//     minion1-minion2 {        }                                      item
+//                                                                   ]
+
+export type ViciValue = string | string[] | ViciSection;
+export interface ViciSection {
+  [key: string]: ViciValue;
+}
+
+export interface ViciMessage {
+  /** e.g. "list-sa event", "list-conn event". */
+  type: string;
+  body: ViciSection;
+}
+
+export function parseViciPretty(text: string): ViciMessage[] {
+  const messages: ViciMessage[] = [];
+  const stack: ViciSection[] = [];
+  let list: string[] | undefined;
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (!line) continue;
+    if (list) {
+      if (line === ']') list = undefined;
+      else list.push(line);
+      continue;
+    }
+    let m: RegExpExecArray | null;
+    if (line === '}') {
+      stack.pop();
+    } else if ((m = /^(\S+) = \[$/.exec(line))) {
+      list = [];
+      if (stack.length) stack[stack.length - 1]![m[1]!] = list;
+    } else if ((m = /^(\S+) = (.*)$/.exec(line))) {
+      if (stack.length) stack[stack.length - 1]![m[1]!] = m[2]!;
+    } else if ((m = /^(.+) \{$/.exec(line))) {
+      const section: ViciSection = {};
+      if (stack.length) stack[stack.length - 1]![m[1]!] = section;
+      else messages.push({ type: m[1]!, body: section });
+      stack.push(section);
+    }
+  }
+  return messages;
+}
+
+export interface ChildSa {
+  name: string;
+  state: string;
+  localTs: string[];
+  remoteTs: string[];
+}
+
+export interface IkeSa {
+  conn: string;
+  state: string;
+  remoteHost: string;
+  children: ChildSa[];
+}
+
+export interface ConnChild {
+  name: string;
+  localTs: string[];
+  remoteTs: string[];
+}
+
+export interface Conn {
+  name: string;
+  localAddrs: string[];
+  remoteAddrs: string[];
+  children: ConnChild[];
+}
+
+const str = (v: ViciValue | undefined): string => (typeof v === 'string' ? v : '');
+const list = (v: ViciValue | undefined): string[] => (Array.isArray(v) ? v : typeof v === 'string' ? [v] : []);
+const sections = (v: ViciValue | undefined): [string, ViciSection][] =>
+  v && typeof v === 'object' && !Array.isArray(v) ? (Object.entries(v).filter(([, s]) => typeof s === 'object' && !Array.isArray(s)) as [string, ViciSection][]) : [];
+
+/** `swanctl --list-sas --pretty` → IKE_SAs with their CHILD_SAs. */
+export function ikeSas(text: string): IkeSa[] {
+  return parseViciPretty(text)
+    .filter((m) => m.type === 'list-sa event')
+    .flatMap((m) =>
+      sections(m.body).map(([conn, sa]) => ({
+        conn,
+        state: str(sa.state),
+        remoteHost: str(sa['remote-host']),
+        children: sections(sa['child-sas']).map(([, c]) => ({ name: str(c.name), state: str(c.state), localTs: list(c['local-ts']), remoteTs: list(c['remote-ts']) })),
+      })),
+    );
+}
+
+/** `swanctl --list-conns --pretty` → the connections charon loaded (from ipsec.conf too). */
+export function conns(text: string): Conn[] {
+  return parseViciPretty(text)
+    .filter((m) => m.type === 'list-conn event')
+    .flatMap((m) =>
+      sections(m.body).map(([name, c]) => ({
+        name,
+        localAddrs: list(c.local_addrs),
+        remoteAddrs: list(c.remote_addrs),
+        children: sections(c.children).map(([child, cc]) => ({ name: child, localTs: list(cc['local-ts']), remoteTs: list(cc['remote-ts']) })),
+      })),
+    );
+}

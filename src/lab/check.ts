@@ -36,7 +36,7 @@ export async function check(lab: Lab, opts: CheckOptions = {}): Promise<CheckRep
   if (wanted('pings') || wanted('capture')) {
     await guarded(['pings', 'capture'], add, async () => (await checkTraffic(lab, pairs)).filter((r) => wanted(r.name)));
   }
-  if (wanted('masquerade')) await guarded(['masquerade'], add, async () => [await checkMasquerade(lab)]);
+  if (wanted('masquerade')) await guarded(['masquerade'], add, async () => [await checkMasquerade(lab, pairs)]);
   if (wanted('mtu')) await guarded(['mtu'], add, async () => [await checkMtu(lab)]);
   if (wanted('fail-closed')) await guarded(['fail-closed'], add, async () => [await checkFailClosed(lab, opts.victim)]);
   return report(lab.topology.prefix, results);

@@ -106,6 +106,8 @@ export async function openView(view: NodeView, timeoutMs = 10_000): Promise<numb
     }
     await new Promise((r) => setTimeout(r, 20));
   }
+  // The holder outlives this process (`lab up` returns, the lab stays): let go of its stderr.
+  child.stderr!.destroy();
   writeFileSync(join(view.dir, 'holder.pid'), `${pid}\n`);
   view.holder = pid;
   return pid;

@@ -35,14 +35,18 @@ export function formatMatrix(corner: string, rows: string[], cols: string[], cel
   return all.map((line) => line.map((v, i) => (i === 0 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join('  ').trimEnd());
 }
 
-export function formatReport(r: CheckReport): string {
-  const out: string[] = [];
-  for (const res of r.results) {
-    out.push(`${res.ok ? 'PASS' : 'FAIL'}  ${res.name.padEnd(11)} ${res.summary}`);
-    for (const l of res.lines ?? []) out.push(`      ${l}`);
-    for (const p of res.problems) out.push(`   ✗  ${p}`);
-  }
-  const failed = r.results.filter((x) => !x.ok).map((x) => x.name);
-  out.push(r.ok ? `lab ${r.lab}: all ${r.results.length} checks passed` : `lab ${r.lab}: ${failed.length} of ${r.results.length} checks failed (${failed.join(', ')})`);
+export function formatResult(res: CheckResult): string {
+  const out = [`${res.ok ? 'PASS' : 'FAIL'}  ${res.name.padEnd(11)} ${res.summary}`];
+  for (const l of res.lines ?? []) out.push(`      ${l}`);
+  for (const p of res.problems) out.push(`   ✗  ${p}`);
   return out.join('\n') + '\n';
+}
+
+export function formatVerdict(r: CheckReport): string {
+  const failed = r.results.filter((x) => !x.ok).map((x) => x.name);
+  return (r.ok ? `lab ${r.lab}: all ${r.results.length} checks passed` : `lab ${r.lab}: ${failed.length} of ${r.results.length} checks failed (${failed.join(', ')})`) + '\n';
+}
+
+export function formatReport(r: CheckReport): string {
+  return r.results.map(formatResult).join('') + formatVerdict(r);
 }

@@ -84,7 +84,8 @@ export async function up(opts: UpOptions): Promise<Lab> {
   const converged = await waitFor(async () => (await meshStatus(lab)).every((p) => p.up), opts.convergeTimeoutMs ?? 20_000, 50);
   const convergedIn = converged ? (performance.now() - started) / 1000 : undefined;
   state.update(convergedIn === undefined ? {} : { convergedIn });
-  log(converged ? `every IKE/CHILD SA pair up ${convergedIn!.toFixed(2)} s after launching charon` : 'not every IKE/CHILD SA pair is up (`check` says which)');
+  log(converged ? `every IKE/CHILD SA pair up ${convergedIn!.toFixed(2)} s after launching charon` : `not every IKE/CHILD SA pair is up after ${clock()} (\`check\` says which)`);
+  clock();
 
   const pods = await Promise.all(
     topology.nodes.flatMap((node) => node.pods.map(async (pod) => [pod.ns, await addPod(runner, lab.views.get(node.name)!, pod)] as const)),

@@ -56,6 +56,13 @@ export async function checkFailClosed(lab: Lab, victimName?: string, recoveryTim
   if (!victim) return { name: 'fail-closed', ok: false, summary: 'no node runs pods', problems: ['the lab has no pods to send traffic'] };
   const view = lab.views.get(victim.name)!;
   const pods = lab.state.data.pods;
+  // Recovery means: what worked before the stop works again (what was already broken is the other checks' finding).
+  const probes = recoveryFlows(t, pods, victim);
+  const before = await mapLimit(probes, 8, (f) => reaches(lab.runner, f.ns, f.dst));
+  const baseline = probes.filter((_, i) => before[i]);
+  const upBefore = (await meshStatus(lab)).filter((p) => p.up).map((p) => `${p.a}|${p.b}`);
+  const upAgain = async (onlyVictim: boolean) =>
+    (await meshStatus(lab)).filter((p) => upBefore.includes(`${p.a}|${p.b}`) && (!onlyVictim || p.a === victim.name || p.b === victim.name)).every((p) => p.up);
 
   await stopStrongswan(lab.runner, view);
   for (const p of lab.state.data.processes.filter((x) => x.role === 'strongswan' && x.node === victim.name)) lab.state.removeProcess(p.pid);
@@ -74,13 +81,13 @@ export async function checkFailClosed(lab: Lab, victimName?: string, recoveryTim
 
   const restart = performance.now();
   await startNodeStrongswan(lab, victim);
-  const tunnelsBack = await waitFor(async () => (await meshStatus(lab)).filter((p) => p.a === victim.name || p.b === victim.name).every((p) => p.up), recoveryTimeoutMs, 50);
+  const tunnelsBack = await waitFor(() => upAgain(true), recoveryTimeoutMs, 50);
   const saSeconds = (performance.now() - restart) / 1000;
-  const probes = recoveryFlows(t, pods, victim);
-  const trafficBack = await waitFor(async () => (await mapLimit(probes, 8, (f) => reaches(lab.runner, f.ns, f.dst, 1, 0.25))).every(Boolean), recoveryTimeoutMs, 0);
+  const trafficBack =
+    baseline.length > 0 && (await waitFor(async () => (await mapLimit(baseline, 8, (f) => reaches(lab.runner, f.ns, f.dst, 1, 0.25))).every(Boolean), recoveryTimeoutMs, 0));
   const trafficSeconds = (performance.now() - restart) / 1000;
   // The rest of the mesh must be whole again for whatever runs next.
-  const meshBack = await waitFor(async () => (await meshStatus(lab)).every((p) => p.up), recoveryTimeoutMs, 100);
+  const meshBack = await waitFor(() => upAgain(false), recoveryTimeoutMs, 100);
 
   return failClosedResult({
     victim,
@@ -90,7 +97,7 @@ export async function checkFailClosed(lab: Lab, victimName?: string, recoveryTim
     capture: classifyCapture(lines, t.podCidr),
     blackholes,
     book: addressBook(lab),
-    recovery: { tunnelsBack, trafficBack, meshBack, saSeconds, trafficSeconds },
+    recovery: { baseline: baseline.length, tunnelsBack, trafficBack, meshBack, saSeconds, trafficSeconds },
   });
 }
 
@@ -104,7 +111,15 @@ export interface FailClosedMeasure {
   /** `ip route show type blackhole` on the victim. */
   blackholes: string;
   book: Map<string, string>;
-  recovery: { tunnelsBack: boolean; trafficBack: boolean; meshBack: boolean; saSeconds: number; trafficSeconds: number };
+  recovery: {
+    /** Recovery flows that worked before the stop. */
+    baseline: number;
+    tunnelsBack: boolean;
+    trafficBack: boolean;
+    meshBack: boolean;
+    saSeconds: number;
+    trafficSeconds: number;
+  };
 }
 
 /** Does a blackhole route of `routes` cover the whole pod range? */
@@ -135,10 +150,11 @@ export function failClosedResult(m: FailClosedMeasure): CheckResult {
     problems.push(`${m.capture.clearPod.length} clear-text pod packets on the underlay while strongSwan was stopped on ${v} (${flow}, e.g. \`${first}\`): ${cause}`);
   }
   if (m.answered && !m.capture.clearPod.length) problems.push(`${m.answered} echo replies came back while strongSwan was stopped on ${v}: pod traffic still flowed without it`);
-  if (!m.recovery.tunnelsBack) problems.push(`after \`ipsec start\` on ${v} its tunnels did not come back`);
+  if (!m.recovery.baseline) problems.push(`no traffic to or from ${v}'s pods worked before strongSwan was stopped (see pings): recovery cannot be measured`);
+  else if (!m.recovery.tunnelsBack) problems.push(`after \`ipsec start\` on ${v} its tunnels did not come back`);
   else if (!m.recovery.trafficBack) problems.push(`after \`ipsec start\` on ${v} its tunnels came back but its pods stayed unreachable`);
   else if (!m.recovery.meshBack) problems.push(`after \`ipsec start\` on ${v} not every node pair is up again`);
-  const back = m.recovery.trafficBack ? `traffic back ${m.recovery.trafficSeconds.toFixed(2)} s after \`ipsec start\` (tunnels ${m.recovery.saSeconds.toFixed(2)} s)` : 'traffic did not come back';
+  const back = m.recovery.trafficBack ? `traffic back (${m.recovery.baseline} flows) ${m.recovery.trafficSeconds.toFixed(2)} s after \`ipsec start\` (tunnels ${m.recovery.saSeconds.toFixed(2)} s)` : 'traffic did not come back';
   return {
     name: 'fail-closed',
     ok: problems.length === 0,

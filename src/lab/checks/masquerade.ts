@@ -3,11 +3,12 @@
 // at the receivers; when it goes wrong, the node's nat table says which rule did it.
 import { echoSources, startCapture, type Capture } from '../capture.ts';
 import type { Lab } from '../lab.ts';
+import type { PairStatus } from '../mesh.ts';
 import { egressRewrites, explainPodToPodRewrite, parseNatRules } from '../nat.ts';
 import { inNode } from '../node-view.ts';
 import { ping } from '../probe.ts';
 import type { CheckResult } from '../report.ts';
-import type { LabNode, LabPod } from '../topology.ts';
+import type { LabNode, LabPod, LabTopology } from '../topology.ts';
 
 export interface MasqueradeCase {
   node: LabNode;
@@ -25,28 +26,33 @@ export interface MasqueradeSeen {
   natRules: string;
 }
 
-export function masqueradeCases(lab: Lab): MasqueradeCase[] {
+/**
+ * One case per node with pods: its first pod to upstream, and to the first pod of the next
+ * node with pods whose tunnel to it is up (a down tunnel is the tunnels check's finding).
+ */
+export function masqueradeCases(lab: Lab, pairs: PairStatus[]): MasqueradeCase[] {
   const withPods = lab.topology.nodes.filter((n) => n.pods.length);
   const ip = (p: LabPod) => lab.state.data.pods[p.ns]?.ip ?? '';
+  const up = (a: string, b: string) => pairs.some((p) => p.up && ((p.a === a && p.b === b) || (p.a === b && p.b === a)));
   return withPods.map((node, i) => {
-    const next = withPods[(i + 1) % withPods.length]!;
+    const others = [...withPods.slice(i + 1), ...withPods.slice(0, i)];
+    const next = others.find((o) => up(node.name, o.name)) ?? others[0];
     const pod = node.pods[0]!;
-    return { node, pod, podIp: ip(pod), ...(next !== node && { peer: { pod: next.pods[0]!, ip: ip(next.pods[0]!) } }) };
+    return { node, pod, podIp: ip(pod), ...(next && { peer: { pod: next.pods[0]!, ip: ip(next.pods[0]!) } }) };
   });
 }
 
-export async function checkMasquerade(lab: Lab): Promise<CheckResult> {
+export async function checkMasquerade(lab: Lab, pairs: PairStatus[]): Promise<CheckResult> {
   const t = lab.topology;
-  const cases = masqueradeCases(lab);
+  const cases = masqueradeCases(lab, pairs);
   const captures: Capture[] = [];
   let upstreamLines: string[] = [];
   const peerLines = new Map<string, string[]>();
   try {
     const upstream = await startCapture(lab, t.upstream.ns, t.upstream.dev, 'masquerade-upstream', ['icmp']);
     captures.push(upstream);
-    const peers = await Promise.all(
-      cases.filter((c) => c.peer).map(async (c) => [c.peer!.pod.ns, await startCapture(lab, c.peer!.pod.ns, 'eth0', `masquerade-${c.peer!.pod.name}`, ['icmp'])] as const),
-    );
+    const destinations = [...new Map(cases.filter((c) => c.peer).map((c) => [c.peer!.pod.ns, c.peer!.pod])).values()];
+    const peers = await Promise.all(destinations.map(async (pod) => [pod.ns, await startCapture(lab, pod.ns, 'eth0', `masquerade-${pod.name}`, ['icmp'])] as const));
     captures.push(...peers.map(([, cap]) => cap));
     await Promise.all(
       cases.flatMap((c) => [
@@ -62,20 +68,20 @@ export async function checkMasquerade(lab: Lab): Promise<CheckResult> {
   const seen = await Promise.all(
     cases.map(async (c): Promise<MasqueradeSeen> => {
       const nat = await lab.runner.run(inNode(lab.views.get(c.node.name)!, ['iptables', '-w', '-t', 'nat', '-S']), { allowFail: true, timeoutMs: 20_000 });
-      const fromPod = (lines: string[], dst: string) => echoSources(lines).filter((e) => e.dst === dst).map((e) => e.src);
+      // Several nodes' pods send at once; source NAT can only pick an address of the sending node.
+      const mine = new Set([c.podIp, c.node.ip, c.node.gateway]);
+      const sources = (lines: string[], dst: string) => echoSources(lines).filter((e) => e.dst === dst && mine.has(e.src)).map((e) => e.src);
       return {
-        // Every node's pod pings upstream at once: this node's requests carry its pod's or its own address.
-        upstream: fromPod(upstreamLines, t.upstream.ip).filter((src) => src === c.podIp || src === c.node.ip),
-        peer: c.peer ? fromPod(peerLines.get(c.peer.pod.ns) ?? [], c.peer.ip) : [],
+        upstream: sources(upstreamLines, t.upstream.ip),
+        peer: c.peer ? sources(peerLines.get(c.peer.pod.ns) ?? [], c.peer.ip) : [],
         natRules: nat.stdout,
       };
     }),
   );
-  return masqueradeResult(lab, cases, seen);
+  return masqueradeResult(t, cases, seen);
 }
 
-export function masqueradeResult(lab: Lab, cases: MasqueradeCase[], seen: MasqueradeSeen[]): CheckResult {
-  const t = lab.topology;
+export function masqueradeResult(t: LabTopology, cases: MasqueradeCase[], seen: MasqueradeSeen[]): CheckResult {
   const lines: string[] = [];
   const problems: string[] = [];
   let passed = 0;

@@ -4,8 +4,9 @@
 import type { Lab } from '../lab.ts';
 import { inNetns } from '../network.ts';
 import { nodeConflist } from '../pods.ts';
-import { ping } from '../probe.ts';
+import { ping, reaches } from '../probe.ts';
 import type { CheckResult } from '../report.ts';
+import type { LabPod } from '../topology.ts';
 
 export const ICMP_ECHO_HEADERS = 28; // IPv4 20 + ICMP 8
 
@@ -32,12 +33,23 @@ export async function largestPassing(probe: (n: number) => Promise<boolean>, gue
 
 export async function checkMtu(lab: Lab): Promise<CheckResult> {
   const t = lab.topology;
+  const ipOf = (p: LabPod) => lab.state.data.pods[p.ns]?.ip ?? '';
+  // The first pod → remote pod path that carries a plain ping at all (a broken path is the pings check's finding).
   const withPods = t.nodes.filter((n) => n.pods.length);
-  const from = withPods[0];
-  const to = withPods[1];
-  if (!from || !to) return { name: 'mtu', ok: false, summary: 'needs pods on two nodes', problems: ['the lab has pods on fewer than two nodes: nothing crosses a tunnel'] };
-  const [src, dst] = [from.pods[0]!, to.pods[0]!];
-  const dstIp = lab.state.data.pods[dst.ns]!.ip;
+  const paths = withPods.flatMap((from) => withPods.filter((to) => to !== from).map((to) => ({ from, src: from.pods[0]!, dst: to.pods[0]! })));
+  let path: (typeof paths)[number] | undefined;
+  for (const p of paths) {
+    if (await reaches(lab.runner, p.src.ns, ipOf(p.dst))) {
+      path = p;
+      break;
+    }
+  }
+  if (!path) {
+    const why = paths.length ? 'no pod reaches a pod on another node at all (see pings)' : 'the lab has pods on fewer than two nodes: nothing crosses a tunnel';
+    return { name: 'mtu', ok: false, summary: 'not measurable', problems: [why] };
+  }
+  const { from, src, dst } = path;
+  const dstIp = ipOf(dst);
   const conflistMtu = Number((JSON.parse(nodeConflist(lab.views.get(from.name)!)) as { plugins: { mtu?: number }[] }).plugins[0]?.mtu ?? 1500);
   const link = await lab.runner.run(inNetns(src.ns, ['ip', '-j', 'link', 'show', 'dev', 'eth0']));
   const linkMtu = Number((JSON.parse(link.stdout) as { mtu: number }[])[0]?.mtu);

@@ -1,0 +1,144 @@
+// `kube-ipsec lab up | check | status | down`: the rendered cluster's pod network in network
+// namespaces on this host (root), proven with real strongSwan, the real plugin and tcpdump.
+import { dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ConfigError } from '../config/errors.ts';
+import type { EspMode } from '../plan/mtu.ts';
+import { check } from './check.ts';
+import { down } from './down.ts';
+import { LabError } from './host.ts';
+import { openLab } from './lab.ts';
+import { readState } from './state.ts';
+import { CHECK_NAMES, formatResult, formatVerdict, type CheckName } from './report.ts';
+import { formatStatus, labStatus } from './status.ts';
+import { validatePrefix } from './topology.ts';
+import { up } from './up.ts';
+
+const HELP = `usage: npm run lab -- <up|check|status|down> [options]     (as root)
+
+  up        render cluster.yaml (ESP in userspace where the kernel has none: the lab's
+            only override), one network namespace per node on an underlay bridge, each
+            node booted from its rendered tree, real strongSwan, pods via dist/ipsec-cni
+  check     tunnels, pod/node ping matrix, underlay capture, masquerade, MTU and
+            fail-closed; exits 1 if anything fails
+  status    tunnels, pods and their IPs per node, read from the running lab
+  down      stop what the lab started (by PID), delete its namespaces and files
+
+options:
+  --config FILE     cluster description (default ./cluster.yaml)
+  --state DIR       the lab's state, node trees and captures
+                    (default .kube-ipsec/lab next to the config file)
+  --prefix NAME     begins every namespace and link name (default kil; 1-8 [a-z0-9])
+  --out DIR         up: install this rendered out/ tree instead of rendering
+  --pods N          up: pods per minion (default 2)
+  --esp MODE        up: auto (default), userspace or kernel
+  --keep            up: leave a failed lab in place for inspection
+  --victim NODE     check: node whose strongSwan fail-closed stops (default: first minion)
+  --only LIST       check: comma-separated subset of ${CHECK_NAMES.join(',')}
+  --json            check, status: machine-readable output
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: {
+        config: { type: 'string', default: 'cluster.yaml' },
+        state: { type: 'string' },
+        prefix: { type: 'string', default: 'kil' },
+        out: { type: 'string' },
+        pods: { type: 'string', default: '2' },
+        esp: { type: 'string', default: 'auto' },
+        keep: { type: 'boolean', default: false },
+        victim: { type: 'string' },
+        only: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      allowPositionals: true,
+    });
+  } catch (err) {
+    console.error(`${(err as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  const { values: o, positionals } = parsed;
+  const [command, ...extra] = positionals;
+  if (o.help || !command) {
+    (o.help ? console.log : console.error)(HELP);
+    return o.help ? 0 : 2;
+  }
+  if (extra.length || !['up', 'check', 'status', 'down'].includes(command)) {
+    console.error(`unknown command: ${positionals.join(' ')}\n\n${HELP}`);
+    return 2;
+  }
+  if (process.getuid?.() !== 0) {
+    console.error('the lab needs root (network namespaces, mounts, strongSwan): run it as root, e.g. `sudo npm run lab -- ' + command + '`');
+    return 2;
+  }
+  const configFile = resolve(o.config);
+  const stateDir = resolve(o.state ?? join(dirname(configFile), '.kube-ipsec', 'lab'));
+  const only = o.only?.split(',').filter(Boolean) as CheckName[] | undefined;
+  const pods = Number(o.pods);
+  try {
+    validatePrefix(o.prefix);
+    if (!['auto', 'userspace', 'kernel'].includes(o.esp)) throw new LabError(`--esp must be auto, userspace or kernel, not ${o.esp}`);
+    if (!Number.isInteger(pods) || pods < 1 || pods > 50) throw new LabError(`--pods must be an integer from 1 to 50, not ${o.pods}`);
+    const unknown = (only ?? []).filter((n) => !CHECK_NAMES.includes(n));
+    if (unknown.length) throw new LabError(`--only: unknown check(s) ${unknown.join(', ')}; known: ${CHECK_NAMES.join(', ')}`);
+    switch (command) {
+      case 'up':
+        return await upCommand({ configFile, stateDir, prefix: o.prefix, pods, esp: o.esp as EspMode | 'auto', keep: o.keep, ...(o.out !== undefined && { outDir: resolve(o.out) }) });
+      case 'check': {
+        const lab = openLab(stateDir);
+        const r = await check(lab, {
+          ...(o.victim !== undefined && { victim: o.victim }),
+          ...(only && { only }),
+          ...(!o.json && { onResult: (res) => process.stdout.write(formatResult(res)) }),
+        });
+        process.stdout.write(o.json ? JSON.stringify(r, null, 2) + '\n' : formatVerdict(r));
+        return r.ok ? 0 : 1;
+      }
+      case 'status': {
+        const s = await labStatus(openLab(stateDir));
+        process.stdout.write(o.json ? JSON.stringify(s, null, 2) + '\n' : formatStatus(s));
+        return 0;
+      }
+      case 'down': {
+        const r = await down(stateDir);
+        if (!r.found) console.log(`no lab recorded in ${stateDir}: nothing to do`);
+        else console.log(`lab down: stopped ${r.processes.stopped.length} processes, deleted ${r.podsDeleted} pods and ${r.namespaces.length} namespaces`);
+        for (const w of r.warnings) console.error(`warning: ${w}`);
+        return r.warnings.length ? 1 : 0;
+      }
+    }
+    return 2;
+  } catch (err) {
+    if (err instanceof ConfigError || err instanceof LabError) {
+      console.error(err.message);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+async function upCommand(o: { configFile: string; stateDir: string; prefix: string; pods: number; esp: EspMode | 'auto'; keep: boolean; outDir?: string }): Promise<number> {
+  const started = performance.now();
+  const existed = readState(o.stateDir) !== undefined;
+  try {
+    await up({ ...o, podsPerMinion: o.pods, log: (l) => console.log(`  ${l}`) });
+  } catch (err) {
+    // Only what this run recorded is removed (an existing lab is never touched).
+    if (existed || readState(o.stateDir) === undefined) throw err;
+    console.error(`lab up failed: ${(err as Error).message}`);
+    if (o.keep) {
+      console.error(`left in place for inspection (state ${o.stateDir}); remove it with: npm run lab -- down --state ${o.stateDir}`);
+    } else {
+      const r = await down(o.stateDir);
+      console.error(`removed what it had created (${r.processes.stopped.length} processes, ${r.namespaces.length} namespaces); --keep leaves it for inspection`);
+    }
+    return 1;
+  }
+  console.log(`lab ${o.prefix} up in ${((performance.now() - started) / 1000).toFixed(1)} s (state ${o.stateDir}); next: npm run lab -- check`);
+  return 0;
+}

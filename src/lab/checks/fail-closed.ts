@@ -2,7 +2,7 @@
 // would), its pods keep sending to every remote pod and the remote pods to them, and the
 // underlay shows no clear-text pod packet; after `ipsec start`, traffic comes back — how
 // many seconds later is measured.
-import { classifyCapture, startCapture, type CaptureSummary } from '../capture.ts';
+import { classifyCapture, flowOf, startCapture, type CaptureSummary } from '../capture.ts';
 import type { Lab } from '../lab.ts';
 import { meshStatus } from '../mesh.ts';
 import { inNetns } from '../network.ts';
@@ -145,8 +145,8 @@ export function failClosedResult(m: FailClosedMeasure): CheckResult {
       ? 'although it has a blackhole route for the pod range (a more specific route let it out?)'
       : `${v}'s main table has no blackhole route for ${podCidr} (the node-network script's \`ip route replace blackhole\`), so pod traffic took the default route in clear text`;
     const first = m.capture.clearPod[0]!;
-    const who = /^IP (\S+) > (\S+):/.exec(first);
-    const flow = who ? `${m.book.get(who[1]!) ?? who[1]} → ${m.book.get(who[2]!) ?? who[2]}` : '';
+    const f = flowOf(first);
+    const flow = f ? `${m.book.get(f.src) ?? f.src} → ${m.book.get(f.dst) ?? f.dst}` : '';
     problems.push(`${m.capture.clearPod.length} clear-text pod packets on the underlay while strongSwan was stopped on ${v} (${flow}, e.g. \`${first}\`): ${cause}`);
   }
   if (m.answered && !m.capture.clearPod.length) problems.push(`${m.answered} echo replies came back while strongSwan was stopped on ${v}: pod traffic still flowed without it`);

@@ -1,7 +1,7 @@
 // Every pod pings every pod on every other node, every node pings every remote pod — with
 // tcpdump on the underlay bridge meanwhile: it must see that traffic only as ESP (and IKE),
 // never a clear-text pod packet.
-import { classifyCapture, startCapture, type CaptureSummary } from '../capture.ts';
+import { classifyCapture, flowOf, startCapture, type CaptureSummary } from '../capture.ts';
 import type { Lab } from '../lab.ts';
 import type { PairStatus } from '../mesh.ts';
 import { mapLimit, reaches } from '../probe.ts';
@@ -101,8 +101,8 @@ export function captureResult(s: CaptureSummary, pings: number, book: Map<string
   if (s.clearPod.length) {
     const flows = new Map<string, string[]>();
     for (const l of s.clearPod) {
-      const m = /^IP (\S+?)(?:\.\d+)? > (\S+?)(?:\.\d+)?: (\S+)/.exec(l);
-      const key = m ? `${name(m[1]!)} → ${name(m[2]!)} (${m[3]})` : l;
+      const f = flowOf(l);
+      const key = f ? `${name(f.src)} → ${name(f.dst)} (${f.proto})` : l;
       flows.set(key, [...(flows.get(key) ?? []), l]);
     }
     for (const [flow, ls] of flows) problems.push(`${ls.length} clear-text pod packets on the underlay: ${flow}, e.g. \`${ls[0]}\``);

@@ -8,6 +8,7 @@ import { checkTraffic } from './checks/traffic.ts';
 import { checkTunnels } from './checks/tunnels.ts';
 import { requireUp, type Lab } from './lab.ts';
 import type { PairStatus } from './mesh.ts';
+import { Reachability } from './probe.ts';
 import { CHECK_NAMES, report, type CheckName, type CheckReport, type CheckResult } from './report.ts';
 
 export interface CheckOptions {
@@ -28,17 +29,18 @@ export async function check(lab: Lab, opts: CheckOptions = {}): Promise<CheckRep
     opts.onResult?.(r);
   };
   let pairs: PairStatus[] = [];
+  const reach = new Reachability(lab.runner);
   await guarded(['tunnels'], add, async () => {
     const t = await checkTunnels(lab);
     pairs = t.pairs;
     return [t.result];
   });
   if (wanted('pings') || wanted('capture')) {
-    await guarded(['pings', 'capture'], add, async () => (await checkTraffic(lab, pairs)).filter((r) => wanted(r.name)));
+    await guarded(['pings', 'capture'], add, async () => (await checkTraffic(lab, pairs, reach)).filter((r) => wanted(r.name)));
   }
   if (wanted('masquerade')) await guarded(['masquerade'], add, async () => [await checkMasquerade(lab, pairs)]);
-  if (wanted('mtu')) await guarded(['mtu'], add, async () => [await checkMtu(lab)]);
-  if (wanted('fail-closed')) await guarded(['fail-closed'], add, async () => [await checkFailClosed(lab, opts.victim)]);
+  if (wanted('mtu')) await guarded(['mtu'], add, async () => [await checkMtu(lab, reach)]);
+  if (wanted('fail-closed')) await guarded(['fail-closed'], add, async () => [await checkFailClosed(lab, reach, opts.victim)]);
   return report(lab.topology.prefix, results);
 }
 

@@ -6,7 +6,7 @@ import { classifyCapture, flowOf, startCapture, type CaptureSummary } from '../c
 import type { Lab } from '../lab.ts';
 import { meshStatus } from '../mesh.ts';
 import { inNetns } from '../network.ts';
-import { mapLimit, ping, reaches } from '../probe.ts';
+import { mapLimit, ping, reaches, type Reachability } from '../probe.ts';
 import type { CheckResult } from '../report.ts';
 import { waitFor } from '../run.ts';
 import { stopStrongswan } from '../strongswan.ts';
@@ -50,7 +50,7 @@ export function recoveryFlows(t: LabTopology, podIps: Record<string, { ip: strin
   return flows;
 }
 
-export async function checkFailClosed(lab: Lab, victimName?: string, recoveryTimeoutMs = 30_000): Promise<CheckResult> {
+export async function checkFailClosed(lab: Lab, reach: Reachability, victimName?: string, recoveryTimeoutMs = 30_000): Promise<CheckResult> {
   const t = lab.topology;
   const victim = victimName ? nodeNamed(t, victimName) : t.nodes.find((n) => n.pods.length);
   if (!victim) return { name: 'fail-closed', ok: false, summary: 'no node runs pods', problems: ['the lab has no pods to send traffic'] };
@@ -58,7 +58,7 @@ export async function checkFailClosed(lab: Lab, victimName?: string, recoveryTim
   const pods = lab.state.data.pods;
   // Recovery means: what worked before the stop works again (what was already broken is the other checks' finding).
   const probes = recoveryFlows(t, pods, victim);
-  const before = await mapLimit(probes, 8, (f) => reaches(lab.runner, f.ns, f.dst));
+  const before = await mapLimit(probes, 10, (f) => reach.reaches(f.ns, f.dst));
   const baseline = probes.filter((_, i) => before[i]);
   const upBefore = (await meshStatus(lab)).filter((p) => p.up).map((p) => `${p.a}|${p.b}`);
   const upAgain = async (onlyVictim: boolean) =>
@@ -72,7 +72,7 @@ export async function checkFailClosed(lab: Lab, victimName?: string, recoveryTim
   let answered = 0;
   let lines: string[] = [];
   try {
-    const results = await mapLimit(flows, 8, (f) => ping(lab.runner, f.ns, f.dst, { count: 2, interval: 0.2, wait: 1 }));
+    const results = await mapLimit(flows, 24, (f) => ping(lab.runner, f.ns, f.dst, { count: 2, interval: 0.2, wait: 1 }));
     answered = results.reduce((sum, r) => sum + r.received, 0);
   } finally {
     lines = await capture.stop();

@@ -4,7 +4,7 @@
 import type { Lab } from '../lab.ts';
 import { inNetns } from '../network.ts';
 import { nodeConflist } from '../pods.ts';
-import { ping, reaches } from '../probe.ts';
+import { ping, type Reachability } from '../probe.ts';
 import type { CheckResult } from '../report.ts';
 import type { LabPod } from '../topology.ts';
 
@@ -31,7 +31,7 @@ export async function largestPassing(probe: (n: number) => Promise<boolean>, gue
   return lo;
 }
 
-export async function checkMtu(lab: Lab): Promise<CheckResult> {
+export async function checkMtu(lab: Lab, reach: Reachability): Promise<CheckResult> {
   const t = lab.topology;
   const ipOf = (p: LabPod) => lab.state.data.pods[p.ns]?.ip ?? '';
   // The first pod → remote pod path that carries a plain ping at all (a broken path is the pings check's finding).
@@ -39,7 +39,7 @@ export async function checkMtu(lab: Lab): Promise<CheckResult> {
   const paths = withPods.flatMap((from) => withPods.filter((to) => to !== from).map((to) => ({ from, src: from.pods[0]!, dst: to.pods[0]! })));
   let path: (typeof paths)[number] | undefined;
   for (const p of paths) {
-    if (await reaches(lab.runner, p.src.ns, ipOf(p.dst))) {
+    if (await reach.reaches(p.src.ns, ipOf(p.dst))) {
       path = p;
       break;
     }
@@ -56,8 +56,7 @@ export async function checkMtu(lab: Lab): Promise<CheckResult> {
   const promised = conflistMtu - ICMP_ECHO_HEADERS;
   const max = t.underlayMtu - ICMP_ECHO_HEADERS;
   const df = (ns: string) => async (n: number) => (await ping(lab.runner, ns, dstIp, { size: n, dontFragment: true, wait: 1 })).ok;
-  const podMax = await largestPassing(df(src.ns), promised, max);
-  const tunnelMax = await largestPassing(df(from.ns), promised, max);
+  const [podMax, tunnelMax] = await Promise.all([largestPassing(df(src.ns), promised, max), largestPassing(df(from.ns), promised, max)]);
   return mtuResult({ from: from.name, pod: src.name, dst: dst.name, conflistMtu, linkMtu, podMax, tunnelMax });
 }
 

@@ -4,7 +4,7 @@
 import { classifyCapture, flowOf, startCapture, type CaptureSummary } from '../capture.ts';
 import type { Lab } from '../lab.ts';
 import type { PairStatus } from '../mesh.ts';
-import { mapLimit, reaches } from '../probe.ts';
+import { mapLimit, type Reachability } from '../probe.ts';
 import { formatMatrix, type CheckResult } from '../report.ts';
 import type { LabTopology } from '../topology.ts';
 
@@ -50,14 +50,15 @@ export function addressBook(lab: Lab): Map<string, string> {
   return book;
 }
 
-export async function checkTraffic(lab: Lab, pairs: PairStatus[]): Promise<CheckResult[]> {
+export async function checkTraffic(lab: Lab, pairs: PairStatus[], reach: Reachability): Promise<CheckResult[]> {
   const t = lab.topology;
   const probes = pingProbes(t, lab.state.data.pods);
   const capture = await startCapture(lab, t.wire.ns, t.wire.bridge, 'mesh');
   let ok: boolean[] = [];
   let lines: string[] = [];
   try {
-    ok = await mapLimit(probes, 6, (p) => reaches(lab.runner, p.ns, p.dst));
+    // Unanswered pings mostly wait: more of them than cores is fine.
+    ok = await mapLimit(probes, 16, (p) => reach.reaches(p.ns, p.dst));
   } finally {
     lines = await capture.stop();
   }

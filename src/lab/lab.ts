@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { NodeView } from './node-view.ts';
 import { isOurs } from './procs.ts';
 import { processRunner, type Runner } from './run.ts';
-import { LabState, nodeDir, type LabProcess } from './state.ts';
+import { LabState, nodeDir } from './state.ts';
 import type { LabNode, LabTopology } from './topology.ts';
 
 export interface Lab {
@@ -42,10 +42,6 @@ export function requireUp(lab: Lab): void {
   if (lab.state.data.phase !== 'up') throw new Error(`the lab in ${lab.stateDir} did not finish coming up: run \`npm run lab -- down\`, then \`up\` again`);
   const dead = lab.topology.nodes.filter((n) => !lab.views.get(n.name)?.holder);
   if (dead.length) throw new Error(`the lab's node views of ${dead.map((n) => n.name).join(', ')} are gone: run \`npm run lab -- down\`, then \`up\` again`);
-}
-
-export function recordProcess(lab: Lab, p: LabProcess): void {
-  lab.state.addProcess(p);
 }
 
 export function capturesDir(lab: Lab): string {

@@ -2,22 +2,20 @@
 // underlay bridge holding the nodes' real IPs, an upstream router, each node booted from
 // its own rendered tree, real strongSwan from the rendered ipsec.conf/secrets, and pods made
 // by the compiled plugin with each node's rendered conflist.
-import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { EspMode } from '../plan/mtu.ts';
 import { bootNode, installNode } from './boot.ts';
 import { chooseEspMode, LabError, preflight } from './host.ts';
 import { viewOf, type Lab } from './lab.ts';
-import { meshStatus } from './mesh.ts';
 import { buildNetwork, prefixedNamespaces } from './network.ts';
-import { openView, type NodeView } from './node-view.ts';
+import { openView } from './node-view.ts';
 import { addPod } from './pods.ts';
-import { processRunner, waitFor, type Runner } from './run.ts';
+import { processRunner, type Runner } from './run.ts';
+import { startMesh } from './start.ts';
 import { readState, LabState, STATE_FILE } from './state.ts';
-import { startStrongswan, strongswanProcesses } from './strongswan.ts';
 import { renderForLab, useRendered } from './render.ts';
-import { labNamespaces, labTopology, type LabNode } from './topology.ts';
+import { labNamespaces, labTopology } from './topology.ts';
 
 export const DEFAULT_PLUGIN = fileURLToPath(new URL('../../dist/ipsec-cni', import.meta.url));
 
@@ -35,7 +33,7 @@ export interface UpOptions {
   plugin?: string;
   runner?: Runner;
   log?: (line: string) => void;
-  /** How long to wait for every IKE/CHILD SA pair (not converging is reported, not thrown). */
+  /** How long to wait for every IKE/CHILD SA pair (default 10 s; not converging is reported, not thrown). */
   convergeTimeoutMs?: number;
 }
 
@@ -78,13 +76,13 @@ export async function up(opts: UpOptions): Promise<Lab> {
   );
   log(`nodes booted (rendered tree, sysctl.d, node-network): ${clock()}`);
 
-  const started = performance.now();
-  await Promise.all(topology.nodes.map((node) => startNodeStrongswan(lab, node)));
-  log(`strongSwan started on every node: ${clock()}`);
-  const converged = await waitFor(async () => (await meshStatus(lab)).every((p) => p.up), opts.convergeTimeoutMs ?? 20_000, 50);
-  const convergedIn = converged ? (performance.now() - started) / 1000 : undefined;
+  const convergedIn = (await startMesh(lab, opts.convergeTimeoutMs ?? 10_000)).converged;
   state.update(convergedIn === undefined ? {} : { convergedIn });
-  log(converged ? `every IKE/CHILD SA pair up ${convergedIn!.toFixed(2)} s after launching charon` : `not every IKE/CHILD SA pair is up after ${clock()} (\`check\` says which)`);
+  log(
+    convergedIn !== undefined
+      ? `strongSwan on every node; every IKE/CHILD SA pair up ${convergedIn.toFixed(2)} s after launching charon`
+      : `strongSwan on every node, but not every IKE/CHILD SA pair is up after ${clock()} (\`check\` says which)`,
+  );
   clock();
 
   const pods = await Promise.all(
@@ -95,19 +93,6 @@ export async function up(opts: UpOptions): Promise<Lab> {
   return lab;
 }
 
-/** `ipsec start` in the node (as strongswan-starter.service does), its PIDs recorded. */
-export async function startNodeStrongswan(lab: Lab, node: LabNode): Promise<void> {
-  const view = lab.views.get(node.name)!;
-  await startStrongswan(lab.runner, view);
-  recordStrongswan(lab, node, view);
-}
-
-export function recordStrongswan(lab: Lab, node: LabNode, view: NodeView): void {
-  for (const p of strongswanProcesses(view)) {
-    lab.state.addProcess({ pid: p.pid, comm: p.comm, ns: node.ns, role: 'strongswan', node: node.name, what: `${p.comm} of ${node.name}` });
-  }
-}
-
 function stopwatch(): () => string {
   let last = performance.now();
   return () => {
@@ -116,8 +101,4 @@ function stopwatch(): () => string {
     last = now;
     return `${ms} ms`;
   };
-}
-
-export function stateExists(stateDir: string): boolean {
-  return existsSync(join(stateDir, STATE_FILE));
 }

@@ -5,13 +5,13 @@
 // ownership checks `down` makes) and deletes the prefixed namespaces.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { down, mountsUnder, type DownReport } from '../../src/lab/down.ts';
 import { viewOf } from '../../src/lab/lab.ts';
 import { prefixedNamespaces } from '../../src/lab/network.ts';
-import { isOurs } from '../../src/lab/procs.ts';
+import { isOurs, netnsInode, processNetnsInode } from '../../src/lab/procs.ts';
 import { readState, type LabProcess } from '../../src/lab/state.ts';
 import { alive, strongswanProcesses } from '../../src/lab/strongswan.ts';
 import { up, type UpOptions } from '../../src/lab/up.ts';
@@ -20,7 +20,10 @@ import { assertPluginBuilt } from '../helpers/cni.ts';
 export interface Leftovers {
   namespaces: string[];
   rootLinks: string[];
+  /** PIDs recorded before down that still run. */
   processes: number[];
+  /** PIDs still in one of the lab's network namespaces (by inode: the names are gone). */
+  inLabNetns: number[];
   mounts: string[];
   stateDir: boolean;
 }
@@ -35,12 +38,26 @@ export interface E2eLab {
   up(extra?: Partial<UpOptions>): ReturnType<typeof up>;
   /** Every PID the lab recorded or has in pid files now (to check they are gone after down). */
   pids(): LabProcess[];
+  /** What to audit after down: recorded PIDs and the namespaces' inodes, taken before it. */
+  snapshot(): Snapshot;
   down(): Promise<DownReport>;
-  leftovers(pids: LabProcess[]): Leftovers;
+  leftovers(before: Snapshot): Leftovers;
   cleanup(): Promise<void>;
 }
 
+export interface Snapshot {
+  pids: LabProcess[];
+  netnsInodes: number[];
+}
+
 const live = new Set<E2eLab>();
+
+function inNetnsInodes(inodes: number[]): number[] {
+  return readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .map(Number)
+    .filter((pid) => alive(pid) && inodes.includes(processNetnsInode(pid) ?? -1));
+}
 let hooked = false;
 
 export function e2eLab(tag: string): E2eLab {
@@ -65,13 +82,17 @@ export function e2eLab(tag: string): E2eLab {
       const fromFiles = s.topology.nodes.flatMap((n) => strongswanProcesses(viewOf(stateDir, n)).map((p): LabProcess => ({ ...p, ns: n.ns, role: 'strongswan', what: p.comm })));
       return [...s.processes, ...fromFiles];
     },
+    snapshot() {
+      return { pids: lab.pids(), netnsInodes: prefixedNamespaces(prefix).map((ns) => netnsInode(ns)!).filter(Boolean) };
+    },
     down: () => down(stateDir),
-    leftovers(pids) {
+    leftovers({ pids, netnsInodes }) {
       const links = spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout;
       return {
         namespaces: prefixedNamespaces(prefix),
         rootLinks: links.split('\n').filter((l) => l.includes(` ${prefix}-`)),
         processes: pids.filter((p) => alive(p.pid)).map((p) => p.pid),
+        inLabNetns: inNetnsInodes(netnsInodes),
         mounts: mountsUnder(dir),
         stateDir: readState(stateDir) !== undefined,
       };
@@ -106,4 +127,4 @@ function sweepSync(lab: E2eLab): void {
   for (const ns of prefixedNamespaces(lab.prefix)) spawnSync('ip', ['netns', 'del', ns]);
 }
 
-export const NOTHING_LEFT: Leftovers = { namespaces: [], rootLinks: [], processes: [], mounts: [], stateDir: false };
+export const NOTHING_LEFT: Leftovers = { namespaces: [], rootLinks: [], processes: [], inLabNetns: [], mounts: [], stateDir: false };

@@ -29,9 +29,9 @@ describe.each([
     // every pod → every remote pod, the master → every pod, every minion → the other minions' pods
     expect(pings.pings).toBe(pods * (pods - 2) + pods + (nodes - 1) * (pods - 2));
 
-    const pids = lab.pids();
+    const before = lab.snapshot();
     const d = await lab.down();
     expect(d.warnings).toEqual([]);
-    expect(lab.leftovers(pids)).toEqual(NOTHING_LEFT);
+    expect(lab.leftovers(before)).toEqual(NOTHING_LEFT);
   }, 240_000);
 });

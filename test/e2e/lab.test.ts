@@ -58,14 +58,15 @@ describe('the lab with the default cluster (4 nodes, auth pubkey)', () => {
   }, 120_000);
 
   it('down deletes the pods, stops what it started and leaves no namespace, link, process or mount; again: nothing to do', async () => {
-    const pids = lab.pids();
+    const before = lab.snapshot();
+    const pids = before.pids;
     expect(pids.filter((p) => p.role === 'view')).toHaveLength(4);
     expect(pids.filter((p) => p.role === 'strongswan').length).toBeGreaterThanOrEqual(8);
     const r = await lab.down();
     expect(r.warnings).toEqual([]);
     expect(r.podsDeleted).toBe(6);
     expect(r.namespaces).toHaveLength(4 + 2 + 6);
-    expect(lab.leftovers(pids)).toEqual(NOTHING_LEFT);
+    expect(lab.leftovers(before)).toEqual(NOTHING_LEFT);
     expect((await lab.down()).found).toBe(false);
   }, 60_000);
 });

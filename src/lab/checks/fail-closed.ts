@@ -12,7 +12,7 @@ import { waitFor } from '../run.ts';
 import { stopStrongswan } from '../strongswan.ts';
 import { cidr, lastAddress, parseIpv4 } from '../../plan/ipv4.ts';
 import { nodeNamed, type LabNode, type LabTopology } from '../topology.ts';
-import { startNodeStrongswan } from '../up.ts';
+import { startNodeStrongswan } from '../start.ts';
 import { addressBook } from './traffic.ts';
 
 export interface Flow {

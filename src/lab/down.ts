@@ -29,7 +29,7 @@ export interface DownReport {
 }
 
 /** Files and directories the lab writes into its state dir (and nothing else is removed). */
-export const LAB_FILES = [STATE_FILE, 'nodes', 'out', 'pki', 'cluster.yaml', 'captures'];
+const LAB_FILES = [STATE_FILE, 'nodes', 'out', 'pki', 'cluster.yaml', 'captures'];
 
 export async function down(stateDir: string, opts: { runner?: Runner; log?: (line: string) => void } = {}): Promise<DownReport> {
   const runner = opts.runner ?? processRunner;

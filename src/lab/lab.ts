@@ -2,6 +2,7 @@
 // (joined through the holder processes `up` started), so `check`, `status` and `down` can
 // run from another command than the one that brought it up.
 import { join } from 'node:path';
+import { LabError } from './host.ts';
 import type { NodeView } from './node-view.ts';
 import { isOurs } from './procs.ts';
 import { processRunner, type Runner } from './run.ts';
@@ -30,18 +31,11 @@ export function openLab(stateDir: string, runner: Runner = processRunner): Lab {
   return { stateDir, state, topology, views, runner };
 }
 
-export function view(lab: Lab, node: string): NodeView {
-  const v = lab.views.get(node);
-  if (!v) throw new Error(`no node ${node} in the lab`);
-  if (!v.holder) throw new Error(`the view of ${node} is not running (its holder process is gone): bring the lab down and up again`);
-  return v;
-}
-
 /** The lab must be fully up (not a crashed or half-finished `up`). */
 export function requireUp(lab: Lab): void {
-  if (lab.state.data.phase !== 'up') throw new Error(`the lab in ${lab.stateDir} did not finish coming up: run \`npm run lab -- down\`, then \`up\` again`);
+  if (lab.state.data.phase !== 'up') throw new LabError(`the lab in ${lab.stateDir} did not finish coming up: run \`npm run lab -- down\`, then \`up\` again`);
   const dead = lab.topology.nodes.filter((n) => !lab.views.get(n.name)?.holder);
-  if (dead.length) throw new Error(`the lab's node views of ${dead.map((n) => n.name).join(', ')} are gone: run \`npm run lab -- down\`, then \`up\` again`);
+  if (dead.length) throw new LabError(`the lab's node views of ${dead.map((n) => n.name).join(', ')} are gone: run \`npm run lab -- down\`, then \`up\` again`);
 }
 
 export function capturesDir(lab: Lab): string {

@@ -3,7 +3,7 @@
 // IPAM store (in the node's /var, where its plugin wrote it).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseStore } from '../cni/ipam/store.ts';
+import { parseStore } from '../cni/ipam/format.ts';
 import { PATHS } from '../plan/paths.ts';
 import type { Lab } from './lab.ts';
 import { meshStatus, type PairStatus } from './mesh.ts';

@@ -6,6 +6,7 @@ import { checkMasquerade } from './checks/masquerade.ts';
 import { checkMtu } from './checks/mtu.ts';
 import { checkTraffic } from './checks/traffic.ts';
 import { checkTunnels } from './checks/tunnels.ts';
+import { LabError } from './host.ts';
 import { requireUp, type Lab } from './lab.ts';
 import type { PairStatus } from './mesh.ts';
 import { Reachability } from './probe.ts';
@@ -22,6 +23,9 @@ export interface CheckOptions {
 
 export async function check(lab: Lab, opts: CheckOptions = {}): Promise<CheckReport> {
   requireUp(lab);
+  if (opts.victim !== undefined && !lab.topology.nodes.some((n) => n.name === opts.victim)) {
+    throw new LabError(`--victim ${opts.victim} is not a node of the lab (nodes: ${lab.topology.nodes.map((n) => n.name).join(', ')})`);
+  }
   const wanted = (name: CheckName) => !opts.only || opts.only.includes(name);
   const results: CheckResult[] = [];
   const add = (r: CheckResult) => {

@@ -290,6 +290,7 @@ describe('fail-closed verdict', () => {
       'minion1-pod1 → minion3-pod1',
       'minion3-pod1 → minion1-pod1',
     ]);
+    expect(recoveryFlows(t, podIps, master).map((f) => f.label)).toEqual(['master → minion1-pod1', 'master → minion2-pod1', 'master → minion3-pod1']);
   });
 
   it('passes with no clear-text packet and reports the recovery seconds', () => {

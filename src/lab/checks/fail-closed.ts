@@ -37,14 +37,18 @@ export function victimFlows(t: LabTopology, podIps: Record<string, { ip: string 
   return flows;
 }
 
-/** Flows proving the victim is back: its first pod to one pod of every other node, and every other node's first pod (or the node) to it. */
+/**
+ * Flows proving the victim is back: its first pod (or the node itself, e.g. the master) to
+ * one pod of every other node, and every other node's first pod (or the node) to its pod.
+ */
 export function recoveryFlows(t: LabTopology, podIps: Record<string, { ip: string }>, victim: LabNode): Flow[] {
   const ip = (ns: string) => podIps[ns]?.ip ?? '';
   const mine = victim.pods[0];
   const flows: Flow[] = [];
   for (const n of t.nodes.filter((x) => x !== victim)) {
     const theirs = n.pods[0];
-    if (mine && theirs) flows.push({ ns: mine.ns, label: `${mine.name} → ${theirs.name}`, dst: ip(theirs.ns) });
+    const from = mine ?? victim;
+    if (theirs) flows.push({ ns: from.ns, label: `${from.name} → ${theirs.name}`, dst: ip(theirs.ns) });
     if (mine) flows.push({ ns: (theirs ?? n).ns, label: `${(theirs ?? n).name} → ${mine.name}`, dst: ip(mine.ns) });
   }
   return flows;
@@ -68,19 +72,24 @@ export async function checkFailClosed(lab: Lab, reach: Reachability, victimName?
   for (const p of lab.state.data.processes.filter((x) => x.role === 'strongswan' && x.node === victim.name)) lab.state.removeProcess(p.pid);
 
   const flows = victimFlows(t, pods, victim);
-  const capture = await startCapture(lab, t.wire.ns, t.wire.bridge, `fail-closed-${victim.name}`);
   let answered = 0;
   let lines: string[] = [];
+  let blackholes = '';
+  let restart = 0;
   try {
-    const results = await mapLimit(flows, 24, (f) => ping(lab.runner, f.ns, f.dst, { count: 2, interval: 0.2, wait: 1 }));
-    answered = results.reduce((sum, r) => sum + r.received, 0);
+    const capture = await startCapture(lab, t.wire.ns, t.wire.bridge, `fail-closed-${victim.name}`);
+    try {
+      const results = await mapLimit(flows, 24, (f) => ping(lab.runner, f.ns, f.dst, { count: 2, interval: 0.2, wait: 1 }));
+      answered = results.reduce((sum, r) => sum + r.received, 0);
+    } finally {
+      lines = await capture.stop();
+    }
+    blackholes = (await lab.runner.run(inNetns(victim.ns, ['ip', 'route', 'show', 'type', 'blackhole']), { allowFail: true })).stdout;
   } finally {
-    lines = await capture.stop();
+    // Whatever happened meanwhile, the node gets its strongSwan back.
+    restart = performance.now();
+    await startNodeStrongswan(lab, victim);
   }
-  const blackholes = (await lab.runner.run(inNetns(victim.ns, ['ip', 'route', 'show', 'type', 'blackhole']), { allowFail: true })).stdout;
-
-  const restart = performance.now();
-  await startNodeStrongswan(lab, victim);
   const tunnelsBack = await waitFor(() => upAgain(true), recoveryTimeoutMs, 50);
   const saSeconds = (performance.now() - restart) / 1000;
   const trafficBack =

@@ -55,7 +55,15 @@ export async function checkMtu(lab: Lab, reach: Reachability): Promise<CheckResu
   const linkMtu = Number((JSON.parse(link.stdout) as { mtu: number }[])[0]?.mtu);
   const promised = conflistMtu - ICMP_ECHO_HEADERS;
   const max = t.underlayMtu - ICMP_ECHO_HEADERS;
-  const df = (ns: string) => async (n: number) => (await ping(lab.runner, ns, dstIp, { size: n, dontFragment: true, wait: 1 })).ok;
+  // A refusal (local "message too long", a router's "Frag needed") is final; a lost reply gets a second try.
+  const df = (ns: string) => async (n: number) => {
+    for (let i = 0; i < 2; i++) {
+      const r = await ping(lab.runner, ns, dstIp, { size: n, dontFragment: true, wait: 1 });
+      if (r.ok) return true;
+      if (r.why && /too long|Frag needed/i.test(r.why)) return false;
+    }
+    return false;
+  };
   const [podMax, tunnelMax] = await Promise.all([largestPassing(df(src.ns), promised, max), largestPassing(df(from.ns), promised, max)]);
   return mtuResult({ from: from.name, pod: src.name, dst: dst.name, conflistMtu, linkMtu, podMax, tunnelMax });
 }

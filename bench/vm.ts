@@ -15,6 +15,7 @@ import { DEFAULT_PLUGIN } from '../src/lab/up.ts';
 import { checkReboot } from '../src/lab/vm/checks/reboot.ts';
 import { measureConvergence, type Convergence, type StartAction } from '../src/lab/vm/converge.ts';
 import { ensureImage, recordedBuildSeconds } from '../src/lab/vm/image.ts';
+import { Reachability } from '../src/lab/probe.ts';
 import { processRunner } from '../src/lab/run.ts';
 import { provisionLab, vmUp } from '../src/lab/vm/up.ts';
 
@@ -64,7 +65,7 @@ export async function run(argv: string[]): Promise<number> {
     const recovery: Record<StartAction, number[]> = { start: [], route: [] };
     for (const action of ['start', 'route', 'start', 'route'] as const) {
       rounds[action].push(await measureConvergence(lab, action));
-      const fc = await checkFailClosed(lab);
+      const fc = await checkFailClosed(lab, new Reachability(lab));
       if (!fc.ok) status = 1;
       recovery[action].push(fc.values?.trafficSeconds ?? NaN);
       if (fc.values?.clearPod) console.log(`  ✗ auto=${action}: ${fc.values.clearPod} clear-text pod packets while strongSwan was stopped`);

@@ -5,6 +5,10 @@
 // x64 builds use Bun's "baseline" runtime (no AVX2): the plugin also runs in qemu VMs under
 // software emulation, whose CPU model lacks AVX2, and the default x64 runtime would die with
 // SIGILL there. Bun fetches that runtime from the npm registry on first use.
+// --bytecode: precompiled bytecode instead of parsing the bundle on every start (measured:
+// VERSION 15.7 -> 9.9 ms, user CPU 8.3 -> 3.5 ms). No autoloading of .env / bunfig.toml:
+// the plugin must not read files from whatever directory the runtime starts it in (a .env
+// there would even change its environment), and looking for them costs startup time.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -17,7 +21,11 @@ mkdirSync(dirname(outfile), { recursive: true });
 const bun = join(root, 'node_modules', '.bin', 'bun');
 const build = spawnSync(
   bun,
-  ['build', '--compile', '--minify', `--target=${target}`, join(root, 'src/cni/main.ts'), '--outfile', outfile],
+  [
+    'build', '--compile', '--minify', '--bytecode', `--target=${target}`,
+    '--no-compile-autoload-dotenv', '--no-compile-autoload-bunfig',
+    join(root, 'src/cni/main.ts'), '--outfile', outfile,
+  ],
   { stdio: 'inherit' },
 );
 if (build.status !== 0) process.exit(build.status ?? 1);

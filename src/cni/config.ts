@@ -18,6 +18,7 @@ export interface BuiltinIpamConfig {
   subnet: Cidr;
   gateway: number;
   dataDir: string;
+  lockTimeoutMs: number;
 }
 
 export interface DelegateIpamConfig {
@@ -119,7 +120,9 @@ function builtinIpam(raw: Record<string, unknown>): BuiltinIpamConfig {
     }
     gateway = g;
   }
-  return { kind: 'builtin', subnet, gateway, dataDir: absolutePath(raw, 'dataDir', DEFAULT_DATA_DIR) };
+  const lockTimeoutMs = opt(raw, 'lockTimeoutMs', 'number', 10_000);
+  if (!Number.isInteger(lockTimeoutMs) || lockTimeoutMs < 0) invalid(`'lockTimeoutMs' must be a non-negative integer, got ${lockTimeoutMs}`);
+  return { kind: 'builtin', subnet, gateway, dataDir: absolutePath(raw, 'dataDir', DEFAULT_DATA_DIR), lockTimeoutMs };
 }
 
 function delegateIpam(raw: Record<string, unknown>, ipam: unknown): DelegateIpamConfig {

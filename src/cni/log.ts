@@ -1,7 +1,7 @@
 // One JSON line per invocation. Deliberately not the stdin configuration (it may carry
 // credentials for an external IPAM): command, attachment, outcome, duration.
-import { appendFileSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { SysError } from './sys/libc.ts';
+import { appendText, dirname, mkdirs } from './sys/fs.ts';
 
 export interface LogRecord {
   ts: string;
@@ -23,12 +23,12 @@ export interface LogRecord {
 export function writeLog(path: string, record: LogRecord): void {
   const line = JSON.stringify(record) + '\n';
   try {
-    appendFileSync(path, line);
+    appendText(path, line);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') return reportLogFailure(path, e);
+    if (!(e instanceof SysError && e.errno === 2)) return reportLogFailure(path, e);
     try {
-      mkdirSync(dirname(path), { recursive: true });
-      appendFileSync(path, line);
+      mkdirs(dirname(path));
+      appendText(path, line);
     } catch (e2) {
       reportLogFailure(path, e2);
     }

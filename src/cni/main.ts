@@ -1,15 +1,19 @@
-// ipsec-cni entry point: CNI_* environment + stdin configuration in, Result or error JSON
-// on stdout, exit status 0/1, one log line. Compiled by `bun build --compile` into
-// dist/ipsec-cni (scripts/build-cni.ts).
-import { existsSync, readFileSync, writeSync } from 'node:fs';
+// ipsec-cni entry point and composition root: CNI_* environment + stdin configuration in,
+// Result or error JSON on stdout, exit status 0/1, one log line. Compiled by
+// `bun build --compile` into dist/ipsec-cni (scripts/build-cni.ts).
 import { configVersion, decodeConfig, logFileOf, validateConfig } from './config.ts';
 import type { Call, Deps } from './context.ts';
-import { processRunner } from './exec.ts';
+import { findExecutable, processRunner } from './exec.ts';
+import { BuiltinIpam } from './ipam/builtin.ts';
+import { DelegateIpam } from './ipam/delegate.ts';
 import { flockLocker } from './ipam/flock.ts';
+import type { Ipam } from './ipam/ipam.ts';
+import { FileStore } from './ipam/store.ts';
 import { Links } from './links.ts';
 import { writeLog, type LogRecord } from './log.ts';
 import { DEFAULT_LOG_FILE } from './netconf.ts';
-import { randomMac } from './names.ts';
+import { hostVethName, randomMac } from './names.ts';
+import { exists, readStdin, writeStdout } from './sys/fs.ts';
 import { add } from './commands/add.ts';
 import { check } from './commands/check.ts';
 import { del } from './commands/del.ts';
@@ -29,9 +33,23 @@ const COMMANDS: Record<Exclude<Command, 'VERSION'>, (call: Call) => Result | voi
   STATUS: status,
 };
 
+function store(call: Call): FileStore | undefined {
+  const { config } = call;
+  return config.ipam.kind === 'builtin'
+    ? new FileStore(config.ipam.dataDir, config.name, flockLocker, config.ipam.lockTimeoutMs)
+    : undefined;
+}
+
+function ipam(call: Call): Ipam {
+  const { inv, config } = call;
+  if (config.ipam.kind === 'delegate') return new DelegateIpam(config.ipam, config, inv, processRunner, process.env, findExecutable);
+  const hostVeth = inv.containerId ? hostVethName(inv.containerId, inv.ifname) : '';
+  return new BuiltinIpam(config.ipam, config.name, store(call)!, inv, hostVeth);
+}
+
 function print(value: unknown): void {
-  // writeSync: the process exits right after, and an async write to a pipe could be lost.
-  writeSync(1, JSON.stringify(value) + '\n');
+  // A synchronous write: the process exits right after.
+  writeStdout(JSON.stringify(value) + '\n');
 }
 
 function main(env: Record<string, string | undefined>): number {
@@ -46,7 +64,7 @@ function main(env: Record<string, string | undefined>): number {
     if (command === 'VERSION') {
       print(versionInfo());
     } else {
-      const stdin = readFileSync(0, 'utf8');
+      const stdin = readStdin();
       logFile = logFileOf(stdin) ?? logFile;
       const inv = parseInvocation(env);
       Object.assign(record, { containerId: inv.containerId || undefined, ifname: inv.ifname || undefined, netns: inv.netns || undefined });
@@ -57,15 +75,7 @@ function main(env: Record<string, string | undefined>): number {
       }
       const config = validateConfig(raw);
       record.network = config.name;
-      const deps: Deps = {
-        runner: processRunner,
-        links: new Links(processRunner),
-        locker: flockLocker,
-        env,
-        exists: existsSync,
-        mac: randomMac,
-        now: () => new Date(),
-      };
+      const deps: Deps = { links: new Links(), ipam, store, exists, mac: randomMac };
       const result = COMMANDS[command]({ inv, config, deps });
       if (command === 'ADD' && result) {
         record.ips = (result.ips ?? []).map((ip) => ip.address);

@@ -18,6 +18,8 @@ export interface IpsecCniNetConf {
   gateway?: string;
   /** Directory of the built-in IPAM store (`<dataDir>/<name>.json`). Default `/var/lib/cni/ipsec-cni`. */
   dataDir?: string;
+  /** How long an invocation waits for the store's lock before answering "try again later" (code 11). Default 10000. */
+  lockTimeoutMs?: number;
   /** MTU of both veth ends; the renderer sets underlay MTU minus ESP overhead. Default 1500. */
   mtu?: number;
   /** Enable hairpin mode on the bridge port (a pod reaching itself through a service VIP). */

@@ -1,20 +1,19 @@
 // cluster.yaml → ClusterConfig: parse (YAML, keeping positions), check the structure
 // against the schema, fill defaults, then check the rules that span keys. Any problem
 // throws one ConfigError listing all of them with file:line and a fix.
-import { Ajv, type ErrorObject } from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
 import { readFileSync } from 'node:fs';
 import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document, type Node } from 'yaml';
-import { parseCidr, parseIpv4 } from '../plan/ipv4.ts';
+import { parseCidr } from '../plan/ipv4.ts';
 import { applyDefaults, type ClusterConfig } from './defaults.ts';
 import { ConfigError, formatPath, type ConfigIssue } from './errors.ts';
-import { clusterSchema, type RawClusterConfig } from './schema.ts';
+import type { RawClusterConfig } from './schema.ts';
+import { validate } from './structure.generated.ts';
 import { validateCluster } from './validate.ts';
 
-// verbose: errors carry their schema, whose description becomes the hint in the message.
-const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true });
-ajv.addFormat('ipv4', (s: string) => parseIpv4(s) !== undefined);
-ajv.addFormat('ipv4-cidr', (s: string) => parseCidr(s).ok);
-const validateStructure = ajv.compile(clusterSchema);
+// The schema's validator, precompiled by ajv (`npm run schema`): compiling it at every
+// start of the CLI cost more than everything else the render does for a warm cluster.
+const validateStructure = validate as ValidateFunction<RawClusterConfig>;
 
 export function loadClusterFile(file: string): ClusterConfig {
   let text: string;

@@ -16,8 +16,8 @@ export interface LabBackend {
   startStrongswan(node: string): Promise<void>;
   /** Stops strongSwan on the node as `systemctl stop` would. */
   stopStrongswan(node: string): Promise<void>;
-  /** Whether strongSwan runs on the node, in words for `status` ("running (pids 1 2)", "active"). */
-  strongswanState(node: string): Promise<{ running: boolean; detail: string }>;
+  /** Whether strongSwan runs on the node: its PIDs, and in words for `status` ("running (pids 1 2)", "active"). */
+  strongswanState(node: string): Promise<{ pids: number[]; detail: string }>;
   /** Throws, naming the cause, unless every node of the lab is there to be used. */
   requireUp(): void;
   /** tcpdump inside a VM (namespaces of this host are captured by capture.ts itself). */

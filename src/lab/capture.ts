@@ -60,7 +60,7 @@ export interface CaptureSummary {
   esp: number;
   /** Of those, ESP in UDP 4500 (NAT-T, or strongSwan's userspace ESP); the rest is raw ESP. */
   espUdp: number;
-  /** IKE on UDP 500/4500 (including NAT-T keepalives). */
+  /** IKE on UDP 500/4500 (including NAT-T keepalives and port-unreachable answers to IKE). */
   ike: number;
   /** IPv4 packets from or to the pod range in clear text. */
   clearPod: string[];
@@ -70,6 +70,8 @@ export interface CaptureSummary {
   nonIp: number;
 }
 
+/** A node answering IKE while its charon is down: "ICMP 192.168.10.23 udp port 500 unreachable". */
+const IKE_ICMP_ERROR = /^ICMP \S+ udp port (500|4500) unreachable/;
 const IPV4_LINE = /^IP (\d+\.\d+\.\d+\.\d+)(?:\.(\d+))? > (\d+\.\d+\.\d+\.\d+)(?:\.(\d+))?: (.*)$/;
 
 /** Classifies `tcpdump -nn -t` lines of an underlay capture. */
@@ -90,12 +92,17 @@ export function classifyCapture(lines: string[], podCidr: string): CaptureSummar
     else if (rest.includes('UDP-encap: ESP(')) {
       s.esp++;
       s.espUdp++;
-    }
-    else if (ports.some((p) => p === 500 || p === 4500)) s.ike++;
+    } else if (ports.some((p) => p === 500 || p === 4500) || IKE_ICMP_ERROR.test(rest)) s.ike++;
     else if (inPods(src) || inPods(dst)) s.clearPod.push(line);
     else s.otherIp.push(line);
   }
   return s;
+}
+
+/** Addresses and protocol of an IPv4 line (`IP 10.240.1.2 > 10.240.2.2: ICMP echo request…` → ICMP). */
+export function flowOf(line: string): { src: string; dst: string; proto: string } | undefined {
+  const m = IPV4_LINE.exec(line);
+  return m ? { src: m[1]!, dst: m[3]!, proto: m[5]!.split(/[\s,]/)[0]! } : undefined;
 }
 
 /** Sources of ICMP echo requests in a capture (`IP a > b: ICMP echo request…`). */

@@ -6,9 +6,11 @@ import { checkMasquerade } from './checks/masquerade.ts';
 import { checkMtu } from './checks/mtu.ts';
 import { checkTraffic } from './checks/traffic.ts';
 import { checkTunnels } from './checks/tunnels.ts';
+import { LabError } from './host.ts';
 import { requireUp, type Lab } from './lab.ts';
 import { isVmBackend } from './vm/backend.ts';
 import type { PairStatus } from './mesh.ts';
+import { Reachability } from './probe.ts';
 import { CHECK_NAMES, report, type CheckName, type CheckReport, type CheckResult } from './report.ts';
 
 export interface CheckOptions {
@@ -26,6 +28,9 @@ export interface CheckOptions {
 
 export async function check(lab: Lab, opts: CheckOptions = {}): Promise<CheckReport> {
   requireUp(lab);
+  if (opts.victim !== undefined && !lab.topology.nodes.some((n) => n.name === opts.victim)) {
+    throw new LabError(`--victim ${opts.victim} is not a node of the lab (nodes: ${lab.topology.nodes.map((n) => n.name).join(', ')})`);
+  }
   // A VM's master ssh connection ends with the process that opened it, or a reboot.
   if (isVmBackend(lab.backend)) await lab.backend.connect();
   const wanted = (name: CheckName) => !opts.only || opts.only.includes(name);
@@ -35,19 +40,20 @@ export async function check(lab: Lab, opts: CheckOptions = {}): Promise<CheckRep
     opts.onResult?.(r);
   };
   let pairs: PairStatus[] = [];
+  const reach = new Reachability(lab);
   await guarded(['tunnels'], add, async () => {
     const t = await checkTunnels(lab);
     pairs = t.pairs;
     return [t.result];
   });
   if (wanted('pings') || wanted('capture')) {
-    await guarded(['pings', 'capture'], add, async () => (await checkTraffic(lab, pairs)).filter((r) => wanted(r.name)));
+    await guarded(['pings', 'capture'], add, async () => (await checkTraffic(lab, pairs, reach)).filter((r) => wanted(r.name)));
   }
   if (wanted('masquerade')) await guarded(['masquerade'], add, async () => [await checkMasquerade(lab, pairs)]);
-  if (wanted('mtu')) await guarded(['mtu'], add, async () => [await checkMtu(lab)]);
+  if (wanted('mtu')) await guarded(['mtu'], add, async () => [await checkMtu(lab, reach)]);
   const vm = isVmBackend(lab.backend) ? await import('./vm/checks.ts') : undefined;
   for (const c of vm?.beforeFailClosed ?? []) if (wanted(c.name)) await guarded([c.name], add, async () => [await c.run(lab, opts)]);
-  if (wanted('fail-closed')) await guarded(['fail-closed'], add, async () => [await checkFailClosed(lab, opts.victim)]);
+  if (wanted('fail-closed')) await guarded(['fail-closed'], add, async () => [await checkFailClosed(lab, reach, opts.victim)]);
   for (const c of vm?.afterFailClosed ?? []) if (wanted(c.name)) await guarded([c.name], add, async () => [await c.run(lab, opts)]);
   return report(lab.topology.prefix, results);
 }

@@ -1,7 +1,8 @@
 // `kube-ipsec lab up | check | status | down`: the rendered cluster's pod network in network
 // namespaces on this host (root), proven with real strongSwan, the real plugin and tcpdump.
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { clusterPaths, CLUSTER_OPTIONS, commandLine } from '../cli-args.ts';
 import { ConfigError } from '../config/errors.ts';
 import type { EspMode } from '../plan/mtu.ts';
 import { check } from './check.ts';
@@ -48,12 +49,12 @@ options:
 `;
 
 export async function main(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
+  const o = commandLine(HELP, () => {
+    const { values, positionals } = parseArgs({
       args: argv,
       options: {
-        config: { type: 'string', default: 'cluster.yaml' },
+        config: CLUSTER_OPTIONS.config,
+        help: CLUSTER_OPTIONS.help,
         state: { type: 'string' },
         prefix: { type: 'string', default: 'kil' },
         out: { type: 'string' },
@@ -67,30 +68,24 @@ export async function main(argv: string[]): Promise<number> {
         victim: { type: 'string' },
         only: { type: 'string' },
         json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
       },
       allowPositionals: true,
     });
-  } catch (err) {
-    console.error(`${(err as Error).message}\n\n${HELP}`);
-    return 2;
-  }
-  const { values: o, positionals } = parsed;
-  const [command, ...extra] = positionals;
-  if (o.help || !command) {
-    (o.help ? console.log : console.error)(HELP);
-    return o.help ? 0 : 2;
-  }
-  if (extra.length || !['up', 'check', 'status', 'down'].includes(command)) {
-    console.error(`unknown command: ${positionals.join(' ')}\n\n${HELP}`);
+    return { ...values, positionals };
+  });
+  if (typeof o === 'number') return o;
+  const [command, ...extra] = o.positionals;
+  if (!command || extra.length || !['up', 'check', 'status', 'down'].includes(command)) {
+    console.error(`${command ? `unknown command: ${o.positionals.join(' ')}` : 'which command?'}\n\n${HELP}`);
     return 2;
   }
   if (process.getuid?.() !== 0) {
     console.error('the lab needs root (network namespaces, mounts, strongSwan): run it as root, e.g. `sudo npm run lab -- ' + command + '`');
     return 2;
   }
-  const configFile = resolve(o.config);
-  const stateDir = resolve(o.state ?? join(dirname(configFile), '.kube-ipsec', 'lab'));
+  // The lab's own directory inside the cluster's state dir (.kube-ipsec/lab next to the config).
+  const { configFile, stateDir: clusterState } = clusterPaths({ config: o.config, out: 'out' });
+  const stateDir = resolve(o.state ?? join(clusterState, 'lab'));
   const only = o.only?.split(',').filter(Boolean) as CheckName[] | undefined;
   const pods = Number(o.pods);
   try {

@@ -1,9 +1,10 @@
 // `lab down`: removes what the lab created and nothing else. Pods are deleted through the
 // plugin (as the kubelet would) while their node still runs; then the recorded processes
 // are stopped by PID — strongSwan's starter before its charon, the node views last — each
-// only while it still is the program the lab started, in a lab namespace; then the lab's
-// namespaces (recorded, or carrying its prefix) and its files. Idempotent, and safe after an
-// `up` that crashed at any point.
+// only while it still is the program the lab started, in a lab namespace; after a crashed
+// `up`, daemons whose start was still in flight are found the same way (a lab program inside
+// a lab namespace). Then the lab's namespaces (recorded, or carrying its prefix) and its
+// files. Idempotent, and safe after an `up` that crashed at any point.
 import { existsSync, readdirSync, readFileSync, rmSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { openLab, type Lab } from './lab.ts';
@@ -20,7 +21,7 @@ export interface DownReport {
   podsDeleted: number;
   processes: StopReport;
   namespaces: string[];
-  /** Processes still inside lab namespaces that the lab did not start (left alone). */
+  /** Processes still inside lab namespaces that are none of the lab's programs (left alone). */
   strangers: { pid: number; comm: string; ns: string }[];
   /** Mounts of the lab's files still held somewhere (files are then kept). */
   mountsLeft: string[];
@@ -31,7 +32,7 @@ export interface DownReport {
 }
 
 /** Files and directories the lab writes into its state dir (and nothing else is removed). */
-export const LAB_FILES = [STATE_FILE, 'nodes', 'out', 'pki', 'cluster.yaml', 'captures', 'vms', 'ssh'];
+const LAB_FILES = [STATE_FILE, 'nodes', 'out', 'pki', 'cluster.yaml', 'captures', 'vms', 'ssh'];
 
 export async function down(stateDir: string, opts: { runner?: Runner; log?: (line: string) => void } = {}): Promise<DownReport> {
   const runner = opts.runner ?? processRunner;
@@ -52,7 +53,18 @@ export async function down(stateDir: string, opts: { runner?: Runner; log?: (lin
     const lab = openLab(stateDir, runner);
     report.podsDeleted = await deletePods(lab, report.warnings);
     report.processes = await stopProcesses(processGroups(lab));
+    // An `up` that crashed may have left starts in flight whose daemons appear only now: stop
+    // the lab's own programs found inside the lab's namespaces; let short-lived commands end.
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      const found = processesIn(names);
+      const daemons = found.filter((p) => LAB_DAEMONS.has(p.comm)).map((p): LabProcess => ({ ...p, role: p.comm === 'sleep' ? 'view' : p.comm === 'tcpdump' ? 'capture' : 'strongswan', what: `${p.comm} in ${p.ns}` }));
+      if (daemons.length) merge(report.processes, await stopProcesses([daemons.filter((p) => p.comm === 'starter'), daemons.filter((p) => p.comm !== 'starter')]));
+      if (!found.length || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
     for (const p of report.processes.survivors) report.warnings.push(`${p.what} (pid ${p.pid}) survived SIGKILL`);
+
     report.strangers = processesIn(names);
     for (const s of report.strangers) report.warnings.push(`pid ${s.pid} (${s.comm}) in ${s.ns} was not started by the lab: left alone (its namespace lives on until it exits)`);
     report.namespaces = await deleteNamespaces(runner, names);
@@ -71,6 +83,15 @@ export async function down(stateDir: string, opts: { runner?: Runner; log?: (lin
     }
   }
   return report;
+}
+
+/** Long-running programs the lab starts in its namespaces (node views, strongSwan, captures). */
+const LAB_DAEMONS = new Set(['sleep', 'starter', 'charon', 'tcpdump']);
+
+function merge(into: StopReport, more: StopReport): void {
+  into.stopped.push(...more.stopped);
+  into.skipped.push(...more.skipped);
+  into.survivors.push(...more.survivors);
 }
 
 /** CNI DEL of every pod whose node still runs (best effort: down goes on regardless). */

@@ -5,10 +5,11 @@ import { join } from 'node:path';
 import type { LabBackend } from './backend.ts';
 import { netnsBackend } from './netns-backend.ts';
 import { vmBackend } from './vm/backend.ts';
+import { LabError } from './host.ts';
 import type { NodeView } from './node-view.ts';
 import { isOurs } from './procs.ts';
 import { processRunner, type Runner } from './run.ts';
-import { LabState, nodeDir, type LabProcess } from './state.ts';
+import { LabState, nodeDir } from './state.ts';
 import type { LabNode, LabTopology } from './topology.ts';
 
 export interface Lab {
@@ -38,12 +39,8 @@ export function openLab(stateDir: string, runner: Runner = processRunner): Lab {
 
 /** The lab must be fully up (not a crashed or half-finished `up`). */
 export function requireUp(lab: Lab): void {
-  if (lab.state.data.phase !== 'up') throw new Error(`the lab in ${lab.stateDir} did not finish coming up: run \`npm run lab -- down\`, then \`up\` again`);
+  if (lab.state.data.phase !== 'up') throw new LabError(`the lab in ${lab.stateDir} did not finish coming up: run \`npm run lab -- down\`, then \`up\` again`);
   lab.backend.requireUp();
-}
-
-export function recordProcess(lab: Lab, p: LabProcess): void {
-  lab.state.addProcess(p);
 }
 
 export function capturesDir(lab: Lab): string {

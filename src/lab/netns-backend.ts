@@ -1,12 +1,14 @@
 // The namespace lab's backend: nodes are network namespaces on this host, each with its
 // own view of the file system (node-view.ts) joined through the holder process `up` left.
 import type { LabBackend } from './backend.ts';
+import { LabError } from './host.ts';
 import { inNetns } from './network.ts';
 import { inNode, type NodeView } from './node-view.ts';
 import { isOurs } from './procs.ts';
 import type { Runner } from './run.ts';
 import type { LabState } from './state.ts';
-import { startStrongswan, stopStrongswan, strongswanProcesses } from './strongswan.ts';
+import { startNodeStrongswan } from './start.ts';
+import { stopStrongswan, strongswanProcesses } from './strongswan.ts';
 import { nodeNamed, type LabTopology } from './topology.ts';
 
 export interface NetnsParts {
@@ -20,22 +22,16 @@ export function netnsBackend(lab: NetnsParts): LabBackend {
   const view = (node: string): NodeView => {
     const v = lab.views.get(node);
     if (!v) throw new Error(`no node ${node} in the lab`);
-    if (!v.holder) throw new Error(`the view of ${node} is not running (its holder process is gone): bring the lab down and up again`);
+    if (!v.holder) throw new LabError(`the view of ${node} is not running (its holder process is gone): bring the lab down and up again`);
     return v;
-  };
-  const recordStrongswan = (node: string) => {
-    const ns = nodeNamed(lab.topology, node).ns;
-    for (const p of strongswanProcesses(view(node))) {
-      lab.state.addProcess({ pid: p.pid, comm: p.comm, ns, role: 'strongswan', node, what: `${p.comm} of ${node}` });
-    }
   };
   return {
     kind: 'netns',
     onNode: (node, argv) => inNode(view(node), argv),
     inNs: (ns, argv) => inNetns(ns, argv),
     async startStrongswan(node) {
-      await startStrongswan(lab.runner, view(node));
-      recordStrongswan(node);
+      view(node);
+      await startNodeStrongswan(lab, nodeNamed(lab.topology, node));
     },
     async stopStrongswan(node) {
       await stopStrongswan(lab.runner, view(node));
@@ -46,11 +42,11 @@ export function netnsBackend(lab: NetnsParts): LabBackend {
       const pids = strongswanProcesses(lab.views.get(node)!)
         .filter((p) => isOurs({ ...p, ns, role: 'strongswan', what: '' }))
         .map((p) => p.pid);
-      return { running: pids.length > 0, detail: pids.length ? `running (pids ${pids.join(' ')})` : 'STOPPED' };
+      return { pids, detail: pids.length ? `running (pids ${pids.join(' ')})` : 'STOPPED' };
     },
     requireUp() {
       const dead = lab.topology.nodes.filter((n) => !lab.views.get(n.name)?.holder);
-      if (dead.length) throw new Error(`the lab's node views of ${dead.map((n) => n.name).join(', ')} are gone: run \`npm run lab -- down\`, then \`up\` again`);
+      if (dead.length) throw new LabError(`the lab's node views of ${dead.map((n) => n.name).join(', ')} are gone: run \`npm run lab -- down\`, then \`up\` again`);
     },
   };
 }

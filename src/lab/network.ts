@@ -39,9 +39,13 @@ export async function buildNetwork(runner: Runner, t: LabTopology): Promise<void
 
 /** Deletes the given namespaces that still exist; everything inside goes with them. */
 export async function deleteNamespaces(runner: Runner, names: string[]): Promise<string[]> {
-  const present = new Set(readdirSafe());
-  const doomed = names.filter((n) => present.has(n));
-  if (doomed.length) await ipBatch(runner, undefined, doomed.map((ns) => `netns del ${ns}`));
+  const doomed = names.filter((n) => new Set(readdirSafe()).has(n));
+  if (!doomed.length) return [];
+  // -force: one that vanished meanwhile does not stop the others.
+  await runner.run(['ip', '-force', '-batch', '-'], { input: doomed.map((ns) => `netns del ${ns}`).join('\n') + '\n', allowFail: true, timeoutMs: 30_000 });
+  const left = new Set(readdirSafe());
+  const failed = doomed.filter((n) => left.has(n));
+  if (failed.length) throw new Error(`could not delete the namespaces ${failed.join(', ')}`);
   return doomed;
 }
 

@@ -43,6 +43,22 @@ export async function reaches(lab: LabExec, ns: string, dst: string, tries = 2, 
   return false;
 }
 
+/**
+ * Who reaches whom, found out once per `check`: the ping matrix records every probe, later
+ * checks (MTU path, fail-closed baseline) ask here before pinging again.
+ */
+export class Reachability {
+  private readonly known = new Map<string, boolean>();
+  constructor(private readonly lab: LabExec) {}
+
+  async reaches(ns: string, dst: string): Promise<boolean> {
+    const key = `${ns}>${dst}`;
+    let ok = this.known.get(key);
+    if (ok === undefined) this.known.set(key, (ok = await reaches(this.lab, ns, dst)));
+    return ok;
+  }
+}
+
 /** Maps `items` through `fn` with at most `limit` running at once, keeping order. */
 export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);

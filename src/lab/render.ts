@@ -11,6 +11,7 @@ import { PATHS } from '../plan/paths.ts';
 import { planCluster, type Plan } from '../plan/plan.ts';
 import type { RenderedFile } from '../render/files.ts';
 import { runRender } from '../render/pipeline.ts';
+import { LabError } from './host.ts';
 
 export interface LabFiles {
   plan: Plan;
@@ -50,7 +51,7 @@ export function useRendered(configFile: string, outDir: string, espMode: EspMode
     const conf = files.find((f) => f.path === PATHS.strongswanConf);
     const loadsLibipsec = conf !== undefined && /kernel-libipsec\s*\{[^}]*load\s*=\s*yes/.test(conf.content);
     if (loadsLibipsec !== (espMode === 'userspace')) {
-      throw new Error(
+      throw new LabError(
         `${join(outDir, node, PATHS.strongswanConf)} ${loadsLibipsec ? 'loads' : 'does not load'} kernel-libipsec, but the lab runs with ESP in the ${espMode === 'userspace' ? 'userspace (this kernel has no ESP)' : 'kernel'}: ` +
           `render with \`ipsec.espMode: ${espMode}\`, or let the lab render (omit --out)`,
       );
@@ -63,7 +64,7 @@ export function readOutDir(outDir: string, plan: Plan): Map<string, RenderedFile
   const nodes = new Map<string, RenderedFile[]>();
   for (const n of plan.nodes) {
     const root = join(outDir, n.name);
-    if (!existsSync(root)) throw new Error(`${root} does not exist: ${outDir} was not rendered from this cluster.yaml (no node ${n.name})`);
+    if (!existsSync(root)) throw new LabError(`${root} does not exist: ${outDir} was not rendered from this cluster.yaml (no node ${n.name})`);
     nodes.set(n.name, readTree(root));
   }
   return nodes;

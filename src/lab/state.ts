@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EspMode } from '../plan/mtu.ts';
+import { LabError } from './host.ts';
 import type { LabTopology } from './topology.ts';
 import type { VmLayout } from './vm/layout.ts';
 import type { Accel } from './vm/qemu.ts';
@@ -97,7 +98,7 @@ export class LabState {
 
   static open(dir: string): LabState {
     const data = readState(dir);
-    if (!data) throw new Error(`no lab in ${dir} (no ${STATE_FILE}); start one with \`npm run lab -- up\``);
+    if (!data) throw new LabError(`no lab in ${dir} (no ${STATE_FILE}); start one with \`npm run lab -- up\``);
     return new LabState(dir, data);
   }
 

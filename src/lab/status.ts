@@ -2,7 +2,7 @@
 // strongSwan per node and its tunnels, each pod's live address and MTU, and the node's own
 // IPAM store (in the node's /var, where its plugin wrote it).
 import { join } from 'node:path';
-import { parseStore } from '../cni/ipam/store.ts';
+import { parseStore } from '../cni/ipam/format.ts';
 import { PATHS } from '../plan/paths.ts';
 import { readNodeFile, type LabExec } from './backend.ts';
 import type { Lab } from './lab.ts';
@@ -26,9 +26,10 @@ export interface NodeStatus {
   role: string;
   ip: string;
   podSubnet: string;
-  /** strongSwan as the backend sees it: "running (pids …)" or "STOPPED" in namespaces, the unit's state in VMs. */
-  strongswan: string;
-  strongswanRunning: boolean;
+  /** PIDs of starter and charon that are alive and ours (in a VM: the unit's main PID, inside it). */
+  strongswan: number[];
+  /** In words: "running (pids …)" or "STOPPED" in namespaces, the unit's state in VMs. */
+  strongswanState: string;
   pods: PodStatus[];
   /** Allocations in the node's IPAM store. */
   allocations: number;
@@ -70,7 +71,7 @@ export async function labStatus(lab: Lab): Promise<LabStatus> {
           return { name: p.name, ns: p.ns, ip, ...(mtu !== undefined && { mtu }), ...(stored && { stored }) };
         }),
       );
-      return { name: n.name, role: n.role, ip: n.ip, podSubnet: n.podSubnet, strongswan: strongswan.detail, strongswanRunning: strongswan.running, pods, allocations: Object.keys(store).length };
+      return { name: n.name, role: n.role, ip: n.ip, podSubnet: n.podSubnet, strongswan: strongswan.pids, strongswanState: strongswan.detail, pods, allocations: Object.keys(store).length };
     }),
   );
   const pairs = await meshStatus(lab);
@@ -113,7 +114,7 @@ export function formatStatus(s: LabStatus): string {
     for (const v of s.vms) out.push(`  ${v.node.padEnd(10)} qemu ${v.running ? `pid ${v.pid}` : 'NOT RUNNING'}, ssh root@${v.mgmtIp}${v.bootSeconds !== undefined ? `, booted to sshd in ${v.bootSeconds.toFixed(1)} s` : ''}`);
     out.push('');
   }
-  const rows = s.nodes.map((n) => [n.name, n.role, n.ip, n.podSubnet, n.strongswan, `${n.allocations} IPs`]);
+  const rows = s.nodes.map((n) => [n.name, n.role, n.ip, n.podSubnet, n.strongswanState, `${n.allocations} IPs`]);
   const head = ['node', 'role', 'underlay', 'pod subnet', 'strongSwan', 'IPAM store'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   for (const r of [head, ...rows]) out.push(r.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd());

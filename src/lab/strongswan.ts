@@ -1,6 +1,6 @@
 // strongSwan in a node namespace, started the way the node's unit does (`ipsec start`:
 // starter reads /etc/ipsec.conf and supervises charon), with the node's own /etc and /run.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { inNode, runDir, type NodeView } from './node-view.ts';
 import { waitFor, type Runner } from './run.ts';
@@ -19,11 +19,16 @@ export function strongswanPids(view: NodeView): number[] {
  * loads them through the control socket once charon is up).
  */
 export async function startStrongswan(runner: Runner, view: NodeView, timeoutMs = 15_000): Promise<number[]> {
+  const ctl = join(runDir(view), 'charon.ctl');
+  // A charon that was stopped may leave its socket behind; waiting for it would then be no wait.
+  if (!strongswanPids(view).some(alive)) rmSync(ctl, { force: true });
   await ipsec(runner, view, ['start']);
+  // charon's control socket first (a file check, no process), then ask for the connections.
+  await waitFor(async () => existsSync(ctl), timeoutMs, 10);
   const up = await waitFor(async () => {
     const r = await ipsec(runner, view, ['statusall'], true);
     return r.code === 0 && /^Connections:/m.test(r.stdout);
-  }, timeoutMs);
+  }, timeoutMs, 50);
   if (!up) throw new Error(`strongSwan in ${view.ns} did not come up within ${timeoutMs} ms`);
   return strongswanPids(view);
 }

@@ -2,19 +2,18 @@
 // underlay bridge holding the nodes' real IPs, an upstream router, each node booted from
 // its own rendered tree, real strongSwan from the rendered ipsec.conf/secrets, and pods made
 // by the compiled plugin with each node's rendered conflist.
-import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { EspMode } from '../plan/mtu.ts';
 import { bootNode, installNode } from './boot.ts';
 import { chooseEspMode, LabError, preflight } from './host.ts';
 import { viewOf, type Lab } from './lab.ts';
-import { meshStatus } from './mesh.ts';
 import { buildNetwork, prefixedNamespaces } from './network.ts';
 import { netnsBackend } from './netns-backend.ts';
 import { openView, type NodeView } from './node-view.ts';
 import { addPod } from './pods.ts';
-import { processRunner, waitFor, type Runner } from './run.ts';
+import { processRunner, type Runner } from './run.ts';
+import { startMesh } from './start.ts';
 import { readState, LabState, STATE_FILE } from './state.ts';
 import { renderForLab, useRendered } from './render.ts';
 import { labNamespaces, labTopology } from './topology.ts';
@@ -35,7 +34,7 @@ export interface UpOptions {
   plugin?: string;
   runner?: Runner;
   log?: (line: string) => void;
-  /** How long to wait for every IKE/CHILD SA pair (not converging is reported, not thrown). */
+  /** How long to wait for every IKE/CHILD SA pair (default 10 s; not converging is reported, not thrown). */
   convergeTimeoutMs?: number;
 }
 
@@ -79,13 +78,13 @@ export async function up(opts: UpOptions): Promise<Lab> {
   );
   log(`nodes booted (rendered tree, sysctl.d, node-network): ${clock()}`);
 
-  const started = performance.now();
-  await Promise.all(topology.nodes.map((node) => lab.backend.startStrongswan(node.name)));
-  log(`strongSwan started on every node: ${clock()}`);
-  const converged = await waitFor(async () => (await meshStatus(lab)).every((p) => p.up), opts.convergeTimeoutMs ?? 20_000, 50);
-  const convergedIn = converged ? (performance.now() - started) / 1000 : undefined;
+  const convergedIn = (await startMesh(lab, opts.convergeTimeoutMs ?? 10_000)).converged;
   state.update(convergedIn === undefined ? {} : { convergedIn });
-  log(converged ? `every IKE/CHILD SA pair up ${convergedIn!.toFixed(2)} s after launching charon` : `not every IKE/CHILD SA pair is up after ${clock()} (\`check\` says which)`);
+  log(
+    convergedIn !== undefined
+      ? `strongSwan on every node; every IKE/CHILD SA pair up ${convergedIn.toFixed(2)} s after launching charon`
+      : `strongSwan on every node, but not every IKE/CHILD SA pair is up after ${clock()} (\`check\` says which)`,
+  );
   clock();
 
   const pods = await Promise.all(
@@ -104,8 +103,4 @@ function stopwatch(): () => string {
     last = now;
     return `${ms} ms`;
   };
-}
-
-export function stateExists(stateDir: string): boolean {
-  return existsSync(join(stateDir, STATE_FILE));
 }

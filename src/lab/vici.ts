@@ -78,30 +78,29 @@ const list = (v: ViciValue | undefined): string[] => (Array.isArray(v) ? v : typ
 const sections = (v: ViciValue | undefined): [string, ViciSection][] =>
   v && typeof v === 'object' && !Array.isArray(v) ? (Object.entries(v).filter(([, s]) => typeof s === 'object' && !Array.isArray(s)) as [string, ViciSection][]) : [];
 
+/** The named sections of every message of one type (e.g. each IKE_SA of every `list-sa event`). */
+function entries(text: string, type: string): [string, ViciSection][] {
+  return parseViciPretty(text)
+    .filter((m) => m.type === type)
+    .flatMap((m) => sections(m.body));
+}
+
 /** `swanctl --list-sas --pretty` → IKE_SAs with their CHILD_SAs. */
 export function ikeSas(text: string): IkeSa[] {
-  return parseViciPretty(text)
-    .filter((m) => m.type === 'list-sa event')
-    .flatMap((m) =>
-      sections(m.body).map(([conn, sa]) => ({
-        conn,
-        state: str(sa.state),
-        remoteHost: str(sa['remote-host']),
-        children: sections(sa['child-sas']).map(([, c]) => ({ name: str(c.name), state: str(c.state), localTs: list(c['local-ts']), remoteTs: list(c['remote-ts']) })),
-      })),
-    );
+  return entries(text, 'list-sa event').map(([conn, sa]) => ({
+    conn,
+    state: str(sa.state),
+    remoteHost: str(sa['remote-host']),
+    children: sections(sa['child-sas']).map(([, c]) => ({ name: str(c.name), state: str(c.state), localTs: list(c['local-ts']), remoteTs: list(c['remote-ts']) })),
+  }));
 }
 
 /** `swanctl --list-conns --pretty` → the connections charon loaded (from ipsec.conf too). */
 export function conns(text: string): Conn[] {
-  return parseViciPretty(text)
-    .filter((m) => m.type === 'list-conn event')
-    .flatMap((m) =>
-      sections(m.body).map(([name, c]) => ({
-        name,
-        localAddrs: list(c.local_addrs),
-        remoteAddrs: list(c.remote_addrs),
-        children: sections(c.children).map(([child, cc]) => ({ name: child, localTs: list(cc['local-ts']), remoteTs: list(cc['remote-ts']) })),
-      })),
-    );
+  return entries(text, 'list-conn event').map(([name, c]) => ({
+    name,
+    localAddrs: list(c.local_addrs),
+    remoteAddrs: list(c.remote_addrs),
+    children: sections(c.children).map(([child, cc]) => ({ name: child, localTs: list(cc['local-ts']), remoteTs: list(cc['remote-ts']) })),
+  }));
 }

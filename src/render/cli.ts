@@ -1,6 +1,7 @@
 // `kube-ipsec render`: preview every file of every node without VMs.
-import { dirname, join, relative, resolve } from 'node:path';
+import { relative } from 'node:path';
 import { parseArgs } from 'node:util';
+import { clusterPaths, CLUSTER_OPTIONS, commandLine } from '../cli-args.ts';
 import { ConfigError } from '../config/errors.ts';
 import { runRender } from './pipeline.ts';
 
@@ -17,37 +18,27 @@ const HELP = `usage: npm run render -- [options]
 `;
 
 export async function main(argv: string[]): Promise<number> {
-  let args;
-  try {
-    args = parseArgs({
+  const args = commandLine(HELP, () =>
+    parseArgs({
       args: argv,
       options: {
-        config: { type: 'string', default: 'cluster.yaml' },
-        out: { type: 'string', default: 'out' },
-        state: { type: 'string' },
+        ...CLUSTER_OPTIONS,
         node: { type: 'string' },
         diff: { type: 'boolean', default: false },
         reissue: { type: 'string', multiple: true },
-        help: { type: 'boolean', short: 'h', default: false },
       },
       allowPositionals: false,
-    }).values;
-  } catch (err) {
-    console.error(`${(err as Error).message}\n\n${HELP}`);
-    return 2;
-  }
-  if (args.help) {
-    console.log(HELP);
-    return 0;
-  }
-  const configFile = resolve(args.config);
+    }).values,
+  );
+  if (typeof args === 'number') return args;
+  const { configFile, outDir, stateDir } = clusterPaths(args);
   const reissueIds = (args.reissue ?? []).flatMap((r) => r.split(',')).filter(Boolean);
   const started = performance.now();
   try {
     const result = await runRender({
       configFile,
-      outDir: resolve(args.out),
-      stateDir: resolve(args.state ?? join(dirname(configFile), '.kube-ipsec')),
+      outDir,
+      stateDir,
       ...(args.node !== undefined && { node: args.node }),
       ...(reissueIds.length && { reissue: reissueIds.includes('all') ? 'all' : reissueIds }),
       diff: args.diff,
@@ -59,7 +50,7 @@ export async function main(argv: string[]): Promise<number> {
       console.error(pkiLine.replace('issued', 'would issue'));
     } else {
       const w = result.written!;
-      const out = relative(process.cwd(), resolve(args.out)) || '.';
+      const out = relative(process.cwd(), outDir) || '.';
       console.log(pkiLine);
       console.log(
         `${out}/${args.node ? `${args.node}/` : ''}: ${w.written.length} written, ${w.unchanged} unchanged, ${w.removed.length} removed ` +

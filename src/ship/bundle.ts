@@ -10,7 +10,7 @@ import { artifactMembers } from '../render/artifacts.ts';
 import type { RenderedCluster } from '../render/index.ts';
 import { restartRules, type RestartRule } from '../render/restarts.ts';
 import { EXECUTABLE } from '../render/files.ts';
-import { ShipError } from './ssh.ts';
+import { ShipError } from './transport.ts';
 
 export interface ShipFile {
   /** Absolute path on the node. */

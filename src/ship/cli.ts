@@ -4,17 +4,19 @@
 // `vagrant provision`.
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { clusterPaths, CLUSTER_OPTIONS, commandLine } from '../cli-args.ts';
 import { ConfigError } from '../config/errors.ts';
 import { loadClusterFile } from '../config/load.ts';
 import { planCluster, type Plan } from '../plan/plan.ts';
 import { runRender } from '../render/pipeline.ts';
 import type { RenderedCluster } from '../render/index.ts';
 import { hashFileCached, nodeBundles, type LocalFile, type NodeBundle } from './bundle.ts';
-import { formatBytes, shipNode, type NodeResult } from './session.ts';
-import { connectSsh, ShipError } from './ssh.ts';
+import { emptyResult, formatBytes, shipNode, type NodeResult } from './session.ts';
+import { connectSsh } from './ssh.ts';
+import { ShipError } from './transport.ts';
 import { resolveTarget } from './targets.ts';
 
 const HELP = `usage: npm run provision -- [options]
@@ -41,41 +43,33 @@ Nodes are reached as nodes[].ssh in cluster.yaml says, else through \`vagrant ss
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export async function main(argv: string[]): Promise<number> {
-  let args;
-  try {
-    args = parseArgs({
+  const args = commandLine(HELP, () =>
+    parseArgs({
       args: argv,
       options: {
+        ...CLUSTER_OPTIONS,
         node: { type: 'string', multiple: true },
         'dry-run': { type: 'boolean', default: false },
         rollback: { type: 'boolean', default: false },
-        config: { type: 'string', default: 'cluster.yaml' },
-        out: { type: 'string', default: 'out' },
-        state: { type: 'string' },
         plugin: { type: 'string', default: join(repoRoot, 'dist', 'ipsec-cni') },
         root: { type: 'string', default: '/' },
         'known-hosts': { type: 'string', multiple: true },
         'accept-new-host-keys': { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
       },
       allowPositionals: false,
-    }).values;
-  } catch (err) {
-    console.error(`${(err as Error).message}\n\n${HELP}`);
-    return 2;
-  }
-  if (args.help) {
-    console.log(HELP);
-    return 0;
-  }
+    }).values,
+  );
+  if (typeof args === 'number') return args;
   if (args['dry-run'] && args.rollback) {
     console.error('--dry-run and --rollback cannot be combined');
     return 2;
   }
-  const configFile = resolve(args.config);
+  if (!isAbsolute(args.root)) {
+    console.error(`--root ${args.root}: must be an absolute path on the nodes (e.g. /srv/image/{node})`);
+    return 2;
+  }
+  const { configFile, outDir, stateDir } = clusterPaths(args);
   const configDir = dirname(configFile);
-  const outDir = resolve(args.out);
-  const stateDir = resolve(args.state ?? join(configDir, '.kube-ipsec'));
   const started = performance.now();
 
   let plan: Plan;
@@ -171,11 +165,7 @@ async function bundlesFor(plan: Plan, cluster: RenderedCluster, names: string[],
   return nodeBundles(plan, cluster, names, plugin, binariesDir);
 }
 
-function emptyResult(node: string): NodeResult {
-  return { node, ok: false, installed: [], removed: [], binaries: [], absent: [], idle: [], packages: [], units: [], failed: [], resumed: false, uploaded: { files: 0, bytes: 0 }, durationMs: 0 };
-}
-
-export function summary(results: readonly NodeResult[], dryRun: boolean, totalMs: number): string {
+function summary(results: readonly NodeResult[], dryRun: boolean, totalMs: number): string {
   const width = Math.max(4, ...results.map((r) => r.node.length));
   const rows = results.map((r) => {
     const files = r.installed.length + r.removed.length;

@@ -14,9 +14,8 @@ import { fileDiff, type PatchMaker } from '../render/output.ts';
 import { affectedUnits, type RestartRule } from '../render/restarts.ts';
 import { SECRET } from '../render/files.ts';
 import type { ShipFile, NodeBundle } from './bundle.ts';
-import { ShipError } from './ssh.ts';
 import { tarSize, tarStream, type TarEntry } from './tar.ts';
-import { shellQuote, type Transport } from './transport.ts';
+import { shellQuote, ShipError, type RemoteProcess, type Transport } from './transport.ts';
 
 export const PROVISION_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'provision');
 
@@ -61,34 +60,25 @@ interface NodeState {
   files: Map<string, { mode: number; stamp: string; sha256?: string }>;
 }
 
+export function emptyResult(node: string): NodeResult {
+  return { node, ok: false, installed: [], removed: [], binaries: [], absent: [], idle: [], packages: [], units: [], failed: [], resumed: false, uploaded: { files: 0, bytes: 0 }, durationMs: 0 };
+}
+
 export async function shipNode(transport: Transport, bundle: NodeBundle, opts: ShipOptions): Promise<NodeResult> {
   const started = performance.now();
-  const result: NodeResult = {
-    node: bundle.node,
-    ok: false,
-    installed: [],
-    removed: [],
-    binaries: [],
-    absent: [],
-    idle: [],
-    packages: [],
-    units: [],
-    failed: [],
-    resumed: false,
-    uploaded: { files: 0, bytes: 0 },
-    durationMs: 0,
-  };
+  const result = emptyResult(bundle.node);
   const progress = opts.progress ?? (() => {});
-  const proc = await transport.exec(sessionCommand(opts.root, bundle.node));
+  let proc: RemoteProcess | undefined;
   let stderr = '';
-  proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const out = new StreamReader(proc.stdout);
   const failure = async (what: string) => {
-    await proc.done;
+    await proc?.done;
     const reported = stderr.split('\n').filter((l) => l.startsWith('error: ')).map((l) => l.slice(7));
     return new ShipError(`${bundle.node}: ${reported.length ? reported.join('; ') : `${what}: ${stderr.trim() || 'the session ended early'}`}`);
   };
   try {
+    proc = await transport.exec(sessionCommand(opts.root, bundle.node));
+    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const out = new StreamReader(proc.stdout);
     const probe = opts.rollback ? [] : [...bundle.files.map((f) => f.path), ...bundle.archives.map((a) => `?${a.cachePath}`)];
     proc.stdin.write([...probe, '', ''].join('\n'));
     const state = await readState(out);
@@ -152,7 +142,10 @@ export async function shipNode(transport: Transport, bundle: NodeBundle, opts: S
     if (code !== 0) throw await failure('provisioning failed');
     result.ok = true;
   } catch (err) {
-    result.error = err instanceof ShipError ? err.message : `${bundle.node}: ${(err as Error).message}`;
+    const message = (err as Error).message;
+    result.error = message.startsWith(`${bundle.node}: `) ? message : `${bundle.node}: ${message}`;
+    // A session still waiting for its next command ends on end of input, installing nothing.
+    if (proc && !proc.stdin.writableEnded) proc.stdin.end();
   } finally {
     result.durationMs = performance.now() - started;
   }
@@ -195,7 +188,7 @@ async function readState(out: StreamReader): Promise<NodeState | undefined> {
 }
 
 /** Applies one report line of provision/ to the result; false for lines that are not reports. */
-export function record(result: NodeResult, line: string): boolean {
+function record(result: NodeResult, line: string): boolean {
   const m = /^(install|remove|binary|absent|idle|package|restart|reload|start|stop|enable|disable|failed|resume|daemon-reload)(?: (.+))?$/.exec(line);
   if (!m) return false;
   const [, verb, arg = ''] = m;

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { Client, type ClientChannel, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
 import { checkHostKey, describeRefusal, knownKeyTypes, readKnownHosts, type HostKeyPolicy, type HostKeyVerdict } from './known-hosts.ts';
-import type { RemoteProcess, Transport } from './transport.ts';
+import { ShipError, type RemoteProcess, type Transport } from './transport.ts';
 
 export interface SshTarget {
   host: string;
@@ -11,11 +11,6 @@ export interface SshTarget {
   user: string;
   /** Private key files to offer, in order (ssh-agent is used when none is given). */
   identityFiles: string[];
-}
-
-/** A failure to reach or trust a node; its message is complete (what, why, fix). */
-export class ShipError extends Error {
-  override name = 'ShipError';
 }
 
 /** ssh2 negotiates algorithm names; known_hosts records key types. */

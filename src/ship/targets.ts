@@ -6,7 +6,8 @@ import { execFile } from 'node:child_process';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { PlannedNode } from '../plan/plan.ts';
-import { ShipError, type SshTarget } from './ssh.ts';
+import type { SshTarget } from './ssh.ts';
+import { ShipError } from './transport.ts';
 
 export interface NodeTarget extends SshTarget {
   node: string;

@@ -5,6 +5,11 @@
 import { spawn } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 
+/** A failure to reach, trust or provision a node; its message is complete (what, why, fix). */
+export class ShipError extends Error {
+  override name = 'ShipError';
+}
+
 export interface RemoteProcess {
   stdin: Writable;
   stdout: Readable;

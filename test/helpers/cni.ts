@@ -41,6 +41,8 @@ export interface CniCall {
   path?: string;
   /** Replaces the whole CNI_* environment (for malformed-environment tests). */
   rawEnv?: Record<string, string>;
+  /** Log of calls whose configuration names none (IPSEC_CNI_LOG); default /dev/null. */
+  logFallback?: string;
 }
 
 export interface CniOutcome extends ExecResult {
@@ -48,8 +50,9 @@ export interface CniOutcome extends ExecResult {
 }
 
 export function cniEnv(call: CniCall): Record<string, string> {
-  if (call.rawEnv) return { PATH: process.env.PATH ?? '', ...call.rawEnv };
-  const env: Record<string, string> = { PATH: process.env.PATH ?? '', CNI_COMMAND: call.command };
+  const base = { PATH: process.env.PATH ?? '', IPSEC_CNI_LOG: call.logFallback ?? '/dev/null' };
+  if (call.rawEnv) return { ...base, ...call.rawEnv };
+  const env: Record<string, string> = { ...base, CNI_COMMAND: call.command };
   if (call.containerId !== undefined) env.CNI_CONTAINERID = call.containerId;
   if (call.netns !== undefined) env.CNI_NETNS = call.netns;
   env.CNI_IFNAME = call.ifname ?? 'eth0';
@@ -119,7 +122,7 @@ export async function cniFixture(tag: string): Promise<CniFixture> {
       node,
       dir,
       pod: (name) => lab.add(name),
-      cni: (call, stdin, plugin) => cni(lab, node, call, stdin, plugin),
+      cni: (call, stdin, plugin) => cni(lab, node, { logFallback: join(dir, 'fallback.log'), ...call }, stdin, plugin),
       async cleanup() {
         await lab.cleanup();
         rmSync(dir, { recursive: true, force: true });
@@ -130,4 +133,12 @@ export async function cniFixture(tag: string): Promise<CniFixture> {
     rmSync(dir, { recursive: true, force: true });
     throw e;
   }
+}
+
+/** IPv4 addresses ("a.b.c.d/len") on `dev` inside namespace `ns`; [] when the device is absent. */
+export async function ipv4Addresses(ns: string, dev = 'eth0'): Promise<string[]> {
+  const r = await run(['ip', '-n', ns, '-j', 'addr', 'show', 'dev', dev], { allowFail: true });
+  if (r.code !== 0) return [];
+  const info = (JSON.parse(r.stdout)[0]?.addr_info ?? []) as { family: string; local: string; prefixlen: number }[];
+  return info.filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
 }

@@ -11,19 +11,15 @@ import { stringify } from 'yaml';
 import { PINNED } from '../../src/config/pins.ts';
 import type { Versions } from '../../src/config/defaults.ts';
 
-/** Members of each pinned archive (docker runtime: containerd's are not needed). */
-const MEMBERS: { entry: 'kubernetes.server' | 'kubernetes.node' | 'etcd' | 'criDockerd'; members: string[] }[] = [
-  { entry: 'kubernetes.server', members: ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubectl'].map((b) => `kubernetes/server/bin/${b}`) },
-  { entry: 'kubernetes.node', members: ['kubelet', 'kube-proxy', 'kubectl'].map((b) => `kubernetes/node/bin/${b}`) },
-  { entry: 'etcd', members: ['etcd', 'etcdctl'].map((b) => `etcd-${PINNED.etcd.version}-linux-amd64/${b}`) },
-  { entry: 'criDockerd', members: ['cri-dockerd/cri-dockerd'] },
+/** Members of each pinned archive; an empty list is a bare binary (runc). */
+const MEMBERS: { url: string; members: string[] }[] = [
+  { url: PINNED.kubernetes.server.url, members: ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubectl'].map((b) => `kubernetes/server/bin/${b}`) },
+  { url: PINNED.kubernetes.node.url, members: ['kubelet', 'kube-proxy', 'kubectl'].map((b) => `kubernetes/node/bin/${b}`) },
+  { url: PINNED.etcd.archive.url, members: ['etcd', 'etcdctl'].map((b) => `etcd-${PINNED.etcd.version}-linux-amd64/${b}`) },
+  { url: PINNED.criDockerd.archive.url, members: ['cri-dockerd/cri-dockerd'] },
+  { url: PINNED.containerd.archive.url, members: ['containerd', 'containerd-shim-runc-v2', 'ctr'].map((b) => `bin/${b}`) },
+  { url: PINNED.containerd.runc.url, members: [] },
 ];
-
-function urlOf(entry: (typeof MEMBERS)[number]['entry']): string {
-  if (entry === 'kubernetes.server') return PINNED.kubernetes.server.url;
-  if (entry === 'kubernetes.node') return PINNED.kubernetes.node.url;
-  return entry === 'etcd' ? PINNED.etcd.archive.url : PINNED.criDockerd.archive.url;
-}
 
 export interface TestReleases {
   dir: string;
@@ -37,19 +33,22 @@ export interface TestReleases {
 export function makeReleases(dir: string, build = 'test-1'): TestReleases {
   mkdirSync(dir, { recursive: true });
   const checksums = new Map<string, string>();
-  for (const { entry, members } of MEMBERS) {
-    const url = urlOf(entry);
+  for (const { url, members } of MEMBERS) {
     const name = basename(url);
-    const work = mkdtempSync(join(tmpdir(), 'kube-ipsec-release-'));
-    try {
-      for (const m of members) {
-        mkdirSync(join(work, dirname(m)), { recursive: true });
-        writeFileSync(join(work, m), `#!/bin/sh\necho "${basename(m)} ${build}"\n`, { mode: 0o755 });
+    if (!members.length) {
+      writeFileSync(join(dir, name), `#!/bin/sh\necho "${name} ${build}"\n`, { mode: 0o755 });
+    } else {
+      const work = mkdtempSync(join(tmpdir(), 'kube-ipsec-release-'));
+      try {
+        for (const m of members) {
+          mkdirSync(join(work, dirname(m)), { recursive: true });
+          writeFileSync(join(work, m), `#!/bin/sh\necho "${basename(m)} ${build}"\n`, { mode: 0o755 });
+        }
+        const r = spawnSync('tar', ['-czf', join(dir, name), '-C', work, ...members], { encoding: 'utf8' });
+        if (r.status !== 0) throw new Error(`tar: ${r.stderr}`);
+      } finally {
+        rmSync(work, { recursive: true, force: true });
       }
-      const r = spawnSync('tar', ['-czf', join(dir, name), '-C', work, ...members], { encoding: 'utf8' });
-      if (r.status !== 0) throw new Error(`tar: ${r.stderr}`);
-    } finally {
-      rmSync(work, { recursive: true, force: true });
     }
     checksums.set(name, createHash('sha256').update(readFileSync(join(dir, name))).digest('hex'));
   }
@@ -58,6 +57,7 @@ export function makeReleases(dir: string, build = 'test-1'): TestReleases {
     kubernetes: { version: PINNED.kubernetes.version, server: artifact(PINNED.kubernetes.server.url), node: artifact(PINNED.kubernetes.node.url) },
     etcd: { version: PINNED.etcd.version, archive: artifact(PINNED.etcd.archive.url) },
     criDockerd: { version: PINNED.criDockerd.version, archive: artifact(PINNED.criDockerd.archive.url) },
+    containerd: { version: PINNED.containerd.version, archive: artifact(PINNED.containerd.archive.url), runc: artifact(PINNED.containerd.runc.url) },
   };
   return { dir, yaml: stringify({ versions, binaries: { dir } }), checksums };
 }

@@ -3,8 +3,7 @@
 // results and the kernel must agree, with no address given twice.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { cniFixture, links, readStore, type CniFixture, type CniOutcome } from '../helpers/cni.ts';
-import { run } from '../helpers/netns.ts';
+import { cniFixture, ipv4Addresses, links, readStore, type CniFixture, type CniOutcome } from '../helpers/cni.ts';
 
 let fx: CniFixture;
 const NET = 'concnet';
@@ -49,13 +48,7 @@ async function verify(): Promise<void> {
   const store = readStore(join(fx.dir, 'ipam'), NET).allocations;
   expect(Object.keys(store).sort()).toEqual(expected.map((a) => a.split('/')[0]).sort());
   for (const [i, addr] of live) expect(store[addr.split('/')[0]!]).toMatchObject({ containerId: `ctr${i}`, ifname: 'eth0' });
-  const kernel = await Promise.all(
-    pods.map(async (ns, i) => {
-      const r = await run(['ip', '-n', ns, '-j', 'addr', 'show', 'dev', 'eth0'], { allowFail: true });
-      const addrs = r.code === 0 ? JSON.parse(r.stdout)[0].addr_info.filter((a: any) => a.family === 'inet') : [];
-      return [i, addrs.map((a: any) => `${a.local}/${a.prefixlen}`)] as const;
-    }),
-  );
+  const kernel = await Promise.all(pods.map(async (ns, i) => [i, await ipv4Addresses(ns)] as const));
   for (const [i, addrs] of kernel) expect(addrs, `pod ${i}`).toEqual(live.has(i) ? [live.get(i)] : []);
   const veths = (await links(fx.lab, fx.node)).filter((l) => l.startsWith('veth'));
   expect(veths).toHaveLength(live.size);

@@ -1,9 +1,11 @@
 // Every verb of the built plugin by the raw CNI protocol, against the real kernel, inside
 // namespaces this file creates (a node namespace holding the bridge, one per pod).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cniFixture, links, readStore, type CniFixture } from '../helpers/cni.ts';
+import { spawn } from 'node:child_process';
+import { cniFixture, ipv4Addresses, links, readStore, type CniFixture } from '../helpers/cni.ts';
+import { run } from '../helpers/netns.ts';
 
 let fx: CniFixture;
 let rootLinksBefore: string[];
@@ -31,14 +33,6 @@ async function addPod(name: string, extra: Record<string, unknown> = {}, args?: 
   expect(r.stderr).toBe('');
   expect(r.code, r.stdout).toBe(0);
   return { ns, id: `ctr-${name}`, result: r.json };
-}
-
-async function podIp(ns: string): Promise<string[]> {
-  const r = await fx.lab.exec(ns, ['ip', '-j', 'addr', 'show', 'dev', 'eth0'], { allowFail: true });
-  if (r.code !== 0) return [];
-  return (JSON.parse(r.stdout)[0].addr_info as { family: string; local: string; prefixlen: number }[])
-    .filter((a) => a.family === 'inet')
-    .map((a) => `${a.local}/${a.prefixlen}`);
 }
 
 const allocated = () => Object.keys(readStore(join(fx.dir, 'ipam'), NET).allocations).sort();
@@ -75,7 +69,7 @@ describe('ADD', () => {
     const podLink = JSON.parse((await fx.lab.exec(ns, ['ip', '-j', 'link', 'show', 'dev', 'eth0'])).stdout)[0];
     expect(podLink.address).toBe(pod.mac);
     expect(podLink.mtu).toBe(1400);
-    expect(await podIp(ns)).toEqual(['10.241.1.2/24']);
+    expect(await ipv4Addresses(ns)).toEqual(['10.241.1.2/24']);
     const routes = JSON.parse((await fx.lab.exec(ns, ['ip', '-j', 'route'])).stdout);
     expect(routes).toContainEqual(expect.objectContaining({ dst: 'default', gateway: '10.241.1.1', dev: 'eth0' }));
 
@@ -117,22 +111,92 @@ describe('ADD', () => {
     expect(again.json.code).toBe(100);
     expect(again.json.msg).toMatch(/already exists/);
     expect(allocated()).toEqual(before);
-    expect(await podIp(ns)).toHaveLength(1); // the first ADD's networking is untouched
+    expect(await ipv4Addresses(ns)).toHaveLength(1); // the first ADD's networking is untouched
+  });
+
+  it('adds a second network to a pod, skipping the default route the first one set (spec)', async () => {
+    const { ns, id } = await addPod('twonets');
+    const second = conf({ name: 'second', bridge: 'br-second', subnet: '10.241.2.0/24' });
+    const r = await fx.cni({ command: 'ADD', containerId: id, netns: fx.lab.path(ns), ifname: 'net1' }, second);
+    expect(r.code, r.stdout).toBe(0);
+    expect(r.json.routes ?? []).toEqual([]); // not installed, so not reported
+    expect(await ipv4Addresses(ns, 'net1')).toEqual(['10.241.2.2/24']);
+    const routes = JSON.parse((await fx.lab.exec(ns, ['ip', '-j', 'route', 'show', 'default'])).stdout);
+    expect(routes).toEqual([expect.objectContaining({ gateway: '10.241.1.1', dev: 'eth0' })]);
+    const check = await fx.cni({ command: 'CHECK', containerId: id, netns: fx.lab.path(ns), ifname: 'net1' }, { ...second, prevResult: r.json });
+    expect(check.code, check.stdout).toBe(0);
+    expect((await fx.cni({ command: 'DEL', containerId: id, netns: fx.lab.path(ns), ifname: 'net1' }, second)).code).toBe(0);
+    expect(await ipv4Addresses(ns, 'net1')).toEqual([]);
+    expect(await ipv4Addresses(ns)).toHaveLength(1); // eth0 untouched
   });
 
   it('works with a netns given as /proc/PID/ns/net (entered through nsenter)', async () => {
     const ns = await fx.pod('procns');
     const holder = fx.lab.spawn(ns, ['sleep', '60']);
-    // ip netns exec execs sleep in place, so holder.pid is the process inside the netns
-    await new Promise((r) => setTimeout(r, 100));
+    // `ip netns exec` enters the netns, then execs sleep in place (same PID). Until it has
+    // entered, /proc/PID/ns/net is still the root namespace: wait for the pod's inode, so
+    // the plugin can never be pointed at the root namespace.
     const nsPath = `/proc/${holder.pid}/ns/net`;
+    const want = `net:[${statSync(fx.lab.path(ns)).ino}]`;
+    for (let i = 0; readlinkSync(nsPath) !== want; i++) {
+      expect(i, 'the holder process never entered the pod netns').toBeLessThan(500);
+      await new Promise((r) => setTimeout(r, 10));
+    }
     const add = await fx.cni({ command: 'ADD', containerId: 'ctr-procns', netns: nsPath }, conf());
     expect(add.code, add.stdout).toBe(0);
-    expect(await podIp(ns)).toEqual([add.json.ips[0].address]);
+    expect(await ipv4Addresses(ns)).toEqual([add.json.ips[0].address]);
     const del = await fx.cni({ command: 'DEL', containerId: 'ctr-procns', netns: nsPath }, conf());
     expect(del.code, del.stdout).toBe(0);
-    expect(await podIp(ns)).toEqual([]);
+    expect(await ipv4Addresses(ns)).toEqual([]);
     holder.kill('SIGKILL');
+  });
+});
+
+describe('store lock', () => {
+  it('waits while another process holds the network lock (flock(2)), then allocates', async () => {
+    const ns = await fx.pod('locked');
+    const lockFile = join(fx.dir, 'ipam', `${NET}.lock`);
+    // util-linux flock(1) takes the same flock(2) lock the plugin takes
+    const holder = spawn('flock', ['-x', lockFile, 'sleep', '0.5'], { stdio: 'ignore' });
+    fx.lab.track(holder.pid!);
+    let holderDone = false;
+    holder.on('exit', () => (holderDone = true));
+    // until `flock -n` fails, the holder does not have the lock yet
+    while ((await run(['flock', '-n', '-x', lockFile, 'true'], { allowFail: true })).code === 0) {
+      expect(holderDone).toBe(false);
+    }
+    const r = await fx.cni({ command: 'ADD', containerId: 'ctr-locked', netns: fx.lab.path(ns) }, conf());
+    expect(r.code, r.stdout).toBe(0);
+    expect(holderDone, 'ADD finished while another process held the lock').toBe(true);
+    expect(allocated()).toContain(r.json.ips[0].address.split('/')[0]);
+  });
+
+  it('answers "try again later" (11) when the lock stays busy past lockTimeoutMs, taking nothing', async () => {
+    const ns = await fx.pod('busy');
+    const lockFile = join(fx.dir, 'ipam', `${NET}.lock`);
+    // its own process group, so flock and its sleep (which inherits the lock) die together
+    const holder = spawn('flock', ['-x', lockFile, 'sleep', '30'], { stdio: 'ignore', detached: true });
+    fx.lab.track(holder.pid!);
+    const killHolder = () => {
+      try {
+        process.kill(-holder.pid!, 'SIGKILL'); // the kernel drops the lock with them
+      } catch {
+        // already gone
+      }
+    };
+    let r;
+    const before = allocated();
+    try {
+      while ((await run(['flock', '-n', '-x', lockFile, 'true'], { allowFail: true })).code === 0);
+      r = await fx.cni({ command: 'ADD', containerId: 'ctr-busy', netns: fx.lab.path(ns) }, conf({ lockTimeoutMs: 200 }));
+    } finally {
+      killHolder();
+    }
+    expect(r.code).toBe(1);
+    expect(r.json).toMatchObject({ code: 11 });
+    expect(r.json.msg).toMatch(/lock .* is busy/);
+    expect(allocated()).toEqual(before);
+    expect(await ipv4Addresses(ns)).toEqual([]);
   });
 });
 
@@ -177,7 +241,7 @@ describe('DEL', () => {
       expect(r.code, r.stdout).toBe(0);
       expect(r.stdout).toBe('');
     }
-    expect(await podIp(ns)).toEqual([]);
+    expect(await ipv4Addresses(ns)).toEqual([]);
     expect((await fx.cni({ command: 'DEL', containerId: 'never-added' }, conf())).code).toBe(0);
   });
 
@@ -189,7 +253,7 @@ describe('DEL', () => {
     expect(r.code, r.stdout).toBe(0);
     expect(allocated()).not.toContain(ip);
     expect(await links(fx.lab, fx.node)).not.toContain(result.interfaces[0].name);
-    expect(await podIp(ns)).toEqual([]); // deleting the host end took the pod end with it
+    expect(await ipv4Addresses(ns)).toEqual([]); // deleting the host end took the pod end with it
   });
 
   it('works after the netns is gone', async () => {
@@ -219,7 +283,7 @@ describe('GC', () => {
     expect(nodeLinks).toContain(pods[0]!.result.interfaces[0].name);
     expect(nodeLinks).not.toContain(pods[1]!.result.interfaces[0].name);
     expect(nodeLinks).not.toContain(pods[2]!.result.interfaces[0].name);
-    expect(await podIp(pods[0]!.ns)).toHaveLength(1);
+    expect(await ipv4Addresses(pods[0]!.ns)).toHaveLength(1);
   });
 
   it('refuses a GC without the valid list (7) or with a pre-1.1.0 config (1)', async () => {
@@ -263,6 +327,16 @@ describe('STATUS', () => {
     const corrupt = await fx.cni({ command: 'STATUS' }, c);
     expect(corrupt.json).toMatchObject({ code: 50 });
     expect(corrupt.json.msg).toContain(storeFile);
+  });
+});
+
+describe('STATUS with a foreign device', () => {
+  it('reports 50 when the bridge name is taken by a device that is not a bridge', async () => {
+    await fx.lab.exec(fx.node, ['ip', 'link', 'add', 'br-notbr', 'type', 'veth', 'peer', 'name', 'br-notbr-p']);
+    const r = await fx.cni({ command: 'STATUS' }, conf({ name: 'notbr', bridge: 'br-notbr', dataDir: join(fx.dir, 'notbr') }));
+    expect(r.json).toMatchObject({ code: 50 });
+    expect(r.json.msg).toMatch(/br-notbr exists but is a veth device/);
+    await fx.lab.exec(fx.node, ['ip', 'link', 'del', 'br-notbr']);
   });
 });
 

@@ -18,7 +18,7 @@ nodes:
 
 let c: ScratchCluster;
 /** Rendered trees: the cluster as is, and with one or two values changed. */
-const out = { base: '', dns: '', psk: '', dnsAndDpd: '' };
+const out = { base: '', dns: '', psk: '', dnsAndDpd: '', containerd: '' };
 /** minion1 provisioned from `base` once; tests start from copies of it. */
 let golden: NodeDirs;
 
@@ -29,6 +29,7 @@ beforeAll(async () => {
   out.dns = await c.render('dns', NODES + 'network: { clusterDns: 10.30.0.53 }\n');
   out.psk = await c.render('psk', NODES + 'ipsec: { auth: psk }\n');
   out.dnsAndDpd = await c.render('dns-dpd', NODES + 'network: { clusterDns: 10.30.0.53 }\nipsec: { dpdDelay: 10s }\n');
+  out.containerd = await c.render('containerd', NODES + 'runtime: containerd\n');
   golden = c.node('golden');
   const r = await provision('minion1', golden, fromTree(out.base, 'minion1'));
   if (r.code !== 0) throw new Error(`provisioning the golden minion1 failed: ${r.stderr}`);
@@ -128,6 +129,26 @@ describe('provision/ scripts', () => {
     expect(file(n.root, PATHS.ipsecSecrets)).toContain(': PSK');
     expect(modeOf(n.root, PATHS.ipsecSecrets)).toBe('600');
     expect(recorded(n.record, 'systemctl')).toEqual([`reload-or-restart ${UNITS.strongswan}`]);
+  });
+
+  it('stop and disable a unit that leaves the tree before removing it (docker → containerd)', async () => {
+    const n = c.node('runtime', golden);
+    const r = await provision('minion1', n, fromTree(out.containerd, 'minion1'));
+    expect(r.code, r.stderr).toBe(0);
+    const gone = [UNITS.criDockerService, UNITS.criDockerSocket, UNITS.docker];
+    for (const u of gone) {
+      expect(r.report).toContain(`stop ${u}`);
+      expect(r.report).toContain(`remove ${PATHS.systemdDir}/${u}`);
+      expect(existsSync(join(n.root, PATHS.systemdDir, u))).toBe(false);
+    }
+    const log = recorded(n.record, 'systemctl');
+    // Stopped before daemon-reload forgets them; the new runtime starts before the kubelet.
+    expect(log.indexOf(`disable ${UNITS.docker}`)).toBeLessThan(log.indexOf('daemon-reload'));
+    expect(log.indexOf(`restart ${UNITS.containerd}`)).toBeLessThan(log.indexOf(`restart ${UNITS.kubelet}`));
+    expect(log).toContain(`enable ${UNITS.containerd}`);
+    expect(file(n.root, '/usr/local/sbin/runc')).toContain('runc.amd64 test-1');
+    expect(file(n.root, '/usr/local/bin/containerd')).toContain('containerd test-1');
+    expect(recorded(n.record, 'apt')).toEqual([]);
   });
 
   it('keep the restarts owed by a run killed after its files were swapped in, and do them on the next run', async () => {

@@ -215,6 +215,12 @@ describe('kube-ipsec provision over ssh', () => {
     expect(roots()).toEqual(before);
     expect(mutations('minion3')).toEqual([]);
     expect(existsSync(join(node('minion3').root, PATHS.provisionStateDir, 'stage'))).toBe(false);
+
+    // Asked to, an unknown key is recorded (and then known); the run goes through.
+    writeConfig('network: { clusterDns: 10.30.0.54 }');
+    const accepted = await lab.cli(['provision', '--config', configFile, '--out', join(lab.dir, 'out'), '--known-hosts', empty, '--accept-new-host-keys', '--root', lab.rootOption, '--node', 'minion3']);
+    expect(accepted.code, accepted.stderr).toBe(0);
+    expect(readFileSync(empty, 'utf8')).toBe(node('minion3').knownHostsLine);
   });
 
   it('adds a minion: the new node gets everything, the others only their mesh files and a strongSwan reload', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { allocate, emptyStore, freeCount, release, retainOnly, type Allocation, type Pool, type StoreData } from '../../src/cni/ipam/allocator.ts';
-import { parseStore } from '../../src/cni/ipam/store.ts';
+import { parseStore } from '../../src/cni/ipam/format.ts';
 import { formatIpv4, parseCidr, parseIpv4 } from '../../src/cni/ipv4.ts';
 import { ErrorCode } from '../../src/cni/spec/errors.ts';
 

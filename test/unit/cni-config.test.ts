@@ -18,7 +18,7 @@ describe('config', () => {
   it('applies the documented defaults', () => {
     const c = validateConfig(good);
     expect(c).toMatchObject({ bridge: 'ipsec-br01', mtu: 1500, hairpinMode: false, isDefaultGateway: true, logFile: '/var/log/ipsec-cni.log' });
-    expect(c.ipam).toMatchObject({ kind: 'builtin', dataDir: '/var/lib/cni/ipsec-cni' });
+    expect(c.ipam).toMatchObject({ kind: 'builtin', dataDir: '/var/lib/cni/ipsec-cni', lockTimeoutMs: 10_000 });
     if (c.ipam.kind !== 'builtin') throw new Error('builtin expected');
     expect(formatIpv4(c.ipam.gateway)).toBe('10.240.1.1');
   });
@@ -54,6 +54,8 @@ describe('config', () => {
     [{ ...good, mtu: 20 }, ErrorCode.InvalidConfig],
     [{ ...good, hairpinMode: 'yes' }, ErrorCode.InvalidConfig],
     [{ ...good, dataDir: 'relative' }, ErrorCode.InvalidConfig],
+    [{ ...good, lockTimeoutMs: -1 }, ErrorCode.InvalidConfig],
+    [{ ...good, lockTimeoutMs: '5s' }, ErrorCode.InvalidConfig],
     [{ ...good, ipam: 'host-local' }, ErrorCode.InvalidConfig],
     [{ ...good, ipam: { type: '../bin/sh' } }, ErrorCode.InvalidConfig],
     [{ ...good, ipam: { type: 'host-local' } }, ErrorCode.InvalidConfig],

@@ -3,7 +3,7 @@ import { addResult, planPod } from '../../src/cni/commands/add.ts';
 import { expectedFromPrev, nodeProblems, podProblems } from '../../src/cni/commands/check.ts';
 import { staleVeths } from '../../src/cni/commands/gc.ts';
 import { validateConfig } from '../../src/cni/config.ts';
-import { nodeSetupScript, parseBatchFailure, parseNetDev, podSetupScript, splitJsonLines, type LinkJson } from '../../src/cni/links.ts';
+import { parseNetDev, toLinkJson, type LinkJson } from '../../src/cni/kernel.ts';
 import { hostVethAlias, hostVethName, isValidIfname, randomMac } from '../../src/cni/names.ts';
 import { parseInvocation } from '../../src/cni/spec/env.ts';
 
@@ -29,18 +29,15 @@ describe('names', () => {
 });
 
 describe('ADD planning', () => {
-  it('creates the bridge only when missing, re-asserts its gateway, one veth step', () => {
+  it('plans the bridge MAC only when the bridge is missing, the gateway, the veth and the routes', () => {
     const plan = planPod(config, inv, ipam, choices);
-    expect(nodeSetupScript(plan)).toEqual([
-      'link add ipsec-br01 address 02:00:00:00:00:0b type bridge',
-      'addr replace 10.240.1.1/24 dev ipsec-br01',
-      'link set ipsec-br01 up',
-      `link add ${plan.hostVeth} address 02:00:00:00:00:0a mtu 1400 master ipsec-br01 up type veth peer name eth0 address 02:00:00:00:00:0c mtu 1400 netns /run/netns/p1`,
-      `link set ${plan.hostVeth} alias ipsec-cni:c1/eth0`,
-      `link set ${plan.hostVeth} type bridge_slave hairpin on`,
-    ]);
-    expect(podSetupScript(plan)).toEqual(['addr add 10.240.1.2/24 dev eth0', 'link set eth0 up', 'route add 0.0.0.0/0 via 10.240.1.1 dev eth0']);
-    expect(nodeSetupScript(planPod(config, inv, ipam, { ...choices, bridgeExists: true }))[0]).toBe('addr replace 10.240.1.1/24 dev ipsec-br01');
+    expect(plan).toMatchObject({
+      bridge: 'ipsec-br01', bridgeMac: '02:00:00:00:00:0b', gatewayCidrs: ['10.240.1.1/24'], hostMac: '02:00:00:00:00:0a',
+      alias: 'ipsec-cni:c1/eth0', ifname: 'eth0', containerMac: '02:00:00:00:00:0c', netns: '/run/netns/p1', mtu: 1400, hairpin: true,
+      addresses: ['10.240.1.2/24'], routes: [{ dst: '0.0.0.0/0', gw: '10.240.1.1' }],
+    });
+    expect(plan.hostVeth).toBe(hostVethName('c1', 'eth0'));
+    expect(planPod(config, inv, ipam, { ...choices, bridgeExists: true }).bridgeMac).toBeUndefined();
   });
   it('uses IPAM routes, derives a missing gateway like the reference bridge, adds no second default', () => {
     const plan = planPod(config, inv, { ips: [{ address: '10.9.0.7/16' }], routes: [{ dst: '0.0.0.0/0' }, { dst: '192.168.0.0/16', gw: '10.9.0.254' }] }, choices);
@@ -66,17 +63,17 @@ describe('ADD planning', () => {
   });
 });
 
-describe('ip output parsing', () => {
-  it('finds the failing batch line and message', () => {
-    expect(parseBatchFailure('RTNETLINK answers: File exists\nCommand failed -:4\n')).toEqual({ line: 4, message: 'RTNETLINK answers: File exists' });
-    expect(parseBatchFailure('Cannot find device "eth9"\n')).toEqual({ line: 0, message: 'Cannot find device "eth9"' });
-  });
+describe('kernel views', () => {
   it('reads link names from /proc/net/dev', () => {
     const text = 'Inter-|   Receive\n face |bytes\n    lo: 0 0\nipsec-br01: 1 2\nveth0123456789a: 3 4\n';
     expect([...parseNetDev(text)]).toEqual(['lo', 'ipsec-br01', 'veth0123456789a']);
   });
-  it('splits the JSON arrays of a -j batch', () => {
-    expect(splitJsonLines('[{"a":1}]\n[]\n')).toEqual([[{ a: 1 }], []]);
+  it('turns a netlink link into the JSON view CHECK and GC use', () => {
+    const link = { index: 3, name: 'vethx', up: true, mac: '02:00:00:00:00:01', mtu: 1400, master: 2, alias: 'ipsec-cni:a/eth0', kind: 'veth' };
+    expect(toLinkJson(link, new Map([[2, 'br']]), [{ index: 3, address: '10.0.0.2', prefix: 24 }, { index: 9, address: '10.9.9.9', prefix: 8 }])).toEqual({
+      ifname: 'vethx', flags: ['UP'], address: '02:00:00:00:00:01', mtu: 1400, master: 'br', ifalias: 'ipsec-cni:a/eth0',
+      linkinfo: { info_kind: 'veth' }, addr_info: [{ family: 'inet', local: '10.0.0.2', prefixlen: 24 }],
+    });
   });
 });
 
@@ -120,9 +117,17 @@ describe('GC selection', () => {
       { ifname: 'v1', master: 'br', ifalias: 'ipsec-cni:a/eth0' },
       { ifname: 'v2', master: 'br', ifalias: 'ipsec-cni:b/eth0' },
       { ifname: 'v3', master: 'other', ifalias: 'ipsec-cni:c/eth0' },
-      { ifname: 'v4', master: 'br' },
       { ifname: 'v5', master: 'br', ifalias: 'someone-else' },
     ];
     expect(staleVeths(veths, 'br', [{ containerId: 'a', ifname: 'eth0' }])).toEqual(['v2']);
+  });
+  it('recognises a veth whose ADD died before naming it by its derived name', () => {
+    const valid = [{ containerId: 'a', ifname: 'eth0' }];
+    const veths: LinkJson[] = [
+      { ifname: hostVethName('a', 'eth0'), master: 'br' }, // valid, alias not set yet
+      { ifname: hostVethName('dead', 'eth0'), master: 'br' }, // killed ADD
+      { ifname: 'vethmanual', master: 'br' }, // not a name we make
+    ];
+    expect(staleVeths(veths, 'br', valid)).toEqual([hostVethName('dead', 'eth0')]);
   });
 });

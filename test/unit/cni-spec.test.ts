@@ -77,7 +77,7 @@ describe('errors', () => {
     expect(errorResult(new CniError(11, 'busy'), '1.1.0')).toEqual({ cniVersion: '1.1.0', code: 11, msg: 'busy' });
   });
   it('maps OS errors to I/O failure and anything else to internal', () => {
-    const enoent = Object.assign(new Error('ENOENT: x'), { code: 'ENOENT', syscall: 'open' });
+    const enoent = Object.assign(new Error('open /x: No such file or directory'), { errno: 2 });
     expect(asCniError(enoent).code).toBe(ErrorCode.IoFailure);
     expect(asCniError(new TypeError('oops')).code).toBe(ErrorCode.Internal);
     const e = new CniError(3, 'gone');
@@ -122,5 +122,30 @@ describe('environment', () => {
   it('parses empty CNI_ARGS and tolerates trailing separators', () => {
     expect(parseCniArgs('').size).toBe(0);
     expect([...parseCniArgs('A=1;;B=2;')]).toEqual([['A', '1'], ['B', '2']]);
+  });
+});
+
+describe('delegation helpers', async () => {
+  const { delegateError, downgradeConfig } = await import('../../src/cni/ipam/delegate.ts');
+  it('passes a delegate’s CNI error through with its code', () => {
+    const e = delegateError('host-local', 'ADD', '{"code":7,"msg":"bad range","details":"x"}', '');
+    expect([e.code, e.message, e.details]).toEqual([7, "IPAM plugin 'host-local' ADD: bad range", 'x']);
+  });
+  it('wraps output that is not a CNI error (code 104)', () => {
+    const e = delegateError('infoblox', 'DEL', 'panic: oops', 'stack');
+    expect(e.code).toBe(ErrorCode.DelegateFailed);
+    expect(e.message).toMatch(/infoblox' DEL failed: panic: oops\s+stack/);
+  });
+  it('rewrites a configuration, and its prevResult, for an older delegate', () => {
+    const raw = {
+      cniVersion: '1.1.0', name: 'n', 'cni.dev/valid-attachments': [],
+      prevResult: { cniVersion: '1.1.0', interfaces: [{ name: 'eth0', mtu: 1400 }], ips: [{ address: '10.0.0.2/24', interface: 0 }] },
+    };
+    const down = downgradeConfig(raw, '0.4.0') as any;
+    expect(down.cniVersion).toBe('0.4.0');
+    expect(down['cni.dev/valid-attachments']).toBeUndefined();
+    expect(down.prevResult).toMatchObject({ cniVersion: '0.4.0', interfaces: [{ name: 'eth0' }], ips: [{ version: '4', address: '10.0.0.2/24' }] });
+    expect(down.prevResult.interfaces[0].mtu).toBeUndefined();
+    expect(raw.cniVersion).toBe('1.1.0'); // the original is untouched
   });
 });

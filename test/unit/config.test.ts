@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/errors.ts';
 import { parseCluster } from '../../src/config/load.ts';
-import { SCHEMA_FILE, schemaText } from '../../scripts/write-schema.ts';
+import { SCHEMA_FILE, schemaText, VALIDATOR_FILE, validatorText } from '../../scripts/write-schema.ts';
 import { clusterYaml, config } from '../helpers/cluster.ts';
 
 function problems(yamlText: string): ConfigError {
@@ -37,8 +37,9 @@ describe('cluster.yaml defaults', () => {
     expect(c.versions.kubernetes.server.checksum).toMatch(/^sha512:[0-9a-f]{128}$/);
   });
 
-  it('schema/cluster.schema.json is generated from the schema the loader uses (npm run schema)', () => {
+  it('schema/cluster.schema.json and the precompiled validator are generated from src/config/schema.ts (npm run schema)', () => {
     expect(readFileSync(SCHEMA_FILE, 'utf8')).toBe(schemaText());
+    expect(readFileSync(VALIDATOR_FILE, 'utf8')).toBe(validatorText());
   });
 });
 

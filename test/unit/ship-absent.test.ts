@@ -1,12 +1,10 @@
-// binaries.allowAbsent and Debian packages as release archives: the config rules, the
-// archive members a .deb yields, and how a run's idle units are reported.
+// binaries.allowAbsent and Debian packages as release archives: the config rules and the
+// archive members a .deb yields (what a run reports is tested on real VMs, test/vm/).
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/errors.ts';
 import { parseCluster } from '../../src/config/load.ts';
 import { planCluster } from '../../src/plan/plan.ts';
 import { artifactMembers, isDebianPackage } from '../../src/render/artifacts.ts';
-import { summary } from '../../src/ship/cli.ts';
-import { record, type NodeResult } from '../../src/ship/session.ts';
 import { clusterYaml } from '../helpers/cluster.ts';
 
 const DEB = {
@@ -46,37 +44,5 @@ describe('a Debian package as the etcd archive', () => {
 
   it('still refuses a URL that names another version', () => {
     expect(problemsOf(clusterYaml({ 'versions.etcd': { ...DEB, version: 'v3.4.30' } }))).toEqual(['versions.etcd.archive.url: does not name versions.etcd.version = v3.4.30']);
-  });
-});
-
-describe("a run's report of absent binaries and idle units", () => {
-  const result = (): NodeResult => ({
-    node: 'minion1',
-    ok: true,
-    installed: [],
-    removed: [],
-    binaries: [],
-    absent: [],
-    idle: [],
-    packages: [],
-    units: [],
-    failed: [],
-    resumed: false,
-    uploaded: { files: 0, bytes: 0 },
-    durationMs: 1500,
-  });
-
-  it('records them, and the summary names each idle unit with its reason', () => {
-    const r = result();
-    for (const line of ['absent /usr/local/bin/kubelet', 'idle kubelet.service /usr/local/bin/kubelet', 'idle cri-docker.socket activates cri-docker.service', 'disable kubelet.service']) {
-      expect(record(r, line), line).toBe(true);
-    }
-    expect(r.absent).toEqual(['/usr/local/bin/kubelet']);
-    expect(r.idle).toEqual(['kubelet.service /usr/local/bin/kubelet', 'cri-docker.socket activates cri-docker.service']);
-    expect(r.units).toEqual(['disable kubelet.service']);
-    const text = summary([r], false, 1500);
-    expect(text).toContain('2 idle');
-    expect(text).toContain('idle: installed and verified (systemd-analyze verify), not started: its program is absent from binaries.dir');
-    expect(text).toContain('minion1  kubelet.service (no /usr/local/bin/kubelet), cri-docker.socket (activates cri-docker.service)');
   });
 });

@@ -1,11 +1,10 @@
-// ADD: address from IPAM, then bridge + veth + address + routes in two ip batches, then
+// ADD: address from IPAM, then veth pair + bridge + address + routes over netlink, then
 // the Result in the runtime's cniVersion. Any failure after the address was taken gives
 // it back (and Links removes a half-built veth), so a failed ADD leaves nothing behind.
 import type { PluginConfig } from '../config.ts';
 import type { Call } from '../context.ts';
-import { ipamFor } from '../context.ts';
 import { parseCidr, formatIpv4 } from '../ipv4.ts';
-import type { PodPlan } from '../links.ts';
+import type { PodPlan } from '../kernel.ts';
 import { hostVethAlias, hostVethName } from '../names.ts';
 import type { Invocation } from '../spec/env.ts';
 import { CniError, ErrorCode } from '../spec/errors.ts';
@@ -91,7 +90,7 @@ export function add(call: Call): Result {
   if (!deps.exists(inv.netns)) {
     throw new CniError(ErrorCode.UnknownContainer, `network namespace ${inv.netns} does not exist`);
   }
-  const ipam = ipamFor(call);
+  const ipam = call.deps.ipam(call);
   const taken = ipam.add();
   try {
     const plan = planPod(config, inv, taken.result, {
@@ -100,8 +99,10 @@ export function add(call: Call): Result {
       hostMac: deps.mac(),
       containerMac: deps.mac(),
     });
-    deps.links.setUpPod(plan);
-    return addResult(plan, taken.result, config);
+    const { skippedRoutes } = deps.links.setUpPod(plan);
+    // A default route another network had already set is not ours: leave it out of the Result.
+    const installed = { ...plan, routes: plan.routes.filter((r) => !skippedRoutes.includes(r)) };
+    return addResult(installed, taken.result, config);
   } catch (e) {
     try {
       taken.undo();

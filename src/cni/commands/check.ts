@@ -1,8 +1,7 @@
 // CHECK: the pod's interface, addresses and routes against prevResult, plus what the Result
 // does not show (host veth on the bridge, bridge up with its gateway, the IP reservation).
 import type { Call } from '../context.ts';
-import { ipamFor } from '../context.ts';
-import type { LinkJson, RouteJson } from '../links.ts';
+import type { LinkJson, RouteJson } from '../kernel.ts';
 import { hostVethName } from '../names.ts';
 import { CniError, ErrorCode } from '../spec/errors.ts';
 import type { Interface, Result } from '../spec/result.ts';
@@ -77,7 +76,7 @@ export function check(call: Call): void {
   if (!prev) throw new CniError(ErrorCode.InvalidConfig, 'CHECK needs prevResult (the Result of the ADD being checked)');
   if (!deps.exists(inv.netns)) throw new CniError(ErrorCode.CheckFailed, `network namespace ${inv.netns} does not exist`);
   const expected = expectedFromPrev(prev, inv.ifname, inv.netns, config.mtu);
-  ipamFor(call).check(prev);
+  call.deps.ipam(call).check(prev);
   const pod = deps.links.inspectPod(inv.netns, inv.ifname);
   const hostVeth = hostVethName(inv.containerId, inv.ifname);
   const gateways = [...new Set((prev.ips ?? []).flatMap((ip) => (ip.gateway ? [ip.gateway] : [])))];

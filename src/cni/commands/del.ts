@@ -2,16 +2,18 @@
 // address is never free while an interface still carries it; if DEL is interrupted in
 // between, the next DEL (runtimes retry) or GC finishes the job.
 import type { Call } from '../context.ts';
-import { ipamFor } from '../context.ts';
 import { hostVethAlias, hostVethName } from '../names.ts';
 
 export function del(call: Call): void {
   const { inv, deps } = call;
   // No netns (never given, or already destroyed): the kernel removed the pair with it.
-  if (inv.netns && deps.exists(inv.netns)) deps.links.deletePodInterface(inv.netns, inv.ifname);
-  // A host end can outlive that only if the pod's netns lives on and DEL came without it.
-  deps.links.deleteHostVeths([
-    { name: hostVethName(inv.containerId, inv.ifname), alias: hostVethAlias(inv.containerId, inv.ifname) },
-  ]);
-  ipamFor(call).del();
+  const podSide = inv.netns && deps.exists(inv.netns) ? deps.links.deletePodInterface(inv.netns, inv.ifname) : 'absent';
+  // Deleting the pod end took the host end with it. Otherwise a host end can still exist if
+  // the pod's netns lives on and DEL came without it (or an ADD died half-way).
+  if (podSide === 'absent') {
+    deps.links.deleteHostVeths([
+      { name: hostVethName(inv.containerId, inv.ifname), alias: hostVethAlias(inv.containerId, inv.ifname) },
+    ]);
+  }
+  call.deps.ipam(call).del();
 }

@@ -1,6 +1,6 @@
 // Built-in IPAM: sequential allocation with rotation over the node's pod subnet, kept in
 // the locked file store. Each verb is one store transaction.
-import { accessSync, constants, existsSync } from 'node:fs';
+import { exists, isWritable } from '../sys/fs.ts';
 import type { Attachment, BuiltinIpamConfig } from '../config.ts';
 import type { Invocation } from '../spec/env.ts';
 import { CniError, ErrorCode } from '../spec/errors.ts';
@@ -19,7 +19,6 @@ export class BuiltinIpam implements Ipam {
     private readonly store: FileStore,
     private readonly inv: Invocation,
     private readonly hostVeth: string,
-    private readonly now: () => Date = () => new Date(),
   ) {
     this.pool = { subnet: config.subnet, gateway: config.gateway };
   }
@@ -30,7 +29,7 @@ export class BuiltinIpam implements Ipam {
       ifname: this.inv.ifname,
       netns: this.inv.netns,
       hostVeth: this.hostVeth,
-      allocatedAt: this.now().toISOString(),
+      allocatedAt: new Date().toISOString(),
     };
     const podNamespace = this.inv.args.get('K8S_POD_NAMESPACE');
     const podName = this.inv.args.get('K8S_POD_NAME');
@@ -85,11 +84,7 @@ export class BuiltinIpam implements Ipam {
 
   status(): void {
     const dir = this.config.dataDir;
-    try {
-      if (existsSync(dir)) accessSync(dir, constants.W_OK);
-    } catch {
-      throw new CniError(ErrorCode.NotAvailable, `IPAM directory ${dir} is not writable`);
-    }
+    if (exists(dir) && !isWritable(dir)) throw new CniError(ErrorCode.NotAvailable, `IPAM directory ${dir} is not writable`);
     let data;
     try {
       data = this.store.read();

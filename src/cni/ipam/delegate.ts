@@ -4,7 +4,7 @@
 // cniVersion (Debian's plugins stop at 1.0.0) is retried once at the highest version both
 // sides support, and its result is read in that version.
 import type { Attachment, DelegateIpamConfig, PluginConfig } from '../config.ts';
-import { findExecutable, type Runner } from '../exec.ts';
+import type { Runner } from '../exec.ts';
 import type { Command, Invocation } from '../spec/env.ts';
 import { CniError, ErrorCode } from '../spec/errors.ts';
 import { formatResult, parseResult, type Result } from '../spec/result.ts';
@@ -20,6 +20,7 @@ export class DelegateIpam implements Ipam {
     private readonly inv: Invocation,
     private readonly runner: Runner,
     private readonly env: Record<string, string | undefined>,
+    findExecutable: (name: string, dirs: readonly string[]) => string | undefined,
   ) {
     if (!inv.path.length) {
       throw new CniError(ErrorCode.InvalidEnvironment, `CNI_PATH is required to find the IPAM plugin '${ipam.type}'`);
@@ -32,7 +33,7 @@ export class DelegateIpam implements Ipam {
   }
 
   add(): IpamAdd {
-    const stdout = this.exec('ADD', true);
+    const stdout = this.exec('ADD');
     let parsed: unknown;
     try {
       parsed = JSON.parse(stdout);
@@ -45,33 +46,29 @@ export class DelegateIpam implements Ipam {
   }
 
   del(): void {
-    this.exec('DEL', true);
+    this.exec('DEL');
   }
 
   check(_prev: Result): void {
-    this.exec('CHECK', true);
+    this.exec('CHECK');
   }
 
+  /** GC and STATUS exist from 1.1.0 on: a delegate that does not speak it has nothing to do. */
   gc(_valid: readonly Attachment[]): void {
     // The runtime put the valid list into our stdin; the delegate reads the same stdin.
-    this.exec('GC', false);
+    if (this.supportedVersions().includes(this.config.cniVersion)) this.exec('GC');
   }
 
   status(): void {
-    this.exec('STATUS', false);
+    if (this.supportedVersions().includes(this.config.cniVersion)) this.exec('STATUS');
   }
 
-  /**
-   * Runs the delegate for `command`. With `downgrade`, an "incompatible version" answer is
-   * retried at the highest common version; without it (GC, STATUS exist only from 1.1.0),
-   * such an answer means the delegate has nothing to do for this verb.
-   */
-  private exec(command: Command, downgrade: boolean): string {
+  /** Runs the delegate; an "incompatible version" answer is retried at the highest common version. */
+  private exec(command: Command): string {
     const first = this.run(command, this.config.raw);
     if (first.ok) return first.stdout;
     if (first.error.code === ErrorCode.IncompatibleVersion) {
-      if (!downgrade) return '';
-      const version = this.commonVersion();
+      const version = highestCommonVersion(SUPPORTED_VERSIONS, this.supportedVersions());
       if (version && version !== this.config.cniVersion) {
         const second = this.run(command, downgradeConfig(this.config.raw, version));
         if (second.ok) return second.stdout;
@@ -88,14 +85,14 @@ export class DelegateIpam implements Ipam {
     return { ok: false, error: delegateError(this.ipam.type, command, r.stdout, r.stderr) };
   }
 
-  private commonVersion(): string | undefined {
+  /** The delegate's VERSION answer (empty when it gives none). */
+  private supportedVersions(): string[] {
     const r = this.runner.run([this.pluginPath], JSON.stringify({ cniVersion: this.config.cniVersion }), { ...this.env, CNI_COMMAND: 'VERSION' });
     try {
       const info = JSON.parse(r.stdout) as { supportedVersions?: unknown };
-      const theirs = Array.isArray(info.supportedVersions) ? info.supportedVersions.filter((v): v is string => typeof v === 'string') : [];
-      return highestCommonVersion(SUPPORTED_VERSIONS, theirs);
+      return Array.isArray(info.supportedVersions) ? info.supportedVersions.filter((v): v is string => typeof v === 'string') : [];
     } catch {
-      return undefined;
+      return [];
     }
   }
 }

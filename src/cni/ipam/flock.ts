@@ -1,37 +1,14 @@
 // flock(2) through bun:ffi: the only lock primitive here that the kernel drops when the
 // holder is SIGKILLed (Node/Bun expose none). Imported only by the compiled entry point;
 // everything else depends on the Locker interface.
-import { closeSync, openSync } from 'node:fs';
-import { dlopen, FFIType, read } from 'bun:ffi';
+import { closeFile, openForLock } from '../sys/fs.ts';
+import { Errno, errno, libc } from '../sys/libc.ts';
 import { CniError, ErrorCode } from '../spec/errors.ts';
 import type { Locker } from './store.ts';
 
 const LOCK_EX = 2;
 const LOCK_NB = 4;
 const LOCK_UN = 8;
-const EINTR = 4;
-const EWOULDBLOCK = 11;
-
-type Libc = {
-  flock: (fd: number, op: number) => number;
-  errno: () => number;
-};
-
-let libc: Libc | undefined;
-
-function load(): Libc {
-  if (!libc) {
-    const lib = dlopen('libc.so.6', {
-      flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-      __errno_location: { args: [], returns: FFIType.ptr },
-    });
-    libc = {
-      flock: (fd, op) => lib.symbols.flock(fd, op) as number,
-      errno: () => read.i32(lib.symbols.__errno_location() as number, 0),
-    };
-  }
-  return libc;
-}
 
 /**
  * Non-blocking attempts with a short, growing pause: a blocking flock cannot time out, and a
@@ -40,27 +17,27 @@ function load(): Libc {
  */
 export const flockLocker: Locker = {
   acquire(lockPath, timeoutMs) {
-    const c = load();
-    const fd = openSync(lockPath, 'a', 0o644);
+    const c = libc();
+    const fd = openForLock(lockPath);
     const deadline = Date.now() + timeoutMs;
-    let pause = 0.2;
+    let pauseUs = 100; // Bun.sleepSync truncates to whole ms: usleep for the short first waits
     for (;;) {
       if (c.flock(fd, LOCK_EX | LOCK_NB) === 0) break;
-      const errno = c.errno();
-      if (errno !== EWOULDBLOCK && errno !== EINTR) {
-        closeSync(fd);
-        throw new CniError(ErrorCode.IoFailure, `flock(${lockPath}) failed with errno ${errno}`);
+      const err = errno();
+      if (err !== Errno.EAGAIN && err !== Errno.EINTR) {
+        closeFile(fd);
+        throw new CniError(ErrorCode.IoFailure, `flock(${lockPath}) failed with errno ${err}`);
       }
       if (Date.now() >= deadline) {
-        closeSync(fd);
+        closeFile(fd);
         throw new CniError(ErrorCode.TryAgainLater, `IPAM store lock ${lockPath} is busy for more than ${timeoutMs} ms`);
       }
-      Bun.sleepSync(pause);
-      pause = Math.min(pause * 2, 5);
+      c.usleep(pauseUs);
+      pauseUs = Math.min(pauseUs * 2, 500); // a holder keeps the lock ~1-2 ms: do not oversleep it
     }
     return () => {
       c.flock(fd, LOCK_UN);
-      closeSync(fd);
+      closeFile(fd);
     };
   },
 };

@@ -45,12 +45,13 @@ export function errorResult(err: CniError, cniVersion: string): Record<string, u
   return out;
 }
 
-/** Anything thrown that is not a CniError is a bug or an unexpected OS error: keep its text. */
+/**
+ * Anything thrown that is not a CniError is an unexpected OS error (it carries an errno:
+ * I/O failure) or a bug (internal): keep its text either way.
+ */
 export function asCniError(e: unknown): CniError {
   if (e instanceof CniError) return e;
-  const err = e as NodeJS.ErrnoException;
-  if (err && typeof err === 'object' && typeof err.code === 'string' && typeof err.syscall === 'string') {
-    return new CniError(ErrorCode.IoFailure, err.message);
-  }
-  return new CniError(ErrorCode.Internal, err instanceof Error ? err.message : String(e));
+  const err = e as { errno?: unknown; message?: unknown } | null;
+  if (err && typeof err === 'object' && typeof err.errno === 'number') return new CniError(ErrorCode.IoFailure, String(err.message));
+  return new CniError(ErrorCode.Internal, e instanceof Error ? e.message : String(e));
 }

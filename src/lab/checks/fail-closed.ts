@@ -1,11 +1,11 @@
 // Fail-closed: with strongSwan stopped on one node (`ipsec stop`, as `systemctl stop`
 // would), its pods keep sending to every remote pod and the remote pods to them, and the
-// underlay shows no clear-text pod packet; once it starts again, traffic comes back — how
+// underlay shows no clear-text pod packet; after `ipsec start`, traffic comes back — how
 // many seconds later is measured.
-import { classifyCapture, startCapture, type CaptureSummary } from '../capture.ts';
+import { classifyCapture, flowOf, startCapture, type CaptureSummary } from '../capture.ts';
 import type { Lab } from '../lab.ts';
 import { meshStatus } from '../mesh.ts';
-import { mapLimit, ping, reaches } from '../probe.ts';
+import { mapLimit, ping, reaches, type Reachability } from '../probe.ts';
 import type { CheckResult } from '../report.ts';
 import { waitFor } from '../run.ts';
 import { cidr, lastAddress, parseIpv4 } from '../../plan/ipv4.ts';
@@ -34,27 +34,31 @@ export function victimFlows(t: LabTopology, podIps: Record<string, { ip: string 
   return flows;
 }
 
-/** Flows proving the victim is back: its first pod to one pod of every other node, and every other node's first pod (or the node) to it. */
+/**
+ * Flows proving the victim is back: its first pod (or the node itself, e.g. the master) to
+ * one pod of every other node, and every other node's first pod (or the node) to its pod.
+ */
 export function recoveryFlows(t: LabTopology, podIps: Record<string, { ip: string }>, victim: LabNode): Flow[] {
   const ip = (ns: string) => podIps[ns]?.ip ?? '';
   const mine = victim.pods[0];
   const flows: Flow[] = [];
   for (const n of t.nodes.filter((x) => x !== victim)) {
     const theirs = n.pods[0];
-    if (mine && theirs) flows.push({ ns: mine.ns, label: `${mine.name} → ${theirs.name}`, dst: ip(theirs.ns) });
+    const from = mine ?? victim;
+    if (theirs) flows.push({ ns: from.ns, label: `${from.name} → ${theirs.name}`, dst: ip(theirs.ns) });
     if (mine) flows.push({ ns: (theirs ?? n).ns, label: `${(theirs ?? n).name} → ${mine.name}`, dst: ip(mine.ns) });
   }
   return flows;
 }
 
-export async function checkFailClosed(lab: Lab, victimName?: string, recoveryTimeoutMs = 30_000): Promise<CheckResult> {
+export async function checkFailClosed(lab: Lab, reach: Reachability, victimName?: string, recoveryTimeoutMs = 30_000): Promise<CheckResult> {
   const t = lab.topology;
   const victim = victimName ? nodeNamed(t, victimName) : t.nodes.find((n) => n.pods.length);
   if (!victim) return { name: 'fail-closed', ok: false, summary: 'no node runs pods', problems: ['the lab has no pods to send traffic'] };
   const pods = lab.state.data.pods;
   // Recovery means: what worked before the stop works again (what was already broken is the other checks' finding).
   const probes = recoveryFlows(t, pods, victim);
-  const before = await mapLimit(probes, 8, (f) => reaches(lab, f.ns, f.dst));
+  const before = await mapLimit(probes, 10, (f) => reach.reaches(f.ns, f.dst));
   const baseline = probes.filter((_, i) => before[i]);
   const upBefore = (await meshStatus(lab)).filter((p) => p.up).map((p) => `${p.a}|${p.b}`);
   const upAgain = async (onlyVictim: boolean) =>
@@ -63,19 +67,24 @@ export async function checkFailClosed(lab: Lab, victimName?: string, recoveryTim
   await lab.backend.stopStrongswan(victim.name);
 
   const flows = victimFlows(t, pods, victim);
-  const capture = await startCapture(lab, t.wire.ns, t.wire.bridge, `fail-closed-${victim.name}`);
   let answered = 0;
   let lines: string[] = [];
+  let blackholes = '';
+  let restart = 0;
   try {
-    const results = await mapLimit(flows, 8, (f) => ping(lab, f.ns, f.dst, { count: 2, interval: 0.2, wait: 1 }));
-    answered = results.reduce((sum, r) => sum + r.received, 0);
+    const capture = await startCapture(lab, t.wire.ns, t.wire.bridge, `fail-closed-${victim.name}`);
+    try {
+      const results = await mapLimit(flows, 24, (f) => ping(lab, f.ns, f.dst, { count: 2, interval: 0.2, wait: 1 }));
+      answered = results.reduce((sum, r) => sum + r.received, 0);
+    } finally {
+      lines = await capture.stop();
+    }
+    blackholes = (await lab.runner.run(lab.backend.onNode(victim.name, ['ip', 'route', 'show', 'type', 'blackhole']), { allowFail: true })).stdout;
   } finally {
-    lines = await capture.stop();
+    // Whatever happened meanwhile, the node gets its strongSwan back.
+    restart = performance.now();
+    await lab.backend.startStrongswan(victim.name);
   }
-  const blackholes = (await lab.runner.run(lab.backend.onNode(victim.name, ['ip', 'route', 'show', 'type', 'blackhole']), { allowFail: true })).stdout;
-
-  const restart = performance.now();
-  await lab.backend.startStrongswan(victim.name);
   const tunnelsBack = await waitFor(() => upAgain(true), recoveryTimeoutMs, 50);
   const saSeconds = (performance.now() - restart) / 1000;
   const trafficBack =
@@ -140,16 +149,16 @@ export function failClosedResult(m: FailClosedMeasure): CheckResult {
       ? 'although it has a blackhole route for the pod range (a more specific route let it out?)'
       : `${v}'s main table has no blackhole route for ${podCidr} (the node-network script's \`ip route replace blackhole\`), so pod traffic took the default route in clear text`;
     const first = m.capture.clearPod[0]!;
-    const who = /^IP (\S+) > (\S+):/.exec(first);
-    const flow = who ? `${m.book.get(who[1]!) ?? who[1]} → ${m.book.get(who[2]!) ?? who[2]}` : '';
+    const f = flowOf(first);
+    const flow = f ? `${m.book.get(f.src) ?? f.src} → ${m.book.get(f.dst) ?? f.dst}` : '';
     problems.push(`${m.capture.clearPod.length} clear-text pod packets on the underlay while strongSwan was stopped on ${v} (${flow}, e.g. \`${first}\`): ${cause}`);
   }
   if (m.answered && !m.capture.clearPod.length) problems.push(`${m.answered} echo replies came back while strongSwan was stopped on ${v}: pod traffic still flowed without it`);
   if (!m.recovery.baseline) problems.push(`no traffic to or from ${v}'s pods worked before strongSwan was stopped (see pings): recovery cannot be measured`);
-  else if (!m.recovery.tunnelsBack) problems.push(`after strongSwan started again on ${v} its tunnels did not come back`);
-  else if (!m.recovery.trafficBack) problems.push(`after strongSwan started again on ${v} its tunnels came back but its pods stayed unreachable`);
-  else if (!m.recovery.meshBack) problems.push(`after strongSwan started again on ${v} not every node pair is up again`);
-  const back = m.recovery.trafficBack ? `traffic back (${m.recovery.baseline} flows) ${m.recovery.trafficSeconds.toFixed(2)} s after strongSwan started again (tunnels ${m.recovery.saSeconds.toFixed(2)} s)` : 'traffic did not come back';
+  else if (!m.recovery.tunnelsBack) problems.push(`after \`ipsec start\` on ${v} its tunnels did not come back`);
+  else if (!m.recovery.trafficBack) problems.push(`after \`ipsec start\` on ${v} its tunnels came back but its pods stayed unreachable`);
+  else if (!m.recovery.meshBack) problems.push(`after \`ipsec start\` on ${v} not every node pair is up again`);
+  const back = m.recovery.trafficBack ? `traffic back (${m.recovery.baseline} flows) ${m.recovery.trafficSeconds.toFixed(2)} s after \`ipsec start\` (tunnels ${m.recovery.saSeconds.toFixed(2)} s)` : 'traffic did not come back';
   return {
     name: 'fail-closed',
     ok: problems.length === 0,

@@ -60,7 +60,7 @@ export async function checkMasquerade(lab: Lab, pairs: PairStatus[]): Promise<Ch
       ]),
     );
     upstreamLines = await upstream.stop();
-    for (const [ns, cap] of peers) peerLines.set(ns, await cap.stop());
+    for (const [ns, lines] of await Promise.all(peers.map(async ([ns, cap]) => [ns, await cap.stop()] as const))) peerLines.set(ns, lines);
   } finally {
     await Promise.all(captures.map((c) => c.stop().catch(() => [])));
   }

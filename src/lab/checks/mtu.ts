@@ -3,7 +3,7 @@
 // smaller (wasted), no larger (dropped in the tunnel, pods stuck on PMTU discovery).
 import type { Lab } from '../lab.ts';
 import { nodeConflist } from '../pods.ts';
-import { ping, reaches } from '../probe.ts';
+import { ping, type Reachability } from '../probe.ts';
 import type { CheckResult } from '../report.ts';
 import type { LabPod } from '../topology.ts';
 
@@ -30,7 +30,7 @@ export async function largestPassing(probe: (n: number) => Promise<boolean>, gue
   return lo;
 }
 
-export async function checkMtu(lab: Lab): Promise<CheckResult> {
+export async function checkMtu(lab: Lab, reach: Reachability): Promise<CheckResult> {
   const t = lab.topology;
   const ipOf = (p: LabPod) => lab.state.data.pods[p.ns]?.ip ?? '';
   // The first pod → remote pod path that carries a plain ping at all (a broken path is the pings check's finding).
@@ -38,7 +38,7 @@ export async function checkMtu(lab: Lab): Promise<CheckResult> {
   const paths = withPods.flatMap((from) => withPods.filter((to) => to !== from).map((to) => ({ from, src: from.pods[0]!, dst: to.pods[0]! })));
   let path: (typeof paths)[number] | undefined;
   for (const p of paths) {
-    if (await reaches(lab, p.src.ns, ipOf(p.dst))) {
+    if (await reach.reaches(p.src.ns, ipOf(p.dst))) {
       path = p;
       break;
     }
@@ -54,9 +54,16 @@ export async function checkMtu(lab: Lab): Promise<CheckResult> {
   const linkMtu = Number((JSON.parse(link.stdout) as { mtu: number }[])[0]?.mtu);
   const promised = conflistMtu - ICMP_ECHO_HEADERS;
   const max = t.underlayMtu - ICMP_ECHO_HEADERS;
-  const df = (ns: string) => async (n: number) => (await ping(lab, ns, dstIp, { size: n, dontFragment: true, wait: 1 })).ok;
-  const podMax = await largestPassing(df(src.ns), promised, max);
-  const tunnelMax = await largestPassing(df(from.ns), promised, max);
+  // A refusal (local "message too long", a router's "Frag needed") is final; a lost reply gets a second try.
+  const df = (ns: string) => async (n: number) => {
+    for (let i = 0; i < 2; i++) {
+      const r = await ping(lab, ns, dstIp, { size: n, dontFragment: true, wait: 1 });
+      if (r.ok) return true;
+      if (r.why && /too long|Frag needed/i.test(r.why)) return false;
+    }
+    return false;
+  };
+  const [podMax, tunnelMax] = await Promise.all([largestPassing(df(src.ns), promised, max), largestPassing(df(from.ns), promised, max)]);
   return mtuResult({ from: from.name, pod: src.name, dst: dst.name, conflistMtu, linkMtu, podMax, tunnelMax });
 }
 

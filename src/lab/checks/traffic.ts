@@ -1,10 +1,10 @@
 // Every pod pings every pod on every other node, every node pings every remote pod — with
 // tcpdump on the underlay bridge meanwhile: it must see that traffic only as ESP (and IKE),
 // never a clear-text pod packet.
-import { classifyCapture, startCapture, type CaptureSummary } from '../capture.ts';
+import { classifyCapture, flowOf, startCapture, type CaptureSummary } from '../capture.ts';
 import type { Lab } from '../lab.ts';
 import type { PairStatus } from '../mesh.ts';
-import { mapLimit, reaches } from '../probe.ts';
+import { mapLimit, type Reachability } from '../probe.ts';
 import { formatMatrix, type CheckResult } from '../report.ts';
 import type { LabTopology } from '../topology.ts';
 import type { EspMode } from '../../plan/mtu.ts';
@@ -51,14 +51,15 @@ export function addressBook(lab: Lab): Map<string, string> {
   return book;
 }
 
-export async function checkTraffic(lab: Lab, pairs: PairStatus[]): Promise<CheckResult[]> {
+export async function checkTraffic(lab: Lab, pairs: PairStatus[], reach: Reachability): Promise<CheckResult[]> {
   const t = lab.topology;
   const probes = pingProbes(t, lab.state.data.pods);
   const capture = await startCapture(lab, t.wire.ns, t.wire.bridge, 'mesh');
   let ok: boolean[] = [];
   let lines: string[] = [];
   try {
-    ok = await mapLimit(probes, 6, (p) => reaches(lab, p.ns, p.dst));
+    // Unanswered pings mostly wait: more of them than cores is fine.
+    ok = await mapLimit(probes, 16, (p) => reach.reaches(p.ns, p.dst));
   } finally {
     lines = await capture.stop();
   }
@@ -107,8 +108,8 @@ export function captureResult(s: CaptureSummary, pings: number, book: Map<string
   if (s.clearPod.length) {
     const flows = new Map<string, string[]>();
     for (const l of s.clearPod) {
-      const m = /^IP (\S+?)(?:\.\d+)? > (\S+?)(?:\.\d+)?: (\S+)/.exec(l);
-      const key = m ? `${name(m[1]!)} → ${name(m[2]!)} (${m[3]})` : l;
+      const f = flowOf(l);
+      const key = f ? `${name(f.src)} → ${name(f.dst)} (${f.proto})` : l;
       flows.set(key, [...(flows.get(key) ?? []), l]);
     }
     for (const [flow, ls] of flows) problems.push(`${ls.length} clear-text pod packets on the underlay: ${flow}, e.g. \`${ls[0]}\``);

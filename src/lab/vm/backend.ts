@@ -66,8 +66,9 @@ export function vmBackend(lab: Omit<Lab, 'backend'>): VmBackend {
     async strongswanState(node) {
       const r = await run(node, ['systemctl', 'show', '-p', 'ActiveState,MainPID', STRONGSWAN_UNIT], true, 20_000);
       const props = parseShow(r.stdout)[0] ?? {};
-      if (r.code !== 0) return { running: false, detail: `unknown (${r.stderr.trim() || 'ssh failed'})` };
-      return { running: props.ActiveState === 'active', detail: `${props.ActiveState ?? '?'} (unit, pid ${props.MainPID ?? '?'})` };
+      if (r.code !== 0) return { pids: [], detail: `unknown (${r.stderr.trim() || 'ssh failed'})` };
+      const pid = Number(props.MainPID);
+      return { pids: props.ActiveState === 'active' && pid > 0 ? [pid] : [], detail: `${props.ActiveState ?? '?'} (unit, pid ${props.MainPID ?? '?'})` };
     },
     requireUp() {
       const dead = t.nodes.filter((n) => !lab.state.data.processes.some((p) => p.role === 'vm' && p.node === n.name && isOurs(p)));

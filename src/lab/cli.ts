@@ -26,7 +26,8 @@ const HELP = `usage: npm run lab -- <up|check|status|down> [options]     (as roo
             emulation) on taps inside the lab's namespace, from a cached image, provisioned
             by \`kube-ipsec provision\` over ssh; kernel ESP; pods via ipsec-cni in the VMs
   check     tunnels, pod/node ping matrix, underlay capture, masquerade, MTU and
-            fail-closed; exits 1 if anything fails
+            fail-closed; on VMs also kernel ESP, units, re-provisioning one minion and
+            rebooting it; exits 1 if anything fails
   status    tunnels, pods and their IPs per node, read from the running lab
   down      stop what the lab started (by PID), delete its namespaces and files
 

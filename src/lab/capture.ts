@@ -66,24 +66,28 @@ export interface CaptureSummary {
   clearPod: string[];
   /** Other IPv4 between the machines (neither IPsec nor pod traffic). */
   otherIp: string[];
-  /** ARP, IPv6 link-local chatter and other non-IPv4 frames. */
-  nonIp: number;
+  /** Link-local chatter: ARP, IPv6, other non-IPv4 frames, and IPv4 to the local network control
+   * block 224.0.0.0/24 (IGMP reports a bridge port sends when it comes up): never routed, so it
+   * cannot carry a pod's packet. */
+  linkLocal: number;
 }
 
 /** A node answering IKE while its charon is down: "ICMP 192.168.10.23 udp port 500 unreachable". */
 const IKE_ICMP_ERROR = /^ICMP \S+ udp port (500|4500) unreachable/;
+/** 224.0.0.0/24: link-local multicast (IGMP, all-hosts), never forwarded by a router. */
+const LOCAL_NETWORK_CONTROL = cidr('224.0.0.0/24');
 const IPV4_LINE = /^IP (\d+\.\d+\.\d+\.\d+)(?:\.(\d+))? > (\d+\.\d+\.\d+\.\d+)(?:\.(\d+))?: (.*)$/;
 
 /** Classifies `tcpdump -nn -t` lines of an underlay capture. */
 export function classifyCapture(lines: string[], podCidr: string): CaptureSummary {
   const pods = cidr(podCidr);
   const inPods = (ip: string) => contains(pods, parseIpv4(ip) ?? -1);
-  const s: CaptureSummary = { total: 0, esp: 0, espUdp: 0, ike: 0, clearPod: [], otherIp: [], nonIp: 0 };
+  const s: CaptureSummary = { total: 0, esp: 0, espUdp: 0, ike: 0, clearPod: [], otherIp: [], linkLocal: 0 };
   for (const line of lines) {
     s.total++;
     const m = IPV4_LINE.exec(line);
     if (!m) {
-      s.nonIp++;
+      s.linkLocal++;
       continue;
     }
     const [, src, sport, dst, dport, rest] = m as unknown as [string, string, string | undefined, string, string | undefined, string];
@@ -94,6 +98,7 @@ export function classifyCapture(lines: string[], podCidr: string): CaptureSummar
       s.espUdp++;
     } else if (ports.some((p) => p === 500 || p === 4500) || IKE_ICMP_ERROR.test(rest)) s.ike++;
     else if (inPods(src) || inPods(dst)) s.clearPod.push(line);
+    else if (contains(LOCAL_NETWORK_CONTROL, parseIpv4(dst) ?? -1)) s.linkLocal++;
     else s.otherIp.push(line);
   }
   return s;

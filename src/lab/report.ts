@@ -5,7 +5,9 @@ export type CheckName = 'tunnels' | 'pings' | 'capture' | 'masquerade' | 'fail-c
 /** Checks only a VM lab has: what only a real node shows (kernel ESP, systemd, a reboot, re-provisioning). */
 export type VmCheckName = 'kernel-esp' | 'units' | 'reprovision' | 'reboot';
 export const VM_CHECK_NAMES: readonly VmCheckName[] = ['kernel-esp', 'units', 'reprovision', 'reboot'];
-export const CHECK_NAMES: readonly CheckName[] = ['tunnels', 'pings', 'capture', 'masquerade', 'mtu', 'fail-closed', ...VM_CHECK_NAMES];
+/** Checks both backends run, in their order. */
+export const NETWORK_CHECK_NAMES: readonly CheckName[] = ['tunnels', 'pings', 'capture', 'masquerade', 'mtu', 'fail-closed'];
+export const CHECK_NAMES: readonly CheckName[] = [...NETWORK_CHECK_NAMES, ...VM_CHECK_NAMES];
 
 export interface CheckResult {
   name: CheckName;

@@ -123,7 +123,7 @@ export function captureResult(s: CaptureSummary, pings: number, book: Map<string
   return {
     name: 'capture',
     ok: !problems.length,
-    summary: `underlay during the pings: ${s.total} packets: ${kinds}, ${s.ike} IKE, ${s.clearPod.length} clear-text pod packets, ${s.otherIp.length} other IPv4, ${s.nonIp} ARP/IPv6`,
+    summary: `underlay during the pings: ${s.total} packets: ${kinds}, ${s.ike} IKE, ${s.clearPod.length} clear-text pod packets, ${s.otherIp.length} other IPv4, ${s.linkLocal} link-local (ARP/IPv6/IGMP)`,
     problems,
     values: { total: s.total, esp: s.esp, espUdp: s.espUdp, ike: s.ike, clearPod: s.clearPod.length, otherIp: s.otherIp.length },
   };

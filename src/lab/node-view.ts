@@ -12,6 +12,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { RenderedFile } from '../render/files.ts';
+import { shellQuote } from '../shell.ts';
 
 export interface NodeView {
   /** Network namespace of the node. */
@@ -62,9 +63,6 @@ export function removeView(view: NodeView): void {
   rmSync(view.dir, { recursive: true, force: true });
 }
 
-function quote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
 
 /** The shell commands that build the node's mount view. */
 export function viewMounts(view: NodeView): string[] {
@@ -78,12 +76,12 @@ export function viewMounts(view: NodeView): string[] {
     mkdirSync(upper, { recursive: true });
     mkdirSync(work, { recursive: true });
     const options = `lowerdir=${join(treeDir(view), top)}:/${top},upperdir=${upper},workdir=${work}`;
-    return `mount -t overlay kube-ipsec-${top} -o ${quote(options)} /${top}`;
+    return `mount -t overlay kube-ipsec-${top} -o ${shellQuote(options)} /${top}`;
   });
   // The host's named network namespaces stay reachable at /run/netns (CNI_NETNS paths).
   const netns = join(runDir(view), 'netns');
   mkdirSync(netns, { recursive: true });
-  return [...mounts, `mount --rbind /run/netns ${quote(netns)}`, `mount --rbind ${quote(runDir(view))} /run`];
+  return [...mounts, `mount --rbind /run/netns ${shellQuote(netns)}`, `mount --rbind ${shellQuote(runDir(view))} /run`];
 }
 
 /**

@@ -15,7 +15,8 @@ import { affectedUnits, type RestartRule } from '../render/restarts.ts';
 import { SECRET } from '../render/files.ts';
 import type { ShipFile, NodeBundle } from './bundle.ts';
 import { tarSize, tarStream, type TarEntry } from './tar.ts';
-import { shellQuote, ShipError, type RemoteProcess, type Transport } from './transport.ts';
+import { shellQuote } from '../shell.ts';
+import { ShipError, type RemoteProcess, type Transport } from './transport.ts';
 
 export const PROVISION_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'provision');
 

@@ -42,7 +42,3 @@ export function localTransport(env: Record<string, string> = {}): Transport {
   };
 }
 
-/** A word for a POSIX shell command line. */
-export function shellQuote(word: string): string {
-  return /^[A-Za-z0-9_./:=@%+-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
-}

@@ -1,6 +1,7 @@
 // The VM lab's backend: each node is a qemu VM, reached over ssh from inside the lab's wire
 // namespace; a pod namespace lives inside its node's VM; the wire and the upstream router
 // are namespaces on this host as in the namespace lab. strongSwan is its systemd unit.
+import { shellQuote } from '../../shell.ts';
 import type { LabBackend } from '../backend.ts';
 import type { Capture } from '../capture.ts';
 import type { Lab } from '../lab.ts';
@@ -115,7 +116,7 @@ async function remoteCapture(
   const base = `${REMOTE_DIR}/${name.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
   const file = `${base}.pcap`;
   const netns = w.pod ? ['nsenter', `--net=${NETNS_DIR}/${w.pod}`] : [];
-  const tcpdump = [...netns, 'tcpdump', '--immediate-mode', '-nn', '-U', '-Z', 'root', '-i', dev, '-w', file, ...filter].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  const tcpdump = [...netns, 'tcpdump', '--immediate-mode', '-nn', '-U', '-Z', 'root', '-i', dev, '-w', file, ...filter].map(shellQuote).join(' ');
   const started = await runner.run(onNode(w.node, ['sh', '-c', `mkdir -p ${REMOTE_DIR} && rm -f '${file}' && ${tcpdump} </dev/null >'${base}.log' 2>&1 & echo $!`]), { timeoutMs: 30_000 });
   const pid = Number(started.stdout.trim());
   if (!Number.isInteger(pid) || pid <= 1) throw new Error(`tcpdump on ${dev} in ${w.pod ?? w.node} did not start: ${started.stdout}${started.stderr}`);

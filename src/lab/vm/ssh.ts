@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fingerprint } from '../../ship/known-hosts.ts';
-import { shellQuote } from '../../ship/transport.ts';
+import { shellQuote } from '../../shell.ts';
 import { NETNS_DIR } from '../procs.ts';
 import type { Runner } from '../run.ts';
 import type { SeedKeys, VmLayout, VmNode } from './layout.ts';

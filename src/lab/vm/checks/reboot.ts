@@ -12,6 +12,7 @@
 //     cleanup (DEL of one, GC of the rest) leaves it empty; new pods get addresses and are
 //     reached from every other node.
 import { PATHS, UNITS } from '../../../plan/paths.ts';
+import { shellQuote } from '../../../shell.ts';
 import { classifyCapture, startCapture, type CaptureSummary } from '../../capture.ts';
 import { blackholeCovers } from '../../checks/fail-closed.ts';
 import type { Lab } from '../../lab.ts';
@@ -158,7 +159,7 @@ export async function checkReboot(lab: Lab, opts: { rebootVictim?: string }): Pr
   const remotePods = others.flatMap((n) => n.pods.map(ipOf)).filter(Boolean);
   const window = 600;
   const units = probeUnits(victim.gateway, remotePods, window);
-  const install = units.map((u) => `printf '%s' '${u.text.replace(/'/g, `'\\''`)}' >${PATHS.systemdDir}/${u.name}`).join(' && ');
+  const install = units.map((u) => `printf '%s' ${shellQuote(u.text)} >${PATHS.systemdDir}/${u.name}`).join(' && ');
   await lab.runner.run(backend.onNode(victim.name, ['sh', '-c', `${install} && systemctl daemon-reload && systemctl enable --quiet ${units.map((u) => u.name).join(' ')}`]), { timeoutMs: 60_000 });
 
   const stops: (() => Promise<void>)[] = [];

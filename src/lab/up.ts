@@ -38,20 +38,25 @@ export interface UpOptions {
   convergeTimeoutMs?: number;
 }
 
+/** Refuses to start over a lab that is still recorded in stateDir, or beside namespaces another lab holds under this prefix. */
+export function assertRoomForLab(stateDir: string, prefix: string): void {
+  const existing = readState(stateDir);
+  if (existing) {
+    throw new LabError(`a lab (prefix ${existing.prefix}) is already recorded in ${join(stateDir, STATE_FILE)}: bring it down first (\`npm run lab -- down\`)`);
+  }
+  const squatters = prefixedNamespaces(prefix);
+  if (squatters.length) {
+    throw new LabError(`namespaces with the prefix ${prefix}- already exist (${squatters.slice(0, 3).join(', ')}${squatters.length > 3 ? ', …' : ''}): another lab uses this prefix; choose another with --prefix`);
+  }
+}
+
 export async function up(opts: UpOptions): Promise<Lab> {
   const runner = opts.runner ?? processRunner;
   const log = opts.log ?? (() => {});
   const plugin = resolve(opts.plugin ?? DEFAULT_PLUGIN);
   const stateDir = resolve(opts.stateDir);
   preflight(plugin);
-  const existing = readState(stateDir);
-  if (existing) {
-    throw new LabError(`a lab (prefix ${existing.prefix}) is already recorded in ${join(stateDir, STATE_FILE)}: bring it down first (\`npm run lab -- down\`)`);
-  }
-  const squatters = prefixedNamespaces(opts.prefix);
-  if (squatters.length) {
-    throw new LabError(`namespaces with the prefix ${opts.prefix}- already exist (${squatters.slice(0, 3).join(', ')}${squatters.length > 3 ? ', …' : ''}): another lab uses this prefix; choose another with --prefix`);
-  }
+  assertRoomForLab(stateDir, opts.prefix);
   const clock = stopwatch();
 
   const espMode = await chooseEspMode(runner, opts.esp ?? 'auto');

@@ -6,6 +6,7 @@ import { clusterPaths, CLUSTER_OPTIONS, commandLine } from '../cli-args.ts';
 import { ConfigError } from '../config/errors.ts';
 import type { EspMode } from '../plan/mtu.ts';
 import { check } from './check.ts';
+import { timer } from './clock.ts';
 import { down } from './down.ts';
 import { LabError } from './host.ts';
 import { openLab } from './lab.ts';
@@ -13,7 +14,7 @@ import { readState } from './state.ts';
 import { CHECK_NAMES, formatResult, formatVerdict, type CheckName } from './report.ts';
 import { formatStatus, labStatus } from './status.ts';
 import { validatePrefix } from './topology.ts';
-import { up } from './up.ts';
+import { up, type UpOptions } from './up.ts';
 import { vmUp, type VmUpOptions } from './vm/up.ts';
 
 const HELP = `usage: npm run lab -- <up|check|status|down> [options]     (as root)
@@ -102,9 +103,11 @@ export async function main(argv: string[]): Promise<number> {
       case 'up':
         if (o.vm) {
           if (o.out !== undefined || o.esp !== 'auto') throw new LabError('--vm renders the cluster itself with ESP in the kernel: --out and --esp do not apply');
-          return await vmUpCommand({ configFile, stateDir, prefix: o.prefix, podsPerMinion: pods, memoryMb, accel: o.accel as 'auto' | 'kvm' | 'tcg', keep: o.keep, ...(o['image-cache'] !== undefined && { imageCache: resolve(o['image-cache']) }) });
+          const vm: VmUpOptions = { configFile, stateDir, prefix: o.prefix, podsPerMinion: pods, memoryMb, accel: o.accel as 'auto' | 'kvm' | 'tcg', log: indented, ...(o['image-cache'] !== undefined && { imageCache: resolve(o['image-cache']) }) };
+          return await upCommand({ stateDir, prefix: o.prefix, keep: o.keep }, { what: 'lab up --vm', onVms: true, start: () => vmUp(vm) });
         }
-        return await upCommand({ configFile, stateDir, prefix: o.prefix, pods, esp: o.esp as EspMode | 'auto', keep: o.keep, ...(o.out !== undefined && { outDir: resolve(o.out) }) });
+        const ns: UpOptions = { configFile, stateDir, prefix: o.prefix, podsPerMinion: pods, esp: o.esp as EspMode | 'auto', log: indented, ...(o.out !== undefined && { outDir: resolve(o.out) }) };
+        return await upCommand({ stateDir, prefix: o.prefix, keep: o.keep }, { what: 'lab up', onVms: false, start: () => up(ns) });
       case 'check': {
         const lab = openLab(stateDir);
         const r = await check(lab, {
@@ -139,43 +142,31 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-async function upCommand(o: { configFile: string; stateDir: string; prefix: string; pods: number; esp: EspMode | 'auto'; keep: boolean; outDir?: string }): Promise<number> {
-  const started = performance.now();
-  const existed = readState(o.stateDir) !== undefined;
-  try {
-    await up({ ...o, podsPerMinion: o.pods, log: (l) => console.log(`  ${l}`) });
-  } catch (err) {
-    // Only what this run recorded is removed (an existing lab is never touched).
-    if (existed || readState(o.stateDir) === undefined) throw err;
-    console.error(`lab up failed: ${(err as Error).message}`);
-    if (o.keep) {
-      console.error(`left in place for inspection (state ${o.stateDir}); remove it with: npm run lab -- down --state ${o.stateDir}`);
-    } else {
-      const r = await down(o.stateDir);
-      console.error(`removed what it had created (${r.processes.stopped.length} processes, ${r.namespaces.length} namespaces); --keep leaves it for inspection`);
-    }
-    return 1;
-  }
-  console.log(`lab ${o.prefix} up in ${((performance.now() - started) / 1000).toFixed(1)} s (state ${o.stateDir}); next: npm run lab -- check`);
-  return 0;
-}
+/** `up`'s progress lines, under the command's own. */
+const indented = (line: string) => console.log(`  ${line}`);
 
-async function vmUpCommand(o: VmUpOptions & { keep: boolean }): Promise<number> {
-  const started = performance.now();
+/**
+ * Runs `up` (either backend) and reports its time. A failed `up` removes only what this run
+ * recorded (an existing lab is never touched), unless --keep leaves it for inspection.
+ */
+async function upCommand(o: { stateDir: string; prefix: string; keep: boolean }, run: { what: string; onVms: boolean; start: () => Promise<unknown> }): Promise<number> {
+  const elapsed = timer();
   const existed = readState(o.stateDir) !== undefined;
   try {
-    await vmUp({ ...o, log: (l) => console.log(`  ${l}`) });
+    await run.start();
   } catch (err) {
     if (existed || readState(o.stateDir) === undefined) throw err;
-    console.error(`lab up --vm failed: ${(err as Error).message}`);
+    console.error(`${run.what} failed: ${(err as Error).message}`);
     if (o.keep) {
-      console.error(`left in place for inspection (state ${o.stateDir}, consoles in ${o.stateDir}/vms/*/console.log); remove it with: npm run lab -- down --state ${o.stateDir}`);
+      const consoles = run.onVms ? `, consoles in ${o.stateDir}/vms/*/console.log` : '';
+      console.error(`left in place for inspection (state ${o.stateDir}${consoles}); remove it with: npm run lab -- down --state ${o.stateDir}`);
     } else {
       const r = await down(o.stateDir);
-      console.error(`removed what it had created (${r.processes.stopped.length} processes, ${r.taps?.length ?? 0} taps, ${r.namespaces.length} namespaces); --keep leaves it for inspection`);
+      const taps = r.taps ? `${r.taps.length} taps, ` : '';
+      console.error(`removed what it had created (${r.processes.stopped.length} processes, ${taps}${r.namespaces.length} namespaces); --keep leaves it for inspection`);
     }
     return 1;
   }
-  console.log(`lab ${o.prefix} up on VMs in ${((performance.now() - started) / 1000).toFixed(1)} s (state ${o.stateDir}); next: npm run lab -- check`);
+  console.log(`lab ${o.prefix} up${run.onVms ? ' on VMs' : ''} in ${elapsed().toFixed(1)} s (state ${o.stateDir}); next: npm run lab -- check`);
   return 0;
 }

@@ -2,6 +2,7 @@
 // PIDs, and timing the mesh: from launching every charon to every IKE/CHILD SA pair up.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { timer } from './clock.ts';
 import type { Lab } from './lab.ts';
 import { meshStatus } from './mesh.ts';
 import { runDir, type NodeView } from './node-view.ts';
@@ -35,8 +36,7 @@ export interface MeshStart {
  * socket before it starts): polling earlier would only take CPU from the charons starting.
  */
 export async function startMesh(lab: Lab, timeoutMs: number, pollMs = 50): Promise<MeshStart> {
-  const t0 = performance.now();
-  const since = () => (performance.now() - t0) / 1000;
+  const since = timer();
   let failed: { error: unknown } | undefined;
   const starting = Promise.all(lab.topology.nodes.map((n) => startNodeStrongswan(lab, n))).catch((error: unknown) => void (failed = { error }));
   const views = [...lab.views.values()];

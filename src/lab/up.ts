@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { EspMode } from '../plan/mtu.ts';
 import { bootNode, installNode } from './boot.ts';
+import { stopwatch } from './clock.ts';
 import { chooseEspMode, LabError, preflight } from './host.ts';
 import { viewOf, type Lab } from './lab.ts';
 import { buildNetwork, prefixedNamespaces } from './network.ts';
@@ -57,7 +58,8 @@ export async function up(opts: UpOptions): Promise<Lab> {
   const stateDir = resolve(opts.stateDir);
   preflight(plugin);
   assertRoomForLab(stateDir, opts.prefix);
-  const clock = stopwatch();
+  const lap = stopwatch();
+  const clock = () => `${Math.round(lap() * 1000)} ms`;
 
   const espMode = await chooseEspMode(runner, opts.esp ?? 'auto');
   const files = opts.outDir ? useRendered(resolve(opts.configFile), resolve(opts.outDir), espMode) : await renderForLab(resolve(opts.configFile), stateDir, espMode);
@@ -98,14 +100,4 @@ export async function up(opts: UpOptions): Promise<Lab> {
   state.update({ pods: Object.fromEntries(pods), phase: 'up' });
   log(`${pods.length} pods through ${plugin}: ${clock()}`);
   return lab;
-}
-
-function stopwatch(): () => string {
-  let last = performance.now();
-  return () => {
-    const now = performance.now();
-    const ms = Math.round(now - last);
-    last = now;
-    return `${ms} ms`;
-  };
 }

@@ -4,6 +4,7 @@
 // Run with the rendered `auto=start`, or with `auto=route` (trap policies: tunnels come up on
 // the first packet) written into each node's ipsec.conf for the measurement; provisioning
 // puts the rendered file back afterwards.
+import { timer } from '../clock.ts';
 import type { Lab } from '../lab.ts';
 import { meshStatus } from '../mesh.ts';
 import { ping } from '../probe.ts';
@@ -36,8 +37,7 @@ export async function measureConvergence(lab: Lab, action: StartAction, timeoutM
   await setStartAction(lab, action);
   await Promise.all(nodes.map((n) => lab.backend.stopStrongswan(n.name)));
   const result: Convergence = { action, lost: 0 };
-  const t0 = performance.now();
-  const since = () => (performance.now() - t0) / 1000;
+  const since = timer();
   await Promise.all(nodes.map((n) => lab.runner.run(lab.backend.onNode(n.name, ['systemctl', 'start', STRONGSWAN_UNIT]), { timeoutMs: 60_000 })));
   const pairs = nodes.flatMap((a) => nodes.filter((b) => b !== a).map((b) => ({ from: a.ns, to: b.gateway })));
   const reached = await Promise.all(

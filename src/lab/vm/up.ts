@@ -13,6 +13,7 @@ import type { Document } from 'yaml';
 import { parseCluster } from '../../config/load.ts';
 import { PATHS } from '../../plan/paths.ts';
 import { planCluster } from '../../plan/plan.ts';
+import { stopwatch, timer } from '../clock.ts';
 import { LabError, onPath } from '../host.ts';
 import type { Lab } from '../lab.ts';
 import { meshStatus } from '../mesh.ts';
@@ -130,13 +131,13 @@ export async function vmUp(opts: VmUpOptions): Promise<VmUpResult> {
     writeFileSync(f.seed, seedText(topology, layout, v.name, seedKeys(keys, v.name)), { mode: 0o600 });
     state.updateVm({ overlays: [...state.data.vm!.overlays, f.overlay] });
     await runner.run(overlayArgv(image, f), { timeoutMs: 60_000 });
-    const t0 = performance.now();
+    const sinceStart = timer();
     const pid = await startQemu(topology.wire.ns, qemuArgv(image, v, f, accel), f);
     state.addProcess({ pid, comm: QEMU_COMM, ns: topology.wire.ns, role: 'vm', node: v.name, what: `VM ${v.name}` });
     await backend.connect([v.name], 600_000);
-    const seconds = (performance.now() - t0) / 1000;
-    state.updateVm({ bootSeconds: { [v.name]: seconds } });
-    log(`${v.name}: booted (${accel.accel}, ${v.memoryMb} MB), sshd up ${seconds.toFixed(1)} s after qemu started`);
+    const booted = sinceStart();
+    state.updateVm({ bootSeconds: { [v.name]: booted } });
+    log(`${v.name}: booted (${accel.accel}, ${v.memoryMb} MB), sshd up ${booted.toFixed(1)} s after qemu started`);
   });
 
   clock();
@@ -145,9 +146,9 @@ export async function vmUp(opts: VmUpOptions): Promise<VmUpResult> {
   state.updateVm({ provisionSeconds });
   log(`provisioned every node with \`kube-ipsec provision\`: ${seconds(provisionSeconds)}`);
 
-  const started = performance.now();
+  const sinceProvisioned = timer();
   const converged = await waitFor(async () => (await meshStatus(lab)).every((p) => p.up), 120_000, 250);
-  const convergedIn = converged ? (performance.now() - started) / 1000 : undefined;
+  const convergedIn = converged ? sinceProvisioned() : undefined;
   state.update(convergedIn === undefined ? {} : { convergedIn });
   log(converged ? `every IKE/CHILD SA pair up (${convergedIn!.toFixed(2)} s after provisioning ended)` : `not every IKE/CHILD SA pair is up after ${seconds(clock())} (\`check\` says which)`);
 
@@ -221,17 +222,6 @@ export async function createPods(lab: Lab, only?: string[]): Promise<Record<stri
   );
   const made = await Promise.all(nodes.flatMap((n) => n.pods.map(async (p) => [p.ns, await addPod(lab, p)] as const)));
   return Object.fromEntries(made);
-}
-
-/** Seconds since the previous call (or since it was made). */
-function stopwatch(): () => number {
-  let last = performance.now();
-  return () => {
-    const now = performance.now();
-    const elapsed = (now - last) / 1000;
-    last = now;
-    return elapsed;
-  };
 }
 
 const seconds = (x: number) => `${x.toFixed(1)} s`;

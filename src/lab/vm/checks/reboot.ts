@@ -15,6 +15,7 @@ import { PATHS, UNITS } from '../../../plan/paths.ts';
 import { shellQuote } from '../../../shell.ts';
 import { classifyCapture, startCapture, type CaptureSummary } from '../../capture.ts';
 import { blackholeCovers } from '../../checks/fail-closed.ts';
+import { timer } from '../../clock.ts';
 import type { Lab } from '../../lab.ts';
 import { meshStatus } from '../../mesh.ts';
 import { delPod, gcNode, nodeConflist } from '../../pods.ts';
@@ -168,18 +169,17 @@ export async function checkReboot(lab: Lab, opts: { rebootVictim?: string }): Pr
   try {
     const victimTargets = [...victim.pods.map(ipOf), victim.gateway].filter(Boolean);
     for (const n of others) stops.push(await backgroundPings(lab, (n.pods[0] ?? n).ns, victimTargets, window));
-    const t0 = performance.now();
+    const since = timer();
     await lab.runner.run(backend.onNode(victim.name, ['systemctl', 'reboot']), { allowFail: true, timeoutMs: 30_000 });
     await waitFor(async () => !(await masterUp(lab.runner, backend.target(victim.name))), 120_000, 250);
     try {
       await backend.connect([victim.name], 600_000);
-      m.seconds.ssh = (performance.now() - t0) / 1000;
+      m.seconds.ssh = since();
     } catch (err) {
       errors.push((err as Error).message);
     }
     if (m.seconds.ssh !== undefined) {
       const source = others.find((n) => n.pods.length)?.pods[0] ?? others[0]!;
-      const since = () => (performance.now() - t0) / 1000;
       await Promise.all([
         waitFor(async () => reaches(lab, source.ns, victim.gateway, 1, 1), 300_000, 0).then((ok) => {
           if (ok) m.seconds.traffic = since();

@@ -62,6 +62,8 @@ export interface ClusterConfig {
     lifetime: string;
     rekeyMargin: string;
     dpdDelay: string;
+    /** Node addresses in the selectors too: node↔node traffic through ESP (kernel ESP only). */
+    nodeEncryption: boolean;
     espMode: 'kernel' | 'userspace';
   };
   pki: {
@@ -95,6 +97,7 @@ export const DEFAULTS = {
     lifetime: '1h',
     rekeyMargin: '9m',
     dpdDelay: '5s',
+    nodeEncryption: false,
     espMode: 'kernel',
   },
   pki: { keyAlgorithm: 'ecdsa-p256', caValidityDays: 3650, certValidityDays: 365, renewBeforeDays: 30 },

@@ -148,6 +148,11 @@ export const clusterSchema = {
         lifetime: duration,
         rekeyMargin: duration,
         dpdDelay: duration,
+        nodeEncryption: {
+          type: 'boolean',
+          description:
+            'Also encrypt node-to-node traffic (kubelet, apiserver, etcd, a pod to another node\'s address): the node addresses join the IPsec selectors. Needs espMode kernel. IKE and ssh from outside the cluster stay as they are.',
+        },
         espMode: {
           type: 'string',
           enum: ['kernel', 'userspace'],

@@ -161,11 +161,29 @@ export function durationSeconds(d: string): number {
 function checkIpsec(c: ClusterConfig): LocatedIssue[] {
   const out: LocatedIssue[] = [];
   const { rekeyMargin, lifetime, ikeLifetime } = c.ipsec;
-  if (durationSeconds(rekeyMargin) >= durationSeconds(lifetime)) {
-    out.push(issue(['ipsec', 'rekeyMargin'], rekeyMargin, `must be shorter than ipsec.lifetime = ${lifetime} (strongSwan rekeys at lifetime minus margin)`, 'shorten rekeyMargin or lengthen lifetime'));
+  // strongSwan rekeys at lifetime − margin − a random share of the margin (rekeyfuzz 100%):
+  // anywhere from lifetime − 2×margin to lifetime − margin, which must stay after the start.
+  for (const [key, value] of [['lifetime', lifetime], ['ikeLifetime', ikeLifetime]] as const) {
+    if (2 * durationSeconds(rekeyMargin) >= durationSeconds(value)) {
+      out.push(
+        issue(
+          ['ipsec', 'rekeyMargin'],
+          rekeyMargin,
+          `is too long for ipsec.${key} = ${value}: strongSwan rekeys between ${key} − 2×rekeyMargin and ${key} − rekeyMargin (rekeyfuzz 100%), so 2×rekeyMargin must be shorter than ${key}`,
+          `shorten rekeyMargin to less than half of ${key}, or lengthen ${key}`,
+        ),
+      );
+    }
   }
-  if (durationSeconds(rekeyMargin) >= durationSeconds(ikeLifetime)) {
-    out.push(issue(['ipsec', 'rekeyMargin'], rekeyMargin, `must be shorter than ipsec.ikeLifetime = ${ikeLifetime}`, 'shorten rekeyMargin or lengthen ikeLifetime'));
+  if (c.ipsec.nodeEncryption && c.ipsec.espMode === 'userspace') {
+    out.push(
+      issue(
+        ['ipsec', 'nodeEncryption'],
+        true,
+        "needs ESP in the kernel: strongSwan's userspace ESP (espMode: userspace) cannot carry a node's own address, which its IKE traffic uses too",
+        'set ipsec.espMode: kernel (the default; every VM has it), or turn nodeEncryption off',
+      ),
+    );
   }
   return out;
 }

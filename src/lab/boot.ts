@@ -31,11 +31,15 @@ export interface UnitCommand {
   ignoreFailure: boolean;
 }
 
-/** ExecStart= lines of a unit file, as argv (no shell; systemd's prefixes honoured). */
-export function execStarts(unitText: string): UnitCommand[] {
-  const out: UnitCommand[] = [];
-  for (const m of unitText.replace(/\\\n/g, ' ').matchAll(/^ExecStart=(.*)$/gm)) {
+/** `key=` lines (ExecStart, ExecStartPre, …) of a unit file or drop-in, as argv (no shell; systemd's prefixes honoured; an empty assignment resets the list, as in a drop-in). */
+export function execLines(unitText: string, key: 'ExecStart' | 'ExecStartPre' | 'ExecStartPost' = 'ExecStart'): UnitCommand[] {
+  let out: UnitCommand[] = [];
+  for (const m of unitText.replace(/\\\n/g, ' ').matchAll(new RegExp(`^${key}=(.*)$`, 'gm'))) {
     let line = m[1]!.trim();
+    if (!line) {
+      out = [];
+      continue;
+    }
     let ignoreFailure = false;
     while (/^[-@:+!]/.test(line)) {
       if (line[0] === '-') ignoreFailure = true;
@@ -46,11 +50,18 @@ export function execStarts(unitText: string): UnitCommand[] {
   return out;
 }
 
+export const execStarts = (unitText: string): UnitCommand[] => execLines(unitText, 'ExecStart');
+
+/** Runs a unit's commands inside the node, as systemd would (a failure fails unless `-`). */
+export async function runUnitCommands(runner: Runner, view: NodeView, commands: readonly UnitCommand[]): Promise<void> {
+  for (const c of commands) await runner.run(inNode(view, c.argv), { allowFail: c.ignoreFailure, timeoutMs: 90_000 });
+}
+
 /** What the node's boot runs before strongSwan: sysctl.d, then the node network unit. */
 export async function bootNode(runner: Runner, view: NodeView): Promise<void> {
   await runner.run(inNode(view, ['sysctl', '-q', '-p', PATHS.sysctl]), { timeoutMs: 20_000 });
   const unit = readFileSync(hostPath(view, `${PATHS.systemdDir}/${UNITS.nodeNetwork}`), 'utf8');
   const commands = execStarts(unit);
   if (!commands.length) throw new Error(`${UNITS.nodeNetwork} of ${view.ns} has no ExecStart`);
-  for (const c of commands) await runner.run(inNode(view, c.argv), { allowFail: c.ignoreFailure, timeoutMs: 30_000 });
+  await runUnitCommands(runner, view, commands);
 }

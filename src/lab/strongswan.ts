@@ -1,8 +1,11 @@
-// strongSwan in a node namespace, started the way the node's unit does (`ipsec start`:
-// starter reads /etc/ipsec.conf and supervises charon), with the node's own /etc and /run.
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+// strongSwan in a node namespace, started the way the node's unit does (its drop-in's
+// ExecStartPre, `ipsec start` — starter reads /etc/ipsec.conf and supervises charon —, then
+// its ExecStartPost), with the node's own /etc and /run.
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { inNode, runDir, type NodeView } from './node-view.ts';
+import { PATHS, UNITS } from '../plan/paths.ts';
+import { execLines, runUnitCommands } from './boot.ts';
+import { hostPath, inNode, runDir, type NodeView } from './node-view.ts';
 import { waitFor, type Runner } from './run.ts';
 
 export function ipsec(runner: Runner, view: NodeView, args: string[], allowFail = false) {
@@ -22,6 +25,8 @@ export async function startStrongswan(runner: Runner, view: NodeView, timeoutMs 
   const ctl = join(runDir(view), 'charon.ctl');
   // A charon that was stopped may leave its socket behind; waiting for it would then be no wait.
   if (!strongswanPids(view).some(alive)) rmSync(ctl, { force: true });
+  const dropIns = unitDropIns(view, UNITS.strongswan);
+  await runUnitCommands(runner, view, execLines(dropIns, 'ExecStartPre'));
   await ipsec(runner, view, ['start']);
   // charon's control socket first (a file check, no process), then ask for the connections.
   await waitFor(async () => existsSync(ctl), timeoutMs, 10);
@@ -30,7 +35,19 @@ export async function startStrongswan(runner: Runner, view: NodeView, timeoutMs 
     return r.code === 0 && /^Connections:/m.test(r.stdout);
   }, timeoutMs, 50);
   if (!up) throw new Error(`strongSwan in ${view.ns} did not come up within ${timeoutMs} ms`);
+  await runUnitCommands(runner, view, execLines(dropIns, 'ExecStartPost'));
   return strongswanPids(view);
+}
+
+/** The node's drop-ins of `unit`, concatenated in systemd's order (by file name). */
+function unitDropIns(view: NodeView, unit: string): string {
+  const dir = hostPath(view, `${PATHS.systemdDir}/${unit}.d`);
+  if (!existsSync(dir)) return '';
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.conf'))
+    .sort()
+    .map((f) => readFileSync(join(dir, f), 'utf8'))
+    .join('\n');
 }
 
 export async function stopStrongswan(runner: Runner, view: NodeView): Promise<void> {

@@ -50,6 +50,10 @@ export const PATHS = {
   ipsecKeyDir: '/etc/ipsec.d/private',
 
   nodeNetworkScript: '/usr/local/lib/kube-ipsec/node-network',
+  /** The pod network's nftables table (pod-source NAT and the guard), loaded by the script. */
+  nodeNetworkRules: '/etc/kube-ipsec/node-network.nft',
+  /** Holds new IKE_SAs off while charon loads its connections (strongSwan's start and reload). */
+  ikeGateScript: '/usr/local/lib/kube-ipsec/ike-gate',
   nodeEnv: '/etc/kube-ipsec/node.env',
   artifacts: '/etc/kube-ipsec/artifacts.tsv',
   /** Every file kube-ipsec installs on the node, with its mode (what provision/apply installs). */

@@ -25,6 +25,11 @@ export interface PlannedNode {
   runsPods: boolean;
   /** IKE identity: the node name as an FQDN identity (`@minion1`). */
   ipsecId: string;
+  /**
+   * What this node's side of every CHILD_SA carries (leftsubnet): its pod subnet, and its
+   * own address with ipsec.nodeEncryption.
+   */
+  selectors: string[];
   /** Every other node, in cluster order: one IPsec conn each. */
   peers: Peer[];
   vm: { memory: number; cpus: number };
@@ -36,8 +41,16 @@ export interface Peer {
   ip: string;
   podSubnet: string;
   ipsecId: string;
+  /** The peer's side of the CHILD_SA (rightsubnet). */
+  selectors: string[];
   /** strongSwan conn name, `<local>-<peer>`. */
   conn: string;
+  /**
+   * Whether this node sets the pair up (auto=start) or waits for the peer (auto=add). Exactly
+   * one end of each pair initiates — the one whose name sorts first — so the two never build
+   * an IKE_SA each at the same moment (strongSwan keeps both: two SA pairs per peer).
+   */
+  initiates: boolean;
 }
 
 /** One IPsec tunnel of the mesh; `a` < `b` by name so each pair appears once. */
@@ -92,6 +105,7 @@ export function planCluster(config: ClusterConfig): Plan {
   });
   const ipsecId = (name: string) => `@${name}`;
   const base = config.nodes.map((n, i) => ({ config: n, subnet: subnets[i]! }));
+  const selectors = (n: { config: { ip: string }; subnet: Cidr }) => [formatCidr(n.subnet), ...(config.ipsec.nodeEncryption ? [`${n.config.ip}/32`] : [])];
 
   const nodes: PlannedNode[] = base.map(({ config: n, subnet }) => {
     const gateway = firstUsable(subnet);
@@ -104,6 +118,7 @@ export function planCluster(config: ClusterConfig): Plan {
       gatewayCidr: `${formatIpv4(gateway)}/${subnet.prefix}`,
       runsPods: n.role === 'minion',
       ipsecId: ipsecId(n.name),
+      selectors: selectors({ config: n, subnet }),
       peers: base
         .filter((other) => other.config.name !== n.name)
         .map((other) => ({
@@ -111,7 +126,9 @@ export function planCluster(config: ClusterConfig): Plan {
           ip: other.config.ip,
           podSubnet: formatCidr(other.subnet),
           ipsecId: ipsecId(other.config.name),
+          selectors: selectors(other),
           conn: `${n.name}-${other.config.name}`,
+          initiates: initiatorOf(n.name, other.config.name) === n.name,
         })),
       vm: { memory: n.memory, cpus: n.cpus },
       ...(n.ssh && { ssh: n.ssh }),
@@ -165,6 +182,11 @@ export function planCluster(config: ClusterConfig): Plan {
 
 function firstUsable(c: Cidr): number {
   return addressAt(c, 1);
+}
+
+/** The end of a pair that initiates its IKE_SA: the name that sorts first (the pair's `a`). */
+export function initiatorOf(x: string, y: string): string {
+  return x < y ? x : y;
 }
 
 /** Every unordered pair once, names sorted inside each pair: the tunnels of a full mesh. */

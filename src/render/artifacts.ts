@@ -50,9 +50,10 @@ export function artifactMembers(plan: Plan, node: PlannedNode): ArtifactMember[]
 
 /**
  * OS packages (Debian/Ubuntu names) every node needs. libstrongswan-standard-plugins: the
- * openssl plugin, without which charon has neither ECDSA keys nor AES-GCM.
+ * openssl plugin, without which charon has neither ECDSA keys nor AES-GCM. nftables: the node
+ * network's guard and pod-source NAT (iptables cannot order a filter after NAT).
  */
-export const BASE_PACKAGES = ['strongswan-starter', 'strongswan-charon', 'libstrongswan-standard-plugins', 'iptables', 'iproute2', 'kmod', 'conntrack', 'ca-certificates', 'curl'];
+export const BASE_PACKAGES = ['strongswan-starter', 'strongswan-charon', 'libstrongswan-standard-plugins', 'iptables', 'nftables', 'iproute2', 'kmod', 'conntrack', 'ca-certificates', 'curl'];
 
 /** Packages a node that runs pods needs for its runtime (containerd comes as a release archive). */
 export const RUNTIME_PACKAGES: Record<Plan['runtime'], string[]> = { docker: ['docker.io'], containerd: [] };

@@ -1,10 +1,14 @@
 // Files every mesh node gets, master included: the IPsec full mesh (strongSwan) and the
-// node network it relies on (pod bridge, fail-closed route, forwarding, masquerade).
+// node network it relies on (pod bridge, fail-closed route, forwarding, masquerade, and the
+// nftables table that keeps every pod packet inside ESP).
 import { ipsecCertPath, ipsecKeyPath, PATHS, UNITS } from '../plan/paths.ts';
 import type { PlannedNode } from '../plan/plan.ts';
 import { caCommonName, pskId } from '../pki/specs.ts';
 import { baseView, render, type RenderContext } from './context.ts';
 import { EXECUTABLE, file, secret, type RenderedFile } from './files.ts';
+
+/** How long strongSwan's start waits for charon to load its connections before letting IKE in anyway. */
+const IKE_GATE_TIMEOUT_S = 60;
 
 export function meshFiles(ctx: RenderContext, node: PlannedNode): RenderedFile[] {
   const { plan, pki } = ctx;
@@ -25,7 +29,9 @@ export function meshFiles(ctx: RenderContext, node: PlannedNode): RenderedFile[]
     secret(PATHS.ipsecSecrets, render(ctx, PATHS.ipsecSecrets, ipsecView)),
     file(PATHS.strongswanConf, render(ctx, PATHS.strongswanConf, ipsecView)),
     unitDropIn(ctx, UNITS.strongswan, '10-kube-ipsec.conf', view),
+    file(PATHS.ikeGateScript, render(ctx, PATHS.ikeGateScript, { ...view, timeoutSeconds: IKE_GATE_TIMEOUT_S }), EXECUTABLE),
     file(PATHS.nodeNetworkScript, render(ctx, PATHS.nodeNetworkScript, view), EXECUTABLE),
+    file(PATHS.nodeNetworkRules, render(ctx, PATHS.nodeNetworkRules, { ...ipsecView, localSelectors: node.selectors, peerIps: node.peers.map((p) => p.ip) })),
     unit(ctx, UNITS.nodeNetwork, view),
     file(PATHS.sysctl, render(ctx, PATHS.sysctl, view)),
     file(PATHS.modulesLoad, render(ctx, PATHS.modulesLoad, view)),

@@ -7,7 +7,9 @@
 // /var/lib/kubelet/config.yaml, which names the CA and the serving certificate). A flag
 // added to a unit therefore moves its file into the map by itself. Only units whose
 // configuration is found by convention rather than by path get explicit rules: strongSwan
-// (reads /etc/ipsec.*), systemd-sysctl and systemd-modules-load (read their .d directories).
+// (reads /etc/ipsec.*), systemd-sysctl and systemd-modules-load (read their .d directories);
+// and two units reload for part of their files: strongSwan for the mesh, the node network for
+// its nftables table.
 import { PATHS, UNITS } from '../plan/paths.ts';
 import type { Plan, PlannedNode } from '../plan/plan.ts';
 import { artifactMembers, nodeUnits } from './artifacts.ts';
@@ -34,10 +36,10 @@ export function restartRules(plan: Plan, node: PlannedNode, files: readonly Rend
   const byPath = new Map(files.map((f) => [f.path, f]));
   // Binaries count as dependencies too: a new kubelet binary restarts kubelet.
   const known = new Set([...byPath.keys(), ...artifactMembers(plan, node).map((m) => m.dest)]);
-  const closure = (roots: string[]): string[] => {
+  const closure = (roots: string[], exclude: readonly string[]): string[] => {
     const seen = new Set<string>();
     const visit = (path: string) => {
-      if (seen.has(path) || !known.has(path)) return;
+      if (seen.has(path) || !known.has(path) || exclude.includes(path)) return;
       seen.add(path);
       for (const ref of byPath.get(path)?.content.match(ABSOLUTE_PATH) ?? []) visit(ref);
     };
@@ -52,18 +54,33 @@ export function restartRules(plan: Plan, node: PlannedNode, files: readonly Rend
     { unit: UNITS.sysctl, action: 'restart', paths: [PATHS.sysctl] },
   ];
   for (const unit of nodeUnits(plan, node)) {
-    const restartOn = closure(unitFiles(unit));
+    // Files a unit applies by a reload belong to its reload rule alone, even where the unit's
+    // own files name them (the IKE gate reads ipsec.conf, the node-network script loads its
+    // nftables table): a restart for them would undo the point of reloading.
+    const reloadOn = reloadPaths(unit, [...byPath.keys()]);
+    const restartOn = closure(unitFiles(unit), reloadOn);
     if (unit === UNITS.strongswan) {
       // charon's own settings need a new charon; the mesh (conns, secrets, certificates)
       // is re-read by a reload, which leaves the other tunnels up (the drop-in's ExecReload).
       rules.push({ unit, action: 'restart', paths: [...restartOn, PATHS.strongswanConf].sort() });
-      const mesh = [...byPath.keys()].filter((p) => p === PATHS.ipsecConf || p === PATHS.ipsecSecrets || p.startsWith('/etc/ipsec.d/'));
-      rules.push({ unit, action: 'reload', paths: mesh.sort() });
-      continue;
+    } else {
+      rules.push({ unit, action: 'restart', paths: restartOn });
     }
-    rules.push({ unit, action: 'restart', paths: restartOn });
+    if (reloadOn.length) rules.push({ unit, action: 'reload', paths: reloadOn });
   }
   return rules.map((r) => ({ ...r, paths: r.paths.filter((p) => known.has(p)) })).filter((r) => r.paths.length > 0);
+}
+
+/**
+ * What a unit applies without restarting: strongSwan's mesh (conns, secrets, certificates:
+ * `ipsec rereadall` + `ipsec reload`, established tunnels stay up), and the node network's
+ * nftables table (replaced in one transaction by its ExecReload; a restart would also restart
+ * strongSwan, which Requires= the node network).
+ */
+function reloadPaths(unit: string, paths: string[]): string[] {
+  if (unit === UNITS.strongswan) return paths.filter((p) => p === PATHS.ipsecConf || p === PATHS.ipsecSecrets || p.startsWith('/etc/ipsec.d/')).sort();
+  if (unit === UNITS.nodeNetwork) return paths.filter((p) => p === PATHS.nodeNetworkRules);
+  return [];
 }
 
 export function restartMapFile(rules: readonly RestartRule[], generated: string): string {

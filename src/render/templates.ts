@@ -22,6 +22,8 @@ function environment(): typeof Handlebars {
   hb.registerHelper('exec', (binary: string, flags: Flag[]) =>
     [binary, ...flags.map(([name, value]) => `--${name}=${systemdWord(value)}`)].join(' \\\n    '),
   );
+  // `leftsubnet={{join node.selectors}}`: strongSwan's comma-separated lists.
+  hb.registerHelper('join', (list: readonly string[]) => list.join(','));
   return hb;
 }
 

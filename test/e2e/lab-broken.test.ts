@@ -19,6 +19,8 @@ interface Breakage {
   file: string;
   from: string | RegExp;
   to: string;
+  /** A second edit, of another file of minion1. */
+  also?: { file: string; from: string | RegExp; to: string };
   /** Checks to run (undefined: all of them). */
   only?: CheckName[];
   failing: CheckName[];
@@ -52,7 +54,18 @@ const breakages: Breakage[] = [
     to: '',
     only: ['tunnels', 'fail-closed'],
     failing: ['fail-closed'],
-    cause: /clear-text pod packets on the underlay while strongSwan was stopped on minion1 .*minion1's main table has no blackhole route for 10\.240\.0\.0\/16/,
+    cause: /with strongSwan stopped on minion1, minion1's main table has no blackhole route for 10\.240\.0\.0\/16 .*only the node network's guard kept it off the underlay \(it dropped [1-9]\d* packets\)/,
+  },
+  {
+    name: 'neither the blackhole route nor the guard',
+    tag: 'lgd',
+    file: PATHS.nodeNetworkScript,
+    from: /^ip route replace blackhole .*$/m,
+    to: '',
+    also: { file: PATHS.nodeNetworkRules, from: /^\t\tip [sd]addr 10\.240\.0\.0\/16 counter drop .*$/gm, to: '' },
+    only: ['tunnels', 'fail-closed'],
+    failing: ['fail-closed'],
+    cause: /clear-text pod packets on the underlay while strongSwan was stopped on minion1 .*minion1's main table has no blackhole route for 10\.240\.0\.0\/16 .*and its guard did not drop it/,
   },
   {
     name: 'a pod MTU the tunnel cannot carry',
@@ -74,11 +87,13 @@ describe.each(breakages)('check on a lab with $name (minion1)', (b) => {
     const configFile = lab.writeConfig(defaultClusterYaml());
     const outDir = join(lab.dir, 'out');
     await runRender({ configFile, configText: withEspMode(defaultClusterYaml(), 'userspace'), outDir, stateDir: join(lab.dir, 'pki') });
-    const target = join(outDir, 'minion1', b.file);
-    const before = readFileSync(target, 'utf8');
-    const after = before.replace(b.from, b.to);
-    expect(after, `the edit of ${b.file} matched nothing`).not.toBe(before);
-    writeFileSync(target, after);
+    for (const e of [b, ...(b.also ? [b.also] : [])]) {
+      const target = join(outDir, 'minion1', e.file);
+      const before = readFileSync(target, 'utf8');
+      const after = before.replace(e.from, e.to);
+      expect(after, `the edit of ${e.file} matched nothing`).not.toBe(before);
+      writeFileSync(target, after);
+    }
 
     const running = await lab.up({ outDir, convergeTimeoutMs: 3000 });
     const r = await check(running, b.only ? { only: b.only } : {});

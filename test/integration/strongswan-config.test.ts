@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { bootNode } from '../../src/lab/boot.ts';
 import { installView, openView, removeView, type NodeView } from '../../src/lab/node-view.ts';
 import { processRunner } from '../../src/lab/run.ts';
 import { ipsec, startStrongswan, stopStrongswan } from '../../src/lab/strongswan.ts';
@@ -41,6 +42,8 @@ describe.each([
     views.push(view);
     installView(view, cluster.nodes.get(nodeName)!);
     lab.track(await openView(view));
+    // As at boot: the node network (its nftables table holds strongSwan's IKE gate) first.
+    await bootNode(processRunner, view);
     for (const pid of await startStrongswan(processRunner, view)) lab.track(pid);
 
     const status = (await ipsec(processRunner, view, ['statusall'])).stdout;

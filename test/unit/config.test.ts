@@ -70,7 +70,9 @@ const invalid: [string, Record<string, unknown>, string, RegExp][] = [
   ['two masters', { 'nodes.1.role': 'master' }, 'nodes[1].role', /second master/],
   ['pod MTU larger than the tunnel carries', { 'network.podMtu': 1480 }, 'network.podMtu', /at most 1423/],
   ['pod MTU above the userspace ESP limit', { 'network.podMtu': 1410, 'ipsec.espMode': 'userspace' }, 'network.podMtu', /at most 1400/],
-  ['rekey margin not shorter than the lifetime', { 'ipsec.rekeyMargin': '2h' }, 'ipsec.rekeyMargin', /shorter than ipsec.lifetime/],
+  ['rekey margin not shorter than the lifetime', { 'ipsec.rekeyMargin': '2h' }, 'ipsec.rekeyMargin', /2×rekeyMargin must be shorter than lifetime/],
+  ['rekey window (2×margin, rekeyfuzz) not inside the lifetime', { 'ipsec.rekeyMargin': '30m' }, 'ipsec.rekeyMargin', /ipsec.lifetime = 1h.*2×rekeyMargin must be shorter/],
+  ['node encryption with userspace ESP', { 'ipsec.nodeEncryption': true, 'ipsec.espMode': 'userspace' }, 'ipsec.nodeEncryption', /needs ESP in the kernel/],
   ['malformed duration', { 'ipsec.lifetime': '1 hour' }, 'ipsec.lifetime', /wrong form/],
   ['node subnet prefix shorter than the pod range', { 'network.nodeSubnetPrefix': 12 }, 'network.nodeSubnetPrefix', /between the pod range's prefix/],
   [

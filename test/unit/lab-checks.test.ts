@@ -1,5 +1,6 @@
 // How the lab reads what it observes (swanctl, tcpdump, iptables, ip route) and turns it into
 // verdicts whose messages point at the cause. Fixtures are real outputs from a lab run.
+import { guardDropped, parseGuardCounts } from '../../src/lab/guard.ts';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { classifyCapture, echoSources } from '../../src/lab/capture.ts';
@@ -278,6 +279,7 @@ describe('fail-closed verdict', () => {
     answered: 0,
     capture: classifyCapture([], t.podCidr),
     blackholes: 'blackhole 10.240.0.0/16 \n',
+    guardDrops: 0,
     book: new Map([['10.240.1.2', 'minion1-pod1'], ['10.240.2.2', 'minion2-pod1']]),
     recovery: { baseline: 5, tunnelsBack: true, trafficBack: true, meshBack: true, saSeconds: 0.31, trafficSeconds: 0.42 },
     ...over,
@@ -298,7 +300,7 @@ describe('fail-closed verdict', () => {
   it('passes with no clear-text packet and reports the recovery seconds', () => {
     const r = failClosedResult(measure());
     expect(r.ok).toBe(true);
-    expect(r.summary).toBe('strongSwan stopped on minion1: 0 clear-text pod packets on the underlay while 18 flows kept sending (0 replies); traffic back (5 flows) 0.42 s after `ipsec start` (tunnels 0.31 s)');
+    expect(r.summary).toBe('strongSwan stopped on minion1: 0 clear-text pod packets on the underlay while 18 flows kept sending (0 replies; the guard dropped 0); traffic back (5 flows) 0.42 s after `ipsec start` (tunnels 0.31 s)');
     expect(r.values).toMatchObject({ trafficSeconds: 0.42, clearPod: 0 });
   });
 
@@ -307,7 +309,15 @@ describe('fail-closed verdict', () => {
     const r = failClosedResult(measure({ capture: leak, blackholes: '' }));
     expect(r.ok).toBe(false);
     expect(r.problems).toEqual([
-      "1 clear-text pod packets on the underlay while strongSwan was stopped on minion1 (minion1-pod1 → minion2-pod1, e.g. `IP 10.240.1.2 > 10.240.2.2: ICMP echo request, id 1, seq 1, length 64`): minion1's main table has no blackhole route for 10.240.0.0/16 (the node-network script's `ip route replace blackhole`), so pod traffic took the default route in clear text",
+      "1 clear-text pod packets on the underlay while strongSwan was stopped on minion1 (minion1-pod1 → minion2-pod1, e.g. `IP 10.240.1.2 > 10.240.2.2: ICMP echo request, id 1, seq 1, length 64`): minion1's main table has no blackhole route for 10.240.0.0/16 (the node-network script's `ip route replace blackhole`), so pod traffic took the default route in clear text, and its guard did not drop it",
+    ]);
+  });
+
+  it('fails a missing blackhole route even when the guard kept the wire clean', () => {
+    const r = failClosedResult(measure({ blackholes: '', guardDrops: 12 }));
+    expect(r.ok).toBe(false);
+    expect(r.problems).toEqual([
+      "with strongSwan stopped on minion1, minion1's main table has no blackhole route for 10.240.0.0/16 (the node-network script's `ip route replace blackhole`): remote pod traffic took the default route, and only the node network's guard kept it off the underlay (it dropped 12 packets)",
     ]);
   });
 
@@ -335,5 +345,26 @@ describe('report', () => {
     expect(r.ok).toBe(false);
     expect(formatReport(r)).toBe('PASS  tunnels     6/6\nFAIL  mtu         bad\n   ✗  why\nlab lab1: 1 of 2 checks failed (mtu)\n');
     expect(report('lab1', []).ok).toBe(false);
+  });
+});
+
+describe('guard counters', () => {
+  // `nft -j list chain ip kube-ipsec guard`, trimmed, as nftables 1.0.6 prints it.
+  const json = JSON.stringify({
+    nftables: [
+      { metainfo: { version: '1.0.6', json_schema_version: 1 } },
+      { chain: { family: 'ip', table: 'kube-ipsec', name: 'guard', type: 'filter', hook: 'postrouting', prio: 110, policy: 'accept' } },
+      { rule: { family: 'ip', table: 'kube-ipsec', chain: 'guard', handle: 6, expr: [{ match: { op: '==', left: { meta: { key: 'oifname' } }, right: { set: ['lo', 'ipsec-br01'] } } }, { accept: null }] } },
+      { rule: { family: 'ip', table: 'kube-ipsec', chain: 'guard', handle: 8, comment: 'pod source in clear', expr: [{ match: { op: '==', left: { payload: { protocol: 'ip', field: 'saddr' } }, right: { prefix: { addr: '10.240.0.0', len: 16 } } } }, { counter: { packets: 3, bytes: 252 } }, { drop: null }] } },
+      { rule: { family: 'ip', table: 'kube-ipsec', chain: 'guard', handle: 9, comment: 'pod destination in clear', expr: [{ counter: { packets: 5, bytes: 420 } }, { drop: null }] } },
+    ],
+  });
+
+  it('reads the drop rules by their comment and counts what was dropped in between', () => {
+    const after = parseGuardCounts(json);
+    expect(after).toEqual({ 'pod source in clear': 3, 'pod destination in clear': 5 });
+    expect(guardDropped({ 'pod source in clear': 1, 'pod destination in clear': 5 }, after)).toBe(2);
+    expect(guardDropped(undefined, after)).toBe(8);
+    expect(guardDropped(after, undefined)).toBe(0);
   });
 });

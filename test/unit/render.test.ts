@@ -62,14 +62,30 @@ describe('what each node gets', () => {
     expect(docker).toContain('--bridge=none');
   });
 
-  it('ipsec.conf: one IKEv2 conn per peer, always-on, never giving up', () => {
+  it('ipsec.conf: one IKEv2 conn per peer, never giving up, rekeyed rather than re-authenticated', () => {
     for (const n of p.nodes) {
       const conns = ipsecConns(fileAt(cluster.nodes.get(n.name)!, PATHS.ipsecConf).content);
       const d = conns.get('%default')!;
-      expect(d).toMatchObject({ keyexchange: 'ikev2', auto: 'start', dpdaction: 'restart', keyingtries: '%forever' });
+      expect(d).toMatchObject({ keyexchange: 'ikev2', keyingtries: '%forever', reauth: 'no', leftsubnet: n.podSubnet });
       expect(conns.get('setup')!.uniqueids).toBe('yes');
       expect([...conns.keys()].filter((k) => !['setup', '%default'].includes(k))).toHaveLength(p.nodes.length - 1);
     }
+  });
+
+  it('ipsec.conf: exactly one end of each pair initiates, and sets the pair up again when the peer goes', () => {
+    for (const t of p.tunnels) {
+      const conn = (local: string, peer: string) => ipsecConns(fileAt(cluster.nodes.get(local)!, PATHS.ipsecConf).content).get(`${local}-${peer}`)!;
+      expect(conn(t.a, t.b)).toMatchObject({ auto: 'start', dpdaction: 'restart', closeaction: 'restart' });
+      expect(conn(t.b, t.a)).toMatchObject({ auto: 'add', dpdaction: 'clear', closeaction: 'none' });
+    }
+  });
+
+  it('ipsec.nodeEncryption puts both node addresses into every CHILD_SA', () => {
+    const { cluster: c } = render({ 'ipsec.nodeEncryption': true });
+    const conns = ipsecConns(fileAt(c.nodes.get('minion1')!, PATHS.ipsecConf).content);
+    expect(conns.get('%default')!.leftsubnet).toBe('10.240.1.0/24,192.168.10.21/32');
+    expect(conns.get('minion1-minion2')!.rightsubnet).toBe('10.240.2.0/24,192.168.10.22/32');
+    expect(ipsecConns(fileAt(cluster.nodes.get('minion1')!, PATHS.ipsecConf).content).get('minion1-minion2')!.rightsubnet).toBe('10.240.2.0/24');
   });
 
   it('userspace ESP loads kernel-libipsec; kernel ESP does not', () => {
@@ -95,6 +111,25 @@ describe('what each node gets', () => {
     expect(shellVars(script.content)).toMatchObject({ BRIDGE: 'ipsec-br01', GATEWAY: '10.240.2.1/24', NODE_SUBNET: '10.240.2.0/24', POD_CIDR: '10.240.0.0/16' });
     expect(script.content).toContain('ip route replace blackhole "$POD_CIDR"');
     expect(script.content).toContain('-s "$NODE_SUBNET" ! -d "$POD_CIDR" -j MASQUERADE');
+  });
+
+  it('node network nftables: non-pod sources for remote pods get the bridge address before any iptables NAT, and a guard after it', () => {
+    const nft = fileAt(cluster.nodes.get('minion2')!, PATHS.nodeNetworkRules).content;
+    expect(nft).toMatch(/^table ip kube-ipsec\ndelete table ip kube-ipsec\n/m);
+    expect(nft).toMatch(/type nat hook postrouting priority srcnat - 10;/);
+    expect(nft).toContain('ip daddr 10.240.0.0/16 ip daddr != 10.240.2.0/24 ip saddr != { 10.240.2.0/24 } counter snat to 10.240.2.1');
+    expect(nft).toMatch(/type filter hook postrouting priority srcnat \+ 10;/);
+    expect(nft).toContain('oifname { "lo", "ipsec-br01" } accept');
+    expect(nft).toContain('rt ipsec exists accept');
+    expect(nft).not.toContain('ipsec0');
+    expect(nft).not.toContain('node traffic in clear');
+    expect(fileAt(cluster.nodes.get('minion2')!, PATHS.nodeNetworkScript).content).toContain(`nft -f ${PATHS.nodeNetworkRules}`);
+    const userspace = fileAt(render({ 'ipsec.espMode': 'userspace' }).cluster.nodes.get('minion2')!, PATHS.nodeNetworkRules).content;
+    expect(userspace).toContain('oifname { "lo", "ipsec-br01", "ipsec0" } accept');
+    const nodes = fileAt(render({ 'ipsec.nodeEncryption': true }).cluster.nodes.get('minion2')!, PATHS.nodeNetworkRules).content;
+    expect(nodes).toContain('ip saddr != { 10.240.2.0/24,192.168.10.22/32 }');
+    expect(nodes).toContain('ip daddr { 192.168.10.10,192.168.10.21,192.168.10.23 } udp dport { 500, 4500 } accept');
+    expect(nodes).toContain('ip daddr { 192.168.10.10,192.168.10.21,192.168.10.23 } counter drop comment "node traffic in clear"');
   });
 
   it('bring-up order: node network → strongSwan → runtime → kubelet', () => {

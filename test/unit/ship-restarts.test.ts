@@ -56,6 +56,37 @@ describe('restart map', () => {
     expect(affected('minion1', PATHS.nodeNetworkScript)).toEqual([`restart ${UNITS.nodeNetwork}`]);
     expect(affected('minion1', PATHS.cniConflist, PATHS.cniPlugin, PATHS.nodeEnv, PATHS.artifacts)).toEqual([]);
     expect(affected('minion1', PATHS.sysctl)).toEqual([`restart ${UNITS.sysctl}`]);
+    // The nftables table is replaced by a reload: a restart of the node network would restart strongSwan (Requires=).
+    expect(affected('minion1', PATHS.nodeNetworkRules)).toEqual([`reload ${UNITS.nodeNetwork}`]);
+    expect(affected('minion1', PATHS.ikeGateScript)).toEqual([`restart ${UNITS.strongswan}`]);
+  });
+
+  it("gives a file that a unit reloads for to its reload rule alone, even where the unit's own files name it", () => {
+    // The IKE gate reads /etc/ipsec.conf; the node-network script loads the nftables table.
+    expect(content('minion1', PATHS.ikeGateScript)).toContain(PATHS.ipsecConf);
+    expect(content('minion1', PATHS.nodeNetworkScript)).toContain(PATHS.nodeNetworkRules);
+    for (const r of rules('minion1').filter((x) => x.action === 'restart')) {
+      expect(r.paths).not.toContain(PATHS.ipsecConf);
+      expect(r.paths).not.toContain(PATHS.nodeNetworkRules);
+    }
+  });
+
+  it('adding a node reloads strongSwan on the others and restarts nothing; with nodeEncryption it reloads the guard too', () => {
+    const grown = (edits: Record<string, unknown>) => {
+      const p = defaultPlan({ ...edits, 'nodes.4': { name: 'minion4', ip: '192.168.10.24' } });
+      return renderCluster(p, placeholderPki(p), loadTemplates()).nodes.get('minion1')!;
+    };
+    const changed = (before: RenderedFile[], after: RenderedFile[]) =>
+      after.filter((f) => before.find((b) => b.path === f.path)?.content !== f.content).map((f) => f.path);
+    const fromTo = (edits: Record<string, unknown>) => {
+      const p = defaultPlan(edits);
+      const before = renderCluster(p, placeholderPki(p), loadTemplates()).nodes.get('minion1')!;
+      const after = grown(edits);
+      const rulesAfter = parseRestartMap(after.find((f) => f.path === PATHS.restartMap)!.content);
+      return affectedUnits(rulesAfter, new Set(changed(before, after).filter((x) => x !== PATHS.restartMap))).map((a) => `${a.action} ${a.unit}`);
+    };
+    expect(fromTo({})).toEqual([`reload ${UNITS.strongswan}`]);
+    expect(fromTo({ 'ipsec.nodeEncryption': true })).toEqual([`reload ${UNITS.nodeNetwork}`, `reload ${UNITS.strongswan}`]);
   });
 
   it('orders actions by bring-up order whatever order the changes come in', () => {

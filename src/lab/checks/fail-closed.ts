@@ -3,6 +3,7 @@
 // underlay shows no clear-text pod packet; after `ipsec start`, traffic comes back — how
 // many seconds later is measured.
 import { classifyCapture, flowOf, startCapture, type CaptureSummary } from '../capture.ts';
+import { guardDropped, readGuard } from '../guard.ts';
 import type { Lab } from '../lab.ts';
 import { meshStatus } from '../mesh.ts';
 import { mapLimit, ping, reaches, type Reachability } from '../probe.ts';
@@ -64,12 +65,14 @@ export async function checkFailClosed(lab: Lab, reach: Reachability, victimName?
   const upAgain = async (onlyVictim: boolean) =>
     (await meshStatus(lab)).filter((p) => upBefore.includes(`${p.a}|${p.b}`) && (!onlyVictim || p.a === victim.name || p.b === victim.name)).every((p) => p.up);
 
+  const guardBefore = await readGuard(lab, victim.name);
   await lab.backend.stopStrongswan(victim.name);
 
   const flows = victimFlows(t, pods, victim);
   let answered = 0;
   let lines: string[] = [];
   let blackholes = '';
+  let guardDrops = 0;
   let restart = 0;
   try {
     const capture = await startCapture(lab, t.wire.ns, t.wire.bridge, `fail-closed-${victim.name}`);
@@ -80,6 +83,7 @@ export async function checkFailClosed(lab: Lab, reach: Reachability, victimName?
       lines = await capture.stop();
     }
     blackholes = (await lab.runner.run(lab.backend.onNode(victim.name, ['ip', 'route', 'show', 'type', 'blackhole']), { allowFail: true })).stdout;
+    guardDrops = guardDropped(guardBefore, await readGuard(lab, victim.name));
   } finally {
     // Whatever happened meanwhile, the node gets its strongSwan back.
     restart = performance.now();
@@ -100,6 +104,7 @@ export async function checkFailClosed(lab: Lab, reach: Reachability, victimName?
     answered,
     capture: classifyCapture(lines, t.podCidr),
     blackholes,
+    guardDrops,
     book: addressBook(lab),
     recovery: { baseline: baseline.length, tunnelsBack, trafficBack, meshBack, saSeconds, trafficSeconds },
   });
@@ -112,8 +117,10 @@ export interface FailClosedMeasure {
   /** Echo replies received while strongSwan was stopped (fail-closed: 0). */
   answered: number;
   capture: CaptureSummary;
-  /** `ip route show type blackhole` on the victim. */
+  /** `ip route show type blackhole` on the victim, while strongSwan was stopped. */
   blackholes: string;
+  /** Packets the victim's guard dropped meanwhile (pod packets that would have left in clear). */
+  guardDrops: number;
   book: Map<string, string>;
   recovery: {
     /** Recovery flows that worked before the stop. */
@@ -144,14 +151,19 @@ export function failClosedResult(m: FailClosedMeasure): CheckResult {
   const v = m.victim.name;
   const podCidr = m.topology.podCidr;
   const problems: string[] = [];
+  const blackhole = blackholeCovers(m.blackholes, podCidr);
+  const noBlackhole = `${v}'s main table has no blackhole route for ${podCidr} (the node-network script's \`ip route replace blackhole\`)`;
   if (m.capture.clearPod.length) {
-    const cause = blackholeCovers(m.blackholes, podCidr)
-      ? 'although it has a blackhole route for the pod range (a more specific route let it out?)'
-      : `${v}'s main table has no blackhole route for ${podCidr} (the node-network script's \`ip route replace blackhole\`), so pod traffic took the default route in clear text`;
+    const cause = blackhole
+      ? 'although it has a blackhole route for the pod range (a more specific route let it out?), and its guard did not drop them'
+      : `${noBlackhole}, so pod traffic took the default route in clear text, and its guard did not drop it`;
     const first = m.capture.clearPod[0]!;
     const f = flowOf(first);
     const flow = f ? `${m.book.get(f.src) ?? f.src} → ${m.book.get(f.dst) ?? f.dst}` : '';
     problems.push(`${m.capture.clearPod.length} clear-text pod packets on the underlay while strongSwan was stopped on ${v} (${flow}, e.g. \`${first}\`): ${cause}`);
+  } else if (!blackhole) {
+    // The guard kept the wire clean, but the first line of fail-closed is missing: routing.
+    problems.push(`with strongSwan stopped on ${v}, ${noBlackhole}: remote pod traffic took the default route, and only the node network's guard kept it off the underlay (it dropped ${m.guardDrops} packets)`);
   }
   if (m.answered && !m.capture.clearPod.length) problems.push(`${m.answered} echo replies came back while strongSwan was stopped on ${v}: pod traffic still flowed without it`);
   if (!m.recovery.baseline) problems.push(`no traffic to or from ${v}'s pods worked before strongSwan was stopped (see pings): recovery cannot be measured`);
@@ -162,8 +174,8 @@ export function failClosedResult(m: FailClosedMeasure): CheckResult {
   return {
     name: 'fail-closed',
     ok: problems.length === 0,
-    summary: `strongSwan stopped on ${v}: ${m.capture.clearPod.length} clear-text pod packets on the underlay while ${m.flows} flows kept sending (${m.answered} replies); ${back}`,
+    summary: `strongSwan stopped on ${v}: ${m.capture.clearPod.length} clear-text pod packets on the underlay while ${m.flows} flows kept sending (${m.answered} replies; the guard dropped ${m.guardDrops}); ${back}`,
     problems,
-    values: { clearPod: m.capture.clearPod.length, answered: m.answered, saSeconds: m.recovery.saSeconds, trafficSeconds: m.recovery.trafficSeconds },
+    values: { clearPod: m.capture.clearPod.length, answered: m.answered, guardDrops: m.guardDrops, saSeconds: m.recovery.saSeconds, trafficSeconds: m.recovery.trafficSeconds },
   };
 }

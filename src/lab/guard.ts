@@ -1,0 +1,35 @@
+// The node network's guard (its nftables table, /etc/kube-ipsec/node-network.nft) as the
+// checks read it: how many packets each of its drop rules stopped. The guard is the last line
+// of the mesh's promise — a pod packet that would have crossed the underlay in clear text ends
+// there — so a count that grows while a check runs means a layer before it let one through.
+import type { LabExec } from './backend.ts';
+
+/** Packets per drop rule of the guard, by the rule's comment ("pod source in clear", …). */
+export type GuardCounts = Record<string, number>;
+
+interface NftJson {
+  nftables?: { rule?: { comment?: string; expr?: { counter?: { packets: number } }[] } }[];
+}
+
+/** `nft -j list chain ip kube-ipsec guard` → the counters of its commented rules. */
+export function parseGuardCounts(json: string): GuardCounts {
+  const out: GuardCounts = {};
+  for (const item of (JSON.parse(json) as NftJson).nftables ?? []) {
+    const rule = item.rule;
+    const counter = rule?.expr?.find((e) => e.counter)?.counter;
+    if (rule?.comment && counter) out[rule.comment] = (out[rule.comment] ?? 0) + counter.packets;
+  }
+  return out;
+}
+
+/** The guard's counters on a node (undefined: the node has no guard, e.g. its node network is not up). */
+export async function readGuard(lab: LabExec, node: string): Promise<GuardCounts | undefined> {
+  const r = await lab.runner.run(lab.backend.onNode(node, ['nft', '-j', 'list', 'chain', 'ip', 'kube-ipsec', 'guard']), { allowFail: true, timeoutMs: 30_000 });
+  return r.code === 0 ? parseGuardCounts(r.stdout) : undefined;
+}
+
+/** Packets dropped between two readings, in all (a reading that is missing counts as nothing). */
+export function guardDropped(before: GuardCounts | undefined, after: GuardCounts | undefined): number {
+  if (!after) return 0;
+  return Object.entries(after).reduce((sum, [k, n]) => sum + Math.max(0, n - (before?.[k] ?? 0)), 0);
+}

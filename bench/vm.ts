@@ -9,15 +9,16 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkFailClosed } from '../src/lab/checks/fail-closed.ts';
+import { checkFailClosed } from '../src/check/checks/fail-closed.ts';
 import { down } from '../src/lab/down.ts';
 import { DEFAULT_PLUGIN } from '../src/lab/up.ts';
-import { checkReboot } from '../src/lab/vm/checks/reboot.ts';
+import { checkReboot } from '../src/check/checks/reboot.ts';
 import { measureConvergence, type Convergence, type StartAction } from '../src/lab/vm/converge.ts';
 import { ensureImage, recordedBuildSeconds } from '../src/lab/vm/image.ts';
-import { Reachability } from '../src/lab/probe.ts';
-import { processRunner } from '../src/lab/run.ts';
-import { provisionLab, vmUp } from '../src/lab/vm/up.ts';
+import { Reachability } from '../src/check/probe.ts';
+import { processRunner } from '../src/run.ts';
+import { provisionLab } from '../src/lab/vm/provision.ts';
+import { vmUp } from '../src/lab/vm/up.ts';
 
 const REFERENCE = { imageBuild: 51, boot: 25 };
 const CLUSTER = `nodes:

@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import { PATHS, UNITS } from '../plan/paths.ts';
 import type { RenderedFile } from '../render/files.ts';
 import { hostPath, inNode, installView, type NodeView } from './node-view.ts';
-import type { Runner } from './run.ts';
+import type { Runner } from '../run.ts';
 
 export const PLUGIN_ON_NODE = `${PATHS.cniBinDir}/ipsec-cni`;
 

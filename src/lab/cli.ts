@@ -5,13 +5,14 @@ import { parseArgs } from 'node:util';
 import { clusterPaths, CLUSTER_OPTIONS, commandLine } from '../cli-args.ts';
 import { ConfigError } from '../config/errors.ts';
 import type { EspMode } from '../plan/mtu.ts';
-import { check } from './check.ts';
-import { timer } from './clock.ts';
+import { check } from '../check/check.ts';
+import { timer } from '../clock.ts';
 import { down } from './down.ts';
 import { LabError } from './host.ts';
-import { openLab } from './lab.ts';
+import { openLab, requireUp } from './lab.ts';
+import { CheckError } from '../check/errors.ts';
 import { readState } from './state.ts';
-import { CHECK_NAMES, formatResult, formatVerdict, type CheckName } from './report.ts';
+import { CHECK_NAMES, formatResult, formatVerdict, type CheckName } from '../check/report.ts';
 import { formatStatus, labStatus } from './status.ts';
 import { validatePrefix } from './topology.ts';
 import { up, type UpOptions } from './up.ts';
@@ -110,7 +111,9 @@ export async function main(argv: string[]): Promise<number> {
         return await upCommand({ stateDir, prefix: o.prefix, keep: o.keep }, { what: 'lab up', onVms: false, start: () => up(ns) });
       case 'check': {
         const lab = openLab(stateDir);
+        requireUp(lab);
         const r = await check(lab, {
+          destructive: 'all',
           ...(o.victim !== undefined && { victim: o.victim }),
           ...(only && { only }),
           ...(!o.json && { onResult: (res) => process.stdout.write(formatResult(res)) }),
@@ -134,7 +137,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     return 2;
   } catch (err) {
-    if (err instanceof ConfigError || err instanceof LabError) {
+    if (err instanceof ConfigError || err instanceof LabError || err instanceof CheckError) {
       console.error(err.message);
       return 2;
     }

@@ -9,9 +9,9 @@ import { existsSync, readdirSync, readFileSync, rmSync, rmdirSync } from 'node:f
 import { join } from 'node:path';
 import { openLab, type Lab } from './lab.ts';
 import { deleteNamespaces, prefixedNamespaces } from './network.ts';
-import { delPod } from './pods.ts';
+import { delPod } from '../check/pods.ts';
 import { netnsInode, processNetnsInode, stopProcesses, type StopReport } from './procs.ts';
-import { processRunner, type Runner } from './run.ts';
+import { processRunner, type Runner } from '../run.ts';
 import { readState, STATE_FILE, type LabProcess } from './state.ts';
 import { strongswanProcesses } from './strongswan.ts';
 

@@ -3,7 +3,7 @@
 import { accessSync, constants, existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { EspMode } from '../plan/mtu.ts';
-import type { Runner } from './run.ts';
+import type { Runner } from '../run.ts';
 
 export const LIBIPSEC_PLUGIN = '/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so';
 

@@ -2,17 +2,18 @@
 // (joined through the holder processes `up` started), so `check`, `status` and `down` can
 // run from another command than the one that brought it up.
 import { join } from 'node:path';
-import type { LabBackend } from './backend.ts';
+import type { CheckTarget, ClusterBackend } from '../check/target.ts';
 import { netnsBackend } from './netns-backend.ts';
-import { vmBackend } from './vm/backend.ts';
+import { vmLab } from './vm/backend.ts';
 import { LabError } from './host.ts';
 import type { NodeView } from './node-view.ts';
 import { isOurs } from './procs.ts';
-import { processRunner, type Runner } from './run.ts';
+import { processRunner, type Runner } from '../run.ts';
 import { LabState, nodeDir } from './state.ts';
 import type { LabNode, LabTopology } from './topology.ts';
 
-export interface Lab {
+/** A lab is a cluster the checks can check: its state says what runs where. */
+export interface Lab extends CheckTarget {
   stateDir: string;
   state: LabState;
   topology: LabTopology;
@@ -20,7 +21,31 @@ export interface Lab {
   views: Map<string, NodeView>;
   runner: Runner;
   /** How commands reach the nodes: namespaces on this host, or VMs. */
-  backend: LabBackend;
+  backend: ClusterBackend;
+}
+
+export interface LabParts {
+  stateDir: string;
+  state: LabState;
+  topology: LabTopology;
+  views: Map<string, NodeView>;
+  runner: Runner;
+}
+
+/** The lab of these parts, reached through `backend`; on VMs the reprovision check may re-provision a node. */
+export function labOf(parts: LabParts, backend: ClusterBackend, provision?: (extra: string[]) => Promise<string>): Lab {
+  const { state } = parts;
+  return {
+    ...parts,
+    backend,
+    label: `lab ${state.data.prefix}`,
+    espMode: state.data.espMode,
+    get pods() {
+      return state.data.pods;
+    },
+    recordPods: (pods) => state.update({ pods }),
+    ...(provision && { provisioning: { configFile: join(parts.stateDir, 'cluster.yaml'), provision } }),
+  };
 }
 
 export function viewOf(stateDir: string, node: LabNode, holder?: number): NodeView {
@@ -34,15 +59,11 @@ export function openLab(stateDir: string, runner: Runner = processRunner): Lab {
   const holders = new Map(state.data.processes.filter((p) => p.role === 'view' && isOurs(p)).map((p) => [p.node!, p.pid]));
   const views = new Map(topology.nodes.map((n) => [n.name, viewOf(stateDir, n, holders.get(n.name))]));
   const parts = { stateDir, state, topology, views, runner };
-  return { ...parts, backend: state.data.backend === 'vm' ? vmBackend(parts) : netnsBackend(parts) };
+  return state.data.backend === 'vm' ? vmLab(parts) : labOf(parts, netnsBackend(parts));
 }
 
 /** The lab must be fully up (not a crashed or half-finished `up`). */
 export function requireUp(lab: Lab): void {
   if (lab.state.data.phase !== 'up') throw new LabError(`the lab in ${lab.stateDir} did not finish coming up: run \`npm run lab -- down\`, then \`up\` again`);
   lab.backend.requireUp();
-}
-
-export function capturesDir(lab: Lab): string {
-  return join(lab.stateDir, 'captures');
 }

@@ -1,11 +1,12 @@
 // The namespace lab's backend: nodes are network namespaces on this host, each with its
 // own view of the file system (node-view.ts) joined through the holder process `up` left.
-import type { LabBackend } from './backend.ts';
+import type { ClusterBackend } from '../check/target.ts';
 import { LabError } from './host.ts';
+import { localBackground, localCapture } from './local.ts';
 import { inNetns } from './network.ts';
 import { inNode, type NodeView } from './node-view.ts';
 import { isOurs } from './procs.ts';
-import type { Runner } from './run.ts';
+import type { Runner } from '../run.ts';
 import type { LabState } from './state.ts';
 import { startNodeStrongswan } from './start.ts';
 import { stopStrongswan, strongswanProcesses } from './strongswan.ts';
@@ -18,7 +19,7 @@ export interface NetnsParts {
   runner: Runner;
 }
 
-export function netnsBackend(lab: NetnsParts): LabBackend {
+export function netnsBackend(lab: NetnsParts): ClusterBackend {
   const view = (node: string): NodeView => {
     const v = lab.views.get(node);
     if (!v) throw new Error(`no node ${node} in the lab`);
@@ -27,8 +28,12 @@ export function netnsBackend(lab: NetnsParts): LabBackend {
   };
   return {
     kind: 'netns',
+    systemd: false,
     onNode: (node, argv) => inNode(view(node), argv),
     inNs: (ns, argv) => inNetns(ns, argv),
+    capture: (ns, dev, name, filter) => localCapture(lab.state, lab.runner, ns, dev, name, filter),
+    captureUnderlay: (name, filter) => localCapture(lab.state, lab.runner, lab.topology.wire.ns, lab.topology.wire.bridge, name, filter),
+    background: (ns, argv, what) => localBackground(lab.state, ns, argv, what),
     async startStrongswan(node) {
       view(node);
       await startNodeStrongswan(lab, nodeNamed(lab.topology, node));

@@ -2,7 +2,7 @@
 // with a handful of `ip -batch` runs, every one inside a lab namespace (the root namespace
 // gets nothing: no link, address or route).
 import { readdirSync } from 'node:fs';
-import type { Runner } from './run.ts';
+import type { Runner } from '../run.ts';
 import { NETNS_DIR } from './procs.ts';
 import { allPods, labNamespaces, nodeBatch, ownedBy, upstreamBatch, wireBatch, type LabTopology } from './topology.ts';
 

@@ -2,11 +2,11 @@
 // PIDs, and timing the mesh: from launching every charon to every IKE/CHILD SA pair up.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { timer } from './clock.ts';
+import { timer } from '../clock.ts';
 import type { Lab } from './lab.ts';
-import { meshStatus } from './mesh.ts';
+import { meshStatus } from '../check/mesh.ts';
 import { runDir, type NodeView } from './node-view.ts';
-import { waitFor } from './run.ts';
+import { waitFor } from '../run.ts';
 import { startStrongswan, strongswanProcesses } from './strongswan.ts';
 import type { LabNode } from './topology.ts';
 

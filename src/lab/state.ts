@@ -4,6 +4,7 @@
 // process right after it started.
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { PodState } from '../check/target.ts';
 import type { EspMode } from '../plan/mtu.ts';
 import { LabError } from './host.ts';
 import type { LabTopology } from './topology.ts';
@@ -16,18 +17,14 @@ export interface LabProcess {
   comm: string;
   /** Namespace it runs in (its netns inode must be this namespace's). */
   ns: string;
-  role: 'view' | 'strongswan' | 'capture' | 'vm' | 'ssh' | 'provision';
+  role: 'view' | 'strongswan' | 'capture' | 'probe' | 'vm' | 'ssh' | 'provision';
   /** The node it belongs to (views, strongSwan). */
   node?: string;
   /** e.g. "capture on the underlay", for messages. */
   what: string;
 }
 
-export interface LabPodState {
-  ip: string;
-  /** MAC of the pod's eth0, as the plugin reported it. */
-  mac?: string;
-}
+export type LabPodState = PodState;
 
 export interface LabStateData {
   version: 1;

@@ -1,15 +1,11 @@
 // `lab status`: what runs, read from the running lab (not from what `up` meant to do):
 // strongSwan per node and its tunnels, each pod's live address and MTU, and the node's own
 // IPAM store (in the node's /var, where its plugin wrote it).
-import { join } from 'node:path';
-import { parseStore } from '../cni/ipam/format.ts';
-import { PATHS } from '../plan/paths.ts';
-import { readNodeFile, type LabExec } from './backend.ts';
 import type { Lab } from './lab.ts';
-import { meshStatus, type PairStatus } from './mesh.ts';
-import { nodeConflist } from './pods.ts';
+import { meshStatus, type PairStatus } from '../check/mesh.ts';
+import { nodeConflist, readIpamStore } from '../check/pods.ts';
 import { isOurs } from './procs.ts';
-import { formatMatrix } from './report.ts';
+import { formatMatrix } from '../check/report.ts';
 
 export interface PodStatus {
   name: string;
@@ -93,14 +89,6 @@ export async function labStatus(lab: Lab): Promise<LabStatus> {
       }),
     }),
   };
-}
-
-/** The allocations of the node's IPAM store, as the node's plugin wrote it (none: no store yet). */
-export async function readIpamStore(lab: LabExec, node: string): Promise<Record<string, { containerId: string }>> {
-  const network = (JSON.parse(await nodeConflist(lab, node)) as { name: string }).name;
-  const path = join(PATHS.cniDataDir, `${network}.json`);
-  const text = await readNodeFile(lab, node, path);
-  return text === undefined ? {} : parseStore(text, `${node}:${path}`, network).allocations;
 }
 
 export function formatStatus(s: LabStatus): string {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { PATHS, UNITS } from '../plan/paths.ts';
 import { execLines, runUnitCommands } from './boot.ts';
 import { hostPath, inNode, runDir, type NodeView } from './node-view.ts';
-import { waitFor, type Runner } from './run.ts';
+import { waitFor, type Runner } from '../run.ts';
 
 export function ipsec(runner: Runner, view: NodeView, args: string[], allowFail = false) {
   return runner.run(inNode(view, ['ipsec', ...args]), { allowFail, timeoutMs: 20_000 });

@@ -8,43 +8,25 @@
 //
 // Every namespace and every link the lab creates starts with the prefix, and link names fit
 // the kernel's 15 characters whatever the node names are (they use indexes, not names).
+import type { CheckNode, CheckPod, CheckTopology } from '../check/target.ts';
 import type { Plan } from '../plan/plan.ts';
 import { cidr, formatIpv4, lastAddress, parseIpv4 } from '../plan/ipv4.ts';
 
 export const PREFIX_PATTERN = /^[a-z][a-z0-9]{0,7}$/;
 const IFNAMSIZ = 15;
 
-export interface LabPod {
-  /** Node that runs the pod. */
-  node: string;
-  /** Pod name as the kubelet would pass it (K8S_POD_NAME). */
-  name: string;
-  /** Network namespace (CNI_NETNS=/run/netns/<ns>). */
-  ns: string;
-  containerId: string;
-}
+export type LabPod = CheckPod;
 
-export interface LabNode {
-  name: string;
-  role: 'master' | 'minion';
-  ns: string;
-  ip: string;
+export interface LabNode extends CheckNode {
   /** ip with the node network's prefix length, as on the VM's private network. */
   address: string;
   /** The node's underlay link (inside ns). */
   dev: string;
   /** Its peer: the port on the wire bridge (inside the wire namespace). */
   port: string;
-  podSubnet: string;
-  gateway: string;
-  pods: LabPod[];
 }
 
-export interface LabTopology {
-  prefix: string;
-  podCidr: string;
-  nodeCidr: string;
-  underlayMtu: number;
+export interface LabTopology extends CheckTopology {
   wire: { ns: string; bridge: string };
   upstream: { ns: string; ip: string; address: string; dev: string; port: string };
   nodes: LabNode[];
@@ -84,6 +66,7 @@ export function labTopology(plan: Plan, prefix: string, podsPerMinion = 2): LabT
       port: link(`n${i}`),
       podSubnet: n.podSubnet,
       gateway: n.gateway,
+      selectors: n.selectors,
       pods,
     };
   });
@@ -117,11 +100,7 @@ export function allPods(t: LabTopology): LabPod[] {
   return t.nodes.flatMap((n) => n.pods);
 }
 
-export function nodeNamed(t: LabTopology, name: string): LabNode {
-  const n = t.nodes.find((x) => x.name === name);
-  if (!n) throw new Error(`no node ${name} in the lab (nodes: ${t.nodes.map((x) => x.name).join(', ')})`);
-  return n;
-}
+export { nodeNamed } from '../check/target.ts';
 
 /** Does `name` belong to the lab with this prefix (namespaces and links alike)? */
 export function ownedBy(prefix: string, name: string): boolean {

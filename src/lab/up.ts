@@ -6,20 +6,21 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { EspMode } from '../plan/mtu.ts';
 import { bootNode, installNode } from './boot.ts';
-import { stopwatch } from './clock.ts';
+import { stopwatch } from '../clock.ts';
 import { chooseEspMode, LabError, preflight } from './host.ts';
-import { viewOf, type Lab } from './lab.ts';
+import { labOf, viewOf, type Lab } from './lab.ts';
 import { buildNetwork, prefixedNamespaces } from './network.ts';
 import { netnsBackend } from './netns-backend.ts';
 import { openView, type NodeView } from './node-view.ts';
-import { addPod } from './pods.ts';
-import { processRunner, type Runner } from './run.ts';
+import { addPod } from '../check/pods.ts';
+import { processRunner, type Runner } from '../run.ts';
 import { startMesh } from './start.ts';
 import { readState, LabState, STATE_FILE } from './state.ts';
 import { renderForLab, useRendered } from './render.ts';
 import { labNamespaces, labTopology } from './topology.ts';
 
-export const DEFAULT_PLUGIN = fileURLToPath(new URL('../../dist/ipsec-cni', import.meta.url));
+export { DEFAULT_PLUGIN } from './plugin.ts';
+import { DEFAULT_PLUGIN } from './plugin.ts';
 
 export interface UpOptions {
   configFile: string;
@@ -68,7 +69,7 @@ export async function up(opts: UpOptions): Promise<Lab> {
 
   const state = LabState.create(stateDir, { backend: 'netns', prefix: opts.prefix, configFile: resolve(opts.configFile), outDir: files.outDir, espMode, topology });
   const parts = { stateDir, state, topology, views: new Map<string, NodeView>(), runner };
-  const lab: Lab = { ...parts, backend: netnsBackend(parts) };
+  const lab = labOf(parts, netnsBackend(parts));
   state.addNamespaces(labNamespaces(topology));
   await buildNetwork(runner, topology);
   log(`namespaces and underlay (${topology.nodes.length} nodes, upstream ${topology.upstream.ip}): ${clock()}`);

@@ -4,7 +4,7 @@
 // first (their starters are detached daemons, they outlive the crash); mode `in-flight`:
 // the crash comes while those starts still run.
 import { up } from '../../src/lab/up.ts';
-import { processRunner, type Runner } from '../../src/lab/run.ts';
+import { processRunner, type Runner } from '../../src/run.ts';
 
 const [configFile, stateDir, prefix, plugin, mode] = process.argv.slice(2) as [string, string, string, string, 'settled' | 'in-flight'];
 let calls = 0;

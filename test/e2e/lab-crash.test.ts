@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../../src/lab/run.ts';
+import { waitFor } from '../../src/run.ts';
 import { readState } from '../../src/lab/state.ts';
 import { assertPluginBuilt } from '../helpers/cni.ts';
 import { defaultClusterYaml, repoRoot } from '../helpers/cluster.ts';

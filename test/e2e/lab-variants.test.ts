@@ -1,9 +1,9 @@
 // The same end to end with per-pair pre-shared keys, and with six minions on a /16 node
 // network: up → every check passes → down leaves nothing.
 import { afterAll, describe, expect, it } from 'vitest';
-import { check } from '../../src/lab/check.ts';
+import { check } from '../../src/check/check.ts';
 import { inNode } from '../../src/lab/node-view.ts';
-import { formatReport } from '../../src/lab/report.ts';
+import { formatReport } from '../../src/check/report.ts';
 import { bigClusterYaml, clusterYaml } from '../helpers/cluster.ts';
 import { e2eLab, NOTHING_LEFT } from './lab-fixture.ts';
 

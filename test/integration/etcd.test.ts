@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostPath, inNode, installView, openView, removeView, type NodeView } from '../../src/lab/node-view.ts';
-import { processRunner, waitFor } from '../../src/lab/run.ts';
+import { processRunner, waitFor } from '../../src/run.ts';
 import { PATHS, UNITS } from '../../src/plan/paths.ts';
 import type { Plan } from '../../src/plan/plan.ts';
 import { renderCluster } from '../../src/render/index.ts';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { bootNode } from '../../src/lab/boot.ts';
 import { installView, openView, removeView, type NodeView } from '../../src/lab/node-view.ts';
-import { processRunner } from '../../src/lab/run.ts';
+import { processRunner } from '../../src/run.ts';
 import { ipsec, startStrongswan, stopStrongswan } from '../../src/lab/strongswan.ts';
 import { renderCluster } from '../../src/render/index.ts';
 import { loadTemplates } from '../../src/render/templates.ts';

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseCluster } from '../../src/config/load.ts';
 import { execStarts } from '../../src/lab/boot.ts';
-import { cniEnv, pluginConfig } from '../../src/lab/pods.ts';
+import { cniEnv, pluginConfig } from '../../src/check/pods.ts';
 import { withEspMode } from '../../src/lab/render.ts';
 import { labNamespaces, labTopology, nodeBatch, ownedBy, upstreamAddress, validatePrefix, wireBatch } from '../../src/lab/topology.ts';
 import { planCluster } from '../../src/plan/plan.ts';

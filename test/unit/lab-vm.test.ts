@@ -3,19 +3,19 @@
 // how the VM checks read systemd, the kernel's XFRM tables and provisioning's reports.
 import { parseDocument } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { classifyCapture } from '../../src/lab/capture.ts';
-import { captureResult } from '../../src/lab/checks/traffic.ts';
+import { classifyCapture } from '../../src/check/capture.ts';
+import { captureResult } from '../../src/check/checks/traffic.ts';
 import { labTopology } from '../../src/lab/topology.ts';
 import { parseAptRecord, upstreamVersion } from '../../src/lab/vm/binaries.ts';
-import { idleUnits, orderingRules, unitsProblems, type NodeUnits } from '../../src/lab/vm/checks/units.ts';
-import { kernelEspProblems, parseXfrmPolicies, parseXfrmStates } from '../../src/lab/vm/checks/kernel-esp.ts';
-import { changedFiles, reportedActions, roundProblems, touchedUnits, type NodeSnapshot, type ReprovisionRound } from '../../src/lab/vm/checks/reprovision.ts';
-import { afterBootProblems, EARLY_PROBE_UNIT, PROBE_UNIT, probeUnits, type AfterBoot } from '../../src/lab/vm/checks/reboot.ts';
+import { idleUnits, orderingRules, unitsProblems, type NodeUnits } from '../../src/check/checks/units.ts';
+import { kernelEspProblems, parseXfrmPolicies, parseXfrmStates } from '../../src/check/checks/kernel-esp.ts';
+import { changedFiles, reportedActions, roundProblems, touchedUnits, type NodeSnapshot, type ReprovisionRound } from '../../src/check/checks/reprovision.ts';
+import { afterBootProblems, EARLY_PROBE_UNIT, PROBE_UNIT, probeUnits, type AfterBoot } from '../../src/check/checks/reboot.ts';
 import { autoSed } from '../../src/lab/vm/converge.ts';
 import { imageRecipe, recipeKey, VM_BASE_PACKAGES } from '../../src/lab/vm/image.ts';
 import { labTaps, macOf, managementNetwork, seedText, vmLayout, vmWireBatch } from '../../src/lab/vm/layout.ts';
 import { KERNEL_CMDLINE, overlayArgv, qemuArgv, vmFiles } from '../../src/lab/vm/qemu.ts';
-import { envValue, execPath, parseShow } from '../../src/lab/vm/systemd.ts';
+import { envValue, execPath, parseShow } from '../../src/check/systemd.ts';
 import { labOverrides } from '../../src/lab/vm/up.ts';
 import { parseRestartMap, restartMapFile } from '../../src/render/restarts.ts';
 import { everyOsPackage } from '../../src/render/artifacts.ts';

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { down } from '../../src/lab/down.ts';
-import { CHECK_NAMES, type CheckReport } from '../../src/lab/report.ts';
+import { CHECK_NAMES, type CheckReport } from '../../src/check/report.ts';
 import type { LabStateData } from '../../src/lab/state.ts';
 import { assertPluginBuilt } from '../helpers/cni.ts';
 import { repoRoot } from '../helpers/cluster.ts';

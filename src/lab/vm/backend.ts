@@ -1,25 +1,25 @@
 // The VM lab's backend: each node is a qemu VM, reached over ssh from inside the lab's wire
 // namespace; a pod namespace lives inside its node's VM; the wire and the upstream router
 // are namespaces on this host as in the namespace lab. strongSwan is its systemd unit.
-import { shellQuote } from '../../shell.ts';
-import type { LabBackend } from '../backend.ts';
-import type { Capture } from '../capture.ts';
-import type { Lab } from '../lab.ts';
+import { remoteBackground, remoteCapture } from '../../check/remote.ts';
+import type { ClusterBackend } from '../../check/target.ts';
+import { labOf, type Lab, type LabParts } from '../lab.ts';
+import { DEFAULT_PLUGIN } from '../plugin.ts';
+import { provisionLab } from './provision.ts';
+import { localBackground, localCapture } from '../local.ts';
 import { inNetns } from '../network.ts';
 import { NETNS_DIR, isOurs } from '../procs.ts';
-import { waitFor, type Runner } from '../run.ts';
+import { waitFor, type Runner } from '../../run.ts';
 import type { LabState } from '../state.ts';
 import type { LabTopology } from '../topology.ts';
 import { vmNamed } from './layout.ts';
 import { QEMU_COMM } from './qemu.ts';
 import { masterUp, openMaster, sshArgv, type SshTarget } from './ssh.ts';
-import { parseShow } from './systemd.ts';
+import { parseShow } from '../../check/systemd.ts';
 
 export const STRONGSWAN_UNIT = 'strongswan-starter.service';
-/** Where remote captures are written inside a VM (tmpfs). */
-const REMOTE_DIR = '/run/kube-ipsec-lab';
 
-export interface VmBackend extends LabBackend {
+export interface VmBackend extends ClusterBackend {
   readonly kind: 'vm';
   /** The ssh target of a node's VM. */
   target(node: string): SshTarget;
@@ -27,11 +27,16 @@ export interface VmBackend extends LabBackend {
   connect(nodes?: string[], timeoutMs?: number): Promise<void>;
 }
 
-export function isVmBackend(b: LabBackend): b is VmBackend {
+export function isVmBackend(b: ClusterBackend): b is VmBackend {
   return b.kind === 'vm';
 }
 
-export function vmBackend(lab: Omit<Lab, 'backend'>): VmBackend {
+/** A VM lab: its VMs reached over ssh, re-provisioned (the reprovision check) by `kube-ipsec provision` with the lab's plugin. */
+export function vmLab(parts: LabParts, plugin = DEFAULT_PLUGIN): Lab {
+  return labOf(parts, vmBackend(parts), (extra) => provisionLab(parts, plugin, () => {}, extra));
+}
+
+export function vmBackend(lab: LabParts): VmBackend {
   const vm = lab.state.data.vm;
   if (!vm) throw new Error(`the lab in ${lab.stateDir} records no VMs`);
   const t = lab.topology;
@@ -53,6 +58,7 @@ export function vmBackend(lab: Omit<Lab, 'backend'>): VmBackend {
 
   return {
     kind: 'vm',
+    systemd: true,
     target,
     onNode,
     inNs,
@@ -75,9 +81,17 @@ export function vmBackend(lab: Omit<Lab, 'backend'>): VmBackend {
       const dead = t.nodes.filter((n) => !lab.state.data.processes.some((p) => p.role === 'vm' && p.node === n.name && isOurs(p)));
       if (dead.length) throw new Error(`the VMs of ${dead.map((n) => n.name).join(', ')} are not running: run \`npm run lab -- down\`, then \`up --vm\` again`);
     },
-    remoteCapture(ns, dev, name, filter) {
+    capture(ns, dev, name, filter) {
       const w = where(ns);
-      return w ? remoteCapture(lab.runner, onNode, w, dev, name, filter) : undefined;
+      return w ? remoteCapture(lab.runner, onNode, w, dev, name, filter) : localCapture(lab.state, lab.runner, ns, dev, name, filter);
+    },
+    captureUnderlay: (name, filter) => localCapture(lab.state, lab.runner, t.wire.ns, t.wire.bridge, name, filter),
+    background(ns, argv, what) {
+      const w = where(ns);
+      return w ? remoteBackground(lab.runner, onNode, w, argv, what) : localBackground(lab.state, ns, argv, what);
+    },
+    async reachable(node) {
+      return masterUp(lab.runner, target(node));
     },
     async connect(nodes = t.nodes.map((n) => n.name), timeoutMs = 20_000) {
       await Promise.all(nodes.map((node) => connectNode(lab.runner, lab.state, target(node), timeoutMs)));
@@ -99,38 +113,4 @@ async function connectNode(runner: Runner, state: LabState, t: SshTarget, timeou
     if (Date.now() >= deadline) throw new Error(`${t.vm.name}: sshd at ${t.vm.mgmtIp} did not accept the lab's key within ${Math.round(timeoutMs / 1000)} s`);
     await new Promise((r) => setTimeout(r, 1000));
   }
-}
-
-/**
- * tcpdump inside a VM (in the node's namespace or a pod's), writing to the VM's tmpfs; its
- * PID is the VM's (it dies with the VM), stopping reads the packets back over ssh.
- */
-async function remoteCapture(
-  runner: Runner,
-  onNode: (node: string, argv: readonly string[]) => string[],
-  w: { node: string; pod?: string },
-  dev: string,
-  name: string,
-  filter: string[],
-): Promise<Capture> {
-  const base = `${REMOTE_DIR}/${name.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
-  const file = `${base}.pcap`;
-  const netns = w.pod ? ['nsenter', `--net=${NETNS_DIR}/${w.pod}`] : [];
-  const tcpdump = [...netns, 'tcpdump', '--immediate-mode', '-nn', '-U', '-Z', 'root', '-i', dev, '-w', file, ...filter].map(shellQuote).join(' ');
-  const started = await runner.run(onNode(w.node, ['sh', '-c', `mkdir -p ${REMOTE_DIR} && rm -f '${file}' && ${tcpdump} </dev/null >'${base}.log' 2>&1 & echo $!`]), { timeoutMs: 30_000 });
-  const pid = Number(started.stdout.trim());
-  if (!Number.isInteger(pid) || pid <= 1) throw new Error(`tcpdump on ${dev} in ${w.pod ?? w.node} did not start: ${started.stdout}${started.stderr}`);
-  const listening = await waitFor(async () => /listening on/.test((await runner.run(onNode(w.node, ['cat', `${base}.log`]), { allowFail: true, timeoutMs: 20_000 })).stdout), 20_000, 100);
-  if (!listening) {
-    const log = await runner.run(onNode(w.node, ['cat', `${base}.log`]), { allowFail: true, timeoutMs: 20_000 });
-    throw new Error(`tcpdump on ${dev} in ${w.pod ?? w.node} (${w.node}) did not start: ${log.stdout.trim()}`);
-  }
-  let stopped: Promise<string[]> | undefined;
-  const stop = async (): Promise<string[]> => {
-    await new Promise((r) => setTimeout(r, 200)); // the last replies in flight
-    const script = `kill -TERM ${pid} 2>/dev/null; for i in $(seq 50); do kill -0 ${pid} 2>/dev/null || break; sleep 0.1; done; tcpdump -nn -t -r '${file}' 2>/dev/null; rm -f '${file}' '${base}.log'`;
-    const r = await runner.run(onNode(w.node, ['sh', '-c', script]), { allowFail: true, timeoutMs: 60_000 });
-    return r.stdout.split('\n').filter(Boolean);
-  };
-  return { file: `${w.node}:${file}`, stop: () => (stopped ??= stop()) };
 }

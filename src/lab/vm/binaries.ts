@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { Runner } from '../run.ts';
+import type { Runner } from '../../run.ts';
 
 export const DEFAULT_BINARIES_DIR = '/var/cache/kube-ipsec/binaries';
 export const DEBIAN_POOL = 'https://deb.debian.org/debian';

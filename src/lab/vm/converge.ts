@@ -4,11 +4,11 @@
 // Run with the rendered `auto=start`, or with `auto=route` (trap policies: tunnels come up on
 // the first packet) written into each node's ipsec.conf for the measurement; provisioning
 // puts the rendered file back afterwards.
-import { timer } from '../clock.ts';
+import { timer } from '../../clock.ts';
 import type { Lab } from '../lab.ts';
-import { meshStatus } from '../mesh.ts';
-import { ping } from '../probe.ts';
-import { waitFor } from '../run.ts';
+import { meshStatus } from '../../check/mesh.ts';
+import { ping } from '../../check/probe.ts';
+import { waitFor } from '../../run.ts';
 import { STRONGSWAN_UNIT } from './backend.ts';
 
 export type StartAction = 'start' | 'route';

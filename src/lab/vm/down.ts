@@ -7,7 +7,7 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { deleteNamespaces, ipBatch, prefixedNamespaces } from '../network.ts';
 import { comm, netnsInode, stopProcesses, type StopReport } from '../procs.ts';
-import type { Runner } from '../run.ts';
+import type { Runner } from '../../run.ts';
 import type { LabProcess, LabStateData } from '../state.ts';
 import { QEMU_COMM, pidFromFile, vmFiles } from './qemu.ts';
 

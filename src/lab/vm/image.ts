@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { everyOsPackage } from '../../render/artifacts.ts';
-import type { Runner } from '../run.ts';
+import type { Runner } from '../../run.ts';
 
 export const BUILD_SCRIPT = fileURLToPath(new URL('./build-image.sh', import.meta.url));
 export const DEFAULT_IMAGE_CACHE = '/var/cache/kube-ipsec/images';

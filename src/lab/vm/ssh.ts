@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fingerprint } from '../../ship/known-hosts.ts';
 import { shellQuote } from '../../shell.ts';
 import { NETNS_DIR } from '../procs.ts';
-import type { Runner } from '../run.ts';
+import type { Runner } from '../../run.ts';
 import type { SeedKeys, VmLayout, VmNode } from './layout.ts';
 
 export interface LabKeys {

@@ -4,7 +4,6 @@
 // keys handed to each VM in its seed, then `kube-ipsec provision` (run inside the wire
 // namespace) installs every node over ssh exactly as it would a Vagrant VM, and pods are
 // made by the plugin inside each minion. Everything created is recorded before it exists.
-import { spawn } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -13,27 +12,26 @@ import type { Document } from 'yaml';
 import { parseCluster } from '../../config/load.ts';
 import { PATHS } from '../../plan/paths.ts';
 import { planCluster } from '../../plan/plan.ts';
-import { stopwatch, timer } from '../clock.ts';
+import { stopwatch, timer } from '../../clock.ts';
 import { LabError, onPath } from '../host.ts';
 import type { Lab } from '../lab.ts';
-import { meshStatus } from '../mesh.ts';
+import { meshStatus } from '../../check/mesh.ts';
 import { ipBatch } from '../network.ts';
-import { addPod } from '../pods.ts';
-import { mapLimit } from '../probe.ts';
+import { mapLimit } from '../../check/probe.ts';
 import { NETNS_DIR } from '../procs.ts';
-import { processRunner, waitFor, type Runner } from '../run.ts';
+import { provisionLab } from './provision.ts';
+import { createPods } from '../../check/pods.ts';
+import { processRunner, waitFor, type Runner } from '../../run.ts';
 import { renderForLab, withEspMode } from '../render.ts';
 import { LabState } from '../state.ts';
 import { labTopology, upstreamBatch, type LabTopology } from '../topology.ts';
 import { assertRoomForLab, DEFAULT_PLUGIN } from '../up.ts';
-import { vmBackend, type VmBackend } from './backend.ts';
+import { vmLab, type VmBackend } from './backend.ts';
 import { debianPackage, DEFAULT_BINARIES_DIR } from './binaries.ts';
 import { DEFAULT_IMAGE_CACHE, ensureImage, type NodeImage } from './image.ts';
 import { labTaps, seedText, vmLayout, vmWireBatch, type VmLayout } from './layout.ts';
 import { chooseAccel, overlayArgv, qemuArgv, QEMU, QEMU_COMM, startQemu, vmFiles } from './qemu.ts';
 import { generateKeys, seedKeys, type LabKeys } from './ssh.ts';
-
-const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 
 export interface VmUpOptions {
   configFile: string;
@@ -115,9 +113,8 @@ export async function vmUp(opts: VmUpOptions): Promise<VmUpResult> {
   const files = await renderForLab(configFile, stateDir, 'kernel', (doc) => labOverrides(doc, layout, keys, etcd));
   log(`rendered ${files.outDir} for VMs (ESP in the kernel; ssh, binaries.dir and etcd set for the lab): ${seconds(clock())}`);
 
-  const parts = { stateDir, state, topology, views: new Map(), runner };
-  const backend = vmBackend(parts);
-  const lab: Lab = { ...parts, backend };
+  const lab = vmLab({ stateDir, state, topology, views: new Map(), runner }, plugin);
+  const backend = lab.backend as VmBackend;
 
   state.addNamespaces([topology.wire.ns, topology.upstream.ns]);
   state.updateVm({ taps: labTaps(layout) });
@@ -174,54 +171,6 @@ async function buildVmNetwork(runner: Runner, t: LabTopology, layout: VmLayout):
   await ipBatch(runner, undefined, [`netns add ${t.wire.ns}`, `netns add ${t.upstream.ns}`]);
   await ipBatch(runner, t.wire.ns, vmWireBatch(t, layout));
   await ipBatch(runner, t.upstream.ns, upstreamBatch(t));
-}
-
-/**
- * The product's provisioning (`kube-ipsec provision`, ssh2 into every VM's sshd), run inside
- * the wire namespace where the management network is; its PID is recorded while it runs.
- */
-export async function provisionLab(lab: Lab, plugin: string, say: (line: string) => void, extra: string[] = []): Promise<string> {
-  const argv = [
-    'nsenter', `--net=${NETNS_DIR}/${lab.topology.wire.ns}`,
-    join(REPO, 'node_modules', '.bin', 'tsx'), join(REPO, 'src', 'cli.ts'), 'provision',
-    '--config', join(lab.stateDir, 'cluster.yaml'),
-    '--out', join(lab.stateDir, 'out'),
-    '--state', join(lab.stateDir, 'pki'),
-    '--plugin', plugin,
-    '--known-hosts', join(lab.stateDir, 'ssh', 'known_hosts'),
-    ...extra,
-  ];
-  const child = spawn(argv[0]!, argv.slice(1), { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SSH_AUTH_SOCK: '' } });
-  const record = { pid: child.pid!, comm: 'node', ns: lab.topology.wire.ns, role: 'provision' as const, what: 'kube-ipsec provision' };
-  lab.state.addProcess(record);
-  let out = '';
-  let err = '';
-  const lines = (chunk: string, into: 'out' | 'err') => {
-    if (into === 'out') out += chunk;
-    else err += chunk;
-    for (const l of chunk.split('\n')) if (l.trim()) say(l);
-  };
-  child.stdout.on('data', (d: Buffer) => lines(d.toString(), 'out'));
-  child.stderr.on('data', (d: Buffer) => lines(d.toString(), 'err'));
-  const code = await new Promise<number | null>((res, rej) => {
-    child.on('error', rej);
-    child.on('close', res);
-  });
-  lab.state.removeProcess(record.pid);
-  if (code !== 0) throw new LabError(`kube-ipsec provision failed (exit ${code}): ${(err || out).trim().split('\n').slice(-4).join(' | ')}`);
-  return out;
-}
-
-/** Pods the way a runtime makes them, inside each minion: a sandbox netns (lo up), then CNI ADD. */
-export async function createPods(lab: Lab, only?: string[]): Promise<Record<string, { ip: string; mac?: string }>> {
-  const nodes = lab.topology.nodes.filter((n) => n.pods.length && (!only || only.includes(n.name)));
-  await Promise.all(
-    nodes.map((n) =>
-      lab.runner.run(lab.backend.onNode(n.name, ['sh', '-c', n.pods.map((p) => `ip netns add ${p.ns} && ip -n ${p.ns} link set lo up`).join(' && ')]), { timeoutMs: 60_000 }),
-    ),
-  );
-  const made = await Promise.all(nodes.flatMap((n) => n.pods.map(async (p) => [p.ns, await addPod(lab, p)] as const)));
-  return Object.fromEntries(made);
 }
 
 const seconds = (x: number) => `${x.toFixed(1)} s`;

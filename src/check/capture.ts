@@ -1,14 +1,8 @@
-// Packet captures with real tcpdump inside a lab namespace (its PID recorded while it runs),
-// and what a capture of the underlay says: ESP/IKE only, or clear-text pod packets.
-import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+// Packet captures with real tcpdump, wherever the backend runs it (a namespace of this host,
+// a VM, a node over ssh), and what a capture of the underlay says: ESP/IKE only, or
+// clear-text pod packets.
 import { cidr, contains, parseIpv4 } from '../plan/ipv4.ts';
-import { capturesDir, type Lab } from './lab.ts';
-import { inNetns } from './network.ts';
-import { isOurs } from './procs.ts';
-import { alive } from './strongswan.ts';
-import type { LabProcess } from './state.ts';
+import type { ClusterExec } from './target.ts';
 
 export interface Capture {
   file: string;
@@ -16,42 +10,14 @@ export interface Capture {
   stop(): Promise<string[]>;
 }
 
-/** tcpdump on `dev` in namespace `ns` of the lab (on this host, or inside a VM). */
-export async function startCapture(lab: Lab, ns: string, dev: string, name: string, filter: string[] = []): Promise<Capture> {
-  const remote = lab.backend.remoteCapture?.(ns, dev, name, filter);
-  if (remote) return remote;
-  mkdirSync(capturesDir(lab), { recursive: true });
-  const file = join(capturesDir(lab), `${name}.pcap`);
-  // --immediate-mode: without it packets of the last second sit in the ring and are lost on SIGTERM.
-  const argv = inNetns(ns, ['tcpdump', '--immediate-mode', '-nn', '-U', '-Z', 'root', '-i', dev, '-w', file, ...filter]);
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (d) => (stderr += d));
-  const record: LabProcess = { pid: child.pid!, comm: 'tcpdump', ns, role: 'capture', what: `capture ${name} on ${dev} in ${ns}` };
-  lab.state.addProcess(record);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const deadline = Date.now() + 10_000;
-  while (!/listening on/.test(stderr)) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      if (child.exitCode === null) child.kill('SIGKILL');
-      lab.state.removeProcess(record.pid);
-      throw new Error(`tcpdump on ${dev} in ${ns} did not start: ${stderr.trim()}`);
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  let stopped: Promise<string[]> | undefined;
-  const stop = async (): Promise<string[]> => {
-    // Let the last replies of the traffic in flight land before stopping.
-    await new Promise((r) => setTimeout(r, 200));
-    if (isOurs(record)) child.kill('SIGTERM');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-    if (alive(record.pid) && isOurs(record)) child.kill('SIGKILL');
-    lab.state.removeProcess(record.pid);
-    const r = await lab.runner.run(inNetns(ns, ['tcpdump', '-nn', '-t', '-r', file]), { allowFail: true, timeoutMs: 30_000 });
-    if (r.code !== 0) throw new Error(`reading ${file}: ${r.stderr.trim()}`);
-    return r.stdout.split('\n').filter(Boolean);
-  };
-  return { file, stop: () => (stopped ??= stop()) };
+/** tcpdump on `dev` in namespace `ns` (a pod's, a node's, the upstream's). */
+export function startCapture(lab: ClusterExec, ns: string, dev: string, name: string, filter: string[] = []): Promise<Capture> {
+  return lab.backend.capture(ns, dev, name, filter);
+}
+
+/** tcpdump of the underlay between the nodes. */
+export function captureUnderlay(lab: ClusterExec, name: string, filter: string[] = []): Promise<Capture> {
+  return lab.backend.captureUnderlay(name, filter);
 }
 
 export interface CaptureSummary {

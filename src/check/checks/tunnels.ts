@@ -1,17 +1,17 @@
 // Every two mesh nodes: ≥ 1 ESTABLISHED IKE_SA and ≥ 1 INSTALLED CHILD_SA with the planned
 // pod subnets, at both ends (swanctl through each node's own vici socket).
-import type { Lab } from '../lab.ts';
+import type { CheckTarget } from '../target.ts';
 import { meshStatus, type PairStatus } from '../mesh.ts';
 import { formatMatrix, type CheckResult } from '../report.ts';
-import type { LabTopology } from '../topology.ts';
+import type { CheckTopology } from '../target.ts';
 
-export async function checkTunnels(lab: Lab): Promise<{ result: CheckResult; pairs: PairStatus[] }> {
+export async function checkTunnels(lab: CheckTarget): Promise<{ result: CheckResult; pairs: PairStatus[] }> {
   const pairs = await meshStatus(lab, true);
   return { result: tunnelsResult(lab.topology, pairs), pairs };
 }
 
 /** Rows see their end of each pair: "IKE/CHILD" SA counts, ✗ when the pair is not up. */
-export function tunnelsResult(t: LabTopology, pairs: PairStatus[]): CheckResult {
+export function tunnelsResult(t: CheckTopology, pairs: PairStatus[]): CheckResult {
   const names = t.nodes.map((n) => n.name);
   const pairOf = (x: string, y: string) => pairs.find((p) => (p.a === x && p.b === y) || (p.a === y && p.b === x));
   const lines = formatMatrix('IKE/CHILD SAs', names, names, (row, col) => {

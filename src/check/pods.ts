@@ -1,12 +1,10 @@
 // Pods, made the way the kubelet's runtime makes them: a sandbox network namespace, then
 // the node's CNI plugin (/opt/cni/bin/ipsec-cni, run inside the node, so its IPAM store
 // and log land in the node's own /var) with the node's rendered conflist.
+import { join } from 'node:path';
+import { parseStore } from '../cni/ipam/format.ts';
 import { PATHS } from '../plan/paths.ts';
-import { readNodeFile, type LabExec } from './backend.ts';
-import { PLUGIN_ON_NODE } from './boot.ts';
-import { NETNS_DIR } from './procs.ts';
-import type { LabPodState } from './state.ts';
-import type { LabPod } from './topology.ts';
+import { NETNS_DIR, readNodeFile, type CheckPod, type CheckTopology, type ClusterExec, type PodState } from './target.ts';
 
 export const POD_IFNAME = 'eth0';
 
@@ -19,13 +17,13 @@ export function pluginConfig(conflistText: string): string {
 }
 
 /** The node's installed conflist (what its runtime would hand the plugin). */
-export async function nodeConflist(lab: LabExec, node: string): Promise<string> {
+export async function nodeConflist(lab: ClusterExec, node: string): Promise<string> {
   const text = await readNodeFile(lab, node, PATHS.cniConflist);
   if (text === undefined) throw new Error(`${node} has no ${PATHS.cniConflist}: it was not installed`);
   return text;
 }
 
-export function cniEnv(command: 'ADD' | 'DEL' | 'CHECK', pod: LabPod): Record<string, string> {
+export function cniEnv(command: 'ADD' | 'DEL' | 'CHECK', pod: CheckPod): Record<string, string> {
   return {
     PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
     CNI_COMMAND: command,
@@ -39,14 +37,14 @@ export function cniEnv(command: 'ADD' | 'DEL' | 'CHECK', pod: LabPod): Record<st
 
 /** argv of the plugin run as the runtime runs it: its environment only (env -i), config on stdin. */
 export function pluginArgv(env: Record<string, string>): string[] {
-  return ['env', '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), PLUGIN_ON_NODE];
+  return ['env', '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), PATHS.cniPlugin];
 }
 
-async function callPlugin(lab: LabExec, command: 'ADD' | 'DEL' | 'CHECK', pod: LabPod): Promise<unknown> {
+async function callPlugin(lab: ClusterExec, command: 'ADD' | 'DEL' | 'CHECK', pod: CheckPod): Promise<unknown> {
   return runPlugin(lab, pod.node, cniEnv(command, pod), {}, `CNI ${command} of pod ${pod.name} on ${pod.node}`);
 }
 
-async function runPlugin(lab: LabExec, node: string, env: Record<string, string>, extraConfig: Record<string, unknown>, what: string): Promise<unknown> {
+async function runPlugin(lab: ClusterExec, node: string, env: Record<string, string>, extraConfig: Record<string, unknown>, what: string): Promise<unknown> {
   const input = JSON.stringify({ ...JSON.parse(pluginConfig(await nodeConflist(lab, node))), ...extraConfig });
   const r = await lab.runner.run(lab.backend.onNode(node, pluginArgv(env)), { input, allowFail: true, timeoutMs: 30_000 });
   const out = r.stdout.trim();
@@ -69,7 +67,7 @@ interface CniResult {
 }
 
 /** CNI ADD; returns the pod's address as the plugin reported it. */
-export async function addPod(lab: LabExec, pod: LabPod): Promise<LabPodState> {
+export async function addPod(lab: ClusterExec, pod: CheckPod): Promise<PodState> {
   const result = (await callPlugin(lab, 'ADD', pod)) as CniResult;
   const ip = result.ips?.[0];
   if (!ip) throw new Error(`CNI ADD of pod ${pod.name} on ${pod.node} returned no IP: ${JSON.stringify(result)}`);
@@ -77,7 +75,7 @@ export async function addPod(lab: LabExec, pod: LabPod): Promise<LabPodState> {
   return { ip: ip.address.split('/')[0]!, ...(mac && { mac }) };
 }
 
-export async function delPod(lab: LabExec, pod: LabPod): Promise<void> {
+export async function delPod(lab: ClusterExec, pod: CheckPod): Promise<void> {
   await callPlugin(lab, 'DEL', pod);
 }
 
@@ -85,8 +83,28 @@ export async function delPod(lab: LabExec, pod: LabPod): Promise<void> {
  * CNI GC on a node, as a runtime runs it after a restart: every attachment not in `valid`
  * (the pods it still has) is released.
  */
-export async function gcNode(lab: LabExec, node: string, valid: readonly LabPod[]): Promise<void> {
+export async function gcNode(lab: ClusterExec, node: string, valid: readonly CheckPod[]): Promise<void> {
   const env = { PATH: cniEnv('ADD', { node, name: '', ns: '', containerId: '' }).PATH!, CNI_COMMAND: 'GC', CNI_PATH: PATHS.cniBinDir };
   const attachments = valid.map((p) => ({ containerID: p.containerId, ifname: POD_IFNAME }));
   await runPlugin(lab, node, env, { 'cni.dev/valid-attachments': attachments }, `CNI GC on ${node}`);
+}
+
+/** Test pods the way a runtime makes them, on each node that runs pods: a sandbox netns (lo up), then CNI ADD. */
+export async function createPods(lab: ClusterExec & { topology: CheckTopology }, only?: string[]): Promise<Record<string, PodState>> {
+  const nodes = lab.topology.nodes.filter((n) => n.pods.length && (!only || only.includes(n.name)));
+  await Promise.all(
+    nodes.map((n) =>
+      lab.runner.run(lab.backend.onNode(n.name, ['sh', '-c', n.pods.map((p) => `ip netns add ${p.ns} && ip -n ${p.ns} link set lo up`).join(' && ')]), { timeoutMs: 60_000 }),
+    ),
+  );
+  const made = await Promise.all(nodes.flatMap((n) => n.pods.map(async (p) => [p.ns, await addPod(lab, p)] as const)));
+  return Object.fromEntries(made);
+}
+
+/** The allocations of the node's IPAM store, as the node's plugin wrote it (none: no store yet). */
+export async function readIpamStore(lab: ClusterExec, node: string): Promise<Record<string, { containerId: string }>> {
+  const network = (JSON.parse(await nodeConflist(lab, node)) as { name: string }).name;
+  const path = join(PATHS.cniDataDir, `${network}.json`);
+  const text = await readNodeFile(lab, node, path);
+  return text === undefined ? {} : parseStore(text, `${node}:${path}`, network).allocations;
 }

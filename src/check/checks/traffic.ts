@@ -1,12 +1,12 @@
 // Every pod pings every pod on every other node, every node pings every remote pod — with
 // tcpdump on the underlay bridge meanwhile: it must see that traffic only as ESP (and IKE),
 // never a clear-text pod packet.
-import { classifyCapture, flowOf, startCapture, type CaptureSummary } from '../capture.ts';
-import type { Lab } from '../lab.ts';
+import { classifyCapture, flowOf, captureUnderlay, type CaptureSummary } from '../capture.ts';
+import type { CheckTarget } from '../target.ts';
 import type { PairStatus } from '../mesh.ts';
 import { mapLimit, type Reachability } from '../probe.ts';
 import { formatMatrix, type CheckResult } from '../report.ts';
-import type { LabTopology } from '../topology.ts';
+import type { CheckTopology } from '../target.ts';
 import type { EspMode } from '../../plan/mtu.ts';
 
 export interface PingProbe {
@@ -24,7 +24,7 @@ export const nodeRow = (node: string) => `${node} (node)`;
 export const podsRow = (node: string) => `${node} pods`;
 
 /** Every pod → every pod of the other nodes, every node → every remote pod. */
-export function pingProbes(t: LabTopology, podIps: Record<string, { ip: string }>): PingProbe[] {
+export function pingProbes(t: CheckTopology, podIps: Record<string, { ip: string }>): PingProbe[] {
   const targets = t.nodes.flatMap((n) => n.pods.map((p) => ({ node: n.name, ip: podIps[p.ns]?.ip ?? '' })));
   const probes: PingProbe[] = [];
   for (const n of t.nodes) {
@@ -38,23 +38,23 @@ export function pingProbes(t: LabTopology, podIps: Record<string, { ip: string }
 }
 
 /** Who holds an address, for messages ("minion1-pod2", "minion1", "upstream"). */
-export function addressBook(lab: Lab): Map<string, string> {
-  const book = new Map<string, string>([[lab.topology.upstream.ip, 'upstream']]);
+export function addressBook(lab: CheckTarget): Map<string, string> {
+  const book = new Map<string, string>(lab.topology.upstream ? [[lab.topology.upstream.ip, 'upstream']] : []);
   for (const n of lab.topology.nodes) {
     book.set(n.ip, n.name);
     book.set(n.gateway, `${n.name} (bridge)`);
     for (const p of n.pods) {
-      const ip = lab.state.data.pods[p.ns]?.ip;
+      const ip = lab.pods[p.ns]?.ip;
       if (ip) book.set(ip, p.name);
     }
   }
   return book;
 }
 
-export async function checkTraffic(lab: Lab, pairs: PairStatus[], reach: Reachability): Promise<CheckResult[]> {
+export async function checkTraffic(lab: CheckTarget, pairs: PairStatus[], reach: Reachability): Promise<CheckResult[]> {
   const t = lab.topology;
-  const probes = pingProbes(t, lab.state.data.pods);
-  const capture = await startCapture(lab, t.wire.ns, t.wire.bridge, 'mesh');
+  const probes = pingProbes(t, lab.pods);
+  const capture = await captureUnderlay(lab, 'mesh');
   let ok: boolean[] = [];
   let lines: string[] = [];
   try {
@@ -63,10 +63,10 @@ export async function checkTraffic(lab: Lab, pairs: PairStatus[], reach: Reachab
   } finally {
     lines = await capture.stop();
   }
-  return [pingsResult(t, probes, ok, pairs), captureResult(classifyCapture(lines, t.podCidr), probes.length, addressBook(lab), lab.state.data.espMode)];
+  return [pingsResult(t, probes, ok, pairs), captureResult(classifyCapture(lines, t.podCidr), probes.length, addressBook(lab), lab.espMode)];
 }
 
-export function pingsResult(t: LabTopology, probes: PingProbe[], ok: boolean[], pairs: PairStatus[]): CheckResult {
+export function pingsResult(t: CheckTopology, probes: PingProbe[], ok: boolean[], pairs: PairStatus[]): CheckResult {
   const rows = t.nodes.flatMap((n) => [nodeRow(n.name), ...(n.pods.length ? [podsRow(n.name)] : [])]);
   const cols = t.nodes.filter((n) => n.pods.length).map((n) => n.name);
   const cell = (row: string, col: string) => {

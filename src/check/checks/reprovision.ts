@@ -6,17 +6,17 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseDocument } from 'yaml';
-import { PATHS, UNITS } from '../../../plan/paths.ts';
-import { affectedUnits, parseRestartMap, type RestartAction } from '../../../render/restarts.ts';
-import { readNodeFile } from '../../backend.ts';
-import type { Lab } from '../../lab.ts';
-import { meshStatus } from '../../mesh.ts';
-import { mapLimit } from '../../probe.ts';
-import type { CheckResult } from '../../report.ts';
+import { PATHS, UNITS } from '../../plan/paths.ts';
+import { affectedUnits, parseRestartMap, type RestartAction } from '../../render/restarts.ts';
+import { readNodeFile } from '../target.ts';
+import type { CheckTarget } from '../target.ts';
+
+type Provisioning = NonNullable<CheckTarget['provisioning']>;
+import { meshStatus } from '../mesh.ts';
+import { mapLimit } from '../probe.ts';
+import type { CheckResult } from '../report.ts';
 import { waitFor } from '../../run.ts';
-import { DEFAULT_PLUGIN } from '../../up.ts';
 import { nodeUnits, showUnits } from '../systemd.ts';
-import { provisionLab } from '../up.ts';
 import { idleUnits, readUnitState } from './units.ts';
 
 export interface NodeSnapshot {
@@ -32,7 +32,7 @@ export function reportedActions(output: string, node: string): { unit: string; a
   return [...output.matchAll(new RegExp(`^${node}: (restart|reload) (\\S+)$`, 'gm'))].map((m) => ({ unit: m[2]!, action: m[1] as RestartAction }));
 }
 
-export async function snapshot(lab: Lab, node: string): Promise<NodeSnapshot> {
+export async function snapshot(lab: CheckTarget, node: string): Promise<NodeSnapshot> {
   const units = [UNITS.modulesLoad, UNITS.sysctl, ...(await nodeUnits(lab, node))];
   const hashes = await lab.runner.run(lab.backend.onNode(node, ['sh', '-c', `awk -F'\\t' '!/^#/ && NF == 2 { print $2 }' ${PATHS.provisionStateDir}/installed.tsv | xargs -r sha256sum`]), { timeoutMs: 120_000 });
   const files = new Map(hashes.stdout.split('\n').filter(Boolean).map((l) => [l.slice(66), l.slice(0, 64)] as [string, string]));
@@ -92,7 +92,7 @@ export function roundProblems(r: ReprovisionRound): string[] {
   return problems;
 }
 
-async function dpdDelays(lab: Lab, node: string): Promise<string[]> {
+async function dpdDelays(lab: CheckTarget, node: string): Promise<string[]> {
   const r = await lab.runner.run(lab.backend.onNode(node, ['swanctl', '--list-conns', '--pretty']), { allowFail: true, timeoutMs: 30_000 });
   return [...r.stdout.matchAll(/^\s*dpd_delay = (\S+)$/gm)].map((m) => m[1]!);
 }
@@ -103,11 +103,11 @@ function setDpdDelay(file: string, value: string): void {
   writeFileSync(file, doc.toString());
 }
 
-async function round(lab: Lab, victim: string, value: string, plugin: string): Promise<ReprovisionRound> {
+async function round(lab: CheckTarget, provisioning: Provisioning, victim: string, value: string): Promise<ReprovisionRound> {
   const names = lab.topology.nodes.map((n) => n.name);
   const before = await mapLimit(names, 3, (n) => snapshot(lab, n));
-  setDpdDelay(join(lab.stateDir, 'cluster.yaml'), value);
-  const output = await provisionLab(lab, plugin, () => {}, ['--node', victim]);
+  setDpdDelay(provisioning.configFile, value);
+  const output = await provisioning.provision(['--node', victim]);
   const after = await mapLimit(names, 3, (n) => snapshot(lab, n));
   const b = before.find((s) => s.node === victim)!;
   const a = after.find((s) => s.node === victim)!;
@@ -132,28 +132,29 @@ async function round(lab: Lab, victim: string, value: string, plugin: string): P
   };
 }
 
-export function defaultVictim(lab: Lab, wanted?: string): string {
+export function defaultVictim(lab: CheckTarget, wanted?: string): string {
   const withPods = lab.topology.nodes.filter((n) => n.pods.length);
   const victim = wanted ?? withPods[withPods.length - 1]?.name;
   if (!victim || !lab.topology.nodes.some((n) => n.name === victim)) throw new Error(`no minion to re-provision or reboot${wanted ? ` named ${wanted}` : ''}`);
   return victim;
 }
 
-export async function checkReprovision(lab: Lab, opts: { rebootVictim?: string; plugin?: string }): Promise<CheckResult> {
+export async function checkReprovision(lab: CheckTarget, opts: { rebootVictim?: string }): Promise<CheckResult> {
   const victim = defaultVictim(lab, opts.rebootVictim);
-  const plugin = opts.plugin ?? DEFAULT_PLUGIN;
-  const file = join(lab.stateDir, 'cluster.yaml');
+  const provisioning = lab.provisioning;
+  if (!provisioning) throw new Error('re-provisioning needs the cluster.yaml the nodes were provisioned from');
+  const file = provisioning.configFile;
   const original = readFileSync(file, 'utf8');
   const current = String(parseDocument(original).getIn(['ipsec', 'dpdDelay']) ?? '5s');
   const value = current === '7s' ? '9s' : '7s';
   let rounds: ReprovisionRound[] = [];
   try {
-    rounds.push(await round(lab, victim, value, plugin));
+    rounds.push(await round(lab, provisioning, victim, value));
   } finally {
     // Whatever happened, the lab goes back to its own configuration.
     writeFileSync(file, original);
   }
-  const back = await round(lab, victim, current, plugin).catch((err: Error) => err);
+  const back = await round(lab, provisioning, victim, current).catch((err: Error) => err);
   const meshUp = await waitFor(async () => (await meshStatus(lab)).every((p) => p.up), 60_000, 250);
   const problems = rounds.flatMap(roundProblems);
   if (back instanceof Error) problems.push(`putting ipsec.dpdDelay back to ${current} on ${victim} failed: ${back.message}`);

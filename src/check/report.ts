@@ -1,13 +1,9 @@
 // What `check` returns and prints: one typed result per check, each failure a sentence that
 // points at its cause, and the matrices (pure formatting).
 
-export type CheckName = 'tunnels' | 'pings' | 'capture' | 'masquerade' | 'fail-closed' | 'mtu' | VmCheckName;
-/** Checks only a VM lab has: what only a real node shows (kernel ESP, systemd, a reboot, re-provisioning). */
-export type VmCheckName = 'kernel-esp' | 'units' | 'reprovision' | 'reboot';
-export const VM_CHECK_NAMES: readonly VmCheckName[] = ['kernel-esp', 'units', 'reprovision', 'reboot'];
-/** Checks both backends run, in their order. */
-export const NETWORK_CHECK_NAMES: readonly CheckName[] = ['tunnels', 'pings', 'capture', 'masquerade', 'mtu', 'fail-closed'];
-export const CHECK_NAMES: readonly CheckName[] = [...NETWORK_CHECK_NAMES, ...VM_CHECK_NAMES];
+/** Every check, in the order `check` runs them. */
+export const CHECK_NAMES = ['tunnels', 'pings', 'capture', 'masquerade', 'mtu', 'kernel-esp', 'units', 'fail-closed', 'reprovision', 'reboot'] as const;
+export type CheckName = (typeof CHECK_NAMES)[number];
 
 export interface CheckResult {
   name: CheckName;
@@ -18,18 +14,23 @@ export interface CheckResult {
   lines?: string[];
   /** Each failure, naming where and why. */
   problems: string[];
+  /** Why the check does not apply to this cluster (then it is neither passed nor failed). */
+  skipped?: string;
   /** Measured numbers (seconds, bytes, counts) for tools and tests. */
   values?: Record<string, number>;
 }
 
 export interface CheckReport {
   ok: boolean;
-  lab: string;
+  /** The cluster checked ("lab kil", "cluster kube-ipsec"). */
+  target: string;
   results: CheckResult[];
 }
 
-export function report(lab: string, results: CheckResult[]): CheckReport {
-  return { ok: results.length > 0 && results.every((r) => r.ok), lab, results };
+/** Passed when something was checked and everything that applied passed. */
+export function report(target: string, results: CheckResult[]): CheckReport {
+  const applied = results.filter((r) => !r.skipped);
+  return { ok: applied.length > 0 && applied.every((r) => r.ok), target, results };
 }
 
 /** A table: first column the row labels, then one column per `cols`, padded to fit. */
@@ -41,15 +42,18 @@ export function formatMatrix(corner: string, rows: string[], cols: string[], cel
 }
 
 export function formatResult(res: CheckResult): string {
-  const out = [`${res.ok ? 'PASS' : 'FAIL'}  ${res.name.padEnd(11)} ${res.summary}`];
+  const out = [`${res.skipped ? 'N/A ' : res.ok ? 'PASS' : 'FAIL'}  ${res.name.padEnd(11)} ${res.summary}`];
   for (const l of res.lines ?? []) out.push(`      ${l}`);
   for (const p of res.problems) out.push(`   ✗  ${p}`);
   return out.join('\n') + '\n';
 }
 
 export function formatVerdict(r: CheckReport): string {
-  const failed = r.results.filter((x) => !x.ok).map((x) => x.name);
-  return (r.ok ? `lab ${r.lab}: all ${r.results.length} checks passed` : `lab ${r.lab}: ${failed.length} of ${r.results.length} checks failed (${failed.join(', ')})`) + '\n';
+  const applied = r.results.filter((x) => !x.skipped);
+  const failed = applied.filter((x) => !x.ok).map((x) => x.name);
+  const skipped = r.results.filter((x) => x.skipped).map((x) => x.name);
+  const na = skipped.length ? `; ${skipped.length} not applicable (${skipped.join(', ')})` : '';
+  return (r.ok ? `${r.target}: all ${applied.length} checks passed${na}` : `${r.target}: ${failed.length} of ${applied.length} checks failed (${failed.join(', ')})${na}`) + '\n';
 }
 
 export function formatReport(r: CheckReport): string {

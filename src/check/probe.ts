@@ -1,6 +1,6 @@
 // Traffic inside the lab: real ping from a pod's, node's or the upstream's namespace, and a
 // small pool so a matrix of pings keeps both cores busy without flooding them.
-import type { LabExec } from './backend.ts';
+import type { ClusterExec } from './target.ts';
 
 export interface PingOptions {
   count?: number;
@@ -21,7 +21,7 @@ export interface PingResult {
   why?: string;
 }
 
-export async function ping(lab: LabExec, ns: string, dst: string, o: PingOptions = {}): Promise<PingResult> {
+export async function ping(lab: ClusterExec, ns: string, dst: string, o: PingOptions = {}): Promise<PingResult> {
   const argv = ['ping', '-n', '-c', String(o.count ?? 1), '-W', String(o.wait ?? 1)];
   if (o.interval !== undefined) argv.push('-i', String(o.interval));
   if (o.size !== undefined) argv.push('-s', String(o.size));
@@ -38,7 +38,7 @@ export async function ping(lab: LabExec, ns: string, dst: string, o: PingOptions
 }
 
 /** One reply within `tries` single pings. */
-export async function reaches(lab: LabExec, ns: string, dst: string, tries = 2, wait = 1): Promise<boolean> {
+export async function reaches(lab: ClusterExec, ns: string, dst: string, tries = 2, wait = 1): Promise<boolean> {
   for (let i = 0; i < tries; i++) if ((await ping(lab, ns, dst, { wait })).ok) return true;
   return false;
 }
@@ -49,7 +49,7 @@ export async function reaches(lab: LabExec, ns: string, dst: string, tries = 2, 
  */
 export class Reachability {
   private readonly known = new Map<string, boolean>();
-  constructor(private readonly lab: LabExec) {}
+  constructor(private readonly lab: ClusterExec) {}
 
   async reaches(ns: string, dst: string): Promise<boolean> {
     const key = `${ns}>${dst}`;

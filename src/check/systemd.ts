@@ -1,8 +1,8 @@
 // What systemd in a VM says about the node's units: their state, ordering and timestamps
 // (`systemctl show`), parsed into data; and what the node's provisioning installed
 // (node.env UNITS). Pure parsers plus one ssh round trip per question.
-import { readNodeFile, type LabExec } from '../backend.ts';
-import { PATHS } from '../../plan/paths.ts';
+import { readNodeFile, type ClusterExec } from './target.ts';
+import { PATHS } from '../plan/paths.ts';
 
 export type UnitProps = Record<string, string>;
 
@@ -50,7 +50,7 @@ export const SHOWN = [
 ];
 
 /** The units' properties, by unit name. */
-export async function showUnits(lab: LabExec, node: string, units: string[], props = SHOWN): Promise<Map<string, UnitProps>> {
+export async function showUnits(lab: ClusterExec, node: string, units: string[], props = SHOWN): Promise<Map<string, UnitProps>> {
   const r = await lab.runner.run(lab.backend.onNode(node, ['systemctl', 'show', '-p', props.join(','), '--', ...units]), { timeoutMs: 60_000 });
   const blocks = parseShow(r.stdout);
   if (blocks.length !== units.length) throw new Error(`systemctl show on ${node} answered ${blocks.length} units for ${units.length}`);
@@ -65,7 +65,7 @@ export function envValue(text: string, name: string): string | undefined {
 }
 
 /** The node's units in bring-up order, as its installed node.env lists them. */
-export async function nodeUnits(lab: LabExec, node: string): Promise<string[]> {
+export async function nodeUnits(lab: ClusterExec, node: string): Promise<string[]> {
   const env = await readNodeFile(lab, node, PATHS.nodeEnv);
   if (env === undefined) throw new Error(`${node} has no ${PATHS.nodeEnv}: it was not provisioned`);
   return (envValue(env, 'UNITS') ?? '').split(/\s+/).filter(Boolean);

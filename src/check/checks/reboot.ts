@@ -11,23 +11,19 @@
 //   - the plugin's store still holds the pods that died with the boot, until the runtime's
 //     cleanup (DEL of one, GC of the rest) leaves it empty; new pods get addresses and are
 //     reached from every other node.
-import { PATHS, UNITS } from '../../../plan/paths.ts';
-import { shellQuote } from '../../../shell.ts';
-import { classifyCapture, startCapture, type CaptureSummary } from '../../capture.ts';
-import { blackholeCovers } from '../../checks/fail-closed.ts';
+import { PATHS, UNITS } from '../../plan/paths.ts';
+import { shellQuote } from '../../shell.ts';
+import { classifyCapture, captureUnderlay, type CaptureSummary } from '../capture.ts';
+import { blackholeCovers } from './fail-closed.ts';
 import { timer } from '../../clock.ts';
-import type { Lab } from '../../lab.ts';
-import { meshStatus } from '../../mesh.ts';
-import { delPod, gcNode, nodeConflist } from '../../pods.ts';
-import { mapLimit, reaches } from '../../probe.ts';
-import type { CheckResult } from '../../report.ts';
+import type { CheckTarget } from '../target.ts';
+import { meshStatus } from '../mesh.ts';
+import { createPods, delPod, gcNode, nodeConflist, readIpamStore } from '../pods.ts';
+import { mapLimit, reaches } from '../probe.ts';
+import type { CheckResult } from '../report.ts';
 import { waitFor } from '../../run.ts';
-import { readIpamStore } from '../../status.ts';
-import { nodeNamed, type LabNode, type LabPod } from '../../topology.ts';
-import { isVmBackend } from '../backend.ts';
+import { nodeNamed, type CheckNode, type CheckPod } from '../target.ts';
 import { micros, showUnits, unitList } from '../systemd.ts';
-import { masterUp } from '../ssh.ts';
-import { createPods } from '../up.ts';
 import { defaultVictim } from './reprovision.ts';
 
 export const PROBE_UNIT = 'kube-ipsec-lab-probe.service';
@@ -59,7 +55,7 @@ export interface AfterBoot {
 }
 
 /** What must hold once the minion is back (pure: messages point at the cause). */
-export function afterBootProblems(node: LabNode, podCidr: string, bridge: string, a: AfterBoot): string[] {
+export function afterBootProblems(node: CheckNode, podCidr: string, bridge: string, a: AfterBoot): string[] {
   const problems: string[] = [];
   const gw = node.gateway;
   if (!a.bridgeAddrs.includes(gw)) problems.push(`${node.name}: after the reboot ${bridge} ${a.bridgeAddrs.length ? `has ${a.bridgeAddrs.join(', ')}` : 'does not exist'}, not ${gw} (${UNITS.nodeNetwork} did not run at boot)`);
@@ -88,7 +84,7 @@ export function afterBootProblems(node: LabNode, podCidr: string, bridge: string
 }
 
 export interface RebootMeasure {
-  victim: LabNode;
+  victim: CheckNode;
   seconds: { ssh?: number; traffic?: number; tunnels?: number };
   capture: CaptureSummary;
   after?: AfterBoot;
@@ -135,7 +131,7 @@ export function rebootResult(m: RebootMeasure, podCidr: string, bridge: string):
 }
 
 /** Starts pings in the background inside a VM's namespace; resolves with a function that stops them. */
-async function backgroundPings(lab: Lab, ns: string, targets: string[], seconds: number): Promise<() => Promise<void>> {
+async function backgroundPings(lab: CheckTarget, ns: string, targets: string[], seconds: number): Promise<() => Promise<void>> {
   const script = `for ip; do ping -n -q -i 0.5 -w ${seconds} "$ip" >/dev/null 2>&1 </dev/null & echo $!; done`;
   const r = await lab.runner.run(lab.backend.inNs(ns, ['sh', '-c', script, 'pings', ...targets]), { timeoutMs: 30_000 });
   const pids = r.stdout.split('\n').filter((l) => /^\d+$/.test(l));
@@ -144,14 +140,15 @@ async function backgroundPings(lab: Lab, ns: string, targets: string[], seconds:
   };
 }
 
-export async function checkReboot(lab: Lab, opts: { rebootVictim?: string }): Promise<CheckResult> {
+export async function checkReboot(lab: CheckTarget, opts: { rebootVictim?: string }): Promise<CheckResult> {
   const backend = lab.backend;
-  if (!isVmBackend(backend)) throw new Error('the reboot check needs VMs');
+  const { reachable, connect } = backend;
+  if (!backend.systemd || !reachable || !connect) throw new Error('the reboot check needs nodes that run systemd and can be watched going down and coming back');
   const t = lab.topology;
   const victim = nodeNamed(t, defaultVictim(lab, opts.rebootVictim));
   const others = t.nodes.filter((n) => n !== victim);
-  const pods = lab.state.data.pods;
-  const ipOf = (p: LabPod) => pods[p.ns]?.ip ?? '';
+  const pods = lab.pods;
+  const ipOf = (p: CheckPod) => pods[p.ns]?.ip ?? '';
   const bridge = await bridgeName(lab, victim);
   const errors: string[] = [];
   const m: RebootMeasure = { victim, seconds: {}, capture: classifyCapture([], t.podCidr), staleBefore: 0, staleAfter: 0, storeAfterAdd: { count: 0, unexpected: [] }, newPodsReached: { ok: 0, of: 0 }, meshBack: false, errors };
@@ -164,16 +161,16 @@ export async function checkReboot(lab: Lab, opts: { rebootVictim?: string }): Pr
   await lab.runner.run(backend.onNode(victim.name, ['sh', '-c', `${install} && systemctl daemon-reload && systemctl enable --quiet ${units.map((u) => u.name).join(' ')}`]), { timeoutMs: 60_000 });
 
   const stops: (() => Promise<void>)[] = [];
-  const capture = await startCapture(lab, t.wire.ns, t.wire.bridge, `reboot-${victim.name}`);
+  const capture = await captureUnderlay(lab, `reboot-${victim.name}`);
   let lines: string[] = [];
   try {
     const victimTargets = [...victim.pods.map(ipOf), victim.gateway].filter(Boolean);
     for (const n of others) stops.push(await backgroundPings(lab, (n.pods[0] ?? n).ns, victimTargets, window));
     const since = timer();
     await lab.runner.run(backend.onNode(victim.name, ['systemctl', 'reboot']), { allowFail: true, timeoutMs: 30_000 });
-    await waitFor(async () => !(await masterUp(lab.runner, backend.target(victim.name))), 120_000, 250);
+    await waitFor(async () => !(await reachable(victim.name)), 120_000, 250);
     try {
-      await backend.connect([victim.name], 600_000);
+      await connect([victim.name], 600_000);
       m.seconds.ssh = since();
     } catch (err) {
       errors.push((err as Error).message);
@@ -209,7 +206,7 @@ export async function checkReboot(lab: Lab, opts: { rebootVictim?: string }): Pr
 
       m.staleAfter = Object.keys(await readIpamStore(lab, victim.name)).length;
       const fresh = await createPods(lab, [victim.name]);
-      lab.state.update({ pods: fresh });
+      lab.recordPods(fresh);
       const store = await readIpamStore(lab, victim.name);
       const live = new Set(victim.pods.map((p) => p.containerId));
       m.storeAfterAdd = { count: Object.keys(store).length, unexpected: Object.entries(store).filter(([, a]) => !live.has(a.containerId)).map(([ip, a]) => `${ip} (${a.containerId})`) };
@@ -224,11 +221,11 @@ export async function checkReboot(lab: Lab, opts: { rebootVictim?: string }): Pr
   return rebootResult(m, t.podCidr, bridge);
 }
 
-async function bridgeName(lab: Lab, node: LabNode): Promise<string> {
+async function bridgeName(lab: CheckTarget, node: CheckNode): Promise<string> {
   return (JSON.parse(await nodeConflist(lab, node.name)) as { plugins: { bridge: string }[] }).plugins[0]!.bridge;
 }
 
-async function readAfterBoot(lab: Lab, node: LabNode, bridge: string): Promise<AfterBoot> {
+async function readAfterBoot(lab: CheckTarget, node: CheckNode, bridge: string): Promise<AfterBoot> {
   const sh = async (script: string) => (await lab.runner.run(lab.backend.onNode(node.name, ['sh', '-c', script]), { allowFail: true, timeoutMs: 60_000 })).stdout;
   const [addrs, blackholes, forward, natPostrouting, natChain] = await Promise.all([
     sh(`ip -j -4 addr show dev ${bridge} 2>/dev/null || echo []`),

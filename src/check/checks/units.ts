@@ -4,10 +4,10 @@
 // enabled nor started; the bring-up order holds in the unit files (After=/Requires=) and in
 // what systemd did (the node network was up before strongSwan started); etcd on the master
 // answers with the rendered certificates.
-import { PATHS, UNITS } from '../../../plan/paths.ts';
-import type { Lab } from '../../lab.ts';
-import { mapLimit } from '../../probe.ts';
-import type { CheckResult } from '../../report.ts';
+import { PATHS, UNITS } from '../../plan/paths.ts';
+import type { CheckTarget } from '../target.ts';
+import { mapLimit } from '../probe.ts';
+import type { CheckResult } from '../report.ts';
 import { execPath, micros, nodeUnits, showUnits, unitList, type UnitProps } from '../systemd.ts';
 
 export interface NodeUnits {
@@ -87,7 +87,7 @@ export function unitsProblems(n: NodeUnits): { idle: Map<string, string>; runnin
 }
 
 /** The node's units, their properties and which of their programs exist. */
-export async function readUnitState(lab: Lab, node: string): Promise<Pick<NodeUnits, 'node' | 'units' | 'props' | 'present'>> {
+export async function readUnitState(lab: CheckTarget, node: string): Promise<Pick<NodeUnits, 'node' | 'units' | 'props' | 'present'>> {
   const units = await nodeUnits(lab, node);
   const props = await showUnits(lab, node, units);
   const programs = [...new Set(units.map((u) => execPath(props.get(u)?.ExecStart)).filter((p): p is string => p !== undefined))];
@@ -95,7 +95,7 @@ export async function readUnitState(lab: Lab, node: string): Promise<Pick<NodeUn
   return { node, units, props, present: new Set(exists.stdout.split('\n').filter(Boolean)) };
 }
 
-export async function readNodeUnits(lab: Lab, node: string): Promise<NodeUnits> {
+export async function readNodeUnits(lab: CheckTarget, node: string): Promise<NodeUnits> {
   const { units, props, present } = await readUnitState(lab, node);
   const idle = idleUnits(units, props, present);
   let verify: string[] = [];
@@ -114,7 +114,7 @@ export async function readNodeUnits(lab: Lab, node: string): Promise<NodeUnits> 
   return { node, units, props, present, verify, ...(etcdHealth !== undefined && { etcdHealth }) };
 }
 
-export async function checkUnits(lab: Lab): Promise<CheckResult> {
+export async function checkUnits(lab: CheckTarget): Promise<CheckResult> {
   const read = await mapLimit(lab.topology.nodes, 3, (n) => readNodeUnits(lab, n.name));
   const lines: string[] = [];
   const problems: string[] = [];

@@ -1,22 +1,22 @@
 // How the lab reads what it observes (swanctl, tcpdump, iptables, ip route) and turns it into
 // verdicts whose messages point at the cause. Fixtures are real outputs from a lab run.
-import { guardDropped, parseGuardCounts } from '../../src/lab/guard.ts';
+import { guardDropped, parseGuardCounts } from '../../src/check/guard.ts';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { classifyCapture, echoSources } from '../../src/lab/capture.ts';
-import { blackholeCovers, failClosedResult, recoveryFlows, victimFlows, type FailClosedMeasure } from '../../src/lab/checks/fail-closed.ts';
-import { masqueradeResult, type MasqueradeCase } from '../../src/lab/checks/masquerade.ts';
-import { largestPassing, mtuResult } from '../../src/lab/checks/mtu.ts';
-import { captureResult, pingProbes, pingsResult } from '../../src/lab/checks/traffic.ts';
-import { tunnelsResult } from '../../src/lab/checks/tunnels.ts';
-import { connProblem, evaluateMesh, type NodeSas } from '../../src/lab/mesh.ts';
-import { egressRewrites, explainPodToPodRewrite, parseNatRules, podToPodRewrites } from '../../src/lab/nat.ts';
-import { formatMatrix, formatReport, report } from '../../src/lab/report.ts';
+import { classifyCapture, echoSources } from '../../src/check/capture.ts';
+import { blackholeCovers, failClosedResult, recoveryFlows, victimFlows, type FailClosedMeasure } from '../../src/check/checks/fail-closed.ts';
+import { masqueradeResult, type MasqueradeCase } from '../../src/check/checks/masquerade.ts';
+import { largestPassing, mtuResult } from '../../src/check/checks/mtu.ts';
+import { captureResult, pingProbes, pingsResult } from '../../src/check/checks/traffic.ts';
+import { tunnelsResult } from '../../src/check/checks/tunnels.ts';
+import { connProblem, evaluateMesh, type NodeSas } from '../../src/check/mesh.ts';
+import { egressRewrites, explainPodToPodRewrite, parseNatRules, podToPodRewrites } from '../../src/check/nat.ts';
+import { formatMatrix, formatReport, report } from '../../src/check/report.ts';
 import { labTopology, type LabNode } from '../../src/lab/topology.ts';
-import { conns, ikeSas, parseViciPretty, type IkeSa } from '../../src/lab/vici.ts';
+import { conns, ikeSas, parseViciPretty, type IkeSa } from '../../src/check/vici.ts';
 import { plan } from '../helpers/cluster.ts';
 
-const fixture = (name: string) => readFileSync(new URL(`./lab-fixtures/${name}`, import.meta.url), 'utf8');
+const fixture = (name: string) => readFileSync(new URL(`./check-fixtures/${name}`, import.meta.url), 'utf8');
 const t = labTopology(plan(), 'ut');
 const [master, minion1, minion2, minion3] = t.nodes as [LabNode, LabNode, LabNode, LabNode];
 const podIps = Object.fromEntries(t.nodes.flatMap((n) => n.pods.map((p, k) => [p.ns, { ip: n.podSubnet.replace(/0\/24$/, String(k + 2)) }])));
@@ -338,13 +338,13 @@ describe('fail-closed verdict', () => {
 describe('report', () => {
   it('pads matrices and ends with the verdict', () => {
     expect(formatMatrix('x', ['a', 'bbb'], ['c1', 'c2'], (r, c) => `${r.length}${c}`)).toEqual(['x     c1   c2', 'a    1c1  1c2', 'bbb  3c1  3c2']);
-    const r = report('lab1', [
+    const r = report('lab lab1', [
       { name: 'tunnels', ok: true, summary: '6/6', problems: [] },
       { name: 'mtu', ok: false, summary: 'bad', problems: ['why'] },
     ]);
     expect(r.ok).toBe(false);
     expect(formatReport(r)).toBe('PASS  tunnels     6/6\nFAIL  mtu         bad\n   ✗  why\nlab lab1: 1 of 2 checks failed (mtu)\n');
-    expect(report('lab1', []).ok).toBe(false);
+    expect(report('lab lab1', []).ok).toBe(false);
   });
 });
 

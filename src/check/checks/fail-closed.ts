@@ -2,15 +2,15 @@
 // would), its pods keep sending to every remote pod and the remote pods to them, and the
 // underlay shows no clear-text pod packet; after `ipsec start`, traffic comes back — how
 // many seconds later is measured.
-import { classifyCapture, flowOf, startCapture, type CaptureSummary } from '../capture.ts';
+import { classifyCapture, flowOf, captureUnderlay, type CaptureSummary } from '../capture.ts';
 import { guardDropped, readGuard } from '../guard.ts';
-import type { Lab } from '../lab.ts';
+import type { CheckTarget } from '../target.ts';
 import { meshStatus } from '../mesh.ts';
 import { mapLimit, ping, reaches, type Reachability } from '../probe.ts';
 import type { CheckResult } from '../report.ts';
-import { waitFor } from '../run.ts';
+import { waitFor } from '../../run.ts';
 import { cidr, lastAddress, parseIpv4 } from '../../plan/ipv4.ts';
-import { nodeNamed, type LabNode, type LabTopology } from '../topology.ts';
+import { nodeNamed, type CheckNode, type CheckTopology } from '../target.ts';
 import { addressBook } from './traffic.ts';
 
 export interface Flow {
@@ -20,7 +20,7 @@ export interface Flow {
 }
 
 /** Traffic to and from the victim: its pods and itself to every remote pod, every other node's first pod to its pods. */
-export function victimFlows(t: LabTopology, podIps: Record<string, { ip: string }>, victim: LabNode): Flow[] {
+export function victimFlows(t: CheckTopology, podIps: Record<string, { ip: string }>, victim: CheckNode): Flow[] {
   const ip = (ns: string) => podIps[ns]?.ip ?? '';
   const others = t.nodes.filter((n) => n !== victim);
   const remotePods = others.flatMap((n) => n.pods);
@@ -39,7 +39,7 @@ export function victimFlows(t: LabTopology, podIps: Record<string, { ip: string 
  * Flows proving the victim is back: its first pod (or the node itself, e.g. the master) to
  * one pod of every other node, and every other node's first pod (or the node) to its pod.
  */
-export function recoveryFlows(t: LabTopology, podIps: Record<string, { ip: string }>, victim: LabNode): Flow[] {
+export function recoveryFlows(t: CheckTopology, podIps: Record<string, { ip: string }>, victim: CheckNode): Flow[] {
   const ip = (ns: string) => podIps[ns]?.ip ?? '';
   const mine = victim.pods[0];
   const flows: Flow[] = [];
@@ -52,11 +52,11 @@ export function recoveryFlows(t: LabTopology, podIps: Record<string, { ip: strin
   return flows;
 }
 
-export async function checkFailClosed(lab: Lab, reach: Reachability, victimName?: string, recoveryTimeoutMs = 30_000): Promise<CheckResult> {
+export async function checkFailClosed(lab: CheckTarget, reach: Reachability, victimName?: string, recoveryTimeoutMs = 30_000): Promise<CheckResult> {
   const t = lab.topology;
   const victim = victimName ? nodeNamed(t, victimName) : t.nodes.find((n) => n.pods.length);
   if (!victim) return { name: 'fail-closed', ok: false, summary: 'no node runs pods', problems: ['the lab has no pods to send traffic'] };
-  const pods = lab.state.data.pods;
+  const pods = lab.pods;
   // Recovery means: what worked before the stop works again (what was already broken is the other checks' finding).
   const probes = recoveryFlows(t, pods, victim);
   const before = await mapLimit(probes, 10, (f) => reach.reaches(f.ns, f.dst));
@@ -75,7 +75,7 @@ export async function checkFailClosed(lab: Lab, reach: Reachability, victimName?
   let guardDrops = 0;
   let restart = 0;
   try {
-    const capture = await startCapture(lab, t.wire.ns, t.wire.bridge, `fail-closed-${victim.name}`);
+    const capture = await captureUnderlay(lab, `fail-closed-${victim.name}`);
     try {
       const results = await mapLimit(flows, 24, (f) => ping(lab, f.ns, f.dst, { count: 2, interval: 0.2, wait: 1 }));
       answered = results.reduce((sum, r) => sum + r.received, 0);
@@ -111,8 +111,8 @@ export async function checkFailClosed(lab: Lab, reach: Reachability, victimName?
 }
 
 export interface FailClosedMeasure {
-  victim: LabNode;
-  topology: LabTopology;
+  victim: CheckNode;
+  topology: CheckTopology;
   flows: number;
   /** Echo replies received while strongSwan was stopped (fail-closed: 0). */
   answered: number;

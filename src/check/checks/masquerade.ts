@@ -2,19 +2,19 @@
 // traffic keeps the pod's own source (or it would miss the IPsec selectors). Seen by tcpdump
 // at the receivers; when it goes wrong, the node's nat table says which rule did it.
 import { echoSources, startCapture, type Capture } from '../capture.ts';
-import type { Lab } from '../lab.ts';
+import type { CheckTarget } from '../target.ts';
 import type { PairStatus } from '../mesh.ts';
 import { egressRewrites, explainPodToPodRewrite, parseNatRules } from '../nat.ts';
 import { ping } from '../probe.ts';
 import type { CheckResult } from '../report.ts';
-import type { LabNode, LabPod, LabTopology } from '../topology.ts';
+import type { CheckNode, CheckPod, CheckTopology } from '../target.ts';
 
 export interface MasqueradeCase {
-  node: LabNode;
-  pod: LabPod;
+  node: CheckNode;
+  pod: CheckPod;
   podIp: string;
   /** First pod of the next node that runs pods (none in a one-minion cluster). */
-  peer?: { pod: LabPod; ip: string };
+  peer?: { pod: CheckPod; ip: string };
 }
 
 export interface MasqueradeSeen {
@@ -29,9 +29,9 @@ export interface MasqueradeSeen {
  * One case per node with pods: its first pod to upstream, and to the first pod of the next
  * node with pods whose tunnel to it is up (a down tunnel is the tunnels check's finding).
  */
-export function masqueradeCases(lab: Lab, pairs: PairStatus[]): MasqueradeCase[] {
+export function masqueradeCases(lab: CheckTarget, pairs: PairStatus[]): MasqueradeCase[] {
   const withPods = lab.topology.nodes.filter((n) => n.pods.length);
-  const ip = (p: LabPod) => lab.state.data.pods[p.ns]?.ip ?? '';
+  const ip = (p: CheckPod) => lab.pods[p.ns]?.ip ?? '';
   const up = (a: string, b: string) => pairs.some((p) => p.up && ((p.a === a && p.b === b) || (p.a === b && p.b === a)));
   return withPods.map((node, i) => {
     const others = [...withPods.slice(i + 1), ...withPods.slice(0, i)];
@@ -41,7 +41,15 @@ export function masqueradeCases(lab: Lab, pairs: PairStatus[]): MasqueradeCase[]
   });
 }
 
-export async function checkMasquerade(lab: Lab, pairs: PairStatus[]): Promise<CheckResult> {
+/** A cluster with a machine outside it to send pod egress to (the labs' upstream router). */
+type WithUpstream = CheckTarget & { topology: CheckTopology & { upstream: NonNullable<CheckTopology['upstream']> } };
+
+export async function checkMasquerade(lab: CheckTarget, pairs: PairStatus[]): Promise<CheckResult> {
+  if (!lab.topology.upstream) throw new Error('masquerade needs a machine outside the cluster (an upstream) to send pod egress to');
+  return masquerade(lab as WithUpstream, pairs);
+}
+
+async function masquerade(lab: WithUpstream, pairs: PairStatus[]): Promise<CheckResult> {
   const t = lab.topology;
   const cases = masqueradeCases(lab, pairs);
   const captures: Capture[] = [];
@@ -80,7 +88,7 @@ export async function checkMasquerade(lab: Lab, pairs: PairStatus[]): Promise<Ch
   return masqueradeResult(t, cases, seen);
 }
 
-export function masqueradeResult(t: LabTopology, cases: MasqueradeCase[], seen: MasqueradeSeen[]): CheckResult {
+export function masqueradeResult(t: WithUpstream['topology'], cases: MasqueradeCase[], seen: MasqueradeSeen[]): CheckResult {
   const lines: string[] = [];
   const problems: string[] = [];
   let passed = 0;

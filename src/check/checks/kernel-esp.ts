@@ -3,10 +3,10 @@
 // pod subnet to the peer's through it — strongSwan negotiated, the kernel encrypts (no
 // userspace ESP, no TUN). The capture check sees the same on the wire as raw ESP (protocol
 // 50), never UDP 4500.
-import type { Lab } from '../../lab.ts';
-import { mapLimit } from '../../probe.ts';
-import type { CheckResult } from '../../report.ts';
-import type { LabNode, LabTopology } from '../../topology.ts';
+import type { CheckTarget } from '../target.ts';
+import { mapLimit } from '../probe.ts';
+import type { CheckResult } from '../report.ts';
+import type { CheckNode, CheckTopology } from '../target.ts';
 
 export interface XfrmState {
   src: string;
@@ -53,14 +53,14 @@ export function parseXfrmPolicies(text: string): XfrmPolicy[] {
 }
 
 export interface NodeXfrm {
-  node: LabNode;
+  node: CheckNode;
   states: XfrmState[];
   policies: XfrmPolicy[];
   /** An ipsec0 TUN (strongSwan's userspace ESP) exists. */
   libipsec: boolean;
 }
 
-export function kernelEspProblems(t: LabTopology, x: NodeXfrm): string[] {
+export function kernelEspProblems(t: CheckTopology, x: NodeXfrm): string[] {
   const problems: string[] = [];
   const n = x.node;
   if (x.libipsec) problems.push(`${n.name} has strongSwan's userspace ESP device ipsec0: ESP runs in charon, not the kernel (strongswan.conf loads kernel-libipsec)`);
@@ -77,7 +77,7 @@ export function kernelEspProblems(t: LabTopology, x: NodeXfrm): string[] {
   return problems;
 }
 
-export async function checkKernelEsp(lab: Lab): Promise<CheckResult> {
+export async function checkKernelEsp(lab: CheckTarget): Promise<CheckResult> {
   const t = lab.topology;
   const read = await mapLimit(t.nodes, 3, async (node): Promise<NodeXfrm> => {
     const r = await lab.runner.run(lab.backend.onNode(node.name, ['sh', '-c', 'ip -s xfrm state; echo @@; ip xfrm policy; echo @@; ip -o link show dev ipsec0 2>/dev/null; true']), { timeoutMs: 30_000 });

@@ -2,9 +2,9 @@
 // least one ESTABLISHED IKE_SA with the other and an INSTALLED CHILD_SA carrying exactly the
 // two pod subnets (duplicates from simultaneous initiation are normal for ~17 s: uniqueids
 // removes them). When a pair is down, the loaded connections of both ends say why.
-import type { LabExec } from './backend.ts';
-import type { Lab } from './lab.ts';
-import type { LabNode, LabTopology } from './topology.ts';
+import type { ClusterExec } from './target.ts';
+import type { CheckTarget } from './target.ts';
+import type { CheckNode, CheckTopology } from './target.ts';
 import { conns, ikeSas, type Conn, type IkeSa } from './vici.ts';
 
 export interface NodeSas {
@@ -30,24 +30,24 @@ export interface PairStatus {
   problem?: string;
 }
 
-async function swanctl(lab: LabExec, node: string, what: '--list-sas' | '--list-conns') {
+async function swanctl(lab: ClusterExec, node: string, what: '--list-sas' | '--list-conns') {
   return lab.runner.run(lab.backend.onNode(node, ['swanctl', what, '--pretty']), { allowFail: true, timeoutMs: 20_000 });
 }
 
-export async function readNodeSas(lab: LabExec, node: string, withConns = false): Promise<NodeSas> {
+export async function readNodeSas(lab: ClusterExec, node: string, withConns = false): Promise<NodeSas> {
   const [sas, cs] = await Promise.all([swanctl(lab, node, '--list-sas'), withConns ? swanctl(lab, node, '--list-conns') : undefined]);
   if (sas.code !== 0) return { sas: [], error: (sas.stderr || sas.stdout).trim().split('\n').pop() ?? `exit ${sas.code}` };
   return { sas: ikeSas(sas.stdout), ...(cs && cs.code === 0 && { conns: conns(cs.stdout) }) };
 }
 
-export async function meshStatus(lab: Lab, withConns = false): Promise<PairStatus[]> {
+export async function meshStatus(lab: CheckTarget, withConns = false): Promise<PairStatus[]> {
   const read = await Promise.all(lab.topology.nodes.map(async (n) => [n.name, await readNodeSas(lab, n.name, withConns)] as const));
   return evaluateMesh(lab.topology, new Map(read));
 }
 
 const sameSet = (x: string[], y: string[]) => x.length === y.length && x.every((v) => y.includes(v));
 
-export function endStatus(sas: IkeSa[], local: LabNode, peer: LabNode): EndStatus {
+export function endStatus(sas: IkeSa[], local: CheckNode, peer: CheckNode): EndStatus {
   const established = sas.filter((s) => s.remoteHost === peer.ip && s.state === 'ESTABLISHED');
   const child = established
     .flatMap((s) => s.children)
@@ -56,7 +56,7 @@ export function endStatus(sas: IkeSa[], local: LabNode, peer: LabNode): EndStatu
 }
 
 /** Every node pair once (topology order), with both ends' view of it. */
-export function evaluateMesh(t: LabTopology, byNode: Map<string, NodeSas>): PairStatus[] {
+export function evaluateMesh(t: CheckTopology, byNode: Map<string, NodeSas>): PairStatus[] {
   const out: PairStatus[] = [];
   for (let i = 0; i < t.nodes.length; i++) {
     for (let j = i + 1; j < t.nodes.length; j++) {
@@ -72,7 +72,7 @@ export function evaluateMesh(t: LabTopology, byNode: Map<string, NodeSas>): Pair
 }
 
 /** Why a pair is not up: a dead charon, a connection that disagrees with the plan, or the IKE/CHILD state. */
-export function diagnosePair(a: LabNode, b: LabNode, sa: NodeSas, sb: NodeSas): string {
+export function diagnosePair(a: CheckNode, b: CheckNode, sa: NodeSas, sb: NodeSas): string {
   const pair = `${a.name} ↔ ${b.name}`;
   for (const [node, s] of [[a, sa], [b, sb]] as const) {
     if (s.error) return `${pair}: charon on ${node.name} does not answer (${s.error}): strongSwan is not running there`;
@@ -81,8 +81,8 @@ export function diagnosePair(a: LabNode, b: LabNode, sa: NodeSas, sb: NodeSas): 
     const selector = connProblem(local, peer, s.conns);
     if (selector) return `${pair}: ${selector}`;
   }
-  const states = (s: NodeSas, peer: LabNode) => [...new Set(s.sas.filter((x) => x.remoteHost === peer.ip).map((x) => x.state))].join('/') || 'no IKE_SA';
-  const ikeUp = (s: NodeSas, peer: LabNode) => s.sas.some((x) => x.remoteHost === peer.ip && x.state === 'ESTABLISHED');
+  const states = (s: NodeSas, peer: CheckNode) => [...new Set(s.sas.filter((x) => x.remoteHost === peer.ip).map((x) => x.state))].join('/') || 'no IKE_SA';
+  const ikeUp = (s: NodeSas, peer: CheckNode) => s.sas.some((x) => x.remoteHost === peer.ip && x.state === 'ESTABLISHED');
   if (!ikeUp(sa, b) || !ikeUp(sb, a)) {
     return `${pair}: IKE_SA not established (${a.name}: ${states(sa, b)}, ${b.name}: ${states(sb, a)}): the peers do not reach each other on UDP 500/4500 or do not accept each other's authentication`;
   }
@@ -93,7 +93,7 @@ export function diagnosePair(a: LabNode, b: LabNode, sa: NodeSas, sb: NodeSas): 
 }
 
 /** A connection of `local` whose selectors disagree with the two pod subnets. */
-export function connProblem(local: LabNode, peer: LabNode, loaded: Conn[] | undefined): string | undefined {
+export function connProblem(local: CheckNode, peer: CheckNode, loaded: Conn[] | undefined): string | undefined {
   if (!loaded) return undefined;
   const conn = loaded.find((c) => c.remoteAddrs.includes(peer.ip));
   if (!conn) return `${local.name} has no connection to ${peer.name} (${peer.ip}) in its /etc/ipsec.conf`;

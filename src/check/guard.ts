@@ -2,7 +2,7 @@
 // checks read it: how many packets each of its drop rules stopped. The guard is the last line
 // of the mesh's promise — a pod packet that would have crossed the underlay in clear text ends
 // there — so a count that grows while a check runs means a layer before it let one through.
-import type { LabExec } from './backend.ts';
+import type { ClusterExec } from './target.ts';
 
 /** Packets per drop rule of the guard, by the rule's comment ("pod source in clear", …). */
 export type GuardCounts = Record<string, number>;
@@ -23,7 +23,7 @@ export function parseGuardCounts(json: string): GuardCounts {
 }
 
 /** The guard's counters on a node (undefined: the node has no guard, e.g. its node network is not up). */
-export async function readGuard(lab: LabExec, node: string): Promise<GuardCounts | undefined> {
+export async function readGuard(lab: ClusterExec, node: string): Promise<GuardCounts | undefined> {
   const r = await lab.runner.run(lab.backend.onNode(node, ['nft', '-j', 'list', 'chain', 'ip', 'kube-ipsec', 'guard']), { allowFail: true, timeoutMs: 30_000 });
   return r.code === 0 ? parseGuardCounts(r.stdout) : undefined;
 }

@@ -1,0 +1,78 @@
+// Background programs and captures on a node reached by commands (ssh into a VM or a real
+// node): started with `sh -c '… & echo $!'`, their output kept in the node's /run (tmpfs) and
+// read back when stopped. Their PIDs live on the node: they end with it, and stopping them is
+// a command too. Used by the VM lab and by `kube-ipsec check` on any cluster.
+import { shellQuote } from '../shell.ts';
+import { waitFor, type Runner } from '../run.ts';
+import type { Capture } from './capture.ts';
+import { NETNS_DIR, type Background } from './target.ts';
+
+/** Where background programs keep their output on the node (tmpfs). */
+export const REMOTE_DIR = '/run/kube-ipsec-check';
+
+/** A place on a node: the node itself, or one of its pod namespaces. */
+export interface RemoteWhere {
+  node: string;
+  pod?: string;
+}
+
+type OnNode = (node: string, argv: readonly string[]) => string[];
+
+interface RemoteProcess {
+  pid: number;
+  log: string;
+  /** Kills it (SIGTERM, then waits up to 5 s), runs `after` on the node, and returns that script's output. */
+  stop(after?: string): Promise<string>;
+}
+
+async function startRemote(runner: Runner, onNode: OnNode, w: RemoteWhere, argv: readonly string[], name: string): Promise<RemoteProcess> {
+  const base = `${REMOTE_DIR}/${name.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
+  const log = `${base}.log`;
+  const netns = w.pod ? ['nsenter', `--net=${NETNS_DIR}/${w.pod}`] : [];
+  const command = [...netns, ...argv].map(shellQuote).join(' ');
+  const started = await runner.run(onNode(w.node, ['sh', '-c', `mkdir -p ${REMOTE_DIR} && ${command} </dev/null >'${log}' 2>&1 & echo $!`]), { timeoutMs: 30_000 });
+  const pid = Number(started.stdout.trim());
+  if (!Number.isInteger(pid) || pid <= 1) throw new Error(`${argv[0]} in ${w.pod ?? w.node} did not start: ${started.stdout}${started.stderr}`);
+  let stopped: Promise<string> | undefined;
+  const stop = async (after = '') => {
+    const script = `kill -TERM ${pid} 2>/dev/null; for i in $(seq 50); do kill -0 ${pid} 2>/dev/null || break; sleep 0.1; done; kill -KILL ${pid} 2>/dev/null; ${after}`;
+    return (await runner.run(onNode(w.node, ['sh', '-c', script]), { allowFail: true, timeoutMs: 60_000 })).stdout;
+  };
+  return { pid, log, stop: (after) => (stopped ??= stop(after)) };
+}
+
+/** `argv` in the background on a node or in one of its pods; stop() returns what it printed. */
+export async function remoteBackground(runner: Runner, onNode: OnNode, w: RemoteWhere, argv: readonly string[], name: string): Promise<Background> {
+  const p = await startRemote(runner, onNode, w, argv, name);
+  return { stop: () => p.stop(`cat '${p.log}' 2>/dev/null; rm -f '${p.log}'`) };
+}
+
+/** tcpdump on a node or in one of its pods, writing to the node's tmpfs; stop() reads the packets back. */
+export async function remoteCapture(runner: Runner, onNode: OnNode, w: RemoteWhere, dev: string, name: string, filter: string[] = []): Promise<Capture> {
+  const file = `${REMOTE_DIR}/${name.replace(/[^A-Za-z0-9_.-]/g, '_')}.pcap`;
+  await runner.run(onNode(w.node, ['rm', '-f', file]), { allowFail: true, timeoutMs: 20_000 });
+  const p = await startRemote(runner, onNode, w, ['tcpdump', '--immediate-mode', '-nn', '-U', '-Z', 'root', '-i', dev, '-w', file, ...filter], name);
+  const where = `${dev} in ${w.pod ?? w.node}${w.pod ? ` (${w.node})` : ''}`;
+  const readLog = async () => (await runner.run(onNode(w.node, ['cat', p.log]), { allowFail: true, timeoutMs: 20_000 })).stdout;
+  if (!(await waitFor(async () => /listening on/.test(await readLog()), 20_000, 100))) {
+    const log = await readLog();
+    await p.stop(`rm -f '${file}' '${p.log}'`);
+    throw new Error(`tcpdump on ${where} did not start: ${log.trim()}`);
+  }
+  let stopped: Promise<string[]> | undefined;
+  const stop = async (): Promise<string[]> => {
+    await new Promise((r) => setTimeout(r, 200)); // the last replies in flight
+    const out = await p.stop(`tcpdump -nn -t -r '${file}' 2>/dev/null; rm -f '${file}' '${p.log}'`);
+    return out.split('\n').filter(Boolean);
+  };
+  return { file: `${w.node}:${file}`, stop: () => (stopped ??= stop()) };
+}
+
+/** Captures on several nodes at once, stopped together, their packets in one list (per-node captures of an underlay without a shared wire). */
+export function mergedCapture(parts: Capture[]): Capture {
+  let stopped: Promise<string[]> | undefined;
+  return {
+    file: parts.map((p) => p.file).join(' '),
+    stop: () => (stopped ??= Promise.all(parts.map((p) => p.stop())).then((all) => all.flat())),
+  };
+}

@@ -19,12 +19,16 @@ export interface EndStatus {
   ike: number;
   /** INSTALLED CHILD_SAs with the planned selectors. */
   child: number;
+  /** Of the IKE_SAs, those this end initiated. */
+  initiated: number;
 }
 
 export interface PairStatus {
   a: string;
   b: string;
   up: boolean;
+  /** Up with exactly one IKE_SA and one CHILD_SA at each end. */
+  single: boolean;
   ends: Record<string, EndStatus>;
   /** Why the pair is not up, pointing at the cause. */
   problem?: string;
@@ -47,12 +51,21 @@ export async function meshStatus(lab: CheckTarget, withConns = false): Promise<P
 
 const sameSet = (x: string[], y: string[]) => x.length === y.length && x.every((v) => y.includes(v));
 
+/** What a node's side of its CHILD_SAs carries (nodes recorded before selectors: the pod subnet). */
+export const selectorsOf = (n: CheckNode): string[] => n.selectors ?? [n.podSubnet];
+
+/** "pod subnet is 10.240.2.0/24", or "selectors are 10.240.2.0/24,192.168.10.22/32" with ipsec.nodeEncryption. */
+const selectorWords = (n: CheckNode): string => {
+  const s = selectorsOf(n);
+  return s.length === 1 ? `pod subnet is ${s[0]}` : `selectors are ${s.join(',')}`;
+};
+
 export function endStatus(sas: IkeSa[], local: CheckNode, peer: CheckNode): EndStatus {
   const established = sas.filter((s) => s.remoteHost === peer.ip && s.state === 'ESTABLISHED');
   const child = established
     .flatMap((s) => s.children)
-    .filter((c) => c.state === 'INSTALLED' && sameSet(c.localTs, [local.podSubnet]) && sameSet(c.remoteTs, [peer.podSubnet])).length;
-  return { ike: established.length, child };
+    .filter((c) => c.state === 'INSTALLED' && sameSet(c.localTs, selectorsOf(local)) && sameSet(c.remoteTs, selectorsOf(peer))).length;
+  return { ike: established.length, child, initiated: established.filter((s) => s.initiator).length };
 }
 
 /** Every node pair once (topology order), with both ends' view of it. */
@@ -64,11 +77,23 @@ export function evaluateMesh(t: CheckTopology, byNode: Map<string, NodeSas>): Pa
       const [sa, sb] = [byNode.get(a.name) ?? { sas: [] }, byNode.get(b.name) ?? { sas: [] }];
       const ends = { [a.name]: endStatus(sa.sas, a, b), [b.name]: endStatus(sb.sas, b, a) };
       const up = Object.values(ends).every((e) => e.ike > 0 && e.child > 0);
-      const problem = up ? undefined : diagnosePair(a, b, sa, sb);
-      out.push({ a: a.name, b: b.name, up, ends, ...(problem && { problem }) });
+      const single = up && Object.values(ends).every((e) => e.ike === 1 && e.child === 1);
+      const problem = up ? (single ? undefined : duplicates(a, b, ends)) : diagnosePair(a, b, sa, sb);
+      out.push({ a: a.name, b: b.name, up, single, ends, ...(problem && { problem }) });
     }
   }
   return out;
+}
+
+/** Why a pair holds more than one SA pair, from who initiated them. */
+export function duplicates(a: CheckNode, b: CheckNode, ends: Record<string, EndStatus>): string {
+  const [ea, eb] = [ends[a.name]!, ends[b.name]!];
+  const counts = `${a.name} holds ${ea.ike} IKE_SAs / ${ea.child} CHILD_SAs with ${b.name}, ${b.name} ${eb.ike} / ${eb.child}`;
+  const both = ea.initiated > 0 && eb.initiated > 0;
+  const why = both
+    ? `both ends initiated (${a.name} ${ea.initiated}, ${b.name} ${eb.initiated}): only one end of a pair may have auto=start in ipsec.conf`
+    : `${ea.initiated ? a.name : b.name} set up more than one: a reload or restart that re-initiated while the old SAs lived on`;
+  return `${a.name} ↔ ${b.name}: ${counts}, one of each expected: ${why}`;
 }
 
 /** Why a pair is not up: a dead charon, a connection that disagrees with the plan, or the IKE/CHILD state. */
@@ -88,7 +113,7 @@ export function diagnosePair(a: CheckNode, b: CheckNode, sa: NodeSas, sb: NodeSa
   }
   const children = [...sa.sas, ...sb.sas].filter((x) => x.remoteHost === a.ip || x.remoteHost === b.ip).flatMap((x) => x.children);
   const odd = children.find((c) => c.state === 'INSTALLED');
-  if (odd) return `${pair}: CHILD_SA carries ${odd.localTs.join(',')} === ${odd.remoteTs.join(',')}, the plan says ${a.podSubnet} === ${b.podSubnet}`;
+  if (odd) return `${pair}: CHILD_SA carries ${odd.localTs.join(',')} === ${odd.remoteTs.join(',')}, the plan says ${selectorsOf(a).join(',')} === ${selectorsOf(b).join(',')}`;
   return `${pair}: IKE_SA established but no CHILD_SA installed: the two ends' traffic selectors (leftsubnet/rightsubnet) do not match`;
 }
 
@@ -98,11 +123,11 @@ export function connProblem(local: CheckNode, peer: CheckNode, loaded: Conn[] | 
   const conn = loaded.find((c) => c.remoteAddrs.includes(peer.ip));
   if (!conn) return `${local.name} has no connection to ${peer.name} (${peer.ip}) in its /etc/ipsec.conf`;
   for (const child of conn.children) {
-    if (!sameSet(child.remoteTs, [peer.podSubnet])) {
-      return `${local.name}'s conn ${conn.name} expects ${peer.name}'s pods at ${child.remoteTs.join(',')} (rightsubnet in ${local.name}'s /etc/ipsec.conf), but ${peer.name}'s pod subnet is ${peer.podSubnet}: the CHILD_SA is refused (TS_UNACCEPTABLE)`;
+    if (!sameSet(child.remoteTs, selectorsOf(peer))) {
+      return `${local.name}'s conn ${conn.name} expects ${peer.name}'s pods at ${child.remoteTs.join(',')} (rightsubnet in ${local.name}'s /etc/ipsec.conf), but ${peer.name}'s ${selectorWords(peer)}: the CHILD_SA is refused (TS_UNACCEPTABLE)`;
     }
-    if (!sameSet(child.localTs, [local.podSubnet])) {
-      return `${local.name}'s conn ${conn.name} offers ${child.localTs.join(',')} as its own pods (leftsubnet in ${local.name}'s /etc/ipsec.conf), but ${local.name}'s pod subnet is ${local.podSubnet}: the CHILD_SA is refused (TS_UNACCEPTABLE)`;
+    if (!sameSet(child.localTs, selectorsOf(local))) {
+      return `${local.name}'s conn ${conn.name} offers ${child.localTs.join(',')} as its own pods (leftsubnet in ${local.name}'s /etc/ipsec.conf), but ${local.name}'s ${selectorWords(local)}: the CHILD_SA is refused (TS_UNACCEPTABLE)`;
     }
   }
   return undefined;

@@ -56,6 +56,8 @@ export interface ChildSa {
 export interface IkeSa {
   conn: string;
   state: string;
+  /** This end initiated the IKE_SA. */
+  initiator: boolean;
   remoteHost: string;
   children: ChildSa[];
 }
@@ -90,6 +92,7 @@ export function ikeSas(text: string): IkeSa[] {
   return entries(text, 'list-sa event').map(([conn, sa]) => ({
     conn,
     state: str(sa.state),
+    initiator: str(sa.initiator) === 'yes',
     remoteHost: str(sa['remote-host']),
     children: sections(sa['child-sas']).map(([, c]) => ({ name: str(c.name), state: str(c.state), localTs: list(c['local-ts']), remoteTs: list(c['remote-ts']) })),
   }));

@@ -24,7 +24,7 @@ const podIps = Object.fromEntries(t.nodes.flatMap((n) => n.pods.map((p, k) => [p
 /** A healthy end: one IKE_SA and one CHILD_SA with the planned selectors to every peer. */
 function healthy(node: LabNode): NodeSas {
   return {
-    sas: t.nodes.filter((p) => p !== node).map((p): IkeSa => ({ conn: `${node.name}-${p.name}`, state: 'ESTABLISHED', remoteHost: p.ip, children: [{ name: `${node.name}-${p.name}`, state: 'INSTALLED', localTs: [node.podSubnet], remoteTs: [p.podSubnet] }] })),
+    sas: t.nodes.filter((p) => p !== node).map((p): IkeSa => ({ conn: `${node.name}-${p.name}`, state: 'ESTABLISHED', initiator: node.name < p.name, remoteHost: p.ip, children: [{ name: `${node.name}-${p.name}`, state: 'INSTALLED', localTs: [node.podSubnet], remoteTs: [p.podSubnet] }] })),
     conns: t.nodes.filter((p) => p !== node).map((p) => ({ name: `${node.name}-${p.name}`, localAddrs: [node.ip], remoteAddrs: [p.ip], children: [{ name: `${node.name}-${p.name}`, localTs: [node.podSubnet], remoteTs: [p.podSubnet] }] })),
   };
 }
@@ -61,16 +61,24 @@ describe('swanctl --pretty', () => {
 });
 
 describe('mesh state', () => {
-  it('counts a pair up with duplicate SAs (from simultaneous initiation) at both ends', () => {
+  it('counts a pair with duplicate SAs (both ends initiated) as up but not whole, and says why', () => {
     const byNode = allHealthy();
     byNode.set('minion1', { sas: ikeSas(fixture('list-sas.txt')) });
     const pairs = evaluateMesh(t, byNode);
     expect(pairs).toHaveLength(6);
     expect(pairs.every((p) => p.up)).toBe(true);
-    expect(pairs.find((p) => p.a === 'master' && p.b === 'minion1')!.ends.minion1).toEqual({ ike: 2, child: 2 });
-    const result = tunnelsResult(t, pairs);
-    expect(result.ok).toBe(true);
+    const m = pairs.find((p) => p.a === 'master' && p.b === 'minion1')!;
+    expect(m.ends.minion1).toEqual({ ike: 2, child: 2, initiated: 1 });
+    expect(m.single).toBe(false);
+    expect(m.problem).toBe(
+      'master ↔ minion1: master holds 1 IKE_SAs / 1 CHILD_SAs with minion1, minion1 2 / 2, one of each expected: both ends initiated (master 1, minion1 1): only one end of a pair may have auto=start in ipsec.conf',
+    );
+    const result = tunnelsResult(t, pairs, { boundS: 30 });
+    expect(result.ok).toBe(false);
+    expect(result.summary).toBe('4/6 node pairs with exactly one IKE_SA and one CHILD_SA at both ends; not settled within 30 s');
     expect(result.lines![2]).toMatch(/^minion1\s+2\/2\s+·\s+2\/2\s+1\/1$/);
+    const whole = tunnelsResult(t, evaluateMesh(t, allHealthy()), { seconds: 0.4, boundS: 30 });
+    expect(whole).toMatchObject({ ok: true, summary: '6/6 node pairs with exactly one IKE_SA and one CHILD_SA at both ends; settled 0.4 s after the check began (bound 30 s)' });
   });
 
   it('names a charon that does not answer', () => {
@@ -92,9 +100,9 @@ describe('mesh state', () => {
     expect(pairs.filter((p) => !p.up).map((p) => p.problem)).toEqual([
       "minion1 ↔ minion2: minion1's conn minion1-minion2 expects minion2's pods at 10.240.9.0/24 (rightsubnet in minion1's /etc/ipsec.conf), but minion2's pod subnet is 10.240.2.0/24: the CHILD_SA is refused (TS_UNACCEPTABLE)",
     ]);
-    const result = tunnelsResult(t, pairs);
+    const result = tunnelsResult(t, pairs, { boundS: 30 });
     expect(result.ok).toBe(false);
-    expect(result.summary).toBe('5/6 node pairs with IKE_SA and CHILD_SA up at both ends');
+    expect(result.summary).toBe('5/6 node pairs with exactly one IKE_SA and one CHILD_SA at both ends; not settled within 30 s');
     expect(result.lines!.find((l) => l.startsWith('minion1'))).toContain('1/0 ✗');
   });
 
@@ -281,7 +289,7 @@ describe('fail-closed verdict', () => {
     blackholes: 'blackhole 10.240.0.0/16 \n',
     guardDrops: 0,
     book: new Map([['10.240.1.2', 'minion1-pod1'], ['10.240.2.2', 'minion2-pod1']]),
-    recovery: { baseline: 5, tunnelsBack: true, trafficBack: true, meshBack: true, saSeconds: 0.31, trafficSeconds: 0.42 },
+    recovery: { baseline: 5, tunnelsBack: true, trafficBack: true, meshBack: true, notSingle: [], saSeconds: 0.31, trafficSeconds: 0.42 },
     ...over,
   });
 

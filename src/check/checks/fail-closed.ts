@@ -6,6 +6,7 @@ import { classifyCapture, flowOf, captureUnderlay, type CaptureSummary } from '.
 import { guardDropped, readGuard } from '../guard.ts';
 import type { CheckTarget } from '../target.ts';
 import { meshStatus } from '../mesh.ts';
+import { notSingle, settleMesh } from './tunnels.ts';
 import { mapLimit, ping, reaches, type Reachability } from '../probe.ts';
 import type { CheckResult } from '../report.ts';
 import { waitFor } from '../../run.ts';
@@ -61,7 +62,9 @@ export async function checkFailClosed(lab: CheckTarget, reach: Reachability, vic
   const probes = recoveryFlows(t, pods, victim);
   const before = await mapLimit(probes, 10, (f) => reach.reaches(f.ns, f.dst));
   const baseline = probes.filter((_, i) => before[i]);
-  const upBefore = (await meshStatus(lab)).filter((p) => p.up).map((p) => `${p.a}|${p.b}`);
+  const meshBefore = await meshStatus(lab);
+  const upBefore = meshBefore.filter((p) => p.up).map((p) => `${p.a}|${p.b}`);
+  const singleBefore = meshBefore.filter((p) => p.single).map((p) => `${p.a}|${p.b}`);
   const upAgain = async (onlyVictim: boolean) =>
     (await meshStatus(lab)).filter((p) => upBefore.includes(`${p.a}|${p.b}`) && (!onlyVictim || p.a === victim.name || p.b === victim.name)).every((p) => p.up);
 
@@ -96,6 +99,8 @@ export async function checkFailClosed(lab: CheckTarget, reach: Reachability, vic
   const trafficSeconds = (performance.now() - restart) / 1000;
   // The rest of the mesh must be whole again for whatever runs next.
   const meshBack = await waitFor(() => upAgain(false), recoveryTimeoutMs, 100);
+  // …and back to one IKE_SA and one CHILD_SA per pair that had one before (the restarted node's initiators and answerers).
+  const settled = await settleMesh(lab, undefined, false, (p) => singleBefore.includes(`${p.a}|${p.b}`));
 
   return failClosedResult({
     victim,
@@ -106,7 +111,7 @@ export async function checkFailClosed(lab: CheckTarget, reach: Reachability, vic
     blackholes,
     guardDrops,
     book: addressBook(lab),
-    recovery: { baseline: baseline.length, tunnelsBack, trafficBack, meshBack, saSeconds, trafficSeconds },
+    recovery: { baseline: baseline.length, tunnelsBack, trafficBack, meshBack, notSingle: notSingle(settled), saSeconds, trafficSeconds },
   });
 }
 
@@ -128,6 +133,8 @@ export interface FailClosedMeasure {
     tunnelsBack: boolean;
     trafficBack: boolean;
     meshBack: boolean;
+    /** Pairs that did not settle back to one SA pair (their problems). */
+    notSingle: string[];
     saSeconds: number;
     trafficSeconds: number;
   };
@@ -170,6 +177,7 @@ export function failClosedResult(m: FailClosedMeasure): CheckResult {
   else if (!m.recovery.tunnelsBack) problems.push(`after \`ipsec start\` on ${v} its tunnels did not come back`);
   else if (!m.recovery.trafficBack) problems.push(`after \`ipsec start\` on ${v} its tunnels came back but its pods stayed unreachable`);
   else if (!m.recovery.meshBack) problems.push(`after \`ipsec start\` on ${v} not every node pair is up again`);
+  else for (const p of m.recovery.notSingle) problems.push(`after \`ipsec start\` on ${v}: ${p}`);
   const back = m.recovery.trafficBack ? `traffic back (${m.recovery.baseline} flows) ${m.recovery.trafficSeconds.toFixed(2)} s after \`ipsec start\` (tunnels ${m.recovery.saSeconds.toFixed(2)} s)` : 'traffic did not come back';
   return {
     name: 'fail-closed',

@@ -18,6 +18,7 @@ import { blackholeCovers } from './fail-closed.ts';
 import { timer } from '../../clock.ts';
 import type { CheckTarget } from '../target.ts';
 import { meshStatus } from '../mesh.ts';
+import { notSingle, settleMesh } from './tunnels.ts';
 import { createPods, delPod, gcNode, nodeConflist, readIpamStore } from '../pods.ts';
 import { mapLimit, reaches } from '../probe.ts';
 import type { CheckResult } from '../report.ts';
@@ -95,6 +96,8 @@ export interface RebootMeasure {
   storeAfterAdd: { count: number; unexpected: string[] };
   newPodsReached: { ok: number; of: number };
   meshBack: boolean;
+  /** Pairs that did not settle back to one SA pair afterwards (their problems). */
+  notSingle: string[];
   errors: string[];
 }
 
@@ -112,6 +115,7 @@ export function rebootResult(m: RebootMeasure, podCidr: string, bridge: string):
   if (m.storeAfterAdd.unexpected.length) problems.push(`${v}'s IPAM store holds allocations of no live pod: ${m.storeAfterAdd.unexpected.join(', ')}`);
   if (m.newPodsReached.ok !== m.newPodsReached.of) problems.push(`only ${m.newPodsReached.ok}/${m.newPodsReached.of} pings from other nodes' pods reached ${v}'s new pods`);
   if (!m.meshBack) problems.push(`not every tunnel of the mesh is up again after ${v}'s reboot`);
+  else for (const p of m.notSingle) problems.push(`after ${v}'s reboot: ${p}`);
   const s = (x?: number) => (x === undefined ? '—' : `${x.toFixed(1)} s`);
   return {
     name: 'reboot',
@@ -151,7 +155,7 @@ export async function checkReboot(lab: CheckTarget, opts: { rebootVictim?: strin
   const ipOf = (p: CheckPod) => pods[p.ns]?.ip ?? '';
   const bridge = await bridgeName(lab, victim);
   const errors: string[] = [];
-  const m: RebootMeasure = { victim, seconds: {}, capture: classifyCapture([], t.podCidr), staleBefore: 0, staleAfter: 0, storeAfterAdd: { count: 0, unexpected: [] }, newPodsReached: { ok: 0, of: 0 }, meshBack: false, errors };
+  const m: RebootMeasure = { victim, seconds: {}, capture: classifyCapture([], t.podCidr), staleBefore: 0, staleAfter: 0, storeAfterAdd: { count: 0, unexpected: [] }, newPodsReached: { ok: 0, of: 0 }, meshBack: false, notSingle: [], errors };
 
   // Probe units inside the victim, enabled for the next boot.
   const remotePods = others.flatMap((n) => n.pods.map(ipOf)).filter(Boolean);
@@ -218,6 +222,7 @@ export async function checkReboot(lab: CheckTarget, opts: { rebootVictim?: strin
     }
   }
   m.meshBack = await waitFor(async () => (await meshStatus(lab)).every((p) => p.up), 120_000, 250);
+  if (m.meshBack) m.notSingle = notSingle(await settleMesh(lab));
   return rebootResult(m, t.podCidr, bridge);
 }
 

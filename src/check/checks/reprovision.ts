@@ -13,6 +13,7 @@ import type { CheckTarget } from '../target.ts';
 
 type Provisioning = NonNullable<CheckTarget['provisioning']>;
 import { meshStatus } from '../mesh.ts';
+import { notSingle, settleMesh } from './tunnels.ts';
 import { mapLimit } from '../probe.ts';
 import type { CheckResult } from '../report.ts';
 import { waitFor } from '../../run.ts';
@@ -160,6 +161,7 @@ export async function checkReprovision(lab: CheckTarget, opts: { rebootVictim?: 
   if (back instanceof Error) problems.push(`putting ipsec.dpdDelay back to ${current} on ${victim} failed: ${back.message}`);
   else problems.push(...roundProblems(back));
   if (!meshUp) problems.push(`after re-provisioning ${victim} not every tunnel is up`);
+  else for (const p of notSingle(await settleMesh(lab))) problems.push(`after re-provisioning ${victim}: ${p}`);
   rounds = back instanceof Error ? rounds : [...rounds, back];
   const lines = rounds.map(
     (r) =>

@@ -72,6 +72,13 @@ export interface Plan {
     underlayMtu: number;
     podMtu: number;
     nodeSubnetPrefix: number;
+    /**
+     * kube-proxy's masquerade bit (KubeProxyConfiguration iptables.masqueradeBit; its default,
+     * 14): KUBE-MARK-MASQ sets it on service traffic that KUBE-POSTROUTING will MASQUERADE.
+     * The node network gives such packets bound for a remote pod the bridge address instead,
+     * before kube-proxy's MASQUERADE can give them the node's (which no IPsec selector holds).
+     */
+    masqueradeBit: number;
   };
   nodes: PlannedNode[];
   master: PlannedNode;
@@ -93,6 +100,12 @@ export interface Plan {
   etcd: { clientUrl: string; peerUrl: string; localClientUrl: string };
   vagrant: ClusterConfig['vagrant'];
 }
+
+/** kube-proxy's default --iptables-masquerade-bit (pkg/proxy/apis/config/v1alpha1/defaults.go): mark 0x4000. */
+export const KUBE_PROXY_MASQUERADE_BIT = 14;
+
+/** The packet mark of a masquerade bit, as iptables and nft write it ("0x4000"). */
+export const masqueradeMark = (bit: number): string => `0x${(1 << bit).toString(16)}`;
 
 export function planCluster(config: ClusterConfig): Plan {
   const podCidr = cidr(config.network.podCidr);
@@ -151,6 +164,7 @@ export function planCluster(config: ClusterConfig): Plan {
       bridge: config.network.bridge,
       underlayMtu: config.network.underlayMtu,
       podMtu: podMtu(config.network.underlayMtu, config.ipsec.espMode, config.network.podMtu),
+      masqueradeBit: KUBE_PROXY_MASQUERADE_BIT,
       nodeSubnetPrefix: prefix,
     },
     nodes,

@@ -45,6 +45,9 @@ export function kubeProxyConfiguration(plan: Plan, nodeName: string, generated: 
       mode: 'iptables',
       // Traffic to services from outside this range is masqueraded; pod traffic is not.
       clusterCIDR: plan.network.podCidr,
+      // The mark of traffic kube-proxy masquerades (its default, written out): the node
+      // network's nftables table matches the same bit (node-network.nft, pod-source-nat).
+      iptables: { masqueradeBit: plan.network.masqueradeBit },
     })
   );
 }

@@ -2,7 +2,7 @@
 // node network it relies on (pod bridge, fail-closed route, forwarding, masquerade, and the
 // nftables table that keeps every pod packet inside ESP).
 import { ipsecCertPath, ipsecKeyPath, PATHS, UNITS } from '../plan/paths.ts';
-import type { PlannedNode } from '../plan/plan.ts';
+import { masqueradeMark, type PlannedNode } from '../plan/plan.ts';
 import { caCommonName, pskId } from '../pki/specs.ts';
 import { baseView, render, type RenderContext } from './context.ts';
 import { EXECUTABLE, file, secret, type RenderedFile } from './files.ts';
@@ -31,7 +31,7 @@ export function meshFiles(ctx: RenderContext, node: PlannedNode): RenderedFile[]
     unitDropIn(ctx, UNITS.strongswan, '10-kube-ipsec.conf', view),
     file(PATHS.ikeGateScript, render(ctx, PATHS.ikeGateScript, { ...view, timeoutSeconds: IKE_GATE_TIMEOUT_S }), EXECUTABLE),
     file(PATHS.nodeNetworkScript, render(ctx, PATHS.nodeNetworkScript, view), EXECUTABLE),
-    file(PATHS.nodeNetworkRules, render(ctx, PATHS.nodeNetworkRules, { ...ipsecView, localSelectors: node.selectors, peerIps: node.peers.map((p) => p.ip) })),
+    file(PATHS.nodeNetworkRules, render(ctx, PATHS.nodeNetworkRules, { ...ipsecView, localSelectors: node.selectors, peerIps: node.peers.map((p) => p.ip), masqueradeMark: masqueradeMark(plan.network.masqueradeBit) })),
     unit(ctx, UNITS.nodeNetwork, view),
     file(PATHS.sysctl, render(ctx, PATHS.sysctl, view)),
     file(PATHS.modulesLoad, render(ctx, PATHS.modulesLoad, view)),

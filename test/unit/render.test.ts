@@ -113,11 +113,20 @@ describe('what each node gets', () => {
     expect(script.content).toContain('-s "$NODE_SUBNET" ! -d "$POD_CIDR" -j MASQUERADE');
   });
 
-  it('node network nftables: non-pod sources for remote pods get the bridge address before any iptables NAT, and a guard after it', () => {
+  it('node network nftables: non-pod sources and kube-proxy-marked packets for remote pods get the bridge address before any iptables NAT, and a guard after it', () => {
     const nft = fileAt(cluster.nodes.get('minion2')!, PATHS.nodeNetworkRules).content;
     expect(nft).toMatch(/^table ip kube-ipsec\ndelete table ip kube-ipsec\n/m);
     expect(nft).toMatch(/type nat hook postrouting priority srcnat - 10;/);
-    expect(nft).toContain('ip daddr 10.240.0.0/16 ip daddr != 10.240.2.0/24 ip saddr != { 10.240.2.0/24 } counter snat to 10.240.2.1');
+    const natChain = /chain pod-source-nat \{\n((?:\t\t.*\n)+)\t\}/.exec(nft)![1]!.trim().split(/\n\t\t/);
+    expect(natChain).toEqual([
+      'type nat hook postrouting priority srcnat - 10; policy accept;',
+      'ip daddr != 10.240.0.0/16 accept',
+      'ip daddr 10.240.2.0/24 accept',
+      'ip saddr != { 10.240.2.0/24 } counter snat to 10.240.2.1 comment "source outside the selectors"',
+      'meta mark & 0x4000 == 0x4000 counter snat to 10.240.2.1 comment "marked for masquerade"',
+    ]);
+    // The mark is the one the rendered kube-proxy sets (its default bit, written out).
+    expect(fileAt(cluster.nodes.get('minion2')!, '/var/lib/kube-proxy/config.yaml').content).toMatch(/iptables:\n\s+masqueradeBit: 14\n/);
     expect(nft).toMatch(/type filter hook postrouting priority srcnat \+ 10;/);
     expect(nft).toContain('oifname { "lo", "ipsec-br01" } accept');
     expect(nft).toContain('rt ipsec exists accept');

@@ -83,3 +83,15 @@ export function echoSources(lines: string[]): { src: string; dst: string }[] {
     return m ? [{ src: m[1]!, dst: m[2]! }] : [];
   });
 }
+
+/** One problem per clear-text flow of a capture ("3 clear-text pod packets on the underlay: minion1 192.168.10.21 → minion2-pod1 10.240.2.2 (ICMP), e.g. `…`"). */
+export function clearTextProblems(clearPod: string[], book: Map<string, string>): string[] {
+  const name = (ip: string) => (book.has(ip) ? `${book.get(ip)} ${ip}` : ip);
+  const flows = new Map<string, string[]>();
+  for (const l of clearPod) {
+    const f = flowOf(l);
+    const key = f ? `${name(f.src)} → ${name(f.dst)} (${f.proto})` : l;
+    flows.set(key, [...(flows.get(key) ?? []), l]);
+  }
+  return [...flows].map(([flow, ls]) => `${ls.length} clear-text pod packets on the underlay: ${flow}, e.g. \`${ls[0]}\``);
+}

@@ -10,6 +10,9 @@ import { checkMasquerade } from './checks/masquerade.ts';
 import { checkMtu } from './checks/mtu.ts';
 import { checkReboot } from './checks/reboot.ts';
 import { checkReprovision } from './checks/reprovision.ts';
+import { checkNodeTraffic, nodeTrafficNotApplicable } from './checks/node-traffic.ts';
+import { checkRekey, rekeyTooLong } from './checks/rekey.ts';
+import { checkSources } from './checks/sources.ts';
 import { checkTraffic } from './checks/traffic.ts';
 import { checkTunnels } from './checks/tunnels.ts';
 import { checkUnits } from './checks/units.ts';
@@ -45,8 +48,8 @@ interface CheckSpec {
   names: CheckName[];
   /** Changes the running cluster. */
   destructive?: boolean;
-  /** Why it does not apply to this cluster (undefined: it does). */
-  notApplicable?(t: CheckTarget): string | undefined;
+  /** Why it does not apply to this cluster, or to this run (undefined: it does). */
+  notApplicable?(t: CheckTarget, opts: CheckOptions): string | undefined;
   run(r: CheckRun): Promise<CheckResult[]>;
 }
 
@@ -64,6 +67,8 @@ const SPECS: CheckSpec[] = [
     },
   },
   { names: ['pings', 'capture'], run: (r) => checkTraffic(r.target, r.pairs, r.reach) },
+  { names: ['sources'], run: async (r) => [await checkSources(r.target, r.pairs)] },
+  { names: ['node-traffic'], notApplicable: (t) => nodeTrafficNotApplicable(t.topology), run: async (r) => [await checkNodeTraffic(r.target)] },
   {
     names: ['masquerade'],
     notApplicable: (t) => (t.topology.upstream ? undefined : 'no machine outside the cluster to send pod egress to (the labs have their upstream router)'),
@@ -72,6 +77,12 @@ const SPECS: CheckSpec[] = [
   { names: ['mtu'], run: async (r) => [await checkMtu(r.target, r.reach)] },
   { names: ['kernel-esp'], notApplicable: kernelEsp, run: async (r) => [await checkKernelEsp(r.target)] },
   { names: ['units'], notApplicable: systemd, run: async (r) => [await checkUnits(r.target)] },
+  {
+    names: ['rekey'],
+    // Lifetimes of hours would keep the check running for hours: only when asked for by name.
+    notApplicable: (t, opts) => (opts.only?.includes('rekey') ? undefined : rekeyTooLong(t.topology.lifetimes)),
+    run: async (r) => [await checkRekey(r.target)],
+  },
   { names: ['fail-closed'], destructive: true, run: async (r) => [await checkFailClosed(r.target, r.reach, r.opts.victim)] },
   {
     names: ['reprovision'],
@@ -109,7 +120,7 @@ export async function check(target: CheckTarget, opts: CheckOptions = {}): Promi
   };
   const run: CheckRun = { target, opts, pairs: [], reach: new Reachability(target) };
   for (const spec of SPECS.filter(wanted)) {
-    const why = spec.notApplicable?.(target);
+    const why = spec.notApplicable?.(target, opts);
     if (why) {
       for (const name of spec.names) add({ name, ok: false, skipped: why, summary: why, problems: [] });
       continue;

@@ -1,7 +1,8 @@
 // The IPsec mesh as the running charons see it. A node pair is up when each end has at
 // least one ESTABLISHED IKE_SA with the other and an INSTALLED CHILD_SA carrying exactly the
-// two pod subnets (duplicates from simultaneous initiation are normal for ~17 s: uniqueids
-// removes them). When a pair is down, the loaded connections of both ends say why.
+// planned selectors, and whole ("single") when that is exactly one of each at both ends, as
+// one initiator per pair makes it at steady state. When a pair is down, the loaded
+// connections of both ends say why; when it holds more, who initiated them does.
 import type { ClusterExec } from './target.ts';
 import type { CheckTarget } from './target.ts';
 import type { CheckNode, CheckTopology } from './target.ts';
@@ -91,8 +92,8 @@ export function duplicates(a: CheckNode, b: CheckNode, ends: Record<string, EndS
   const counts = `${a.name} holds ${ea.ike} IKE_SAs / ${ea.child} CHILD_SAs with ${b.name}, ${b.name} ${eb.ike} / ${eb.child}`;
   const both = ea.initiated > 0 && eb.initiated > 0;
   const why = both
-    ? `both ends initiated (${a.name} ${ea.initiated}, ${b.name} ${eb.initiated}): only one end of a pair may have auto=start in ipsec.conf`
-    : `${ea.initiated ? a.name : b.name} set up more than one: a reload or restart that re-initiated while the old SAs lived on`;
+    ? `both ends initiated one (${a.name} ${ea.initiated}, ${b.name} ${eb.initiated}): auto=start at both ends of the pair in ipsec.conf, or a re-authentication (reauth=yes) that left the old IKE_SA in place`
+    : `${ea.initiated ? a.name : b.name} set up more than one: a reload, restart or re-authentication that initiated again while the old SAs lived on`;
   return `${a.name} ↔ ${b.name}: ${counts}, one of each expected: ${why}`;
 }
 

@@ -1,6 +1,7 @@
 // Traffic inside the lab: real ping from a pod's, node's or the upstream's namespace, and a
 // small pool so a matrix of pings keeps both cores busy without flooding them.
-import type { ClusterExec } from './target.ts';
+import { waitFor } from '../run.ts';
+import type { Background, ClusterExec } from './target.ts';
 
 export interface PingOptions {
   count?: number;
@@ -12,6 +13,8 @@ export interface PingOptions {
   size?: number;
   /** Set DF and never fragment locally (`-M do`). */
   dontFragment?: boolean;
+  /** Source address to send from (`-I`): the node's own, as a hostNetwork process would. */
+  source?: string;
 }
 
 export interface PingResult {
@@ -26,6 +29,7 @@ export async function ping(lab: ClusterExec, ns: string, dst: string, o: PingOpt
   if (o.interval !== undefined) argv.push('-i', String(o.interval));
   if (o.size !== undefined) argv.push('-s', String(o.size));
   if (o.dontFragment) argv.push('-M', 'do');
+  if (o.source !== undefined) argv.push('-I', o.source);
   const r = await lab.runner.run(lab.backend.inNs(ns, [...argv, dst]), { allowFail: true, timeoutMs: 30_000 });
   const received = Number(/(\d+) (?:packets )?received/.exec(r.stdout)?.[1] ?? 0);
   const ok = r.code === 0 && received > 0;
@@ -41,6 +45,37 @@ export async function ping(lab: ClusterExec, ns: string, dst: string, o: PingOpt
 export async function reaches(lab: ClusterExec, ns: string, dst: string, tries = 2, wait = 1): Promise<boolean> {
   for (let i = 0; i < tries; i++) if ((await ping(lab, ns, dst, { wait })).ok) return true;
   return false;
+}
+
+/** TCP port the checks' listeners take inside test pods (their own network namespaces). */
+export const LISTEN_PORT = 8080;
+
+/**
+ * A TCP listener in a namespace that answers every connection with `token` and closes it
+ * (socat, one child per connection), on every address or only `bind`; resolves once it listens.
+ */
+export async function tokenListener(lab: ClusterExec, ns: string, token: string, port = LISTEN_PORT, bind?: string): Promise<Background> {
+  const listen = `TCP-LISTEN:${port},fork,reuseaddr${bind ? `,bind=${bind}` : ''}`;
+  const bg = await lab.backend.background(ns, ['socat', '-T', '10', listen, `SYSTEM:echo ${token}`], `listener ${token} on ${bind ?? ''}:${port} in ${ns}`);
+  const listening = await waitFor(async () => {
+    const r = await lab.runner.run(lab.backend.inNs(ns, ['ss', '-Hltn', `sport = :${port}`]), { allowFail: true, timeoutMs: 20_000 });
+    return r.stdout.trim() !== '';
+  }, 15_000, 100);
+  if (!listening) {
+    const out = await bg.stop();
+    throw new Error(`the listener on :${port} in ${ns} did not start: ${out.trim() || 'no output'}`);
+  }
+  return bg;
+}
+
+/**
+ * What a TCP connection from namespace `ns` to dst:port reads before the other end closes
+ * (undefined: no connection). `bind` sets the client's source address.
+ */
+export async function tcpRead(lab: ClusterExec, ns: string, dst: string, port: number, bind?: string, timeoutS = 5): Promise<string | undefined> {
+  const target = `TCP:${dst}:${port},connect-timeout=${timeoutS}${bind ? `,bind=${bind}` : ''}`;
+  const r = await lab.runner.run(lab.backend.inNs(ns, ['socat', '-T', String(timeoutS), '-u', target, 'STDOUT']), { allowFail: true, timeoutMs: (timeoutS * 2 + 10) * 1000 });
+  return r.code === 0 ? r.stdout.trim() : undefined;
 }
 
 /**

@@ -41,10 +41,23 @@ export interface CheckTopology {
   prefix: string;
   podCidr: string;
   nodeCidr: string;
+  /** The ClusterIP range: the checks' emulated services take addresses from its top. */
+  serviceCidr: string;
   underlayMtu: number;
+  /** The SA lifetimes and rekey margin the mesh was rendered with, in seconds (what the rekey check waits for). */
+  lifetimes: SaLifetimes;
   nodes: CheckNode[];
   /** A machine outside the cluster on the node network (the lab's upstream router), if the check has one. */
   upstream?: { ns: string; ip: string; dev: string };
+}
+
+export interface SaLifetimes {
+  /** ipsec.lifetime: a CHILD_SA's. */
+  child: number;
+  /** ipsec.ikeLifetime: an IKE_SA's. */
+  ike: number;
+  /** ipsec.rekeyMargin. */
+  margin: number;
 }
 
 export interface PodState {

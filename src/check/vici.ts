@@ -49,6 +49,10 @@ export function parseViciPretty(text: string): ViciMessage[] {
 export interface ChildSa {
   name: string;
   state: string;
+  /** Inbound SPI at this end: a new one after every rekey. */
+  spiIn: string;
+  /** Seconds until this end rekeys it (absent: no rekey scheduled). */
+  rekeyIn?: number;
   localTs: string[];
   remoteTs: string[];
 }
@@ -58,7 +62,11 @@ export interface IkeSa {
   state: string;
   /** This end initiated the IKE_SA. */
   initiator: boolean;
+  /** The IKE_SA's SPIs ("initiator-spi/responder-spi"): new ones after every IKE rekey or re-authentication. */
+  spis: string;
   remoteHost: string;
+  /** Seconds until this end rekeys or re-authenticates it (absent: nothing scheduled). */
+  rekeyIn?: number;
   children: ChildSa[];
 }
 
@@ -76,6 +84,8 @@ export interface Conn {
 }
 
 const str = (v: ViciValue | undefined): string => (typeof v === 'string' ? v : '');
+/** A numeric field as { key: n }, or nothing when absent. */
+const seconds = (key: string, v: ViciValue | undefined): Record<string, number> => (typeof v === 'string' && /^\d+$/.test(v) ? { [key]: Number(v) } : {});
 const list = (v: ViciValue | undefined): string[] => (Array.isArray(v) ? v : typeof v === 'string' ? [v] : []);
 const sections = (v: ViciValue | undefined): [string, ViciSection][] =>
   v && typeof v === 'object' && !Array.isArray(v) ? (Object.entries(v).filter(([, s]) => typeof s === 'object' && !Array.isArray(s)) as [string, ViciSection][]) : [];
@@ -93,8 +103,17 @@ export function ikeSas(text: string): IkeSa[] {
     conn,
     state: str(sa.state),
     initiator: str(sa.initiator) === 'yes',
+    spis: `${str(sa['initiator-spi'])}/${str(sa['responder-spi'])}`,
     remoteHost: str(sa['remote-host']),
-    children: sections(sa['child-sas']).map(([, c]) => ({ name: str(c.name), state: str(c.state), localTs: list(c['local-ts']), remoteTs: list(c['remote-ts']) })),
+    ...seconds('rekeyIn', sa['rekey-time'] ?? sa['reauth-time']),
+    children: sections(sa['child-sas']).map(([, c]) => ({
+      name: str(c.name),
+      state: str(c.state),
+      spiIn: str(c['spi-in']),
+      ...seconds('rekeyIn', c['rekey-time']),
+      localTs: list(c['local-ts']),
+      remoteTs: list(c['remote-ts']),
+    })),
   }));
 }
 

@@ -17,6 +17,7 @@ import { formatStatus, labStatus } from './status.ts';
 import { validatePrefix } from './topology.ts';
 import { up, type UpOptions } from './up.ts';
 import { vmUp, type VmUpOptions } from './vm/up.ts';
+import { SHORT_LIFETIMES, type LabLifetimes } from './render.ts';
 
 const HELP = `usage: npm run lab -- <up|check|status|down> [options]     (as root)
        npm run lab -- up --vm [options]                         the nodes as qemu VMs
@@ -41,6 +42,8 @@ options:
   --out DIR         up: install this rendered out/ tree instead of rendering
   --pods N          up: pods per minion (default 2)
   --esp MODE        up: auto (default), userspace or kernel
+  --lifetimes L     up: short (default: SA lifetimes of ${SHORT_LIFETIMES.lifetime}/${SHORT_LIFETIMES.ikeLifetime}, margin ${SHORT_LIFETIMES.rekeyMargin},
+                    so that check sees rekeys) or rendered (cluster.yaml's)
   --vm              up: VMs instead of namespaces (check/status/down know from the state)
   --memory MB       up --vm: memory of each VM (default 768)
   --accel A         up --vm: auto (default: KVM if it boots the image), kvm or tcg
@@ -63,6 +66,7 @@ export async function main(argv: string[]): Promise<number> {
         out: { type: 'string' },
         pods: { type: 'string', default: '2' },
         esp: { type: 'string', default: 'auto' },
+        lifetimes: { type: 'string', default: 'short' },
         vm: { type: 'boolean', default: false },
         memory: { type: 'string', default: '768' },
         accel: { type: 'string', default: 'auto' },
@@ -99,15 +103,17 @@ export async function main(argv: string[]): Promise<number> {
     if (unknown.length) throw new LabError(`--only: unknown check(s) ${unknown.join(', ')}; known: ${CHECK_NAMES.join(', ')}`);
     const memoryMb = Number(o.memory);
     if (!Number.isInteger(memoryMb) || memoryMb < 384 || memoryMb > 16384) throw new LabError(`--memory must be MB from 384 to 16384, not ${o.memory}`);
+    if (!['short', 'rendered'].includes(o.lifetimes)) throw new LabError(`--lifetimes must be short or rendered, not ${o.lifetimes}`);
+    const lifetimes = o.lifetimes as LabLifetimes;
     if (!['auto', 'kvm', 'tcg'].includes(o.accel)) throw new LabError(`--accel must be auto, kvm or tcg, not ${o.accel}`);
     switch (command) {
       case 'up':
         if (o.vm) {
           if (o.out !== undefined || o.esp !== 'auto') throw new LabError('--vm renders the cluster itself with ESP in the kernel: --out and --esp do not apply');
-          const vm: VmUpOptions = { configFile, stateDir, prefix: o.prefix, podsPerMinion: pods, memoryMb, accel: o.accel as 'auto' | 'kvm' | 'tcg', log: indented, ...(o['image-cache'] !== undefined && { imageCache: resolve(o['image-cache']) }) };
+          const vm: VmUpOptions = { configFile, stateDir, prefix: o.prefix, podsPerMinion: pods, lifetimes, memoryMb, accel: o.accel as 'auto' | 'kvm' | 'tcg', log: indented, ...(o['image-cache'] !== undefined && { imageCache: resolve(o['image-cache']) }) };
           return await upCommand({ stateDir, prefix: o.prefix, keep: o.keep }, { what: 'lab up --vm', onVms: true, start: () => vmUp(vm) });
         }
-        const ns: UpOptions = { configFile, stateDir, prefix: o.prefix, podsPerMinion: pods, esp: o.esp as EspMode | 'auto', log: indented, ...(o.out !== undefined && { outDir: resolve(o.out) }) };
+        const ns: UpOptions = { configFile, stateDir, prefix: o.prefix, podsPerMinion: pods, lifetimes, esp: o.esp as EspMode | 'auto', log: indented, ...(o.out !== undefined && { outDir: resolve(o.out) }) };
         return await upCommand({ stateDir, prefix: o.prefix, keep: o.keep }, { what: 'lab up', onVms: false, start: () => up(ns) });
       case 'check': {
         const lab = openLab(stateDir);

@@ -20,6 +20,17 @@ export interface LabFiles {
   nodes: Map<string, RenderedFile[]>;
 }
 
+/** What the lab does with the SA lifetimes of cluster.yaml: keep them, or shorten them so that rekeys happen while `check` watches. */
+export type LabLifetimes = 'short' | 'rendered';
+
+/**
+ * The lab's lifetimes: each pair rekeys its CHILD_SA every 20-30 s and its IKE_SA every
+ * 50-60 s (strongSwan rekeys between lifetime − 2×margin and lifetime − margin), so `check`'s
+ * rekey sees two CHILD_SA rekeys and one IKE_SA rekey in about a minute, and every other
+ * check runs across rekeys too. Hours-long production lifetimes could not be tested here.
+ */
+export const SHORT_LIFETIMES = { lifetime: '40s', ikeLifetime: '70s', rekeyMargin: '10s' } as const;
+
 /** The cluster.yaml text with `ipsec.espMode` set (comments and layout kept), and more edits. */
 export function withEspMode(yamlText: string, espMode: EspMode, edit?: (doc: Document) => void): string {
   const doc = parseDocument(yamlText);
@@ -28,13 +39,22 @@ export function withEspMode(yamlText: string, espMode: EspMode, edit?: (doc: Doc
   return doc.toString();
 }
 
+/** The lab's overrides of a cluster.yaml text: ESP mode, and the lifetimes when shortened. */
+export function withLabOverrides(yamlText: string, espMode: EspMode, lifetimes: LabLifetimes, edit?: (doc: Document) => void): string {
+  return withEspMode(yamlText, espMode, (doc) => {
+    if (lifetimes === 'short') for (const [key, value] of Object.entries(SHORT_LIFETIMES)) doc.setIn(['ipsec', key], value);
+    edit?.(doc);
+  });
+}
+
 /**
  * Renders the cluster into <stateDir>/out with the lab's own PKI state (<stateDir>/pki); the
  * lab's cluster.yaml (the user's, with the lab's overrides) is kept as <stateDir>/cluster.yaml.
+ * The plan it returns is the lab's (its lifetimes are what the nodes run).
  */
-export async function renderForLab(configFile: string, stateDir: string, espMode: EspMode, edit?: (doc: Document) => void): Promise<LabFiles> {
+export async function renderForLab(configFile: string, stateDir: string, espMode: EspMode, lifetimes: LabLifetimes, edit?: (doc: Document) => void): Promise<LabFiles> {
   loadClusterFile(configFile); // problems are reported against the file as the user wrote it
-  const text = withEspMode(readFileSync(configFile, 'utf8'), espMode, edit);
+  const text = withLabOverrides(readFileSync(configFile, 'utf8'), espMode, lifetimes, edit);
   mkdirSync(stateDir, { recursive: true });
   writeFileSync(join(stateDir, 'cluster.yaml'), text);
   const outDir = join(stateDir, 'out');

@@ -10,6 +10,7 @@
 // the kernel's 15 characters whatever the node names are (they use indexes, not names).
 import type { CheckNode, CheckPod, CheckTopology } from '../check/target.ts';
 import type { Plan } from '../plan/plan.ts';
+import { durationSeconds } from '../config/validate.ts';
 import { cidr, formatIpv4, lastAddress, parseIpv4 } from '../plan/ipv4.ts';
 
 export const PREFIX_PATTERN = /^[a-z][a-z0-9]{0,7}$/;
@@ -74,6 +75,8 @@ export function labTopology(plan: Plan, prefix: string, podsPerMinion = 2): LabT
     prefix,
     podCidr: plan.network.podCidr,
     nodeCidr: plan.network.nodeCidr,
+    serviceCidr: plan.network.serviceCidr,
+    lifetimes: { child: durationSeconds(plan.ipsec.lifetime), ike: durationSeconds(plan.ipsec.ikeLifetime), margin: durationSeconds(plan.ipsec.rekeyMargin) },
     underlayMtu: plan.network.underlayMtu,
     wire: { ns: `${prefix}-wire`, bridge: link('br') },
     upstream: { ns: `${prefix}-upstream`, ip: upstreamIp, address: `${upstreamIp}/${net.prefix}`, dev: link('eth'), port: link('up') },

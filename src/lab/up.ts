@@ -16,7 +16,7 @@ import { addPod } from '../check/pods.ts';
 import { processRunner, type Runner } from '../run.ts';
 import { startMesh } from './start.ts';
 import { readState, LabState, STATE_FILE } from './state.ts';
-import { renderForLab, useRendered } from './render.ts';
+import { renderForLab, useRendered, type LabLifetimes } from './render.ts';
 import { labNamespaces, labTopology } from './topology.ts';
 
 export { DEFAULT_PLUGIN } from './plugin.ts';
@@ -32,6 +32,8 @@ export interface UpOptions {
   outDir?: string;
   /** auto: userspace ESP only where the kernel has none. */
   esp?: EspMode | 'auto';
+  /** short (default): lifetimes of seconds, so that check sees rekeys; rendered: cluster.yaml's. */
+  lifetimes?: LabLifetimes;
   podsPerMinion?: number;
   plugin?: string;
   runner?: Runner;
@@ -63,7 +65,7 @@ export async function up(opts: UpOptions): Promise<Lab> {
   const clock = () => `${Math.round(lap() * 1000)} ms`;
 
   const espMode = await chooseEspMode(runner, opts.esp ?? 'auto');
-  const files = opts.outDir ? useRendered(resolve(opts.configFile), resolve(opts.outDir), espMode) : await renderForLab(resolve(opts.configFile), stateDir, espMode);
+  const files = opts.outDir ? useRendered(resolve(opts.configFile), resolve(opts.outDir), espMode) : await renderForLab(resolve(opts.configFile), stateDir, espMode, opts.lifetimes ?? 'short');
   const topology = labTopology(files.plan, opts.prefix, opts.podsPerMinion);
   log(`${opts.outDir ? 'read' : 'rendered'} ${files.outDir} (ESP in the ${espMode === 'userspace' ? 'userspace: this kernel has none' : 'kernel'}): ${clock()}`);
 

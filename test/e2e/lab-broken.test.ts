@@ -43,7 +43,7 @@ const breakages: Breakage[] = [
     file: PATHS.ipsecConf,
     from: 'rightsubnet=10.240.2.0/24',
     to: 'rightsubnet=10.240.9.0/24',
-    failing: ['tunnels', 'pings'],
+    failing: ['tunnels', 'pings', 'sources'],
     cause: /minion1's conn minion1-minion2 expects minion2's pods at 10\.240\.9\.0\/24 \(rightsubnet in minion1's \/etc\/ipsec\.conf\), but minion2's pod subnet is 10\.240\.2\.0\/24/,
   },
   {
@@ -66,6 +66,16 @@ const breakages: Breakage[] = [
     only: ['tunnels', 'fail-closed'],
     failing: ['fail-closed'],
     cause: /clear-text pod packets on the underlay while strongSwan was stopped on minion1 .*minion1's main table has no blackhole route for 10\.240\.0\.0\/16 .*and its guard did not drop it/,
+  },
+  {
+    name: 'no source NAT for non-pod sources',
+    tag: 'lsn',
+    file: PATHS.nodeNetworkRules,
+    from: /^\t\t(ip saddr != .*|meta mark .*) counter snat to .*$/gm,
+    to: '',
+    only: ['tunnels', 'sources'],
+    failing: ['sources'],
+    cause: /^minion1: 2\/2 unanswered \(NodePort \(kube-proxy DNAT \+ masquerade mark\) → pod on another node\).*chain pod-source-nat\) must give the packet the bridge address before any MASQUERADE/,
   },
   {
     name: 'a pod MTU the tunnel cannot carry',

@@ -1,5 +1,6 @@
-// The lab end to end with the default cluster.yaml (master + 3 minions, certificates):
-// `up` → every check passes → `status` from another process → `down` leaves nothing.
+// The lab end to end with the default cluster.yaml (master + 3 minions, certificates, the
+// lab's short SA lifetimes): `up` → every check passes (rekeys included) → `status` from
+// another process → `down` leaves nothing.
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -36,12 +37,17 @@ describe('the lab with the default cluster (4 nodes, auth pubkey)', () => {
     const r = await check(running);
     // The namespace lab runs every check; those that need real nodes say why they do not apply.
     expect(r.results.map((x) => x.name)).toEqual(CHECK_NAMES);
-    expect(r.results.filter((x) => x.skipped).map((x) => x.name)).toEqual(['kernel-esp', 'units', 'reprovision', 'reboot']);
+    expect(r.results.filter((x) => x.skipped).map((x) => x.name)).toEqual(['node-traffic', 'kernel-esp', 'units', 'reprovision', 'reboot']);
     expect(r.ok, formatReport(r)).toBe(true);
     expect(r.results.find((x) => x.name === 'pings')!.values).toEqual({ pings: 42, answered: 42 });
     expect(r.results.find((x) => x.name === 'mtu')!.values).toMatchObject({ podMtu: 1400, podMax: 1372 });
     expect(r.results.find((x) => x.name === 'capture')!.values!.esp).toBeGreaterThanOrEqual(84);
-  }, 180_000);
+    // Node addresses, NodePorts and masqueradeAll services to remote pods: all answered, all ESP.
+    expect(r.results.find((x) => x.name === 'sources')!.values).toMatchObject({ probes: 30, answered: 30, clearPod: 0 });
+    // The lab's short lifetimes: every pair rekeyed under continuous traffic, nothing lost.
+    expect(r.results.find((x) => x.name === 'rekey')!.values).toMatchObject({ lost: 0, clearPod: 0 });
+    expect(r.results.find((x) => x.name === 'fail-closed')!.values).toMatchObject({ clearPod: 0, answered: 0, sourceProbes: 18, sourcesAnswered: 0 });
+  }, 360_000);
 
   it('answers status and check from another process (the CLI)', () => {
     const status = cli('status', '--json');

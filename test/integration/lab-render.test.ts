@@ -1,13 +1,14 @@
-// The lab's one override, measured on the real pipeline: rendered the lab's way (ESP in
+// The lab's overrides, measured on the real pipeline: rendered the lab's way (ESP in
 // userspace) and the VMs' way from the same cluster.yaml and PKI state, the trees differ
 // only in what ipsec.espMode governs — strongSwan loading kernel-libipsec, the pod MTU
-// capped at the TUN's 1400, and the guard letting pod packets into that ESP device (ipsec0). And a tree rendered for kernel ESP is refused where the kernel
-// has none, naming the fix.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// capped at the TUN's 1400, and the guard letting pod packets into that ESP device (ipsec0);
+// the lab's short lifetimes change the three lifetime lines of ipsec.conf and nothing else.
+// And a tree rendered for kernel ESP is refused where the kernel has none, naming the fix.
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readTree, renderForLab, useRendered } from '../../src/lab/render.ts';
+import { readTree, renderForLab, SHORT_LIFETIMES, useRendered } from '../../src/lab/render.ts';
 import { runRender } from '../../src/render/pipeline.ts';
 import { defaultClusterYaml } from '../helpers/cluster.ts';
 
@@ -18,7 +19,7 @@ describe('the lab render', () => {
   it('differs from the VMs\' render only in strongswan.conf (kernel-libipsec), the pod MTU and the guard\'s way into ipsec0', async () => {
     const configFile = join(dir, 'cluster.yaml');
     writeFileSync(configFile, defaultClusterYaml());
-    const lab = await renderForLab(configFile, join(dir, 'lab'), 'userspace');
+    const lab = await renderForLab(configFile, join(dir, 'lab'), 'userspace', 'rendered');
     await runRender({ configFile, outDir: join(dir, 'vm-out'), stateDir: join(dir, 'lab', 'pki') });
     for (const node of lab.plan.nodes) {
       const vm = new Map(readTree(join(dir, 'vm-out', node.name)).map((f) => [f.path, f]));
@@ -36,6 +37,22 @@ describe('the lab render', () => {
         expect(mtu(ours.find((f) => f.path === '/etc/cni/net.d/10-kube-ipsec.conflist')!.content)).toBe(1400);
         expect(mtu(vm.get('/etc/cni/net.d/10-kube-ipsec.conflist')!.content)).toBe(1423);
       }
+    }
+  }, 60_000);
+
+  it('with short lifetimes, changes ipsec.conf\'s lifetimes and rekey margin, and nothing else', async () => {
+    const configFile = join(dir, 'cluster.yaml');
+    const rendered = await renderForLab(configFile, join(dir, 'lab'), 'userspace', 'rendered');
+    cpSync(join(dir, 'lab', 'pki'), join(dir, 'lab-short', 'pki'), { recursive: true }); // the same credentials
+    const short = await renderForLab(configFile, join(dir, 'lab-short'), 'userspace', 'short');
+    expect(short.plan.ipsec).toMatchObject(SHORT_LIFETIMES);
+    for (const node of rendered.plan.nodes) {
+      const before = new Map(rendered.nodes.get(node.name)!.map((f) => [f.path, f.content]));
+      const changed = short.nodes.get(node.name)!.filter((f) => f.content !== before.get(f.path));
+      expect(changed.map((f) => f.path)).toEqual(['/etc/ipsec.conf']);
+      const lines = (text: string) => text.split('\n');
+      const diff = lines(changed.find((f) => f.path === '/etc/ipsec.conf')!.content).filter((l, i) => l !== lines(before.get('/etc/ipsec.conf')!)[i]);
+      expect(diff).toEqual([`    ikelifetime=${SHORT_LIFETIMES.ikeLifetime}`, `    lifetime=${SHORT_LIFETIMES.lifetime}`, `    rekeymargin=${SHORT_LIFETIMES.rekeyMargin}`]);
     }
   }, 60_000);
 

@@ -24,7 +24,7 @@ const podIps = Object.fromEntries(t.nodes.flatMap((n) => n.pods.map((p, k) => [p
 /** A healthy end: one IKE_SA and one CHILD_SA with the planned selectors to every peer. */
 function healthy(node: LabNode): NodeSas {
   return {
-    sas: t.nodes.filter((p) => p !== node).map((p): IkeSa => ({ conn: `${node.name}-${p.name}`, state: 'ESTABLISHED', initiator: node.name < p.name, remoteHost: p.ip, children: [{ name: `${node.name}-${p.name}`, state: 'INSTALLED', localTs: [node.podSubnet], remoteTs: [p.podSubnet] }] })),
+    sas: t.nodes.filter((p) => p !== node).map((p): IkeSa => ({ conn: `${node.name}-${p.name}`, state: 'ESTABLISHED', initiator: node.name < p.name, spis: `${node.name}/${p.name}`, remoteHost: p.ip, children: [{ name: `${node.name}-${p.name}`, state: 'INSTALLED', spiIn: `${node.name}${p.name}`, localTs: [node.podSubnet], remoteTs: [p.podSubnet] }] })),
     conns: t.nodes.filter((p) => p !== node).map((p) => ({ name: `${node.name}-${p.name}`, localAddrs: [node.ip], remoteAddrs: [p.ip], children: [{ name: `${node.name}-${p.name}`, localTs: [node.podSubnet], remoteTs: [p.podSubnet] }] })),
   };
 }
@@ -41,7 +41,8 @@ describe('swanctl --pretty', () => {
       ['minion1-minion2', 'ESTABLISHED', '192.168.10.22'],
       ['minion1-master', 'ESTABLISHED', '192.168.10.10'],
     ]);
-    expect(sas[0]!.children).toEqual([{ name: 'minion1-minion3', state: 'INSTALLED', localTs: ['10.240.1.0/24'], remoteTs: ['10.240.3.0/24'] }]);
+    expect(sas[0]).toMatchObject({ spis: '946738d0db960ea5/32901904f07a324c', rekeyIn: 10177 });
+    expect(sas[0]!.children).toEqual([{ name: 'minion1-minion3', state: 'INSTALLED', spiIn: '9292c91f', rekeyIn: 2704, localTs: ['10.240.1.0/24'], remoteTs: ['10.240.3.0/24'] }]);
     expect(sas[2]!.children).toEqual([]);
   });
 
@@ -71,7 +72,7 @@ describe('mesh state', () => {
     expect(m.ends.minion1).toEqual({ ike: 2, child: 2, initiated: 1 });
     expect(m.single).toBe(false);
     expect(m.problem).toBe(
-      'master ↔ minion1: master holds 1 IKE_SAs / 1 CHILD_SAs with minion1, minion1 2 / 2, one of each expected: both ends initiated (master 1, minion1 1): only one end of a pair may have auto=start in ipsec.conf',
+      'master ↔ minion1: master holds 1 IKE_SAs / 1 CHILD_SAs with minion1, minion1 2 / 2, one of each expected: both ends initiated one (master 1, minion1 1): auto=start at both ends of the pair in ipsec.conf, or a re-authentication (reauth=yes) that left the old IKE_SA in place',
     );
     const result = tunnelsResult(t, pairs, { boundS: 30 });
     expect(result.ok).toBe(false);
@@ -285,6 +286,7 @@ describe('fail-closed verdict', () => {
     topology: t,
     flows: 18,
     answered: 0,
+    sources: { probes: 14, answered: [] },
     capture: classifyCapture([], t.podCidr),
     blackholes: 'blackhole 10.240.0.0/16 \n',
     guardDrops: 0,
@@ -308,7 +310,7 @@ describe('fail-closed verdict', () => {
   it('passes with no clear-text packet and reports the recovery seconds', () => {
     const r = failClosedResult(measure());
     expect(r.ok).toBe(true);
-    expect(r.summary).toBe('strongSwan stopped on minion1: 0 clear-text pod packets on the underlay while 18 flows kept sending (0 replies; the guard dropped 0); traffic back (5 flows) 0.42 s after `ipsec start` (tunnels 0.31 s)');
+    expect(r.summary).toBe('strongSwan stopped on minion1: 0 clear-text pod packets on the underlay while 18 flows and 14 probes from non-pod sources kept sending (0 answers; the guard dropped 0); traffic back (5 flows) 0.42 s after `ipsec start` (tunnels 0.31 s)');
     expect(r.values).toMatchObject({ trafficSeconds: 0.42, clearPod: 0 });
   });
 
@@ -331,6 +333,9 @@ describe('fail-closed verdict', () => {
 
   it('fails when traffic flows without strongSwan, or does not come back', () => {
     expect(failClosedResult(measure({ answered: 3 })).problems).toEqual(['3 echo replies came back while strongSwan was stopped on minion1: pod traffic still flowed without it']);
+    expect(failClosedResult(measure({ sources: { probes: 14, answered: ['upstream → minion1 192.168.10.21:32766 → minion2-pod1'] } })).problems).toEqual([
+      '1 probes from non-pod sources were answered while strongSwan was stopped on minion1 (e.g. upstream → minion1 192.168.10.21:32766 → minion2-pod1): traffic to its pods still flowed without it',
+    ]);
     expect(failClosedResult(measure({ recovery: { ...measure().recovery, tunnelsBack: false, trafficBack: false } })).problems).toEqual(['after `ipsec start` on minion1 its tunnels did not come back']);
     expect(failClosedResult(measure({ recovery: { ...measure().recovery, baseline: 0 } })).problems[0]).toMatch(/recovery cannot be measured/);
   });

@@ -1,10 +1,12 @@
 // End to end on real VMs (npm run test:vm; CI runs it after npm test): `npm run lab -- up --vm`
 // boots a master and two minions under qemu from the cached node image (built first if the
 // cache has none) and provisions them with `kube-ipsec provision`; `check` must pass every
-// check — the shared ones (tunnels, pings, capture with raw ESP, masquerade, MTU, fail-closed)
-// and the VM ones (kernel ESP, units, re-provisioning one minion, rebooting one) — and `down`
-// must leave no process, tap, namespace or overlay behind. The commands run as a user runs
-// them; the state file tells the test what to look for afterwards.
+// check — the shared ones (tunnels, pings, capture with raw ESP, sources, masquerade, MTU,
+// rekey across the lab's short lifetimes, fail-closed) and the VM ones (kernel ESP, units,
+// re-provisioning one minion, rebooting one) — and `down` must leave no process, tap,
+// namespace or overlay behind. Twice: as cluster.yaml comes by default, and with
+// ipsec.nodeEncryption (node-to-node traffic through ESP too: the node-traffic check). The
+// commands run as a user runs them; the state file tells the test what to look for afterwards.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,15 +19,17 @@ import { assertPluginBuilt } from '../helpers/cni.ts';
 import { repoRoot } from '../helpers/cluster.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kube-ipsec-vm-e2e-'));
-const stateDir = join(dir, 'lab');
-const configFile = join(dir, 'cluster.yaml');
-const prefix = `kve${process.pid.toString(36).slice(-4)}`;
+let stateDir = join(dir, 'lab');
+let configFile = join(dir, 'cluster.yaml');
+let prefix = `kve${process.pid.toString(36).slice(-4)}`;
 
 afterAll(async () => {
   // Whatever happened above, nothing of the lab stays (down is idempotent).
   await down(stateDir).catch(() => undefined);
   rmSync(dir, { recursive: true, force: true });
 }, 300_000);
+
+const NODES = 'nodes:\n  - { name: master, role: master, ip: 192.168.10.10 }\n  - { name: minion1, ip: 192.168.10.21 }\n  - { name: minion2, ip: 192.168.10.22 }\n';
 
 function lab(args: string[]): Promise<{ code: number | null; stdout: string }> {
   const argv = [join(repoRoot, 'node_modules', '.bin', 'tsx'), join(repoRoot, 'src', 'cli.ts'), 'lab', ...args, '--config', configFile, '--state', stateDir];
@@ -56,14 +60,17 @@ function processesOf(path: string): string[] {
     });
 }
 
-describe('the VM lab: master and two minions as qemu VMs', () => {
+describe.each([
+  { name: 'default', tag: 'd', yaml: NODES, nodeEncryption: false },
+  { name: 'ipsec.nodeEncryption', tag: 'n', yaml: `${NODES}ipsec:\n  nodeEncryption: true\n`, nodeEncryption: true },
+])('the VM lab: master and two minions as qemu VMs ($name)', ({ tag, yaml, nodeEncryption }) => {
   it('comes up provisioned by kube-ipsec provision, passes every check, and goes down leaving nothing behind', async () => {
     assertPluginBuilt();
     const started = performance.now();
-    writeFileSync(
-      configFile,
-      'nodes:\n  - { name: master, role: master, ip: 192.168.10.10 }\n  - { name: minion1, ip: 192.168.10.21 }\n  - { name: minion2, ip: 192.168.10.22 }\n',
-    );
+    stateDir = join(dir, `lab-${tag}`);
+    configFile = join(dir, `cluster-${tag}.yaml`);
+    prefix = `kv${tag}${process.pid.toString(36).slice(-4)}`;
+    writeFileSync(configFile, yaml);
     const up = await lab(['up', '--vm', '--prefix', prefix]);
     expect(up.code, 'lab up --vm').toBe(0);
     const state = JSON.parse(readFileSync(join(stateDir, 'state.json'), 'utf8')) as LabStateData;
@@ -77,7 +84,16 @@ describe('the VM lab: master and two minions as qemu VMs', () => {
     const failed = report.results.filter((r) => !r.ok).map((r) => `${r.name}: ${r.problems.join('; ')}`);
     expect(failed).toEqual([]);
     expect(report.results.map((r) => r.name).sort()).toEqual([...CHECK_NAMES].sort());
+    expect(report.results.filter((r) => r.skipped).map((r) => r.name)).toEqual(nodeEncryption ? [] : ['node-traffic']);
     expect(check.code).toBe(0);
+    // Node addresses, NodePorts and masqueradeAll services to remote pods: every probe answered, as ESP.
+    expect(report.results.find((r) => r.name === 'sources')!.values).toMatchObject({ probes: 12, answered: 12, clearPod: 0 });
+    expect(report.results.find((r) => r.name === 'rekey')!.values).toMatchObject({ lost: 0, clearPod: 0 });
+    expect(report.results.find((r) => r.name === 'fail-closed')!.values).toMatchObject({ clearPod: 0, answered: 0, sourcesAnswered: 0 });
+    if (nodeEncryption) {
+      // Node to node (3×2) through ESP; from the upstream, the listeners and sshd of every node (3×2) in clear.
+      expect(report.results.find((r) => r.name === 'node-traffic')!.values).toMatchObject({ inside: 6, insideAnswered: 6, outside: 6, outsideAnswered: 6, clearNodes: 0 });
+    }
     const capture = report.results.find((r) => r.name === 'capture')!;
     expect(capture.values?.espUdp).toBe(0);
     expect(capture.values?.esp).toBeGreaterThan(0);

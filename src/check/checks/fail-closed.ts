@@ -13,6 +13,9 @@ import { waitFor } from '../../run.ts';
 import { cidr, lastAddress, parseIpv4 } from '../../plan/ipv4.ts';
 import { nodeNamed, type CheckNode, type CheckTopology } from '../target.ts';
 import { addressBook } from './traffic.ts';
+import { runSourceProbes, setUpSources } from './sources.ts';
+
+const withPodsOn = (t: CheckTopology) => t.nodes.filter((n) => n.pods.length).length;
 
 export interface Flow {
   ns: string;
@@ -68,20 +71,27 @@ export async function checkFailClosed(lab: CheckTarget, reach: Reachability, vic
   const upAgain = async (onlyVictim: boolean) =>
     (await meshStatus(lab)).filter((p) => upBefore.includes(`${p.a}|${p.b}`) && (!onlyVictim || p.a === victim.name || p.b === victim.name)).every((p) => p.up);
 
+  // The sources check's probes that involve the victim (its node address, NodePorts and
+  // services on it or to its pods), set up while its tunnels still stand.
+  const sources = withPodsOn(t) >= 2 ? await setUpSources(lab, (p) => p.via === victim.name || p.to === victim.name) : undefined;
   const guardBefore = await readGuard(lab, victim.name);
-  await lab.backend.stopStrongswan(victim.name);
-
   const flows = victimFlows(t, pods, victim);
   let answered = 0;
+  let sourcesAnswered: string[] = [];
   let lines: string[] = [];
   let blackholes = '';
   let guardDrops = 0;
   let restart = 0;
   try {
+    await lab.backend.stopStrongswan(victim.name);
     const capture = await captureUnderlay(lab, `fail-closed-${victim.name}`);
     try {
-      const results = await mapLimit(flows, 24, (f) => ping(lab, f.ns, f.dst, { count: 2, interval: 0.2, wait: 1 }));
+      const [results, fromSources] = await Promise.all([
+        mapLimit(flows, 24, (f) => ping(lab, f.ns, f.dst, { count: 2, interval: 0.2, wait: 1 })),
+        sources ? runSourceProbes(lab, sources.probes) : [],
+      ]);
       answered = results.reduce((sum, r) => sum + r.received, 0);
+      sourcesAnswered = (sources?.probes ?? []).filter((_, i) => fromSources[i]).map((p) => p.label);
     } finally {
       lines = await capture.stop();
     }
@@ -90,7 +100,11 @@ export async function checkFailClosed(lab: CheckTarget, reach: Reachability, vic
   } finally {
     // Whatever happened meanwhile, the node gets its strongSwan back.
     restart = performance.now();
-    await lab.backend.startStrongswan(victim.name);
+    try {
+      await lab.backend.startStrongswan(victim.name);
+    } finally {
+      await sources?.teardown();
+    }
   }
   const tunnelsBack = await waitFor(() => upAgain(true), recoveryTimeoutMs, 50);
   const saSeconds = (performance.now() - restart) / 1000;
@@ -107,6 +121,7 @@ export async function checkFailClosed(lab: CheckTarget, reach: Reachability, vic
     topology: t,
     flows: flows.length,
     answered,
+    sources: { probes: sources?.probes.length ?? 0, answered: sourcesAnswered },
     capture: classifyCapture(lines, t.podCidr),
     blackholes,
     guardDrops,
@@ -121,6 +136,8 @@ export interface FailClosedMeasure {
   flows: number;
   /** Echo replies received while strongSwan was stopped (fail-closed: 0). */
   answered: number;
+  /** The sources check's probes involving the victim, run meanwhile: how many, and those answered (fail-closed: none). */
+  sources: { probes: number; answered: string[] };
   capture: CaptureSummary;
   /** `ip route show type blackhole` on the victim, while strongSwan was stopped. */
   blackholes: string;
@@ -173,6 +190,9 @@ export function failClosedResult(m: FailClosedMeasure): CheckResult {
     problems.push(`with strongSwan stopped on ${v}, ${noBlackhole}: remote pod traffic took the default route, and only the node network's guard kept it off the underlay (it dropped ${m.guardDrops} packets)`);
   }
   if (m.answered && !m.capture.clearPod.length) problems.push(`${m.answered} echo replies came back while strongSwan was stopped on ${v}: pod traffic still flowed without it`);
+  if (m.sources.answered.length && !m.capture.clearPod.length) {
+    problems.push(`${m.sources.answered.length} probes from non-pod sources were answered while strongSwan was stopped on ${v} (e.g. ${m.sources.answered[0]}): traffic to its pods still flowed without it`);
+  }
   if (!m.recovery.baseline) problems.push(`no traffic to or from ${v}'s pods worked before strongSwan was stopped (see pings): recovery cannot be measured`);
   else if (!m.recovery.tunnelsBack) problems.push(`after \`ipsec start\` on ${v} its tunnels did not come back`);
   else if (!m.recovery.trafficBack) problems.push(`after \`ipsec start\` on ${v} its tunnels came back but its pods stayed unreachable`);
@@ -182,8 +202,8 @@ export function failClosedResult(m: FailClosedMeasure): CheckResult {
   return {
     name: 'fail-closed',
     ok: problems.length === 0,
-    summary: `strongSwan stopped on ${v}: ${m.capture.clearPod.length} clear-text pod packets on the underlay while ${m.flows} flows kept sending (${m.answered} replies; the guard dropped ${m.guardDrops}); ${back}`,
+    summary: `strongSwan stopped on ${v}: ${m.capture.clearPod.length} clear-text pod packets on the underlay while ${m.flows} flows and ${m.sources.probes} probes from non-pod sources kept sending (${m.answered + m.sources.answered.length} answers; the guard dropped ${m.guardDrops}); ${back}`,
     problems,
-    values: { clearPod: m.capture.clearPod.length, answered: m.answered, guardDrops: m.guardDrops, saSeconds: m.recovery.saSeconds, trafficSeconds: m.recovery.trafficSeconds },
+    values: { clearPod: m.capture.clearPod.length, answered: m.answered, sourceProbes: m.sources.probes, sourcesAnswered: m.sources.answered.length, guardDrops: m.guardDrops, saSeconds: m.recovery.saSeconds, trafficSeconds: m.recovery.trafficSeconds },
   };
 }

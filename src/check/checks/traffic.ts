@@ -1,7 +1,7 @@
 // Every pod pings every pod on every other node, every node pings every remote pod — with
 // tcpdump on the underlay bridge meanwhile: it must see that traffic only as ESP (and IKE),
 // never a clear-text pod packet.
-import { classifyCapture, flowOf, captureUnderlay, type CaptureSummary } from '../capture.ts';
+import { classifyCapture, captureUnderlay, clearTextProblems, type CaptureSummary } from '../capture.ts';
 import type { CheckTarget } from '../target.ts';
 import type { PairStatus } from '../mesh.ts';
 import { mapLimit, type Reachability } from '../probe.ts';
@@ -103,17 +103,7 @@ export function pingsResult(t: CheckTopology, probes: PingProbe[], ok: boolean[]
  * NAT-T or userspace ESP), ESP in UDP 4500 with strongSwan's userspace ESP.
  */
 export function captureResult(s: CaptureSummary, pings: number, book: Map<string, string>, espMode: EspMode = 'userspace'): CheckResult {
-  const name = (ip: string) => (book.has(ip) ? `${book.get(ip)} ${ip}` : ip);
-  const problems: string[] = [];
-  if (s.clearPod.length) {
-    const flows = new Map<string, string[]>();
-    for (const l of s.clearPod) {
-      const f = flowOf(l);
-      const key = f ? `${name(f.src)} → ${name(f.dst)} (${f.proto})` : l;
-      flows.set(key, [...(flows.get(key) ?? []), l]);
-    }
-    for (const [flow, ls] of flows) problems.push(`${ls.length} clear-text pod packets on the underlay: ${flow}, e.g. \`${ls[0]}\``);
-  }
+  const problems = clearTextProblems(s.clearPod, book);
   if (s.otherIp.length) problems.push(`${s.otherIp.length} IPv4 packets on the underlay that are neither IPsec nor pod traffic, e.g. \`${s.otherIp[0]}\``);
   if (!s.esp) problems.push(`no ESP on the underlay during ${pings} pings: the capture saw no encrypted pod traffic at all`);
   if (espMode === 'kernel' && s.espUdp) {

@@ -15,8 +15,8 @@ export const DEFAULT_MIRROR = 'http://deb.debian.org/debian';
 
 /** What a VM needs besides the node's own packages: an init, device manager, sshd, sysctl. */
 export const VM_BASE_PACKAGES = ['systemd', 'systemd-sysv', 'udev', 'kmod', 'iproute2', 'procps', 'openssh-server'];
-/** What the lab observes a node with: strongSwan's vici (swanctl --list-sas), ping, tcpdump. */
-export const VM_LAB_PACKAGES = ['strongswan-swanctl', 'iputils-ping', 'tcpdump'];
+/** What the lab observes and probes a node with: strongSwan's vici (swanctl --list-sas), ping, tcpdump, socat (TCP listeners and streams). */
+export const VM_LAB_PACKAGES = ['strongswan-swanctl', 'iputils-ping', 'tcpdump', 'socat'];
 
 export interface ImageRecipe {
   suite: 'bookworm';

@@ -22,7 +22,7 @@ import { NETNS_DIR } from '../procs.ts';
 import { provisionLab } from './provision.ts';
 import { createPods } from '../../check/pods.ts';
 import { processRunner, waitFor, type Runner } from '../../run.ts';
-import { renderForLab, withEspMode } from '../render.ts';
+import { renderForLab, withLabOverrides, type LabLifetimes } from '../render.ts';
 import { LabState } from '../state.ts';
 import { labTopology, upstreamBatch, type LabTopology } from '../topology.ts';
 import { assertRoomForLab, DEFAULT_PLUGIN } from '../up.ts';
@@ -46,6 +46,8 @@ export interface VmUpOptions {
   binariesDir?: string;
   /** VMs booting at once (default: the host's CPUs). */
   parallelBoots?: number;
+  /** short (default): lifetimes of seconds, so that check sees rekeys; rendered: cluster.yaml's. */
+  lifetimes?: LabLifetimes;
   runner?: Runner;
   log?: (line: string) => void;
 }
@@ -97,7 +99,8 @@ export async function vmUp(opts: VmUpOptions): Promise<VmUpResult> {
 
   // The plan (and so the layout and keys) first; the render needs the keys' fingerprints.
   const configFile = resolve(opts.configFile);
-  const plan = planCluster(parseCluster(withEspMode(readFileSync(configFile, 'utf8'), 'kernel'), configFile));
+  const lifetimes = opts.lifetimes ?? 'short';
+  const plan = planCluster(parseCluster(withLabOverrides(readFileSync(configFile, 'utf8'), 'kernel', lifetimes), configFile));
   const topology = labTopology(plan, opts.prefix, opts.podsPerMinion);
   const layout = vmLayout(plan, topology, opts.memoryMb ?? 768);
   const state = LabState.create(stateDir, {
@@ -110,7 +113,7 @@ export async function vmUp(opts: VmUpOptions): Promise<VmUpResult> {
     vm: { layout, image: { key: image.key, dir: image.dir }, accel, taps: [], overlays: [], bootSeconds: {}, ...(image.builtIn !== undefined && { imageBuildSeconds: image.builtIn }) },
   });
   const keys = await generateKeys(runner, stateDir, layout);
-  const files = await renderForLab(configFile, stateDir, 'kernel', (doc) => labOverrides(doc, layout, keys, etcd));
+  const files = await renderForLab(configFile, stateDir, 'kernel', lifetimes, (doc) => labOverrides(doc, layout, keys, etcd));
   log(`rendered ${files.outDir} for VMs (ESP in the kernel; ssh, binaries.dir and etcd set for the lab): ${seconds(clock())}`);
 
   const lab = vmLab({ stateDir, state, topology, views: new Map(), runner }, plugin);

@@ -31,6 +31,7 @@ import type { LabNode } from '../src/lab/topology.ts';
 import { recordStrongswan, startMesh, startNodeStrongswan } from '../src/lab/start.ts';
 import { up } from '../src/lab/up.ts';
 import { withLabOverrides } from '../src/lab/render.ts';
+import { everyEndInitiates } from '../src/lab/mesh-variants.ts';
 import { runRender } from '../src/render/pipeline.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -112,11 +113,6 @@ function boundedStats(xs: (number | undefined)[]): string {
   const never = xs.length - got.length;
   if (!got.length) return `never within ${WHOLE_BOUND_MS / 1000} s (n=${xs.length})`;
   return `${stats(got)}${never ? `; ${never} of ${xs.length} never within ${WHOLE_BOUND_MS / 1000} s` : ''}`;
-}
-
-/** The rendered mesh as it was before one initiator per pair: every end starts every conn and restarts it. */
-export function everyEndInitiates(ipsecConf: string): string {
-  return ipsecConf.replace(/auto=add\n(\s+)dpdaction=clear\n\s+closeaction=none/g, 'auto=start\n$1dpdaction=restart\n$1closeaction=restart');
 }
 
 function stats(xs: number[]): string {

@@ -11,7 +11,9 @@ import { idleUnits, orderingRules, unitsProblems, type NodeUnits } from '../../s
 import { kernelEspProblems, parseXfrmPolicies, parseXfrmStates } from '../../src/check/checks/kernel-esp.ts';
 import { changedFiles, reportedActions, roundProblems, touchedUnits, type NodeSnapshot, type ReprovisionRound } from '../../src/check/checks/reprovision.ts';
 import { afterBootProblems, EARLY_PROBE_UNIT, PROBE_UNIT, probeUnits, type AfterBoot } from '../../src/check/checks/reboot.ts';
-import { autoSed } from '../../src/lab/vm/converge.ts';
+import { meshVariant } from '../../src/lab/mesh-variants.ts';
+import { renderCluster } from '../../src/render/index.ts';
+import { loadTemplates } from '../../src/render/templates.ts';
 import { imageRecipe, recipeKey, VM_BASE_PACKAGES } from '../../src/lab/vm/image.ts';
 import { labTaps, macOf, managementNetwork, seedText, vmLayout, vmWireBatch } from '../../src/lab/vm/layout.ts';
 import { KERNEL_CMDLINE, overlayArgv, qemuArgv, vmFiles } from '../../src/lab/vm/qemu.ts';
@@ -20,7 +22,7 @@ import { labOverrides } from '../../src/lab/vm/up.ts';
 import { parseRestartMap, restartMapFile } from '../../src/render/restarts.ts';
 import { everyOsPackage } from '../../src/render/artifacts.ts';
 import { formatCidr } from '../../src/plan/ipv4.ts';
-import { clusterYaml, plan } from '../helpers/cluster.ts';
+import { clusterYaml, placeholderPki, plan } from '../helpers/cluster.ts';
 
 const threeNodes = {
   nodes: [
@@ -320,8 +322,22 @@ describe('reboot check', () => {
   });
 });
 
-describe('convergence measurement', () => {
-  it("rewrites only ipsec.conf's auto= lines", () => {
-    expect(autoSed('route')).toBe('s/^\\([[:space:]]*auto=\\).*/\\1route/');
+describe('mesh variants the benches compare', () => {
+  const rendered = renderCluster(plan(), placeholderPki(plan()), loadTemplates()).nodes.get('minion1')!.find((f) => f.path === '/etc/ipsec.conf')!.content;
+
+  it('every end initiating: the answering conns start and restart the pair too; nothing else changes', () => {
+    const both = meshVariant(rendered, 'every-end');
+    expect(rendered.match(/auto=add/g)).toHaveLength(1); // minion1 answers master
+    expect(both).not.toContain('auto=add');
+    expect(both.match(/auto=start\n\s+dpdaction=restart\n\s+closeaction=restart/g)).toHaveLength(3);
+    expect(both.split('\n').length).toBe(rendered.split('\n').length);
+  });
+
+  it("route: only the auto= lines change; rendered: the file as it is", () => {
+    const route = meshVariant(rendered, 'route');
+    expect(route.match(/auto=route/g)).toHaveLength(3);
+    const before = rendered.split('\n');
+    expect(route.split('\n').filter((l, i) => l !== before[i])).toEqual(['    auto=route', '    auto=route', '    auto=route']);
+    expect(meshVariant(rendered, 'rendered')).toBe(rendered);
   });
 });

@@ -1,42 +1,50 @@
 // Mesh convergence with kernel ESP, measured in the VMs: every node's strongSwan stopped, then
 // all started at once, and the time until every node reaches every other node's pods (its
-// bridge address, inside the peer's selector) and until every IKE/CHILD SA pair is up.
-// Run with the rendered `auto=start`, or with `auto=route` (trap policies: tunnels come up on
-// the first packet) written into each node's ipsec.conf for the measurement; provisioning
-// puts the rendered file back afterwards.
+// bridge address, inside the peer's selector), until every IKE/CHILD SA pair is up, and
+// until every pair holds exactly one of each. Run with the rendered ipsec.conf or a variant
+// of it (mesh-variants.ts) written into each node for the measurement.
 import { timer } from '../../clock.ts';
 import type { Lab } from '../lab.ts';
 import { meshStatus } from '../../check/mesh.ts';
 import { ping } from '../../check/probe.ts';
 import { waitFor } from '../../run.ts';
 import { STRONGSWAN_UNIT } from './backend.ts';
-
-export type StartAction = 'start' | 'route';
+import { meshVariant, type MeshVariant } from '../mesh-variants.ts';
+import { PATHS } from '../../plan/paths.ts';
+import { readNodeFile } from '../../check/target.ts';
 
 export interface Convergence {
-  action: StartAction;
+  variant: MeshVariant;
   /** Seconds from starting every strongSwan until every node reached every peer's pods. */
   traffic?: number;
   /** … until every IKE_SA/CHILD_SA pair was up at both ends. */
   sas?: number;
+  /** … until every pair held exactly one IKE_SA and one CHILD_SA (within 30 s of being up). */
+  whole?: number;
   /** Pings sent in vain (lost while a tunnel was coming up). */
   lost: number;
 }
 
-/** sed expression setting `auto=` in ipsec.conf. */
-export function autoSed(action: StartAction): string {
-  return `s/^\\([[:space:]]*auto=\\).*/\\1${action}/`;
+/** Writes each node's ipsec.conf as `variant` has it, from the rendered text `rendered` of each node. */
+export async function writeVariant(lab: Lab, rendered: Map<string, string>, variant: MeshVariant): Promise<void> {
+  await Promise.all(
+    lab.topology.nodes.map((n) =>
+      lab.runner.run(lab.backend.onNode(n.name, ['sh', '-c', `cat > ${PATHS.ipsecConf}`]), { input: meshVariant(rendered.get(n.name)!, variant), timeoutMs: 30_000 }),
+    ),
+  );
 }
 
-export async function setStartAction(lab: Lab, action: StartAction): Promise<void> {
-  await Promise.all(lab.topology.nodes.map((n) => lab.runner.run(lab.backend.onNode(n.name, ['sed', '-i', autoSed(action), '/etc/ipsec.conf']), { timeoutMs: 30_000 })));
+/** Each node's installed ipsec.conf (what provisioning rendered). */
+export async function renderedIpsecConfs(lab: Lab): Promise<Map<string, string>> {
+  const read = await Promise.all(lab.topology.nodes.map(async (n) => [n.name, (await readNodeFile(lab, n.name, PATHS.ipsecConf)) ?? ''] as const));
+  return new Map(read);
 }
 
-export async function measureConvergence(lab: Lab, action: StartAction, timeoutMs = 120_000): Promise<Convergence> {
+export async function measureConvergence(lab: Lab, rendered: Map<string, string>, variant: MeshVariant, timeoutMs = 120_000): Promise<Convergence> {
   const nodes = lab.topology.nodes;
-  await setStartAction(lab, action);
+  await writeVariant(lab, rendered, variant);
   await Promise.all(nodes.map((n) => lab.backend.stopStrongswan(n.name)));
-  const result: Convergence = { action, lost: 0 };
+  const result: Convergence = { variant, lost: 0 };
   const since = timer();
   await Promise.all(nodes.map((n) => lab.runner.run(lab.backend.onNode(n.name, ['systemctl', 'start', STRONGSWAN_UNIT]), { timeoutMs: 60_000 })));
   const pairs = nodes.flatMap((a) => nodes.filter((b) => b !== a).map((b) => ({ from: a.ns, to: b.gateway })));
@@ -55,5 +63,6 @@ export async function measureConvergence(lab: Lab, action: StartAction, timeoutM
   );
   if (reached.every(Boolean)) result.traffic = since();
   if (await waitFor(async () => (await meshStatus(lab)).every((p) => p.up), timeoutMs, 250)) result.sas = since();
+  if (result.sas !== undefined && (await waitFor(async () => (await meshStatus(lab)).every((p) => p.single), 30_000, 500))) result.whole = since();
   return result;
 }

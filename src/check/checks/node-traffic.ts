@@ -57,8 +57,8 @@ export async function checkNodeTraffic(lab: CheckTarget): Promise<CheckResult> {
     for (const n of t.nodes) listeners.push(await tokenListener(lab, n.ns, n.name, NODE_PORT, n.ip));
     const capture = await captureUnderlay(lab, 'node-traffic');
     try {
-      // An SSH server sends its banner first and waits: read one line, then hang up.
-      answers = await mapLimit(probes, 8, async (p) => (await tcpRead(lab, p.ns, p.to.ip, p.port, p.bind, p.port === 22 ? 2 : 5))?.split('\n')[0]);
+      // An SSH server sends its banner first, then waits for ours until the read times out: its first line is the answer.
+      answers = await mapLimit(probes, 8, async (p) => (await tcpRead(lab, p.ns, p.to.ip, p.port, p.bind))?.split('\n')[0]);
     } finally {
       lines = await capture.stop();
     }

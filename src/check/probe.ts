@@ -56,12 +56,21 @@ export const LISTEN_PORT = 8080;
  */
 export async function tokenListener(lab: ClusterExec, ns: string, token: string, port = LISTEN_PORT, bind?: string): Promise<Background> {
   const listen = `TCP-LISTEN:${port},fork,reuseaddr${bind ? `,bind=${bind}` : ''}`;
-  const bg = await lab.backend.background(ns, ['socat', '-T', '10', listen, `SYSTEM:echo ${token}`], `listener ${token} on ${bind ?? ''}:${port} in ${ns}`);
-  const listening = await waitFor(async () => {
+  return listening(lab, ns, port, await lab.backend.background(ns, ['socat', '-T', '10', listen, `SYSTEM:echo ${token}`], `listener ${token} on ${bind ?? ''}:${port} in ${ns}`));
+}
+
+/** A TCP listener in a namespace that writes everything its one connection brings to its output (what stop() returns). */
+export async function sinkListener(lab: ClusterExec, ns: string, port: number): Promise<Background> {
+  return listening(lab, ns, port, await lab.backend.background(ns, ['socat', '-u', `TCP-LISTEN:${port},reuseaddr`, 'STDOUT'], `sink on :${port} in ${ns}`));
+}
+
+/** `bg` once something listens on `port` in `ns` (ss); stopped, and an error, if nothing does within 15 s. */
+async function listening(lab: ClusterExec, ns: string, port: number, bg: Background): Promise<Background> {
+  const up = await waitFor(async () => {
     const r = await lab.runner.run(lab.backend.inNs(ns, ['ss', '-Hltn', `sport = :${port}`]), { allowFail: true, timeoutMs: 20_000 });
     return r.stdout.trim() !== '';
   }, 15_000, 100);
-  if (!listening) {
+  if (!up) {
     const out = await bg.stop();
     throw new Error(`the listener on :${port} in ${ns} did not start: ${out.trim() || 'no output'}`);
   }

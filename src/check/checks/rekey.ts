@@ -13,8 +13,8 @@ import type { Background, CheckNode, CheckTarget, CheckTopology, SaLifetimes } f
 import type { IkeSa } from '../vici.ts';
 import { notSingle, settleMesh } from './tunnels.ts';
 import { addressBook } from './traffic.ts';
+import { sinkListener } from '../probe.ts';
 import { timer } from '../../clock.ts';
-import { waitFor } from '../../run.ts';
 
 /** Rekeys every pair must go through while the flows run. */
 export const CHILD_REKEYS = 2;
@@ -150,8 +150,7 @@ export async function checkRekey(lab: CheckTarget): Promise<CheckResult> {
   let outcomes: FlowOutcome[] = [];
   let lines: string[] = [];
   try {
-    for (const f of flows) servers.push(await lab.backend.background(f.dstNs, ['socat', '-u', `TCP-LISTEN:${f.port},reuseaddr`, 'STDOUT'], `rekey stream ${f.pair} on :${f.port}`));
-    await waitFor(async () => (await Promise.all(flows.map(async (f) => (await lab.runner.run(lab.backend.inNs(f.dstNs, ['ss', '-Hltn', `sport = :${f.port}`]), { allowFail: true })).stdout.trim() !== ''))).every(Boolean), 15_000, 100);
+    for (const f of flows) servers.push(await sinkListener(lab, f.dstNs, f.port));
     const capture = await captureUnderlay(lab, 'rekey');
     let polling = true;
     const poller = (async () => {

@@ -104,8 +104,8 @@ export interface SourcesSetup {
   teardown(): Promise<string[]>;
 }
 
-/** Runs `script` on the node through sh, its input on stdin. */
-async function onNodeSh(lab: CheckTarget, node: string, argv: string[], input?: string, allowFail = false) {
+/** Runs `argv` on the node, `input` on its stdin. */
+async function runOnNode(lab: CheckTarget, node: string, argv: string[], input?: string, allowFail = false) {
   return lab.runner.run(lab.backend.onNode(node, argv), { ...(input !== undefined && { input }), allowFail, timeoutMs: 30_000 });
 }
 
@@ -119,7 +119,7 @@ export async function setUpSources(lab: CheckTarget, only: (p: SourceProbe) => b
     (done ??= (async () => {
       const errors: string[] = [];
       for (const r of ruled) {
-        const out = await onNodeSh(lab, r.node, ['sh', '-s'], serviceRulesRemoval(r.services), true);
+        const out = await runOnNode(lab, r.node, ['sh', '-s'], serviceRulesRemoval(r.services), true);
         if (out.code !== 0) errors.push(`removing the check's kube-proxy rules from ${r.node}: ${out.stderr.trim()}`);
       }
       await Promise.all(listeners.map((l) => l.stop().catch((e: Error) => errors.push(e.message))));
@@ -131,9 +131,9 @@ export async function setUpSources(lab: CheckTarget, only: (p: SourceProbe) => b
     for (const node of [...new Set(probes.filter((p) => p.kind === 'nodeport' || p.kind === 'service').map((p) => p.via))]) {
       const services = servicesOn(t, lab.pods, t.nodes.find((n) => n.name === node)!);
       // A check that crashed may have left its chains: remove them first (a no-op otherwise).
-      await onNodeSh(lab, node, ['sh', '-s'], serviceRulesRemoval(services), true);
+      await runOnNode(lab, node, ['sh', '-s'], serviceRulesRemoval(services), true);
       ruled.push({ node, services });
-      await onNodeSh(lab, node, ['iptables-restore', '-w', '--noflush'], serviceRules(services, { masqueradeAll: true, clusterCidr: t.podCidr }));
+      await runOnNode(lab, node, ['iptables-restore', '-w', '--noflush'], serviceRules(services, { masqueradeAll: true, clusterCidr: t.podCidr }));
     }
   } catch (err) {
     await teardown();

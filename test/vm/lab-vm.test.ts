@@ -19,13 +19,16 @@ import { assertPluginBuilt } from '../helpers/cni.ts';
 import { repoRoot } from '../helpers/cluster.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kube-ipsec-vm-e2e-'));
-let stateDir = join(dir, 'lab');
-let configFile = join(dir, 'cluster.yaml');
-let prefix = `kve${process.pid.toString(36).slice(-4)}`;
+let stateDir = '';
+let configFile = '';
+let prefix = '';
+
+/** Every lab this file brought up: afterAll brings each down, whichever test failed. */
+const stateDirs: string[] = [];
 
 afterAll(async () => {
-  // Whatever happened above, nothing of the lab stays (down is idempotent).
-  await down(stateDir).catch(() => undefined);
+  // Whatever happened above, nothing of any lab stays (down is idempotent).
+  for (const d of stateDirs) await down(d).catch(() => undefined);
   rmSync(dir, { recursive: true, force: true });
 }, 300_000);
 
@@ -68,6 +71,7 @@ describe.each([
     assertPluginBuilt();
     const started = performance.now();
     stateDir = join(dir, `lab-${tag}`);
+    stateDirs.push(stateDir);
     configFile = join(dir, `cluster-${tag}.yaml`);
     prefix = `kv${tag}${process.pid.toString(36).slice(-4)}`;
     writeFileSync(configFile, yaml);

@@ -57,7 +57,7 @@ describe('cluster add-ons', () => {
 
   it('the validation is not a rubber stamp: a wrong type or a missing field is refused', () => {
     const deployment = objects.find((o) => o.object.kind === 'Deployment')!.object;
-    const broken = structuredClone(deployment) as { spec: { replicas: unknown; template: { spec: { containers: { ports: { containerPort: unknown }[] }[] } } } };
+    const broken = structuredClone(deployment) as unknown as { spec: { replicas: unknown; template: { spec: { containers: { ports: { containerPort: unknown }[] }[] } } } };
     broken.spec.replicas = 'two';
     broken.spec.template.spec.containers[0]!.ports[0]!.containerPort = '53';
     expect(() => new Deployment(broken as never).validate()).toThrow(/replicas must be integer[\s\S]*containerPort must be integer/);

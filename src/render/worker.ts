@@ -2,7 +2,7 @@
 // network. Every credential here is this node's own.
 import { PATHS, UNITS } from '../plan/paths.ts';
 import type { PlannedNode } from '../plan/plan.ts';
-import { componentBinary, imageArchives } from './artifacts.ts';
+import { componentBinary, imageArchives, type ImageArchive } from './artifacts.ts';
 import { cniConflist } from './cni.ts';
 import { kubeletConfiguration, kubeProxyConfiguration } from './component-configs.ts';
 import { baseView, criUnit, render, type RenderContext } from './context.ts';
@@ -48,7 +48,7 @@ export function workerFiles(ctx: RenderContext, node: PlannedNode): RenderedFile
 }
 
 /** Air-gapped: the list of image archives and the oneshot unit that loads them into the runtime. */
-function imageFiles(ctx: RenderContext, images: ReturnType<typeof imageArchives>, view: ReturnType<typeof baseView> & { runtimeUnit: string }): RenderedFile[] {
+function imageFiles(ctx: RenderContext, images: ImageArchive[], view: ReturnType<typeof baseView> & { runtimeUnit: string }): RenderedFile[] {
   const docker = ctx.plan.runtime === 'docker';
   // The runtime's unit, not cri-dockerd's: images live in dockerd's (or containerd's) store.
   const runtimeUnit = docker ? UNITS.docker : UNITS.containerd;

@@ -11,6 +11,7 @@ type Main = (argv: string[]) => Promise<number>;
 const commands: Record<string, { summary: string; load: () => Promise<Main> }> = {
   render: { summary: 'cluster.yaml -> out/<node>/… (every file of every node)', load: async () => (await import('./render/cli.ts')).main },
   provision: { summary: 'render, then bring nodes to it over ssh (--node NAME, --dry-run, --rollback)', load: async () => (await import('./ship/cli.ts')).main },
+  smoke: { summary: 'check the Kubernetes layer of a running cluster: nodes, pods, pod→pod, DNS, NodePort', load: async () => (await import('./smoke/cli.ts')).main },
   lab: { summary: 'the pod network in network namespaces on this host: up | check | status | down', load: async () => (await import('./lab/cli.ts')).main },
   bench: { summary: 'benchmarks printing ratios against reference runs', load: async () => benchMain },
 };

@@ -35,7 +35,16 @@ export interface Versions {
   etcd: { version: string; archive: Artifact };
   criDockerd: { version: string; archive: Artifact };
   containerd: { version: string; archive: Artifact; runc: Artifact };
-  pauseImage: string;
+  images: { coredns: ImagePin; pause: ImagePin; smoke: ImagePin };
+}
+
+/** A container image: `repository:tag`, the registry's digest for pulls, the image ID for archives. */
+export interface ImagePin {
+  image: string;
+  /** Manifest (list) digest in the registry: nodes that pull use `image@digest`. */
+  digest?: string;
+  /** Image ID (`sha256:` of its config): what an air-gapped archive must hold. */
+  id?: string;
 }
 
 export interface ClusterConfig {
@@ -120,8 +129,9 @@ export function applyDefaults(raw: RawClusterConfig): ClusterConfig {
       ...(n.ssh !== undefined && { ssh: { ...n.ssh } }),
     })),
     runtime: raw.runtime ?? DEFAULTS.runtime,
-    // Each release entry is replaced whole: mixing a version with another's checksum is never right.
-    versions: { ...DEFAULTS.versions, ...raw.versions },
+    // Each release entry (and each image) is replaced whole: mixing a version with another's
+    // checksum is never right.
+    versions: { ...DEFAULTS.versions, ...raw.versions, images: { ...DEFAULTS.versions.images, ...raw.versions?.images } },
     binaries: { ...raw.binaries },
     ipsec: { ...DEFAULTS.ipsec, ...raw.ipsec },
     pki: { ...DEFAULTS.pki, ...raw.pki },

@@ -46,5 +46,30 @@ export const PINNED: Versions = {
       checksum: 'sha256:5966ca40b6187b30e33bfc299c5f1fe72e8c1aa01cf3fefdadf391668f47f103',
     },
   },
-  pauseImage: 'registry.k8s.io/pause:3.10.1',
+  images: {
+    // Container images, each pinned by tag and, where a stored public source gives it, by the
+    // registry's manifest digest (nodes that pull use `image@digest`). `id` is the image ID
+    // (sha256 of the linux/amd64 config): what an air-gapped archive (docker save) is checked
+    // against. No stored source gives the amd64 config digest of these three images, so no `id`
+    // is pinned by default: an archive is then checked for integrity (config and every layer
+    // against their digests) and for carrying this tag; set `id` to pin its content too.
+    coredns: {
+      // Kubernetes v1.35 ships CoreDNS v1.13.1 (kubeadm's CoreDNSVersion; `kubeadm config images
+      // list` for v1.35.0). No stored source has the digest of registry.k8s.io/coredns/coredns:
+      // v1.13.1, so the CoreDNS project's own image of that release is used, whose digest several
+      // public pins agree on (docker.io/coredns/coredns:1.13.1).
+      image: 'docker.io/coredns/coredns:1.13.1',
+      digest: 'sha256:9b9128672209474da07c91439bf15ed704ae05ad918dd6454e5b6ae14e35fee6',
+    },
+    pause: {
+      // kubeadm's PauseVersion for v1.35; digest as pinned in many public manifests.
+      image: 'registry.k8s.io/pause:3.10.1',
+      digest: 'sha256:278fb9dbcca9518083ad1e11276933a2e96f23de604a3a08cc3c80002767d24c',
+    },
+    smoke: {
+      // Kubernetes' own e2e test image: `netexec` serves HTTP, and it carries nslookup/dig.
+      image: 'registry.k8s.io/e2e-test-images/agnhost:2.53',
+      digest: 'sha256:99c6b4bb4a1e1df3f0b3752168c89358794d02258ebebc26bf21c29399011a85',
+    },
+  },
 };

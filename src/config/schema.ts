@@ -28,6 +28,21 @@ const artifact = {
   },
 } as const;
 
+const imagePin = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['image'],
+  properties: {
+    image: {
+      type: 'string',
+      pattern: '^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$',
+      description: 'registry/repository:tag (a tag is required; an air-gapped archive must carry it).',
+    },
+    digest: { type: 'string', pattern: '^sha256:[0-9a-f]{64}$', description: 'Registry manifest (list) digest: nodes that pull use image@digest.' },
+    id: { type: 'string', pattern: '^sha256:[0-9a-f]{64}$', description: 'Image ID (sha256 of the image config, `docker image inspect -f {{.Id}}`): an air-gapped archive must hold exactly this image.' },
+  },
+} as const;
+
 export const clusterSchema = {
   $schema: 'http://json-schema.org/draft-07/schema#',
   $id: 'https://github.com/kube-ipsec/kube-ipsec/schema/cluster.schema.json',
@@ -122,7 +137,12 @@ export const clusterSchema = {
           required: ['version', 'archive', 'runc'],
           properties: { version: { type: 'string', pattern: '^[0-9]+\\.[0-9]+\\.[0-9]+$' }, archive: artifact, runc: artifact },
         },
-        pauseImage: { type: 'string', minLength: 1, description: 'Sandbox (pause) image for the runtime.' },
+        images: {
+          type: 'object',
+          additionalProperties: false,
+          description: 'Container images the cluster runs (CoreDNS, the runtime\'s pause image, the smoke test). Override one image whole.',
+          properties: { coredns: imagePin, pause: imagePin, smoke: imagePin },
+        },
       },
     },
     binaries: {

@@ -32,7 +32,7 @@ export interface DownReport {
 }
 
 /** Files and directories the lab writes into its state dir (and nothing else is removed). */
-const LAB_FILES = [STATE_FILE, 'nodes', 'out', 'pki', 'cluster.yaml', 'captures', 'vms', 'ssh'];
+const LAB_FILES = [STATE_FILE, 'nodes', 'out', 'pki', 'cluster.yaml', 'captures', 'vms', 'ssh', 'binaries', 'image-build'];
 
 export async function down(stateDir: string, opts: { runner?: Runner; log?: (line: string) => void } = {}): Promise<DownReport> {
   const runner = opts.runner ?? processRunner;

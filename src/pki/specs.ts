@@ -27,6 +27,9 @@ export function caCommonName(plan: Plan): string {
 /** Members of system:masters are bound to cluster-admin by every Kubernetes release. */
 export const ADMIN_GROUP = 'system:masters';
 
+/** The API server's identity towards kubelets (logs, exec, port-forward); add-ons bind it too. */
+export const APISERVER_KUBELET_CLIENT = 'kube-apiserver-kubelet-client';
+
 export function certSpecs(plan: Plan): CertSpec[] {
   const m = plan.master;
   const localhost = { dns: [m.name, 'localhost'], ips: [m.ip, '127.0.0.1'] };
@@ -67,7 +70,7 @@ export function certSpecs(plan: Plan): CertSpec[] {
     },
     {
       id: 'apiserver-kubelet-client',
-      commonName: 'kube-apiserver-kubelet-client',
+      commonName: APISERVER_KUBELET_CLIENT,
       organizations: [ADMIN_GROUP],
       dnsNames: [],
       ipAddresses: [],

@@ -29,6 +29,16 @@ export const PATHS = {
   kubeletKubeconfig: '/etc/kubernetes/kubelet.conf',
   kubeProxyKubeconfig: '/etc/kubernetes/kube-proxy.conf',
 
+  /** kubectl's default kubeconfig for root on the master: the admin credential (0600). */
+  rootKubeconfig: '/root/.kube/config',
+  /** Cluster add-ons (CoreDNS, RBAC), applied by kube-ipsec-addons.service on the master. */
+  addonsDir: '/etc/kubernetes/addons',
+  addonsScript: '/usr/local/lib/kube-ipsec/apply-addons',
+  /** Image archives of an air-gapped install, loaded into the runtime before the kubelet starts. */
+  imagesDir: '/var/lib/kube-ipsec/images',
+  imagesList: '/etc/kube-ipsec/images.tsv',
+  imagesScript: '/usr/local/lib/kube-ipsec/load-images',
+
   kubeletConfig: '/var/lib/kubelet/config.yaml',
   kubeletServingCert: '/var/lib/kubelet/pki/kubelet.crt',
   kubeletServingKey: '/var/lib/kubelet/pki/kubelet.key',
@@ -88,6 +98,10 @@ export const UNITS = {
   criDockerService: 'cri-docker.service',
   criDockerSocket: 'cri-docker.socket',
   containerd: 'containerd.service',
+  /** Loads the air-gapped image archives into the runtime (oneshot, before the kubelet). */
+  images: 'kube-ipsec-images.service',
+  /** Applies the cluster add-ons once the API server is ready (oneshot, master). */
+  addons: 'kube-ipsec-addons.service',
   // The OS applies these files at boot; provisioning restarts them to apply a change now.
   modulesLoad: 'systemd-modules-load.service',
   sysctl: 'systemd-sysctl.service',

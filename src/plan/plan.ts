@@ -1,7 +1,7 @@
 // The plan: every value any rendered file needs, derived once from the configuration.
 // Pure (no I/O, clock or randomness). Renderers only format what is here, which is what
 // makes "every CIDR, IP and name agrees across files" checkable in one place.
-import type { ClusterConfig, Role, SshConfig, Versions } from '../config/defaults.ts';
+import type { ClusterConfig, ImagePin, Role, SshConfig, Versions } from '../config/defaults.ts';
 import { chooseSubnet } from './addressing.ts';
 import { addressAt, cidr, formatCidr, formatIpv4, type Cidr } from './ipv4.ts';
 import { podMtu, type EspMode } from './mtu.ts';
@@ -59,6 +59,24 @@ export interface Tunnel {
   b: string;
 }
 
+/** A container image as the nodes use it. */
+export interface PlannedImage {
+  /** repository:tag, as pinned. */
+  image: string;
+  /**
+   * What manifests and runtime flags name: `image@digest` where nodes pull (the registry
+   * verifies the content), plain `image` in an air-gapped install (the archive loaded into the
+   * runtime carries the tag, not the registry digest; its image ID is verified instead).
+   */
+  ref: string;
+  /** Pinned image ID (sha256 of the config), if any. */
+  id?: string;
+  /** File name of its archive in binaries.dir (`docker save -o <archive> <image>`). */
+  archive: string;
+}
+
+export type ImageName = 'coredns' | 'pause' | 'smoke';
+
 export interface Plan {
   cluster: { name: string; domain: string };
   network: {
@@ -86,6 +104,7 @@ export interface Plan {
   tunnels: Tunnel[];
   runtime: ClusterConfig['runtime'];
   versions: Versions;
+  images: Record<ImageName, PlannedImage>;
   binariesDir?: string;
   /** binaries.allowAbsent: archives missing from binariesDir leave their units installed but idle. */
   binariesAllowAbsent: boolean;
@@ -173,6 +192,11 @@ export function planCluster(config: ClusterConfig): Plan {
     tunnels: meshPairs(nodes.map((n) => n.name)),
     runtime: config.runtime,
     versions: config.versions,
+    images: {
+      coredns: planImage(config.versions.images.coredns, config.binaries.dir !== undefined),
+      pause: planImage(config.versions.images.pause, config.binaries.dir !== undefined),
+      smoke: planImage(config.versions.images.smoke, config.binaries.dir !== undefined),
+    },
     ...(config.binaries.dir !== undefined && { binariesDir: config.binaries.dir }),
     binariesAllowAbsent: config.binaries.allowAbsent === true,
     ipsec: { ...config.ipsec },
@@ -192,6 +216,18 @@ export function planCluster(config: ClusterConfig): Plan {
     },
     vagrant: { ...config.vagrant },
   };
+}
+
+/** `registry.k8s.io/e2e-test-images/agnhost:2.53` → `agnhost-2.53.tar`. */
+export function imageArchiveName(image: string): string {
+  const lastSlash = image.lastIndexOf('/');
+  const [name, tag] = image.slice(lastSlash + 1).split(':') as [string, string];
+  return `${name}-${tag}.tar`;
+}
+
+function planImage(pin: ImagePin, airGapped: boolean): PlannedImage {
+  const ref = !airGapped && pin.digest ? `${pin.image}@${pin.digest}` : pin.image;
+  return { image: pin.image, ref, ...(pin.id !== undefined && { id: pin.id }), archive: imageArchiveName(pin.image) };
 }
 
 function firstUsable(c: Cidr): number {

@@ -3,7 +3,7 @@
 // Written into the node's tree (node.env, artifacts.tsv) for provision/ to act on.
 import type { Artifact } from '../config/defaults.ts';
 import { PATHS, UNITS } from '../plan/paths.ts';
-import type { Plan, PlannedNode } from '../plan/plan.ts';
+import type { Plan, PlannedImage, PlannedNode } from '../plan/plan.ts';
 import { runtimeUnits } from './context.ts';
 import { file, GENERATED, type RenderedFile } from './files.ts';
 
@@ -48,6 +48,30 @@ export function artifactMembers(plan: Plan, node: PlannedNode): ArtifactMember[]
   return members;
 }
 
+/** An image archive of an air-gapped install: verified, installed at `dest`, loaded into the runtime. */
+export interface ImageArchive {
+  image: PlannedImage;
+  dest: string;
+}
+
+/**
+ * The image archives a node needs: only in an air-gapped install (elsewhere the runtime pulls
+ * each image by its pinned digest), and only where pods run.
+ */
+export function imageArchives(plan: Plan, node: PlannedNode): ImageArchive[] {
+  if (plan.binariesDir === undefined || !node.runsPods) return [];
+  return [plan.images.pause, plan.images.coredns, plan.images.smoke].map((image) => ({ image, dest: `${PATHS.imagesDir}/${image.archive}` }));
+}
+
+/**
+ * artifacts.tsv row of an image archive: `image:<reference>`, the pinned image ID (or `-`), the
+ * archive's file name in binaries.dir, where it is installed. provision/install-binaries reads
+ * the `image:` prefix.
+ */
+export function imageArchiveRow(a: ImageArchive): string[] {
+  return [`image:${a.image.ref}`, a.image.id ?? '-', a.image.archive, a.dest];
+}
+
 /**
  * OS packages (Debian/Ubuntu names) every node needs. libstrongswan-standard-plugins: the
  * openssl plugin, without which charon has neither ECDSA keys nor AES-GCM. nftables: the node
@@ -72,8 +96,9 @@ export function everyOsPackage(): string[] {
 /** Units of the node in bring-up order (DESIGN decision 6). */
 export function nodeUnits(plan: Plan, node: PlannedNode): string[] {
   const head = [UNITS.nodeNetwork, UNITS.strongswan];
-  if (node.role === 'master') return [...head, UNITS.etcd, UNITS.apiserver, UNITS.controllerManager, UNITS.scheduler];
-  return [...head, ...runtimeUnits(plan, node), UNITS.kubelet, UNITS.kubeProxy];
+  if (node.role === 'master') return [...head, UNITS.etcd, UNITS.apiserver, UNITS.controllerManager, UNITS.scheduler, UNITS.addons];
+  const images = imageArchives(plan, node).length ? [UNITS.images] : [];
+  return [...head, ...runtimeUnits(plan, node), ...images, UNITS.kubelet, UNITS.kubeProxy];
 }
 
 export function nodeMetaFiles(plan: Plan, node: PlannedNode): RenderedFile[] {
@@ -90,7 +115,16 @@ export function nodeMetaFiles(plan: Plan, node: PlannedNode): RenderedFile[] {
     `UNITS="${nodeUnits(plan, node).join(' ')}"`,
     '',
   ].join('\n');
-  const rows = artifactMembers(plan, node).map((m) => [m.artifact.url, m.artifact.checksum, m.member, m.dest].join('\t'));
-  const tsv = [`# ${GENERATED}`, '# url\tchecksum\tmember (- = the file itself)\tdestination', ...rows, ''].join('\n');
+  const rows = [
+    ...artifactMembers(plan, node).map((m) => [m.artifact.url, m.artifact.checksum, m.member, m.dest].join('\t')),
+    ...imageArchives(plan, node).map((a) => imageArchiveRow(a).join('\t')),
+  ];
+  const tsv = [
+    `# ${GENERATED}`,
+    '# url\tchecksum\tmember (- = the file itself)\tdestination',
+    '# image:<reference>\timage ID (- = not pinned)\tarchive in binaries.dir\tdestination (loaded by kube-ipsec-images.service)',
+    ...rows,
+    '',
+  ].join('\n');
   return [file(PATHS.nodeEnv, env), file(PATHS.artifacts, tsv)];
 }

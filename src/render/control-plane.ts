@@ -9,7 +9,12 @@ import { apiserverFlags, controllerManagerFlags, etcdFlags, schedulerFlags } fro
 import { kubeconfig } from './kubeconfig.ts';
 import { schedulerConfiguration } from './component-configs.ts';
 import { unit } from './mesh.ts';
-import { GENERATED } from './files.ts';
+import { EXECUTABLE, GENERATED } from './files.ts';
+import { addonFiles, addonManifests } from './addons.ts';
+import { render } from './context.ts';
+
+/** How long the add-on unit waits for the API server's /readyz before it gives up, saying so. */
+export const ADDONS_READY_TIMEOUT_S = 300;
 
 export function controlPlaneFiles(ctx: RenderContext): RenderedFile[] {
   const { plan, pki } = ctx;
@@ -22,6 +27,15 @@ export function controlPlaneFiles(ctx: RenderContext): RenderedFile[] {
   const component = (name: string, unitName: string, flags: readonly (readonly [string, string])[]) =>
     unit(ctx, unitName, { ...view, binary: componentBinary(name), flags });
 
+  const admin = kc(PATHS.adminKubeconfig, 'kubernetes-admin', 'admin', plan.apiserver.url);
+  const addonsView = {
+    ...view,
+    kubectl: componentBinary('kubectl'),
+    apiserverUrl: plan.apiserver.url,
+    manifests: addonManifests(plan).map((m) => m.path),
+    readyTimeoutSeconds: ADDONS_READY_TIMEOUT_S,
+    startTimeoutSeconds: ADDONS_READY_TIMEOUT_S + 120,
+  };
   return [
     file(PATHS.caCert, pki.ca.cert),
     secret(PATHS.caKey, pki.ca.key),
@@ -33,8 +47,10 @@ export function controlPlaneFiles(ctx: RenderContext): RenderedFile[] {
     ...pair(PATHS.apiserverKubeletClientCert, PATHS.apiserverKubeletClientKey, 'apiserver-kubelet-client'),
     secret(PATHS.serviceAccountKey, pki.serviceAccount.key),
     file(PATHS.serviceAccountPub, pki.serviceAccount.pub),
-    // admin.conf points at the master's address so it also works from the host.
-    kc(PATHS.adminKubeconfig, 'kubernetes-admin', 'admin', plan.apiserver.url),
+    // admin.conf points at the master's address so it also works from the host; root's
+    // kubectl on the master uses the same credential by default.
+    admin,
+    { ...admin, path: PATHS.rootKubeconfig },
     kc(PATHS.controllerManagerKubeconfig, 'system:kube-controller-manager', 'controller-manager'),
     kc(PATHS.schedulerKubeconfig, 'system:kube-scheduler', 'scheduler'),
     file(PATHS.schedulerConfig, schedulerConfiguration(GENERATED)),
@@ -42,5 +58,8 @@ export function controlPlaneFiles(ctx: RenderContext): RenderedFile[] {
     component('kube-apiserver', UNITS.apiserver, apiserverFlags(plan)),
     component('kube-controller-manager', UNITS.controllerManager, controllerManagerFlags(plan)),
     component('kube-scheduler', UNITS.scheduler, schedulerFlags()),
+    ...addonFiles(plan, GENERATED),
+    file(PATHS.addonsScript, render(ctx, PATHS.addonsScript, addonsView), EXECUTABLE),
+    unit(ctx, UNITS.addons, addonsView),
   ];
 }

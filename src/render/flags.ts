@@ -136,7 +136,7 @@ export function criDockerdFlags(plan: Plan): Flag[] {
     ['cni-bin-dir', PATHS.cniBinDir],
     ['cni-conf-dir', PATHS.cniConfDir],
     // kubelet 1.35 dropped --pod-infra-container-image; the runtime owns the sandbox image.
-    ['pod-infra-container-image', plan.versions.pauseImage],
+    ['pod-infra-container-image', plan.images.pause.ref],
   ];
 }
 

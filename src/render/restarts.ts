@@ -12,7 +12,7 @@
 // its nftables table.
 import { PATHS, UNITS } from '../plan/paths.ts';
 import type { Plan, PlannedNode } from '../plan/plan.ts';
-import { artifactMembers, nodeUnits } from './artifacts.ts';
+import { artifactMembers, imageArchives, nodeUnits } from './artifacts.ts';
 import type { RenderedFile } from './files.ts';
 
 export type RestartAction = 'restart' | 'reload';
@@ -35,7 +35,8 @@ const ABSOLUTE_PATH = /\/(?:[A-Za-z0-9._@+-]+\/)*[A-Za-z0-9._@+-]+/g;
 export function restartRules(plan: Plan, node: PlannedNode, files: readonly RenderedFile[]): RestartRule[] {
   const byPath = new Map(files.map((f) => [f.path, f]));
   // Binaries count as dependencies too: a new kubelet binary restarts kubelet.
-  const known = new Set([...byPath.keys(), ...artifactMembers(plan, node).map((m) => m.dest)]);
+  // So do image archives: a new archive re-runs the unit that loads it.
+  const known = new Set([...byPath.keys(), ...artifactMembers(plan, node).map((m) => m.dest), ...imageArchives(plan, node).map((a) => a.dest)]);
   const closure = (roots: string[], exclude: readonly string[]): string[] => {
     const seen = new Set<string>();
     const visit = (path: string) => {

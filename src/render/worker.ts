@@ -2,18 +2,19 @@
 // network. Every credential here is this node's own.
 import { PATHS, UNITS } from '../plan/paths.ts';
 import type { PlannedNode } from '../plan/plan.ts';
-import { componentBinary } from './artifacts.ts';
+import { componentBinary, imageArchives, type ImageArchive } from './artifacts.ts';
 import { cniConflist } from './cni.ts';
 import { kubeletConfiguration, kubeProxyConfiguration } from './component-configs.ts';
 import { baseView, criUnit, render, type RenderContext } from './context.ts';
-import { file, GENERATED, secret, type RenderedFile } from './files.ts';
+import { EXECUTABLE, file, GENERATED, secret, type RenderedFile } from './files.ts';
 import { containerdFlags, criDockerdFlags, dockerdFlags, kubeletFlags, kubeProxyFlags } from './flags.ts';
 import { kubeconfig } from './kubeconfig.ts';
 import { unit } from './mesh.ts';
 
 export function workerFiles(ctx: RenderContext, node: PlannedNode): RenderedFile[] {
   const { plan, pki } = ctx;
-  const view = { ...baseView(ctx, node), runtimeUnit: criUnit(plan) };
+  const images = imageArchives(plan, node);
+  const view = { ...baseView(ctx, node), runtimeUnit: criUnit(plan), imagesUnit: images.length ? UNITS.images : '' };
   const cred = (id: string) => pki.certs[`${id}@${node.name}`]!;
   const kc = (path: string, user: string, id: string) =>
     secret(path, kubeconfig({ cluster: plan.cluster.name, server: plan.apiserver.url, user, caCert: pki.ca.cert, credential: cred(id) }));
@@ -39,8 +40,28 @@ export function workerFiles(ctx: RenderContext, node: PlannedNode): RenderedFile
   } else {
     files.push(
       unit(ctx, UNITS.containerd, { ...view, binary: componentBinary('containerd'), flags: containerdFlags() }),
-      file(PATHS.containerdConfig, render(ctx, PATHS.containerdConfig, { ...view, pauseImage: plan.versions.pauseImage })),
+      file(PATHS.containerdConfig, render(ctx, PATHS.containerdConfig, { ...view, pauseImage: plan.images.pause.ref })),
     );
   }
+  if (images.length) files.push(...imageFiles(ctx, images, view));
   return files;
+}
+
+/** Air-gapped: the list of image archives and the oneshot unit that loads them into the runtime. */
+function imageFiles(ctx: RenderContext, images: ImageArchive[], view: ReturnType<typeof baseView> & { runtimeUnit: string }): RenderedFile[] {
+  const docker = ctx.plan.runtime === 'docker';
+  // The runtime's unit, not cri-dockerd's: images live in dockerd's (or containerd's) store.
+  const runtimeUnit = docker ? UNITS.docker : UNITS.containerd;
+  const list = [
+    `# ${GENERATED}`,
+    '# reference<TAB>image ID (- = not pinned)<TAB>archive: what kube-ipsec-images.service loads into the runtime',
+    ...images.map((a) => [a.image.ref, a.image.id ?? '-', a.dest].join('\t')),
+    '',
+  ].join('\n');
+  const loaderView = { ...view, runtimeUnit, docker, runtime: docker ? 'docker' : 'containerd', ctr: componentBinary('ctr') };
+  return [
+    file(PATHS.imagesList, list),
+    file(PATHS.imagesScript, render(ctx, PATHS.imagesScript, loaderView), EXECUTABLE),
+    unit(ctx, UNITS.images, loaderView),
+  ];
 }

@@ -6,7 +6,7 @@ import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, writeF
 import { basename, dirname, join } from 'node:path';
 import { PATHS } from '../plan/paths.ts';
 import type { Plan } from '../plan/plan.ts';
-import { artifactMembers } from '../render/artifacts.ts';
+import { artifactMembers, imageArchives } from '../render/artifacts.ts';
 import type { RenderedCluster } from '../render/index.ts';
 import { restartRules, type RestartRule } from '../render/restarts.ts';
 import { EXECUTABLE } from '../render/files.ts';
@@ -131,6 +131,30 @@ export function nodeBundles(plan: Plan, cluster: RenderedCluster, names: readonl
           verify: () => {
             if (!verified.has(file)) verified.set(file, verifyArchive(file, algo, hex, artifact.url));
             return verified.get(file)!;
+          },
+        });
+      }
+      // Image archives: the node verifies them (image ID, layers, tag) before it installs
+      // anything; here they only need to exist. Their installed copy is what the node keeps, so
+      // an archive the node already holds is not sent again.
+      for (const a of imageArchives(plan, node)) {
+        const file = join(binariesDir, a.image.archive);
+        if (plan.binariesAllowAbsent && !existsSync(file)) {
+          missing.add(a.image.archive);
+          continue;
+        }
+        archives.set(`image:${a.image.ref}`, {
+          name: a.image.archive,
+          url: `image:${a.image.ref}`,
+          checksum: a.image.id ?? '-',
+          file,
+          cachePath: a.dest,
+          verify: async () => {
+            try {
+              return statSync(file).size;
+            } catch {
+              throw new ShipError(`air-gapped install: ${file} is missing (binaries.dir in cluster.yaml): put the image ${a.image.image} there (docker save -o ${a.image.archive} ${a.image.image})`);
+            }
           },
         });
       }

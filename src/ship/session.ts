@@ -190,12 +190,12 @@ async function readState(out: StreamReader): Promise<NodeState | undefined> {
 
 /** Applies one report line of provision/ to the result; false for lines that are not reports. */
 function record(result: NodeResult, line: string): boolean {
-  const m = /^(install|remove|binary|absent|idle|package|restart|reload|start|stop|enable|disable|failed|resume|daemon-reload)(?: (.+))?$/.exec(line);
+  const m = /^(install|remove|binary|image|absent|idle|package|restart|reload|start|stop|enable|disable|failed|resume|daemon-reload)(?: (.+))?$/.exec(line);
   if (!m) return false;
   const [, verb, arg = ''] = m;
   if (verb === 'install') result.installed.push(arg);
   else if (verb === 'remove') result.removed.push(arg);
-  else if (verb === 'binary') result.binaries.push(arg);
+  else if (verb === 'binary' || verb === 'image') result.binaries.push(arg);
   else if (verb === 'absent') result.absent.push(arg);
   else if (verb === 'idle') result.idle.push(arg);
   else if (verb === 'package') result.packages.push(arg);

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { stringify } from 'yaml';
 import { PINNED } from '../../src/config/pins.ts';
-import type { Versions } from '../../src/config/defaults.ts';
+import type { ImagePin, Versions } from '../../src/config/defaults.ts';
+import { imageArchiveName } from '../../src/plan/plan.ts';
 
 /** Members of each pinned archive; an empty list is a bare binary (runc). */
 const MEMBERS: { url: string; members: string[] }[] = [
@@ -52,12 +53,49 @@ export function makeReleases(dir: string, build = 'test-1'): TestReleases {
     }
     checksums.set(name, createHash('sha256').update(readFileSync(join(dir, name))).digest('hex'));
   }
+  const images = Object.fromEntries(
+    Object.entries(PINNED.images).map(([key, pin]) => [key, { image: pin.image, id: dockerArchive(join(dir, imageArchiveName(pin.image)), pin.image, `${key} ${build}`) }]),
+  ) as Versions['images'];
+  for (const pin of Object.values(images)) checksums.set(imageArchiveName(pin.image), pin.id!.slice('sha256:'.length));
   const artifact = (url: string) => ({ url, checksum: `sha256:${checksums.get(basename(url))}` });
   const versions: Partial<Versions> = {
     kubernetes: { version: PINNED.kubernetes.version, server: artifact(PINNED.kubernetes.server.url), node: artifact(PINNED.kubernetes.node.url) },
     etcd: { version: PINNED.etcd.version, archive: artifact(PINNED.etcd.archive.url) },
     criDockerd: { version: PINNED.criDockerd.version, archive: artifact(PINNED.criDockerd.archive.url) },
     containerd: { version: PINNED.containerd.version, archive: artifact(PINNED.containerd.archive.url), runc: artifact(PINNED.containerd.runc.url) },
+    images,
   };
   return { dir, yaml: stringify({ versions, binaries: { dir } }), checksums };
 }
+
+/**
+ * A docker archive (the layout `docker save` writes) of `image`: one layer holding a file with
+ * `content`, its config and manifest.json. Returns the image ID (sha256 of the config).
+ */
+export function dockerArchive(file: string, image: string, content: string): string {
+  const work = mkdtempSync(join(tmpdir(), 'kube-ipsec-image-'));
+  try {
+    mkdirSync(join(work, 'layer'));
+    writeFileSync(join(work, 'layer', 'hello'), `${content}\n`);
+    const layerTar = join(work, 'layer.tar');
+    tar(['--mtime=@0', '--owner=0', '--group=0', '-cf', layerTar, '-C', join(work, 'layer'), 'hello']);
+    const diffId = createHash('sha256').update(readFileSync(layerTar)).digest('hex');
+    const config = JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Cmd: ['/hello'] }, rootfs: { type: 'layers', diff_ids: [`sha256:${diffId}`] } });
+    const id = createHash('sha256').update(config).digest('hex');
+    mkdirSync(join(work, 'archive', diffId), { recursive: true });
+    writeFileSync(join(work, 'archive', `${id}.json`), config);
+    writeFileSync(join(work, 'archive', diffId, 'layer.tar'), readFileSync(layerTar));
+    writeFileSync(join(work, 'archive', 'manifest.json'), JSON.stringify([{ Config: `${id}.json`, RepoTags: [image], Layers: [`${diffId}/layer.tar`] }]));
+    tar(['-cf', file, '-C', join(work, 'archive'), 'manifest.json', `${id}.json`, `${diffId}/layer.tar`]);
+    return `sha256:${id}`;
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+function tar(args: string[]): void {
+  const r = spawnSync('tar', args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`tar ${args.join(' ')}: ${r.stderr}`);
+}
+
+export type { ImagePin };

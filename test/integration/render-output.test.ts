@@ -71,7 +71,8 @@ describe('render to out/', () => {
     output = [];
     expect(await render()).toBe(0);
     const written = output.join('\n');
-    expect(written).toMatch(/ 4 written,/);
+    // three kubelet configs, CoreDNS's Service on the master, out/README.md
+    expect(written).toMatch(/ 5 written,/);
     writeConfig({ 'nodes.3': undefined });
     output = [];
     await render();

@@ -87,7 +87,9 @@ describe('an air-gapped install with absent archives (binaries.allowAbsent)', ()
     expect(r.report.filter((l) => l.startsWith('idle '))).toEqual([`idle ${UNITS.kubelet} /usr/local/bin/kubelet`, `idle ${UNITS.kubeProxy} /usr/local/bin/kube-proxy`]);
     expect(recorded(m.record, 'systemctl').filter((l) => / (kubelet|kube-proxy)\.service$/.test(l))).toEqual([]);
     expect(readFileSync(join(m.record, 'systemd-analyze.log'), 'utf8').trim().split('\n')).toEqual([`verify ${UNITS.kubelet}`, `verify ${UNITS.kubeProxy}`]);
-    const started = [UNITS.nodeNetwork, UNITS.strongswan, UNITS.docker, UNITS.criDockerSocket, UNITS.criDockerService];
+    // The image loader runs too: the runtime is there; the absent archives are said to be absent.
+    for (const image of ['pause-3.10.1.tar', 'coredns-1.13.1.tar', 'agnhost-2.53.tar']) expect(r.report).toContain(`absent ${PATHS.imagesDir}/${image}`);
+    const started = [UNITS.nodeNetwork, UNITS.strongswan, UNITS.docker, UNITS.criDockerSocket, UNITS.criDockerService, UNITS.images];
     expect(recorded(m.record, 'systemctl').filter((l) => l.startsWith('enable '))).toEqual(started.map((u) => `enable ${u}`));
     // The unit files are installed all the same.
     expect(existsSync(join(m.root, PATHS.systemdDir, UNITS.kubelet))).toBe(true);
@@ -154,6 +156,7 @@ describe('a Debian package as a release archive', () => {
       `idle ${UNITS.apiserver} /usr/local/bin/kube-apiserver`,
       `idle ${UNITS.controllerManager} /usr/local/bin/kube-controller-manager`,
       `idle ${UNITS.scheduler} /usr/local/bin/kube-scheduler`,
+      `idle ${UNITS.addons} needs ${UNITS.apiserver}`,
     ]);
     expect(PINNED.etcd.archive.url.endsWith('.tar.gz')).toBe(true);
   });

@@ -78,7 +78,7 @@ describe('provision/ scripts', () => {
     // Packages installed once, with services held back until apply starts them in order.
     expect(recorded(golden.record, 'apt')).toEqual(['update', expect.stringMatching(/^install \(services held\) strongswan-starter .*docker\.io$/)]);
     expect(existsSync(join(golden.root, 'usr/sbin/policy-rc.d'))).toBe(false);
-    const bringUp = [UNITS.nodeNetwork, UNITS.strongswan, UNITS.docker, UNITS.criDockerSocket, UNITS.criDockerService, UNITS.kubelet, UNITS.kubeProxy];
+    const bringUp = [UNITS.nodeNetwork, UNITS.strongswan, UNITS.docker, UNITS.criDockerSocket, UNITS.criDockerService, UNITS.images, UNITS.kubelet, UNITS.kubeProxy];
     expect(recorded(golden.record, 'systemctl')).toEqual([
       'daemon-reload',
       `restart ${UNITS.modulesLoad}`,

@@ -80,7 +80,7 @@ describe('kube-ipsec provision over ssh', () => {
       expect(existsSync(join(node(m).root, PATHS.caKey))).toBe(false);
       expect(installed(m, '/usr/local/bin/kubelet')).toContain('kubelet test-1');
       expect(mutations(m).filter((l) => l.startsWith('restart ')).slice(2)).toEqual(
-        [UNITS.nodeNetwork, UNITS.strongswan, UNITS.docker, UNITS.criDockerSocket, UNITS.criDockerService, UNITS.kubelet, UNITS.kubeProxy].map((u) => `restart ${u}`),
+        [UNITS.nodeNetwork, UNITS.strongswan, UNITS.docker, UNITS.criDockerSocket, UNITS.criDockerService, UNITS.images, UNITS.kubelet, UNITS.kubeProxy].map((u) => `restart ${u}`),
       );
     }
     expect(existsSync(join(node('master').root, PATHS.cniPlugin))).toBe(false);
@@ -133,10 +133,13 @@ describe('kube-ipsec provision over ssh', () => {
     clearAll();
     const run = await provision();
     expect(run.code, run.stderr).toBe(0);
-    expect(row(run, 'master')).toMatch(/^\s+master\s+ok\s+0 files/);
-    expect(mutations('master')).toEqual([]);
+    // The master serves that address through CoreDNS's Service: only its manifest changes, and
+    // only the add-ons are applied again.
+    expect(row(run, 'master')).toMatch(/^\s+master\s+changed\s+1 file\s+restart kube-ipsec-addons\.service/);
+    expect(mutations('master')).toEqual([`restart ${UNITS.addons}`]);
     const after = roots();
-    expect(after.get('master')).toEqual(before.get('master'));
+    const masterChanged = [...after.get('master')!].filter(([p, v]) => before.get('master')!.get(p) !== v).map(([p]) => `/${p}`);
+    expect(masterChanged).toEqual([`${PATHS.addonsDir}/20-coredns.yaml`]);
     for (const m of MINIONS) {
       const changedPaths = [...after.get(m)!].filter(([p, v]) => before.get(m)!.get(p) !== v).map(([p]) => `/${p}`);
       expect(changedPaths, m).toEqual([PATHS.kubeletConfig]);

@@ -54,12 +54,15 @@ function nodeRoot(name: string, files: RenderedFile[]): { root: string; units: s
 describe.each([
   ['docker', {}],
   ['containerd', { runtime: 'containerd' }],
+  // air-gapped: the image loader unit and the kubelet ordered after it
+  ['docker, air-gapped', { binaries: { dir: './binaries' } }],
+  ['containerd, air-gapped', { runtime: 'containerd', binaries: { dir: './binaries' } }],
 ])('systemd-analyze verify (runtime %s)', (runtime, edits) => {
   const plan = makePlan(edits);
   const cluster = renderCluster(plan, placeholderPki(plan), loadTemplates());
 
   it.each(plan.nodes.map((n) => n.name))('%s: every rendered unit verifies, with its strongSwan drop-in', (node) => {
-    const { root, units, stubs } = nodeRoot(`${runtime}-${node}`, cluster.nodes.get(node)!);
+    const { root, units, stubs } = nodeRoot(`${runtime.replace(/\W+/g, '-')}-${node}`, cluster.nodes.get(node)!);
     // Only binaries the provisioner downloads (or the runtime package installs) are stand-ins.
     for (const s of stubs) expect(s, s).toMatch(/^\/usr\/local\/(s?bin)\/|^\/usr\/sbin\/dockerd$/);
     const r = spawnSync('systemd-analyze', ['verify', `--root=${root}`, ...units, UNITS.strongswan], { encoding: 'utf8' });

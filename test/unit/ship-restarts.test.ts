@@ -108,7 +108,15 @@ describe('restart map', () => {
       `restart ${UNITS.apiserver}`,
       `restart ${UNITS.controllerManager}`,
       `restart ${UNITS.scheduler}`,
+      `restart ${UNITS.addons}`,
     ]);
+  });
+
+  it('re-applies the add-ons when a rendered manifest changes, and restarts nothing else', () => {
+    expect(affected('master', `${PATHS.addonsDir}/20-coredns.yaml`)).toEqual([`restart ${UNITS.addons}`]);
+    expect(affected('master', `${PATHS.addonsDir}/10-rbac.yaml`)).toEqual([`restart ${UNITS.addons}`]);
+    // the apiserver's kubelet-client certificate does not concern the add-ons
+    expect(affected('master', PATHS.apiserverKubeletClientCert)).toEqual([`restart ${UNITS.apiserver}`]);
   });
 
   it('restarts every control-plane component that reads the CA, and only those', () => {

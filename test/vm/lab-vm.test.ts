@@ -82,6 +82,11 @@ describe.each([
     expect(state.espMode).toBe('kernel');
     expect(up.stdout).toMatch(/provision: provisioned: 3 of 3 nodes ok/);
     expect(up.stdout).toMatch(/provision:\s+minion1\s+kubelet\.service \(no \/usr\/local\/bin\/kubelet\)|kubelet\.service \(no \/usr\/local\/bin\/kubelet\)/);
+    // The air-gapped image path, for real: an image built from busybox-static, verified by
+    // provisioning and loaded into each minion's docker by kube-ipsec-images.service.
+    for (const m of ['minion1', 'minion2']) expect(up.stdout).toMatch(new RegExp(`${m}: docker holds kube-ipsec\\.test/smoke:busybox sha256:[0-9a-f]{64}, loaded from its archive`));
+    // The add-ons wait for an API server this lab cannot run: installed, verified, idle.
+    expect(up.stdout).toMatch(/kube-ipsec-addons\.service \(needs kube-apiserver\.service\)/);
 
     const check = await lab(['check', '--json']);
     const report = JSON.parse(check.stdout) as CheckReport;

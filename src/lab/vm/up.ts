@@ -5,13 +5,13 @@
 // namespace) installs every node over ssh exactly as it would a Vagrant VM, and pods are
 // made by the plugin inside each minion. Everything created is recorded before it exists.
 import { availableParallelism } from 'node:os';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Document } from 'yaml';
 import { parseCluster } from '../../config/load.ts';
 import { PATHS } from '../../plan/paths.ts';
-import { planCluster } from '../../plan/plan.ts';
+import { imageArchiveName, planCluster, type Plan } from '../../plan/plan.ts';
 import { stopwatch, timer } from '../../clock.ts';
 import { LabError, onPath } from '../host.ts';
 import type { Lab } from '../lab.ts';
@@ -32,6 +32,7 @@ import { DEFAULT_IMAGE_CACHE, ensureImage, type NodeImage } from './image.ts';
 import { labTaps, seedText, vmLayout, vmWireBatch, type VmLayout } from './layout.ts';
 import { chooseAccel, overlayArgv, qemuArgv, QEMU, QEMU_COMM, startQemu, vmFiles } from './qemu.ts';
 import { generateKeys, seedKeys, type LabKeys } from './ssh.ts';
+import { buildTestImage, TEST_IMAGE, type BuiltImage } from './test-image.ts';
 
 export interface VmUpOptions {
   configFile: string;
@@ -63,6 +64,7 @@ const TOOLS: Record<string, string> = {
   tcpdump: 'tcpdump',
   ping: 'iputils-ping',
   'apt-get': 'apt',
+  podman: 'podman',
 };
 
 export function vmPreflight(plugin: string): void {
@@ -113,7 +115,14 @@ export async function vmUp(opts: VmUpOptions): Promise<VmUpResult> {
     vm: { layout, image: { key: image.key, dir: image.dir }, accel, taps: [], overlays: [], bootSeconds: {}, ...(image.builtIn !== undefined && { imageBuildSeconds: image.builtIn }) },
   });
   const keys = await generateKeys(runner, stateDir, layout);
-  const files = await renderForLab(configFile, stateDir, 'kernel', lifetimes, (doc) => labOverrides(doc, layout, keys, etcd));
+  // The lab's own air-gapped directory: Debian's etcd, and a smoke-test image built here from
+  // busybox-static, which provisioning verifies and loads into every minion's docker.
+  const binariesDir = join(stateDir, 'binaries');
+  mkdirSync(binariesDir, { recursive: true });
+  linkOrCopy(etcd.file, join(binariesDir, basename(etcd.file)));
+  const smoke = await buildTestImage(runner, join(stateDir, 'image-build'), join(binariesDir, imageArchiveName(TEST_IMAGE)));
+  log(`smoke image ${smoke.image} (${smoke.id}) built from busybox-static by podman: ${smoke.archive}`);
+  const files = await renderForLab(configFile, stateDir, 'kernel', lifetimes, (doc) => labOverrides(doc, layout, keys, etcd, { dir: binariesDir, smoke }));
   log(`rendered ${files.outDir} for VMs (ESP in the kernel; ssh, binaries.dir and etcd set for the lab): ${seconds(clock())}`);
 
   const lab = vmLab({ stateDir, state, topology, views: new Map(), runner }, plugin);
@@ -145,6 +154,7 @@ export async function vmUp(opts: VmUpOptions): Promise<VmUpResult> {
   const provisionSeconds = clock();
   state.updateVm({ provisionSeconds });
   log(`provisioned every node with \`kube-ipsec provision\`: ${seconds(provisionSeconds)}`);
+  await checkLoadedImage(runner, backend, plan, smoke, log);
 
   const sinceProvisioned = timer();
   const converged = await waitFor(async () => (await meshStatus(lab)).every((p) => p.up), 120_000, 250);
@@ -158,15 +168,46 @@ export async function vmUp(opts: VmUpOptions): Promise<VmUpResult> {
   return { lab, backend, image };
 }
 
-/** The lab's cluster.yaml: ssh to the management addresses with pinned host keys, the lab's binaries. */
-export function labOverrides(doc: Document, layout: VmLayout, keys: LabKeys, etcd: { upstream: string; url: string; sha256: string; file: string }): void {
+/**
+ * The image archive went the product's way (verified by provision/install-binaries, loaded by
+ * kube-ipsec-images.service): every minion's docker must now hold it, with the pinned image ID.
+ */
+async function checkLoadedImage(runner: Runner, backend: VmBackend, plan: Plan, image: BuiltImage, log: (line: string) => void): Promise<void> {
+  await mapLimit(plan.minions, plan.minions.length, async (m) => {
+    const r = await runner.run(backend.onNode(m.name, ['docker', 'image', 'inspect', '--format', '{{.Id}}', image.image]), { allowFail: true, timeoutMs: 60_000 });
+    const id = r.stdout.trim();
+    if (r.code !== 0 || id !== image.id) {
+      throw new LabError(`${m.name}: docker does not hold ${image.image} with image ID ${image.id} after provisioning (${r.code === 0 ? `it has ${id}` : r.stderr.trim()}): journalctl -u kube-ipsec-images.service on ${m.name}`);
+    }
+    log(`${m.name}: docker holds ${image.image} ${id}, loaded from its archive by kube-ipsec-images.service`);
+  });
+}
+
+function linkOrCopy(from: string, to: string): void {
+  if (existsSync(to)) return;
+  try {
+    linkSync(from, to);
+  } catch {
+    copyFileSync(from, to);
+  }
+}
+
+/** The lab's cluster.yaml: ssh to the management addresses with pinned host keys, the lab's binaries and smoke image. */
+export function labOverrides(
+  doc: Document,
+  layout: VmLayout,
+  keys: LabKeys,
+  etcd: { upstream: string; url: string; sha256: string; file: string },
+  binaries: { dir: string; smoke?: { image: string; id: string } },
+): void {
   const nodes = doc.get('nodes') as { items: unknown[] } | undefined;
   layout.nodes.forEach((v) => {
     const index = (nodes?.items ?? []).findIndex((n) => (n as { get(k: string): unknown }).get('name') === v.name);
     if (index < 0) throw new Error(`internal: node ${v.name} is not in cluster.yaml`);
     doc.setIn(['nodes', index, 'ssh'], doc.createNode({ host: v.mgmtIp, port: 22, user: 'root', privateKey: keys.clientKey, hostKey: keys.hosts.get(v.name)!.fingerprint }));
   });
-  doc.setIn(['binaries'], doc.createNode({ dir: dirname(etcd.file), allowAbsent: true }));
+  doc.setIn(['binaries'], doc.createNode({ dir: binaries.dir, allowAbsent: true }));
+  if (binaries.smoke) doc.setIn(['versions', 'images', 'smoke'], doc.createNode({ image: binaries.smoke.image, id: binaries.smoke.id }));
   doc.setIn(['versions', 'etcd'], doc.createNode({ version: etcd.upstream, archive: { url: etcd.url, checksum: `sha256:${etcd.sha256}` } }));
 }
 

@@ -1,0 +1,221 @@
+// `kube-ipsec smoke`, the edge: kubectl (with the admin kubeconfig) creates the run's namespace,
+// pods and Services, waits for them with bounded timeouts and a progress line per step, runs
+// the probes (curl inside the pods, HTTP from this machine to every NodePort), and removes all
+// of it again. Every decision about what it sees is in decide.ts.
+import type { IEndpointSlice } from 'kubernetes-models/discovery.k8s.io/v1/EndpointSlice';
+import type { IEvent } from 'kubernetes-models/v1/Event';
+import type { INamespace } from 'kubernetes-models/v1/Namespace';
+import type { INode } from 'kubernetes-models/v1/Node';
+import type { IPod } from 'kubernetes-models/v1/Pod';
+import type { IService } from 'kubernetes-models/v1/Service';
+import type { Plan } from '../plan/plan.ts';
+import type { Runner } from '../run.ts';
+import {
+  nodeFindings,
+  nodePortFinding,
+  podIpFinding,
+  podProblem,
+  podReady,
+  podToPodFinding,
+  probeOutcome,
+  serviceDnsFinding,
+  type DnsState,
+  type Finding,
+  type HttpProbe,
+  type List,
+} from './decide.ts';
+import { SERVICE_PORT, SMOKE_PORT, serviceName, smokeYaml, type SmokeRun } from './manifests.ts';
+
+/** What the smoke test needs from the cluster: kubectl's verbs, behind an interface. */
+export interface Kube {
+  /** `kubectl get ARGS -o json`; undefined when the object does not exist. */
+  get<T>(args: string[]): Promise<T | undefined>;
+  /** `kubectl apply -f -` */
+  apply(yaml: string): Promise<void>;
+  /** `kubectl exec` of argv in the pod's container; never throws for the command's own exit status. */
+  exec(namespace: string, pod: string, argv: string[], timeoutMs: number): Promise<HttpProbe>;
+  /** Starts deleting the namespace (and all in it). */
+  deleteNamespace(namespace: string): Promise<void>;
+}
+
+export function kubectlKube(runner: Runner, kubeconfig: string, kubectl = 'kubectl'): Kube {
+  const base = [kubectl, `--kubeconfig=${kubeconfig}`, '--request-timeout=20s'];
+  return {
+    async get<T>(args: string[]) {
+      const r = await runner.run([...base, 'get', ...args, '-o', 'json'], { allowFail: true, timeoutMs: 30_000 });
+      if (r.code === 0) return JSON.parse(r.stdout) as T;
+      if (/NotFound|not found/.test(r.stderr)) return undefined;
+      throw new Error(`kubectl get ${args.join(' ')}: ${r.stderr.trim() || `exit ${r.code}`}`);
+    },
+    async apply(yaml) {
+      await runner.run([...base, 'apply', '-f', '-'], { input: yaml, timeoutMs: 60_000 });
+    },
+    async exec(namespace, pod, argv, timeoutMs) {
+      const r = await runner.run([...base, '-n', namespace, 'exec', pod, '--', ...argv], { allowFail: true, timeoutMs });
+      return { code: r.code, stdout: r.stdout, stderr: r.stderr };
+    },
+    async deleteNamespace(namespace) {
+      await runner.run([...base, 'delete', 'namespace', namespace, '--wait=false', '--ignore-not-found'], { timeoutMs: 60_000 });
+    },
+  };
+}
+
+/** An HTTP GET from this machine (the NodePort probe), bounded. */
+export type HttpGet = (url: string, timeoutMs: number) => Promise<{ ok: true; answer: string } | { ok: false; why: string }>;
+
+export const fetchGet: HttpGet = async (url, timeoutMs) => {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    const body = (await res.text()).trim();
+    return res.ok ? { ok: true, answer: body } : { ok: false, why: `HTTP ${res.status}` };
+  } catch (err) {
+    const e = err as Error & { cause?: { code?: string } };
+    return { ok: false, why: e.name === 'TimeoutError' ? 'no answer before the timeout' : (e.cause?.code ?? e.message) };
+  }
+};
+
+export interface SmokeOptions {
+  plan: Plan;
+  run: SmokeRun;
+  kube: Kube;
+  httpGet?: HttpGet;
+  say: (line: string) => void;
+  /** How long pods may take to be Ready (image pull, sandbox, probe). */
+  podTimeoutMs?: number;
+  /** Leave the namespace for inspection. */
+  keep?: boolean;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+const CURL = (url: string) => ['curl', '-sS', '-m', '5', url];
+const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export async function runSmoke(o: SmokeOptions): Promise<Finding[]> {
+  const { plan, run, kube, say } = o;
+  const sleep = o.sleep ?? delay;
+  const findings: Finding[] = [];
+  say(`nodes: reading ${plan.minions.length} node(s) from the API server`);
+  findings.push(...nodeFindings(plan, (await kube.get<List<INode>>(['nodes'])) ?? { items: [] }));
+  try {
+    say(`creating namespace ${run.namespace}: ${run.pods.size} pod(s) (${plan.images.smoke.ref}), Services ${run.service} and ${run.nodePortService}`);
+    await kube.apply(smokeYaml(plan, run));
+    const pods = await waitForPods(o, sleep);
+    const events = (await kube.get<List<IEvent>>(['events', '-n', run.namespace]))?.items ?? [];
+    const ready = new Map<string, IPod>();
+    for (const [node, name] of run.pods) {
+      const pod = pods.get(name);
+      if (pod && podReady(pod)) {
+        ready.set(node, pod);
+        findings.push({ check: 'pod', subject: `${name} on ${node}`, ok: true, detail: `Ready, ${pod.status?.podIP}` });
+        findings.push(podIpFinding(plan, node, pod));
+      } else {
+        findings.push({ check: 'pod', subject: `${name} on ${node}`, ok: false, detail: pod ? podProblem(pod, events) : 'was not created' });
+      }
+    }
+
+    say(`pod → pod: HTTP between the pods of every pair of ${ready.size} node(s)`);
+    for (const [from, src] of ready) {
+      for (const [to, dst] of ready) {
+        if (from === to) continue;
+        const ip = dst.status!.podIP!;
+        const probe = await kube.exec(run.namespace, src.metadata!.name!, CURL(`http://${ip}:${SMOKE_PORT}/hostname`), 20_000);
+        findings.push(podToPodFinding(from, to, ip, probe, dst.metadata!.name!));
+      }
+    }
+
+    const name = serviceName(plan, run);
+    const podNames = [...ready.values()].map((p) => p.metadata!.name!);
+    say(`service DNS: ${name} from a pod on each node`);
+    let dns: DnsState | undefined;
+    for (const [node, pod] of ready) {
+      // kube-proxy programs a new Service within seconds: a few tries before a verdict.
+      const probe = await retry(() => kube.exec(run.namespace, pod.metadata!.name!, CURL(`http://${name}:${SERVICE_PORT}/hostname`), 20_000), (p) => probeOutcome(p, podNames).ok, 4, sleep);
+      if (!probeOutcome(probe, podNames).ok) dns ??= await dnsState(kube);
+      findings.push(serviceDnsFinding(plan, node, name, probe, podNames, dns ?? { pods: [], slices: [], events: [] }));
+    }
+
+    const svc = await kube.get<IService>(['service', run.nodePortService, '-n', run.namespace]);
+    const nodePort = svc?.spec?.ports?.[0]?.nodePort;
+    if (nodePort === undefined) {
+      findings.push({ check: 'NodePort', subject: run.nodePortService, ok: false, detail: 'the Service has no nodePort (was it created?)' });
+    } else {
+      say(`NodePort ${nodePort}: from this machine to every node that runs kube-proxy`);
+      const get = o.httpGet ?? fetchGet;
+      for (const m of plan.minions) {
+        const url = `http://${m.ip}:${nodePort}/hostname`;
+        const outcome = await retry(() => get(url, 5_000), (x) => x.ok && (podNames.length === 0 || podNames.includes(x.answer)), 4, sleep);
+        const checked = outcome.ok && podNames.length && !podNames.includes(outcome.answer) ? { ok: false as const, why: `answered "${outcome.answer}", not a smoke pod` } : outcome;
+        findings.push(nodePortFinding(m.ip, nodePort, checked, m.name));
+      }
+    }
+  } finally {
+    if (o.keep) say(`keeping namespace ${run.namespace} (--keep): kubectl delete namespace ${run.namespace} removes it`);
+    else await cleanup(o, sleep);
+  }
+  return findings;
+}
+
+async function waitForPods(o: SmokeOptions, sleep: (ms: number) => Promise<void>): Promise<Map<string, IPod>> {
+  const { run, kube, say } = o;
+  const deadline = Date.now() + (o.podTimeoutMs ?? 180_000);
+  let last = '';
+  for (;;) {
+    const list = (await kube.get<List<IPod>>(['pods', '-n', run.namespace]))?.items ?? [];
+    const pods = new Map(list.map((p) => [p.metadata!.name!, p]));
+    const ready = list.filter(podReady).length;
+    const waiting = [...run.pods.values()].filter((n) => !pods.get(n) || !podReady(pods.get(n)!));
+    const line = `pods Ready ${ready}/${run.pods.size}${waiting.length ? ` (waiting: ${waiting.map((n) => `${n} ${phaseOf(pods.get(n))}`).join(', ')})` : ''}`;
+    if (line !== last) say(line);
+    last = line;
+    if (!waiting.length) return pods;
+    if (Date.now() >= deadline) {
+      say(`pods: gave up waiting after ${Math.round((o.podTimeoutMs ?? 180_000) / 1000)} s`);
+      return pods;
+    }
+    await sleep(2_000);
+  }
+}
+
+function phaseOf(pod: IPod | undefined): string {
+  if (!pod) return 'not created';
+  const waiting = pod.status?.containerStatuses?.[0]?.state?.waiting?.reason;
+  return waiting ?? pod.status?.phase ?? 'Pending';
+}
+
+async function dnsState(kube: Kube): Promise<DnsState> {
+  const [service, pods, slices, events] = await Promise.all([
+    kube.get<IService>(['service', 'kube-dns', '-n', 'kube-system']),
+    kube.get<List<IPod>>(['pods', '-n', 'kube-system', '-l', 'k8s-app=kube-dns']),
+    kube.get<List<IEndpointSlice>>(['endpointslices', '-n', 'kube-system', '-l', 'kubernetes.io/service-name=kube-dns']),
+    kube.get<List<IEvent>>(['events', '-n', 'kube-system']),
+  ]);
+  return { ...(service && { service }), pods: pods?.items ?? [], slices: slices?.items ?? [], events: events?.items ?? [] };
+}
+
+async function retry<T>(attempt: () => Promise<T>, good: (x: T) => boolean, tries: number, sleep: (ms: number) => Promise<void>): Promise<T> {
+  let last = await attempt();
+  for (let i = 1; i < tries && !good(last); i++) {
+    await sleep(2_000);
+    last = await attempt();
+  }
+  return last;
+}
+
+async function cleanup(o: SmokeOptions, sleep: (ms: number) => Promise<void>): Promise<void> {
+  const { kube, run, say } = o;
+  say(`removing namespace ${run.namespace}`);
+  try {
+    await kube.deleteNamespace(run.namespace);
+    const deadline = Date.now() + 90_000;
+    while ((await kube.get<INamespace>(['namespace', run.namespace])) !== undefined) {
+      if (Date.now() >= deadline) {
+        say(`namespace ${run.namespace} is still terminating after 90 s; the API server finishes it (kubectl get namespace ${run.namespace})`);
+        return;
+      }
+      await sleep(2_000);
+    }
+    say(`namespace ${run.namespace} removed`);
+  } catch (err) {
+    say(`could not remove namespace ${run.namespace}: ${(err as Error).message}; remove it with kubectl delete namespace ${run.namespace}`);
+  }
+}

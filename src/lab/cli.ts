@@ -22,15 +22,17 @@ import { SHORT_LIFETIMES, type LabLifetimes } from './render.ts';
 const HELP = `usage: npm run lab -- <up|check|status|down> [options]     (as root)
        npm run lab -- up --vm [options]                         the nodes as qemu VMs
 
-  up        render cluster.yaml (ESP in userspace where the kernel has none: the lab's
-            only override), one network namespace per node on an underlay bridge, each
-            node booted from its rendered tree, real strongSwan, pods via dist/ipsec-cni
+  up        render cluster.yaml (the lab's overrides: ESP in userspace where the kernel
+            has none, short SA lifetimes), one network namespace per node on an underlay
+            bridge, each node booted from its rendered tree, real strongSwan, pods via
+            dist/ipsec-cni
   up --vm   every node a Debian 12 VM under qemu (KVM when usable, else software
             emulation) on taps inside the lab's namespace, from a cached image, provisioned
             by \`kube-ipsec provision\` over ssh; kernel ESP; pods via ipsec-cni in the VMs
-  check     tunnels, pod/node ping matrix, underlay capture, masquerade, MTU and
-            fail-closed; on VMs also kernel ESP, units, re-provisioning one minion and
-            rebooting it; exits 1 if anything fails
+  check     tunnels, pod/node ping matrix, underlay capture, non-pod sources, masquerade,
+            MTU, rekeys and fail-closed; on VMs also kernel ESP, units, node traffic (with
+            ipsec.nodeEncryption), re-provisioning one minion and rebooting it; exits 1 if
+            anything fails
   status    tunnels, pods and their IPs per node, read from the running lab
   down      stop what the lab started (by PID), delete its namespaces and files
 

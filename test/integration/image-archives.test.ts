@@ -20,7 +20,8 @@ const NAME = 'smoke-busybox.tar';
 const DEST = `${PATHS.imagesDir}/${NAME}`;
 
 beforeAll(async () => {
-  built = await buildTestImage(processRunner, join(dir, 'podman'), join(dir, 'built.tar'));
+  // A work dir as deep as a lab's state dir in a home directory: podman's runroot must not live there (≤ 50 characters).
+  built = await buildTestImage(processRunner, join(dir, 'a-state-directory-deep-in-someones-home-directory', 'image-build'), join(dir, 'built.tar'));
 }, 180_000);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

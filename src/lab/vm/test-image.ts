@@ -2,7 +2,7 @@
 // busybox-static's rootfs (it serves HTTP with `httpd` and resolves names with `nslookup`),
 // imported by podman into a private store and saved as a docker archive, the format
 // `docker save` writes and provisioning verifies and loads. No registry is involved.
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Runner } from '../../run.ts';
 
@@ -28,7 +28,10 @@ export async function buildTestImage(runner: Runner, workDir: string, archive: s
   mkdirSync(join(rootfs, 'bin'), { recursive: true });
   copyFileSync(BUSYBOX, join(rootfs, 'bin', 'busybox'));
   // A private store, no cgroups or events daemon needed: import and save run no container.
-  const podman = ['podman', '--root', join(workDir, 'store'), '--runroot', join(workDir, 'run'), '--storage-driver', 'vfs', '--cgroup-manager', 'cgroupfs', '--events-backend', 'file'];
+  // podman refuses a runroot longer than 50 characters (its sockets live there), which a state
+  // dir deep in a home directory exceeds: the runroot is a short private directory in /run.
+  const runRoot = mkdtempSync('/run/kube-ipsec-podman-');
+  const podman = ['podman', '--root', join(workDir, 'store'), '--runroot', runRoot, '--storage-driver', 'vfs', '--cgroup-manager', 'cgroupfs', '--events-backend', 'file'];
   try {
     await runner.run(['tar', '-C', rootfs, '-cf', join(workDir, 'rootfs.tar'), '.'], { timeoutMs: 60_000 });
     await runner.run([...podman, 'import', '--change', 'CMD ["/bin/busybox", "httpd", "-f", "-p", "8080"]', join(workDir, 'rootfs.tar'), image], { timeoutMs: 120_000 });
@@ -40,5 +43,6 @@ export async function buildTestImage(runner: Runner, workDir: string, archive: s
   } finally {
     await runner.run([...podman, 'system', 'reset', '--force'], { allowFail: true, timeoutMs: 60_000 });
     rmSync(workDir, { recursive: true, force: true });
+    rmSync(runRoot, { recursive: true, force: true });
   }
 }

@@ -11,6 +11,7 @@ type Main = (argv: string[]) => Promise<number>;
 const commands: Record<string, { summary: string; load: () => Promise<Main> }> = {
   render: { summary: 'cluster.yaml -> out/<node>/… (every file of every node)', load: async () => (await import('./render/cli.ts')).main },
   provision: { summary: 'render, then bring nodes to it over ssh (--node NAME, --dry-run, --rollback)', load: async () => (await import('./ship/cli.ts')).main },
+  check: { summary: 'check a provisioned cluster over ssh: tunnels, traffic, captures, MTU, kernel ESP, units (--only for the rest)', load: async () => (await import('./check/cli.ts')).main },
   lab: { summary: 'the pod network in network namespaces on this host: up | check | status | down', load: async () => (await import('./lab/cli.ts')).main },
   bench: { summary: 'benchmarks printing ratios against reference runs', load: async () => benchMain },
 };

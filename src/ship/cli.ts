@@ -17,7 +17,7 @@ import { hashFileCached, nodeBundles, type LocalFile, type NodeBundle } from './
 import { emptyResult, formatBytes, shipNode, type NodeResult } from './session.ts';
 import { connectSsh } from './ssh.ts';
 import { ShipError } from './transport.ts';
-import { resolveTarget } from './targets.ts';
+import { resolveTarget, vagrantEnv } from './targets.ts';
 
 const HELP = `usage: npm run provision -- [options]
 
@@ -109,7 +109,7 @@ export async function main(argv: string[]): Promise<number> {
       const say = (line: string) => console.log(`${bundle.node}: ${line}`);
       try {
         const node = plan.nodes.find((n) => n.name === bundle.node)!;
-        const target = await resolveTarget(node, { configDir, vagrantEnv: { ...process.env, KUBE_IPSEC_CONFIG: configFile, KUBE_IPSEC_OUT: outDir } });
+        const target = await resolveTarget(node, { configDir, vagrantEnv: vagrantEnv({ configFile, outDir, stateDir }) });
         const transport = await connectSsh(bundle.node, target, {
           host: target.host,
           port: target.port,

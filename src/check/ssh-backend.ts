@@ -1,0 +1,175 @@
+// The backend of a provisioned cluster (`kube-ipsec check`): real nodes — Vagrant VMs, the VM
+// lab's VMs, any machine — reached over OpenSSH (openssh.ts), one master connection each.
+// Pods are network namespaces inside their node; every capture runs on the nodes themselves,
+// on the interface that holds each node's address (its underlay); strongSwan is its systemd
+// unit. There is no machine outside the cluster to play "the internet".
+import type { Capture } from './capture.ts';
+import { masterUp, openMaster, sshArgv, type Master, type OpenSshNode } from './openssh.ts';
+import { mergedCapture, remoteBackground, remoteCapture, type RemoteOptions, type RemoteWhere } from './remote.ts';
+import { strongswanUnit } from './systemd.ts';
+import { NETNS_DIR, type ClusterBackend, type CheckTopology } from './target.ts';
+import type { Runner } from '../run.ts';
+
+/** What `connect` learns about a node. */
+export interface NodeFacts {
+  /** The interface holding the node's address: the underlay, where captures run. */
+  underlay: string;
+  /** The node runs systemd (`/run/systemd/system` exists, as sd_booted(3) asks). */
+  systemd: boolean;
+}
+
+export interface SshBackend extends ClusterBackend {
+  readonly kind: 'ssh';
+  connect(nodes?: string[], timeoutMs?: number): Promise<void>;
+  reachable(node: string): Promise<boolean>;
+  /** The facts of a connected node. */
+  facts(node: string): NodeFacts;
+  /** Closes every master connection. */
+  close(): Promise<void>;
+}
+
+export interface SshBackendOptions {
+  /** Runs what the checks start through the backend: captures, programs, strongSwan (interruptible). */
+  runner: Runner;
+  /** Runs the connection's own commands (master checks, facts); default `runner`. */
+  control?: Runner;
+  topology: CheckTopology;
+  ssh: Map<string, OpenSshNode>;
+  /** This run's directory on every node: captures, background programs, their PID files. */
+  runDir: string;
+  /** ipsec.nodeEncryption: node-to-node traffic must be ESP too, so captures keep it. */
+  nodeEncryption: boolean;
+}
+
+/** A capture or background program ends by itself after this long, even if this run dies without stopping it. */
+export const REMOTE_LIFETIME_S = 3600;
+/** Bytes of each captured packet: IPv4 + ESP/UDP/ICMP headers are all the verdicts read. */
+export const CAPTURE_SNAPLEN = 160;
+
+/**
+ * What an underlay capture keeps on a real node. The underlay also carries the cluster's own
+ * traffic between node addresses (kubelet ↔ apiserver, etcd, ssh) and whatever else the
+ * machines do; the promise is about pod traffic. So: IPsec (ESP, IKE) and anything from or
+ * to the pod range — and, with node encryption, anything between two node addresses, which
+ * must then be ESP too.
+ */
+export function underlayFilter(t: CheckTopology, nodeEncryption: boolean): string {
+  const parts = ['ip proto 50', 'udp port 500', 'udp port 4500', `net ${t.podCidr}`];
+  if (nodeEncryption) {
+    const hosts = (dir: 'src' | 'dst') => t.nodes.map((n) => `${dir} host ${n.ip}`).join(' or ');
+    parts.push(`((${hosts('src')}) and (${hosts('dst')}))`);
+  }
+  return `ip and (${parts.join(' or ')})`;
+}
+
+/** `ip -o -4 addr show` → the interface holding `ip` (undefined: none does). */
+export function interfaceOf(ipAddrOutput: string, ip: string): string | undefined {
+  for (const line of ipAddrOutput.split('\n')) {
+    const m = /^\d+:\s+(\S+?)(?:@\S+)?\s+inet (\d+\.\d+\.\d+\.\d+)\//.exec(line);
+    if (m && m[2] === ip) return m[1];
+  }
+  return undefined;
+}
+
+export function sshBackend(o: SshBackendOptions): SshBackend {
+  const t = o.topology;
+  const control = o.control ?? o.runner;
+  const masters = new Map<string, Master>();
+  const facts = new Map<string, NodeFacts>();
+  const node = (name: string): OpenSshNode => {
+    const n = o.ssh.get(name);
+    if (!n) throw new Error(`no node ${name} in the cluster (nodes: ${[...o.ssh.keys()].join(', ')})`);
+    return n;
+  };
+  const onNode = (name: string, argv: readonly string[]) => sshArgv(node(name), argv);
+  const pods = new Map(t.nodes.flatMap((n) => n.pods.map((p) => [p.ns, { node: n.name, pod: p.ns }] as const)));
+  const nodesByNs = new Map(t.nodes.map((n) => [n.ns, n.name]));
+  const where = (ns: string): RemoteWhere => {
+    const w = pods.get(ns) ?? (nodesByNs.has(ns) ? { node: nodesByNs.get(ns)! } : undefined);
+    if (!w) throw new Error(`${ns} is neither a node nor a test pod of this cluster`);
+    return w;
+  };
+  const remote: RemoteOptions = { dir: o.runDir, lifetimeS: REMOTE_LIFETIME_S, snaplen: CAPTURE_SNAPLEN };
+  const factsOf = (name: string): NodeFacts => {
+    const f = facts.get(name);
+    if (!f) throw new Error(`${name} is not connected`);
+    return f;
+  };
+  const unit = strongswanUnit((name, argv, opts) => o.runner.run(onNode(name, argv), opts));
+  const requireSystemd = (name: string) => {
+    if (!factsOf(name).systemd) throw new Error(`${name} runs no systemd: its strongSwan cannot be stopped and started as its unit`);
+  };
+  const filter = underlayFilter(t, o.nodeEncryption);
+
+  const learn = async (name: string) => {
+    const n = t.nodes.find((x) => x.name === name)!;
+    const r = await control.run(onNode(name, ['sh', '-c', 'ip -o -4 addr show; echo @@; [ -d /run/systemd/system ] && echo systemd; true']), { timeoutMs: 30_000 });
+    const [addrs = '', init = ''] = r.stdout.split('@@\n');
+    const underlay = interfaceOf(addrs, n.ip);
+    if (!underlay) throw new Error(`${name} (${node(name).user}@${node(name).host}): no interface holds ${n.ip}, its address in cluster.yaml: is it the right machine, and provisioned?`);
+    facts.set(name, { underlay, systemd: init.trim() === 'systemd' });
+  };
+
+  const backend: SshBackend = {
+    kind: 'ssh',
+    get systemd() {
+      return t.nodes.every((n) => facts.get(n.name)?.systemd ?? false);
+    },
+    onNode,
+    inNs(ns, argv) {
+      const w = where(ns);
+      return onNode(w.node, w.pod ? ['nsenter', `--net=${NETNS_DIR}/${w.pod}`, ...argv] : argv);
+    },
+    async startStrongswan(name) {
+      requireSystemd(name);
+      await unit.startStrongswan(name);
+    },
+    async stopStrongswan(name) {
+      requireSystemd(name);
+      await unit.stopStrongswan(name);
+    },
+    strongswanState: (name) => unit.strongswanState(name),
+    requireUp() {},
+    capture: (ns, dev, name, f) => remoteCapture(o.runner, onNode, where(ns), dev, name, f, remote),
+    async captureUnderlay(name, f = []): Promise<Capture> {
+      const expr = f.length ? `(${filter}) and (${f.join(' ')})` : filter;
+      const parts = await Promise.allSettled(t.nodes.map((n) => remoteCapture(o.runner, onNode, { node: n.name }, factsOf(n.name).underlay, name, [expr], remote)));
+      const started = parts.flatMap((p) => (p.status === 'fulfilled' ? [p.value] : []));
+      const failed = parts.find((p): p is PromiseRejectedResult => p.status === 'rejected');
+      if (failed) {
+        await Promise.all(started.map((c) => c.stop().catch(() => [])));
+        throw failed.reason;
+      }
+      return mergedCapture(started);
+    },
+    background: (ns, argv, what) => remoteBackground(o.runner, onNode, where(ns), argv, what, remote),
+    reachable: (name) => masterUp(control, node(name)),
+    async connect(names = t.nodes.map((n) => n.name), timeoutMs = 30_000) {
+      await Promise.all(
+        names.map(async (name) => {
+          if (!(await masterUp(control, node(name)))) {
+            await masters.get(name)?.close();
+            masters.delete(name);
+            const deadline = Date.now() + timeoutMs;
+            for (;;) {
+              const m = await openMaster(control, node(name), Math.max(5000, Math.min(30_000, deadline - Date.now())));
+              if ('pid' in m) {
+                masters.set(name, m);
+                break;
+              }
+              if (Date.now() >= deadline) throw new Error(`${name}: no ssh connection to ${node(name).user}@${node(name).host}:${node(name).port} within ${Math.round(timeoutMs / 1000)} s: ${m.problem}`);
+              await new Promise((r) => setTimeout(r, 1000));
+            }
+          }
+          if (!facts.has(name)) await learn(name);
+        }),
+      );
+    },
+    facts: factsOf,
+    async close() {
+      await Promise.all([...masters.values()].map((m) => m.close()));
+      masters.clear();
+    },
+  };
+  return backend;
+}

@@ -16,6 +16,7 @@ import { processRunner, interruptible, type InterruptibleRunner, type Runner } f
 import { connectSsh } from '../ship/ssh.ts';
 import { resolveTarget, vagrantEnv, type NodeTarget } from '../ship/targets.ts';
 import { keyType } from '../ship/known-hosts.ts';
+import { BOOT_CAPTURE_DIR } from './boot-capture.ts';
 import { EARLY_PROBE_UNIT, PROBE_UNIT } from './checks/reboot.ts';
 import { hostKeyAlgorithms, perNodeSessions, pinnedKnownHostsLine, type OpenSshNode } from './openssh.ts';
 import { createPods } from './pods.ts';
@@ -206,7 +207,14 @@ function session(
       if (interrupted) c.restored.push(...(await putBack(cleanupExec.runner, backend, topology, strongswanBefore)));
       await Promise.all(
         topology.nodes.map(async (n) => {
-          const r = await cleanupExec.runner.run(backend.onNode(n.name, leftoversArgv(runDir, REMOTE_LIFETIME_S)), { allowFail: true, timeoutMs: 30_000 });
+          const leftovers = leftoversArgv({
+            runDir,
+            lifetimeS: REMOTE_LIFETIME_S,
+            unitDir: PATHS.systemdDir,
+            units: `kube-ipsec-check-${topology.prefix}-*.service`,
+            bootDir: `${BOOT_CAPTURE_DIR}/${topology.prefix}`,
+          });
+          const r = await cleanupExec.runner.run(backend.onNode(n.name, leftovers), { allowFail: true, timeoutMs: 60_000 });
           if (r.code !== 0) c.problems.push(`${n.name}: removing ${runDir}: ${(r.stderr || r.stdout).trim()}`);
         }),
       );

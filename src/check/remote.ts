@@ -51,7 +51,9 @@ async function startRemote(runner: Runner, onNode: OnNode, w: RemoteWhere, argv:
   if (!Number.isInteger(pid) || pid <= 1) throw new Error(`${argv[0]} in ${w.pod ?? w.node} did not start: ${started.stdout}${started.stderr}`);
   let stopped: Promise<string> | undefined;
   const stop = async (after = '') => {
-    const script = `kill -TERM ${pid} 2>/dev/null; for i in $(seq 50); do kill -0 ${pid} 2>/dev/null || break; sleep 0.1; done; kill -KILL ${pid} 2>/dev/null; rm -f '${base}.pid'; ${after}`;
+    // Only while its PID file says so: after a reboot (/run is empty) the PID is someone else's.
+    const kill = `kill -TERM ${pid} 2>/dev/null; for i in $(seq 50); do kill -0 ${pid} 2>/dev/null || break; sleep 0.1; done; kill -KILL ${pid} 2>/dev/null`;
+    const script = `[ "$(cat '${base}.pid' 2>/dev/null)" = ${pid} ] && { ${kill}; }; rm -f '${base}.pid'; ${after}`;
     return (await runner.run(onNode(w.node, ['sh', '-c', script]), { allowFail: true, timeoutMs: 60_000 })).stdout;
   };
   return { pid, log, stop: (after) => (stopped ??= stop(after)) };

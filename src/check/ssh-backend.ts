@@ -3,6 +3,7 @@
 // Pods are network namespaces inside their node; every capture runs on the nodes themselves,
 // on the interface that holds each node's address (its underlay); strongSwan is its systemd
 // unit. There is no machine outside the cluster to play "the internet".
+import { BOOT_CAPTURE_DIR, startBootCapture } from './boot-capture.ts';
 import type { Capture } from './capture.ts';
 import { masterUp, openMaster, sshArgv, type Master, type OpenSshNode } from './openssh.ts';
 import { mergedCapture, remoteBackground, remoteCapture, type RemoteOptions, type RemoteWhere } from './remote.ts';
@@ -63,6 +64,8 @@ export function underlayFilter(t: CheckTopology, nodeEncryption: boolean): strin
 }
 
 /** `ip -o -4 addr show` → the interface holding `ip` (undefined: none does). */
+const safeName = (name: string) => name.replace(/[^A-Za-z0-9_.-]/g, '_');
+
 export function interfaceOf(ipAddrOutput: string, ip: string): string | undefined {
   for (const line of ipAddrOutput.split('\n')) {
     const m = /^\d+:\s+(\S+?)(?:@\S+)?\s+inet (\d+\.\d+\.\d+\.\d+)\//.exec(line);
@@ -131,9 +134,21 @@ export function sshBackend(o: SshBackendOptions): SshBackend {
     strongswanState: (name) => unit.strongswanState(name),
     requireUp() {},
     capture: (ns, dev, name, f) => remoteCapture(o.runner, onNode, where(ns), dev, name, f, remote),
-    async captureUnderlay(name, f = []): Promise<Capture> {
+    async captureUnderlay(name, f = [], opts = {}): Promise<Capture> {
       const expr = f.length ? `(${filter}) and (${f.join(' ')})` : filter;
-      const parts = await Promise.allSettled(t.nodes.map((n) => remoteCapture(o.runner, onNode, { node: n.name }, factsOf(n.name).underlay, name, [expr], remote)));
+      const capture = (n: string) =>
+        n === opts.acrossReboot
+          ? startBootCapture(o.runner, onNode, n, {
+              unit: `kube-ipsec-check-${t.prefix}-${safeName(name)}.service`,
+              dir: `${BOOT_CAPTURE_DIR}/${t.prefix}/${safeName(name)}`,
+              dev: factsOf(n).underlay,
+              filter: expr,
+              snaplen: CAPTURE_SNAPLEN,
+              deadline: Math.floor(Date.now() / 1000) + REMOTE_LIFETIME_S,
+              lifetimeS: REMOTE_LIFETIME_S,
+            })
+          : remoteCapture(o.runner, onNode, { node: n }, factsOf(n).underlay, name, [expr], remote);
+      const parts = await Promise.allSettled(t.nodes.map((n) => capture(n.name)));
       const started = parts.flatMap((p) => (p.status === 'fulfilled' ? [p.value] : []));
       const failed = parts.find((p): p is PromiseRejectedResult => p.status === 'rejected');
       if (failed) {

@@ -145,17 +145,22 @@ export async function removePods(lab: ClusterExec, pods: CheckPod[]): Promise<Po
 }
 
 /**
- * argv ending what this run left running on a node (captures, probes: PID files in its run
- * directory — a PID is signalled only while it still runs under this run's timeout(1)) and
- * removing that directory.
+ * argv ending what a run left on a node: its programs (captures, probes: PID files in its run
+ * directory — a PID is signalled only while it still runs under the run's timeout(1)), its
+ * units (captures across a reboot, named after the run) and their directories.
  */
-export function leftoversArgv(runDir: string, lifetimeS: number): string[] {
+export function leftoversArgv(o: { runDir: string; lifetimeS: number; units: string; unitDir: string; bootDir: string }): string[] {
   const script = [
-    `for f in ${shellQuote(runDir)}/*.pid; do`,
+    `for f in ${shellQuote(o.runDir)}/*.pid; do`,
     '  [ -e "$f" ] || continue; p=$(cat "$f")',
-    `  tr '\\0' ' ' </proc/"$p"/cmdline 2>/dev/null | grep -q '^timeout ${lifetimeS} ' && kill -TERM "$p"`,
+    `  tr '\\0' ' ' </proc/"$p"/cmdline 2>/dev/null | grep -q '^timeout ${o.lifetimeS} ' && kill -TERM "$p"`,
     'done',
-    `rm -rf ${shellQuote(runDir)}; rmdir "$(dirname ${shellQuote(runDir)})" 2>/dev/null; true`,
+    `rm -rf ${shellQuote(o.runDir)}; rmdir "$(dirname ${shellQuote(o.runDir)})" 2>/dev/null`,
+    `for u in ${shellQuote(o.unitDir)}/${o.units}; do`,
+    '  [ -e "$u" ] || continue; systemctl disable --now --quiet "$(basename "$u")"; rm -f "$u"; reload=1',
+    'done',
+    '[ -z "$reload" ] || systemctl daemon-reload',
+    `rm -rf ${shellQuote(o.bootDir)}; rmdir "$(dirname ${shellQuote(o.bootDir)})" 2>/dev/null; true`,
   ].join('\n');
   return ['sh', '-c', script];
 }

@@ -1,5 +1,5 @@
 // A capture on a node that goes on through the node's reboot: a systemd unit running tcpdump
-// on the underlay, enabled for the next boot and ordered before the node network there, each
+// on the underlay (what the node sends, as every capture on a node: see ssh-backend.ts), enabled for the next boot and ordered before the node network there, each
 // start writing a new file under /var/lib (the node's /run does not survive the boot). It
 // watches what the node itself sends while it shuts down and boots, which no other node can
 // see: packets to its default gateway. Its own deadline keeps it from starting at any boot
@@ -29,7 +29,7 @@ export interface BootCaptureSpec {
 
 /** The script the unit runs at each start: a new capture file per boot (pure). */
 export function bootCaptureScript(s: BootCaptureSpec): string {
-  const tcpdump = ['tcpdump', '--immediate-mode', '-nn', '-U', '-Z', 'root', '-s', String(s.snaplen), '-i', s.dev].map(shellQuote).join(' ');
+  const tcpdump = ['tcpdump', '--immediate-mode', '-nn', '-U', '-Z', 'root', '-s', String(s.snaplen), '-Q', 'out', '-i', s.dev].map(shellQuote).join(' ');
   return [
     '#!/bin/sh',
     '# kube-ipsec check: the underlay, captured through a reboot (removed when the check ends).',

@@ -27,6 +27,8 @@ export interface RemoteOptions {
   lifetimeS?: number;
   /** Bytes kept of each captured packet (tcpdump -s): the headers are what the checks read. */
   snaplen?: number;
+  /** Only packets the interface sends, or receives (tcpdump -Q). */
+  direction?: 'in' | 'out';
 }
 
 const safeName = (name: string) => name.replace(/[^A-Za-z0-9_.-]/g, '_');
@@ -69,8 +71,8 @@ export async function remoteBackground(runner: Runner, onNode: OnNode, w: Remote
 export async function remoteCapture(runner: Runner, onNode: OnNode, w: RemoteWhere, dev: string, name: string, filter: string[] = [], o: RemoteOptions = {}): Promise<Capture> {
   const file = `${o.dir ?? REMOTE_DIR}/${safeName(name)}.pcap`;
   await runner.run(onNode(w.node, ['rm', '-f', file]), { allowFail: true, timeoutMs: 20_000 });
-  const snaplen = o.snaplen ? ['-s', String(o.snaplen)] : [];
-  const p = await startRemote(runner, onNode, w, ['tcpdump', '--immediate-mode', '-nn', '-U', '-Z', 'root', ...snaplen, '-i', dev, '-w', file, ...filter], name, o);
+  const options = [...(o.snaplen ? ['-s', String(o.snaplen)] : []), ...(o.direction ? ['-Q', o.direction] : [])];
+  const p = await startRemote(runner, onNode, w, ['tcpdump', '--immediate-mode', '-nn', '-U', '-Z', 'root', ...options, '-i', dev, '-w', file, ...filter], name, o);
   const where = `${dev} in ${w.pod ?? w.node}${w.pod ? ` (${w.node})` : ''}`;
   const readLog = async () => (await runner.run(onNode(w.node, ['cat', p.log]), { allowFail: true, timeoutMs: 20_000 })).stdout;
   if (!(await waitFor(async () => /listening on/.test(await readLog()), 20_000, 100))) {

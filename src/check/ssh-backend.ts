@@ -1,8 +1,14 @@
 // The backend of a provisioned cluster (`kube-ipsec check`): real nodes — Vagrant VMs, the VM
 // lab's VMs, any machine — reached over OpenSSH (openssh.ts), one master connection each.
-// Pods are network namespaces inside their node; every capture runs on the nodes themselves,
-// on the interface that holds each node's address (its underlay); strongSwan is its systemd
-// unit. There is no machine outside the cluster to play "the internet".
+// Pods are network namespaces inside their node; strongSwan is its systemd unit. There is no
+// machine outside the cluster to play "the internet".
+//
+// The underlay is captured on the nodes themselves, on the interface that holds each node's
+// address, and only what each node sends there (tcpdump -Q out): every packet on the wire
+// between nodes is sent by one of them, so their outgoing traffic together is all of it. The
+// incoming side would lie: with ESP in the kernel, a decrypted packet is handed to the stack
+// again through the interface it arrived on, so a capture there shows every pod packet that
+// came through a tunnel a second time, in clear text, although it never crossed the wire so.
 import { BOOT_CAPTURE_DIR, startBootCapture } from './boot-capture.ts';
 import type { Capture } from './capture.ts';
 import { masterUp, openMaster, sshArgv, type Master, type OpenSshNode } from './openssh.ts';
@@ -147,7 +153,7 @@ export function sshBackend(o: SshBackendOptions): SshBackend {
               deadline: Math.floor(Date.now() / 1000) + REMOTE_LIFETIME_S,
               lifetimeS: REMOTE_LIFETIME_S,
             })
-          : remoteCapture(o.runner, onNode, { node: n }, factsOf(n).underlay, name, [expr], remote);
+          : remoteCapture(o.runner, onNode, { node: n }, factsOf(n).underlay, name, [expr], { ...remote, direction: 'out' });
       const parts = await Promise.allSettled(t.nodes.map((n) => capture(n.name)));
       const started = parts.flatMap((p) => (p.status === 'fulfilled' ? [p.value] : []));
       const failed = parts.find((p): p is PromiseRejectedResult => p.status === 'rejected');

@@ -152,7 +152,7 @@ describe('a capture through a reboot', () => {
     expect(unit).toMatch(/^RuntimeMaxSec=3600$/m);
     const script = bootCaptureScript(spec);
     expect(script).toMatch(/^\[ "\$\(date \+%s\)" -lt 1800000000 \] \|\| exit 0$/m);
-    expect(script).toMatch(/^exec tcpdump --immediate-mode -nn -U -Z root -s 160 -i eth1 -w \/var\/lib\/kube-ipsec-check\/kic0a1b\/reboot-minion2\/capture\.\$\(date \+%s%N\)\.pcap 'ip and \(ip proto 50 or net 10\.240\.0\.0\/16\)'$/m);
+    expect(script).toMatch(/^exec tcpdump --immediate-mode -nn -U -Z root -s 160 -Q out -i eth1 -w \/var\/lib\/kube-ipsec-check\/kic0a1b\/reboot-minion2\/capture\.\$\(date \+%s%N\)\.pcap 'ip and \(ip proto 50 or net 10\.240\.0\.0\/16\)'$/m);
     expect(bootCaptureUnit({ ...spec, dev: 'kil-eth' })).toMatch(/sys-subsystem-net-devices-kil\\x2deth\.device/);
   });
 });

@@ -78,8 +78,6 @@ export async function main(argv: string[]): Promise<number> {
       acceptNewHostKeys: o['accept-new-host-keys'],
       podsPerNode: pods,
       reprovision: only?.includes('reprovision') ?? false,
-      // This CLI again, however it was started (built JavaScript, or TypeScript through tsx).
-      cli: [process.execPath, ...process.execArgv, process.argv[1]!],
       log: (line) => say(`  ${line}`),
     });
   } catch (err) {

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { loadClusterFile } from '../config/load.ts';
+import { kubeIpsecArgv } from '../package-root.ts';
 import { planCluster, type Plan } from '../plan/plan.ts';
 import { UNITS, PATHS } from '../plan/paths.ts';
 import { processRunner, interruptible, type InterruptibleRunner, type Runner } from '../run.ts';
@@ -55,8 +56,6 @@ export interface ClusterOptions {
   podsPerNode: number;
   /** Whether the reprovision check will run: it needs a copy of cluster.yaml to edit. */
   reprovision: boolean;
-  /** argv starting this CLI again (reprovision runs `kube-ipsec provision` with it). */
-  cli: string[];
   log: (line: string) => void;
   runner?: Runner;
 }
@@ -264,7 +263,7 @@ function reprovisionCopy(configFile: string, prefix: string): string {
 /** `kube-ipsec provision` with the check's copy of cluster.yaml, as a user would run it; resolves with its output. */
 function provisionAgain(o: ClusterOptions, config: string, extra: string[]): Promise<string> {
   const argv = [
-    ...o.cli,
+    ...kubeIpsecArgv(),
     'provision',
     '--config', config,
     '--out', o.outDir,

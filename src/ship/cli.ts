@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packagePath } from '../package-root.ts';
 import { parseArgs } from 'node:util';
 import { clusterPaths, CLUSTER_OPTIONS, commandLine } from '../cli-args.ts';
 import { ConfigError } from '../config/errors.ts';
@@ -40,7 +40,6 @@ const HELP = `usage: npm run provision -- [options]
 Nodes are reached as nodes[].ssh in cluster.yaml says, else through \`vagrant ssh-config\`.
 `;
 
-const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export async function main(argv: string[]): Promise<number> {
   const args = commandLine(HELP, () =>
@@ -51,7 +50,7 @@ export async function main(argv: string[]): Promise<number> {
         node: { type: 'string', multiple: true },
         'dry-run': { type: 'boolean', default: false },
         rollback: { type: 'boolean', default: false },
-        plugin: { type: 'string', default: join(repoRoot, 'dist', 'ipsec-cni') },
+        plugin: { type: 'string', default: packagePath('dist', 'ipsec-cni') },
         root: { type: 'string', default: '/' },
         'known-hosts': { type: 'string', multiple: true },
         'accept-new-host-keys': { type: 'boolean', default: false },

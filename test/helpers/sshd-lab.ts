@@ -50,10 +50,10 @@ export interface SshdLab {
   rootOption: string;
   netns: NetnsLab;
   hostNs: string;
-  /** Runs `kube-ipsec <args>` in the host namespace. */
-  cli(args: string[]): Promise<CliRun>;
+  /** Runs `kube-ipsec <args>` in the host namespace (from src/ through tsx, or `built`: bin/kube-ipsec). */
+  cli(args: string[], via?: CliVia): Promise<CliRun>;
   /** Starts `kube-ipsec <args>` in the host namespace; kill() ends it (the whole process group). */
-  start(args: string[]): { done: Promise<CliRun>; kill(): void };
+  start(args: string[], via?: CliVia): { done: Promise<CliRun>; kill(): void };
   /** Runs argv in the host namespace. */
   inHost(argv: string[]): ReturnType<NetnsLab['exec']>;
   cleanup(): Promise<void>;
@@ -75,8 +75,8 @@ export async function sshdLab(tag: string, nodes: { name: string; ip: string }[]
     netns,
     hostNs: '',
     inHost: (argv) => netns.exec(lab.hostNs, argv),
-    start: (args) => startCli(lab, children, args),
-    cli: (args) => startCli(lab, children, args).done,
+    start: (args, via) => startCli(lab, children, args, via),
+    cli: (args, via) => startCli(lab, children, args, via).done,
     async cleanup() {
       for (const c of children) if (c.pid) killGroup(c.pid);
       // sshd's per-connection children and what they run live in the lab's namespaces too.
@@ -190,9 +190,15 @@ function killGroup(pid: number): void {
   }
 }
 
-function startCli(lab: SshdLab, children: Set<ChildProcess>, args: string[]): { done: Promise<CliRun>; kill(): void } {
-  const tsx = join(repoRoot, 'node_modules', '.bin', 'tsx');
-  const child = spawn('ip', ['netns', 'exec', lab.hostNs, tsx, join(repoRoot, 'src', 'cli.ts'), ...args], {
+/** How the CLI is started: its TypeScript through tsx (what the tests test), or built (what users run). */
+export type CliVia = 'tsx' | 'built';
+
+export function cliArgv(via: CliVia = 'tsx'): string[] {
+  return via === 'built' ? [process.execPath, join(repoRoot, 'bin', 'kube-ipsec')] : [join(repoRoot, 'node_modules', '.bin', 'tsx'), join(repoRoot, 'src', 'cli.ts')];
+}
+
+function startCli(lab: SshdLab, children: Set<ChildProcess>, args: string[], via?: CliVia): { done: Promise<CliRun>; kill(): void } {
+  const child = spawn('ip', ['netns', 'exec', lab.hostNs, ...cliArgv(via), ...args], {
     cwd: repoRoot,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],

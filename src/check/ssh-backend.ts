@@ -15,6 +15,7 @@ import { masterUp, openMaster, sshArgv, type Master, type OpenSshNode } from './
 import { mergedCapture, remoteBackground, remoteCapture, type RemoteOptions, type RemoteWhere } from './remote.ts';
 import { strongswanUnit } from './systemd.ts';
 import { NETNS_DIR, type ClusterBackend, type CheckTopology } from './target.ts';
+import { CheckError } from './errors.ts';
 import type { Runner } from '../run.ts';
 
 /** What `connect` learns about a node. */
@@ -47,6 +48,18 @@ export interface SshBackendOptions {
   /** ipsec.nodeEncryption: node-to-node traffic must be ESP too, so captures keep it. */
   nodeEncryption: boolean;
 }
+
+/** What the checks run on every node, and the Debian package that has it. */
+export const NODE_TOOLS: Record<string, string> = {
+  swanctl: 'strongswan-swanctl',
+  tcpdump: 'tcpdump',
+  ping: 'iputils-ping',
+  ip: 'iproute2',
+  nsenter: 'util-linux',
+  flock: 'util-linux',
+  sha256sum: 'coreutils',
+  timeout: 'coreutils',
+};
 
 /** A capture or background program ends by itself after this long, even if this run dies without stopping it. */
 export const REMOTE_LIFETIME_S = 3600;
@@ -112,10 +125,18 @@ export function sshBackend(o: SshBackendOptions): SshBackend {
 
   const learn = async (name: string) => {
     const n = t.nodes.find((x) => x.name === name)!;
-    const r = await control.run(onNode(name, ['sh', '-c', 'ip -o -4 addr show; echo @@; [ -d /run/systemd/system ] && echo systemd; true']), { timeoutMs: 30_000 });
-    const [addrs = '', init = ''] = r.stdout.split('@@\n');
+    const tools = Object.keys(NODE_TOOLS).join(' ');
+    const script = `ip -o -4 addr show; echo @@; [ -d /run/systemd/system ] && echo systemd; echo @@; for t in ${tools}; do command -v "$t" >/dev/null || echo "$t"; done; true`;
+    const r = await control.run(onNode(name, ['sh', '-c', script]), { timeoutMs: 30_000 });
+    const [addrs = '', init = '', missing = ''] = r.stdout.split('@@\n');
+    const where = `${name} (${node(name).user}@${node(name).host})`;
     const underlay = interfaceOf(addrs, n.ip);
-    if (!underlay) throw new Error(`${name} (${node(name).user}@${node(name).host}): no interface holds ${n.ip}, its address in cluster.yaml: is it the right machine, and provisioned?`);
+    if (!underlay) throw new CheckError(`${where}: no interface holds ${n.ip}, its address in cluster.yaml: is it the right machine, and provisioned?`);
+    const lacking = missing.split('\n').filter(Boolean);
+    if (lacking.length) {
+      const packages = [...new Set(lacking.map((x) => NODE_TOOLS[x]))].join(' ');
+      throw new CheckError(`${where} lacks what the checks run there: ${lacking.join(', ')}\n    fix: apt-get install ${packages} (on ${name})`);
+    }
     facts.set(name, { underlay, systemd: init.trim() === 'systemd' });
   };
 
@@ -178,7 +199,7 @@ export function sshBackend(o: SshBackendOptions): SshBackend {
                 masters.set(name, m);
                 break;
               }
-              if (Date.now() >= deadline) throw new Error(`${name}: no ssh connection to ${node(name).user}@${node(name).host}:${node(name).port} within ${Math.round(timeoutMs / 1000)} s: ${m.problem}`);
+              if (Date.now() >= deadline) throw new CheckError(`${name}: no ssh connection to ${node(name).user}@${node(name).host}:${node(name).port} within ${Math.round(timeoutMs / 1000)} s: ${m.problem}`);
               await new Promise((r) => setTimeout(r, 1000));
             }
           }

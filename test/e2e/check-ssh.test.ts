@@ -45,9 +45,9 @@ interface Run {
   stderr: string;
 }
 
-/** `kube-ipsec check` in the lab's upstream namespace, as a user on another machine would run it. */
+/** `kube-ipsec check` (the built command) in the lab's upstream namespace, as a user on another machine would run it. */
 function checkCli(args: string[], onStdout?: (text: string, child: ChildProcess) => void): Promise<Run> {
-  const argv = ['nsenter', `--net=/run/netns/${lab.prefix}-upstream`, process.execPath, '--import', 'tsx', join(repoRoot, 'src/cli.ts'), 'check', ...args];
+  const argv = ['nsenter', `--net=/run/netns/${lab.prefix}-upstream`, process.execPath, join(repoRoot, 'bin', 'kube-ipsec'), 'check', ...args];
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0]!, argv.slice(1), { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SSH_AUTH_SOCK: '' } });
     let stdout = '';

@@ -67,9 +67,9 @@ interface CheckJson extends CheckReport {
   cluster: { nodes: NodeConnection[]; cleanup: Cleanup };
 }
 
-/** `kube-ipsec check` as a user runs it against a provisioned cluster: inside the wire namespace, where the VMs' ssh is. */
+/** `kube-ipsec check` (the built command) as a user runs it against a provisioned cluster: inside the wire namespace, where the VMs' ssh is. */
 function clusterCheck(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const argv = ['nsenter', `--net=/run/netns/${prefix}-wire`, join(repoRoot, 'node_modules', '.bin', 'tsx'), join(repoRoot, 'src', 'cli.ts'), 'check', ...args];
+  const argv = ['nsenter', `--net=/run/netns/${prefix}-wire`, process.execPath, join(repoRoot, 'bin', 'kube-ipsec'), 'check', ...args];
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0]!, argv.slice(1), { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SSH_AUTH_SOCK: '' } });
     let stdout = '';

@@ -12,7 +12,7 @@ import { parseStore } from '../cni/ipam/format.ts';
 import { PATHS } from '../plan/paths.ts';
 import { shellQuote } from '../shell.ts';
 import { delPod, nodeConflist, pluginConfig } from './pods.ts';
-import { NETNS_DIR, readNodeFile, type CheckPod, type ClusterExec } from './target.ts';
+import { NETNS_DIR, type CheckPod, type ClusterExec } from './target.ts';
 
 export interface StoreSnapshot {
   node: string;
@@ -29,8 +29,16 @@ export async function snapshotStore(lab: ClusterExec, node: string): Promise<Sto
   const plugin = JSON.parse(pluginConfig(await nodeConflist(lab, node))) as { name: string; dataDir?: string };
   const dir = plugin.dataDir ?? PATHS.cniDataDir;
   const path = join(dir, `${plugin.name}.json`);
-  const text = await readNodeFile(lab, node, path);
+  const text = await readStore(lab, node, path);
   return { node, network: plugin.name, path, lock: join(dir, `${plugin.name}.lock`), ...(text !== undefined && { text }) };
+}
+
+/** The store's content, undefined if the node has none; a node that cannot be asked is an error, never "no store". */
+async function readStore(lab: ClusterExec, node: string, path: string): Promise<string | undefined> {
+  const r = await lab.runner.run(lab.backend.onNode(node, ['sh', '-c', '[ -e "$1" ] || exit 3; cat -- "$1"', 'read-store', path]), { allowFail: true, timeoutMs: 20_000 });
+  if (r.code === 3) return undefined;
+  if (r.code !== 0) throw new Error(`${node}: cannot read ${path}: ${(r.stderr || r.stdout).trim() || `exit ${r.code}`}`);
+  return r.stdout;
 }
 
 export type Restoration =
@@ -99,7 +107,7 @@ export interface StoreOutcome {
 
 /** Puts one node's store back as found, if only the test pods changed it. */
 export async function restoreStore(lab: ClusterExec, s: StoreSnapshot): Promise<StoreOutcome> {
-  const now = await readNodeFile(lab, s.node, s.path);
+  const now = await readStore(lab, s.node, s.path);
   const r = restoration(s, s.text, now);
   const out = (asFound: boolean, detail: string): StoreOutcome => ({ node: s.node, path: s.path, asFound, detail });
   if (r.action === 'none') return out(true, 'as found');
@@ -107,7 +115,7 @@ export async function restoreStore(lab: ClusterExec, s: StoreSnapshot): Promise<
   const done = await lab.runner.run(lab.backend.onNode(s.node, restoreArgv(s, r)), { input: s.text ?? '', allowFail: true, timeoutMs: 30_000 });
   if (done.code === 3) return out(false, 'left as it is: a pod changed it while the check put it back');
   if (done.code !== 0) return out(false, `could not be put back: ${(done.stderr || done.stdout).trim()}`);
-  const after = await readNodeFile(lab, s.node, s.path);
+  const after = await readStore(lab, s.node, s.path);
   return after === s.text ? out(true, r.action === 'restore' ? 'as found (its rotation cursor put back)' : 'as found (none, as before)') : out(false, 'differs after putting it back');
 }
 

@@ -50,7 +50,7 @@ export interface SshdLab {
   rootOption: string;
   netns: NetnsLab;
   hostNs: string;
-  /** Runs `kube-ipsec <args>` in the host namespace (from src/ through tsx, or `built`: bin/kube-ipsec). */
+  /** Runs `kube-ipsec <args>` in the host namespace (bin/kube-ipsec, or its TypeScript through tsx). */
   cli(args: string[], via?: CliVia): Promise<CliRun>;
   /** Starts `kube-ipsec <args>` in the host namespace; kill() ends it (the whole process group). */
   start(args: string[], via?: CliVia): { done: Promise<CliRun>; kill(): void };
@@ -190,10 +190,10 @@ function killGroup(pid: number): void {
   }
 }
 
-/** How the CLI is started: its TypeScript through tsx (what the tests test), or built (what users run). */
+/** How the CLI is started: built (bin/kube-ipsec, what users run; rebuilt from src/ if stale), or its TypeScript through tsx. */
 export type CliVia = 'tsx' | 'built';
 
-export function cliArgv(via: CliVia = 'tsx'): string[] {
+export function cliArgv(via: CliVia = 'built'): string[] {
   return via === 'built' ? [process.execPath, join(repoRoot, 'bin', 'kube-ipsec')] : [join(repoRoot, 'node_modules', '.bin', 'tsx'), join(repoRoot, 'src', 'cli.ts')];
 }
 

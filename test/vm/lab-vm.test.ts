@@ -16,7 +16,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { down } from '../../src/lab/down.ts';
 import { openLab } from '../../src/lab/lab.ts';
 import type { Cleanup, NodeConnection } from '../../src/check/cluster.ts';
-import { CHECK_NAMES, type CheckReport } from '../../src/check/report.ts';
+import { CHECK_NAMES, formatReport, type CheckReport } from '../../src/check/report.ts';
 import { readNodeFile } from '../../src/check/target.ts';
 import { PATHS } from '../../src/plan/paths.ts';
 import type { LabStateData } from '../../src/lab/state.ts';
@@ -150,6 +150,7 @@ describe('the VM lab: master and two minions as qemu VMs', () => {
       '--json',
     ]);
     const report = JSON.parse(r.stdout) as CheckJson;
+    console.log(formatReport(report));
     const failed = report.results.filter((x) => !x.ok && !x.skipped).map((x) => `${x.name}: ${x.problems.join('; ')}`);
     expect(failed).toEqual([]);
     expect(report.results.map((x) => x.name)).toEqual([...CHECK_NAMES]);

@@ -90,6 +90,14 @@ export async function main(argv: string[]): Promise<number> {
   for (const n of cluster.nodes) {
     say(`${n.name.padEnd(10)} ${n.ssh} (${n.source}), host key ${n.hostKey}; underlay ${n.underlay}${n.systemd ? '' : '; no systemd'}`);
   }
+  const names = cluster.nodes.map((n) => n.name);
+  for (const [flag, node] of [['--victim', o.victim], ['--reboot-victim', o['reboot-victim']]] as const) {
+    if (node !== undefined && !names.includes(node)) {
+      console.error(`${flag} ${node} is not a node of ${cluster.target.label} (nodes: ${names.join(', ')})`);
+      await cluster.close();
+      return 2;
+    }
+  }
 
   // An interrupt stops the checks from starting anything more, then puts the cluster back.
   let interrupted: NodeJS.Signals | undefined;

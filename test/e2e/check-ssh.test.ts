@@ -153,6 +153,13 @@ describe('kube-ipsec check over ssh, against the namespace lab', () => {
     expect(again.stdout).toMatch(new RegExp(`host key ${knownHosts.replace(/[.]/g, '\\.')}:\\d`));
   }, 180_000);
 
+  it('refuses a victim that is not a node, before making any pod', async () => {
+    const r = await checkCli(['--config', lab.configFile, '--only', 'fail-closed', '--victim', 'minion9']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^--victim minion9 is not a node of cluster kube-ipsec \(nodes: master, minion1, minion2\)$/m);
+    expect(r.stdout).not.toMatch(/test pods/);
+  }, 60_000);
+
   it('puts everything back when interrupted halfway (SIGINT)', async () => {
     const before = stores();
     let sent = false;

@@ -145,8 +145,8 @@ describe('the VM lab: master and two minions as qemu VMs', () => {
       '--out', join(stateDir, 'out'),
       '--state', join(stateDir, 'pki'),
       '--only', CHECK_NAMES.join(','),
-      '--victim', 'minion2',
-      '--reboot-victim', 'minion1',
+      '--victim', 'minion1',
+      '--reboot-victim', 'minion2',
       '--json',
     ]);
     const report = JSON.parse(r.stdout) as CheckJson;

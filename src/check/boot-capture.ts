@@ -11,6 +11,8 @@ import type { Capture } from './capture.ts';
 
 type OnNode = (node: string, argv: readonly string[]) => string[];
 
+const MARK = '@@kube-ipsec-check ';
+
 /** Where captures across a reboot keep their files on the node (persistent, unlike /run). */
 export const BOOT_CAPTURE_DIR = '/var/lib/kube-ipsec-check';
 
@@ -78,12 +80,26 @@ export async function startBootCapture(runner: Runner, onNode: OnNode, node: str
     await runner.run(onNode(node, ['sh', '-c', removeScript(s, path)]), { allowFail: true, timeoutMs: 60_000 });
     throw new Error(`the capture across the reboot of ${node} (${s.unit}) did not start: ${status.stdout.trim().split('\n').slice(-3).join(' | ')}`);
   }
+  const bootBefore = (await runner.run(onNode(node, ['cat', '/proc/sys/kernel/random/boot_id']), { timeoutMs: 20_000 })).stdout.trim();
   let stopped: Promise<string[]> | undefined;
   const stop = async () => {
     await new Promise((r) => setTimeout(r, 200)); // the last replies in flight
-    const read = `systemctl stop ${s.unit}; for f in ${s.dir}/capture.*.pcap; do [ -e "$f" ] && tcpdump -nn -t -r "$f" 2>/dev/null; done; ${removeScript(s, path)}`;
+    // First the boot ID (has it booted since?) and one line per file (one per start), then the packets.
+    const read = [
+      `systemctl stop ${s.unit}`,
+      `echo "${MARK}boot $(cat /proc/sys/kernel/random/boot_id)"`,
+      `for f in ${s.dir}/capture.*.pcap; do [ -e "$f" ] || continue; echo "${MARK}file"; tcpdump -nn -t -r "$f" 2>/dev/null; done`,
+      removeScript(s, path),
+    ].join('; ');
     const r = await runner.run(onNode(node, ['sh', '-c', read]), { allowFail: true, timeoutMs: 120_000 });
-    return r.stdout.split('\n').filter(Boolean);
+    const lines = r.stdout.split('\n').filter(Boolean);
+    const bootNow = lines.find((l) => l.startsWith(`${MARK}boot `))?.slice(MARK.length + 5);
+    const files = lines.filter((l) => l === `${MARK}file`).length;
+    // A node that booted again must have started the capture again: otherwise its boot went unwatched.
+    if (bootNow !== undefined && bootNow !== bootBefore && files < 2) {
+      throw new Error(`${node} rebooted, but the capture across its reboot (${s.unit}) did not start again at boot: what it sent while it came back was not seen (journalctl -u ${s.unit} on ${node})`);
+    }
+    return lines.filter((l) => !l.startsWith(MARK));
   };
   return { file: `${node}:${s.dir}`, stop: () => (stopped ??= stop()) };
 }

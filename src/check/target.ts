@@ -4,6 +4,7 @@
 // and namespaces by name and run real programs there; a backend turns that into an argv
 // (`nsenter` into a node namespace, or a command over ssh) and knows where the underlay can
 // be captured. Everything else — what to run, what it means — is the same code for all.
+import { durationSeconds } from '../config/validate.ts';
 import type { EspMode } from '../plan/mtu.ts';
 import type { Runner } from '../run.ts';
 import type { Capture } from './capture.ts';
@@ -60,6 +61,11 @@ export interface SaLifetimes {
   margin: number;
 }
 
+/** The lifetimes of cluster.yaml's ipsec section ("1h", "40s"…), in seconds. */
+export function saLifetimes(ipsec: { lifetime: string; ikeLifetime: string; rekeyMargin: string }): SaLifetimes {
+  return { child: durationSeconds(ipsec.lifetime), ike: durationSeconds(ipsec.ikeLifetime), margin: durationSeconds(ipsec.rekeyMargin) };
+}
+
 export interface PodState {
   ip: string;
   /** MAC of the pod's eth0, as the plugin reported it. */
@@ -94,8 +100,12 @@ export interface ClusterBackend {
   reachable?(node: string): Promise<boolean>;
   /** tcpdump of `dev` in namespace `ns`, one `tcpdump -nn -t` line per packet when stopped. */
   capture(ns: string, dev: string, name: string, filter?: string[]): Promise<Capture>;
-  /** tcpdump of the underlay: every packet between the nodes (a bridge they share, or each node's own interface). */
-  captureUnderlay(name: string, filter?: string[]): Promise<Capture>;
+  /**
+   * tcpdump of the underlay: every packet between the nodes (a bridge they share, or each
+   * node's own interface). `acrossReboot`: that node reboots meanwhile, and what it sends
+   * while it goes down and comes back must be in the capture too.
+   */
+  captureUnderlay(name: string, filter?: string[], opts?: { acrossReboot?: string }): Promise<Capture>;
   /** Starts `argv` in namespace `ns` in the background (a listener, a flow); resolves once it runs. */
   background(ns: string, argv: readonly string[], what: string): Promise<Background>;
 }

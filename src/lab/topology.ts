@@ -8,9 +8,8 @@
 //
 // Every namespace and every link the lab creates starts with the prefix, and link names fit
 // the kernel's 15 characters whatever the node names are (they use indexes, not names).
-import type { CheckNode, CheckPod, CheckTopology } from '../check/target.ts';
+import { saLifetimes, type CheckNode, type CheckPod, type CheckTopology } from '../check/target.ts';
 import type { Plan } from '../plan/plan.ts';
-import { durationSeconds } from '../config/validate.ts';
 import { cidr, formatIpv4, lastAddress, parseIpv4 } from '../plan/ipv4.ts';
 
 export const PREFIX_PATTERN = /^[a-z][a-z0-9]{0,7}$/;
@@ -76,7 +75,7 @@ export function labTopology(plan: Plan, prefix: string, podsPerMinion = 2): LabT
     podCidr: plan.network.podCidr,
     nodeCidr: plan.network.nodeCidr,
     serviceCidr: plan.network.serviceCidr,
-    lifetimes: { child: durationSeconds(plan.ipsec.lifetime), ike: durationSeconds(plan.ipsec.ikeLifetime), margin: durationSeconds(plan.ipsec.rekeyMargin) },
+    lifetimes: saLifetimes(plan.ipsec),
     underlayMtu: plan.network.underlayMtu,
     wire: { ns: `${prefix}-wire`, bridge: link('br') },
     upstream: { ns: `${prefix}-upstream`, ip: upstreamIp, address: `${upstreamIp}/${net.prefix}`, dev: link('eth'), port: link('up') },

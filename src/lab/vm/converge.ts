@@ -8,9 +8,8 @@ import type { Lab } from '../lab.ts';
 import { meshStatus } from '../../check/mesh.ts';
 import { ping } from '../../check/probe.ts';
 import { waitFor } from '../../run.ts';
-import { STRONGSWAN_UNIT } from './backend.ts';
 import { meshVariant, type MeshVariant } from '../mesh-variants.ts';
-import { PATHS } from '../../plan/paths.ts';
+import { PATHS, UNITS } from '../../plan/paths.ts';
 import { readNodeFile } from '../../check/target.ts';
 
 export interface Convergence {
@@ -46,7 +45,7 @@ export async function measureConvergence(lab: Lab, rendered: Map<string, string>
   await Promise.all(nodes.map((n) => lab.backend.stopStrongswan(n.name)));
   const result: Convergence = { variant, lost: 0 };
   const since = timer();
-  await Promise.all(nodes.map((n) => lab.runner.run(lab.backend.onNode(n.name, ['systemctl', 'start', STRONGSWAN_UNIT]), { timeoutMs: 60_000 })));
+  await Promise.all(nodes.map((n) => lab.runner.run(lab.backend.onNode(n.name, ['systemctl', 'start', UNITS.strongswan]), { timeoutMs: 60_000 })));
   const pairs = nodes.flatMap((a) => nodes.filter((b) => b !== a).map((b) => ({ from: a.ns, to: b.gateway })));
   const reached = await Promise.all(
     pairs.map((p) =>

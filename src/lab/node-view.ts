@@ -26,6 +26,15 @@ export interface NodeView {
 /** Top-level directories that get an overlay even when the tree has nothing there. */
 const ALWAYS_OVERLAID = ['etc', 'var'];
 
+/**
+ * Top-level directories the node has of its own: the host's is not a layer under the node's.
+ * Root's home (the master gets /root/.kube/config) would otherwise hold the host's dotfiles:
+ * the host's shell start-up would run in the node (on the build machines its `pyenv init`
+ * rewrote shims in the node's upper layer, and ssh sessions multiplexed into the master hung
+ * there), and the host's secrets would be readable in the node.
+ */
+const OWN = new Set(['root', 'home']);
+
 export function runDir(view: NodeView): string {
   return join(view.dir, 'run');
 }
@@ -75,7 +84,8 @@ export function viewMounts(view: NodeView): string[] {
     const work = join(view.dir, 'work', top);
     mkdirSync(upper, { recursive: true });
     mkdirSync(work, { recursive: true });
-    const options = `lowerdir=${join(treeDir(view), top)}:/${top},upperdir=${upper},workdir=${work}`;
+    const lower = OWN.has(top) ? join(treeDir(view), top) : `${join(treeDir(view), top)}:/${top}`;
+    const options = `lowerdir=${lower},upperdir=${upper},workdir=${work}`;
     return `mount -t overlay kube-ipsec-${top} -o ${shellQuote(options)} /${top}`;
   });
   // The host's named network namespaces stay reachable at /run/netns (CNI_NETNS paths).

@@ -173,7 +173,7 @@ describe.each([
       '--state', join(stateDir, 'pki'),
       '--only', CHECK_NAMES.join(','),
       '--victim', 'minion1',
-      '--reboot-victim', 'minion2',
+      '--reboot-victim', 'minion1',
       '--json',
     ]);
     const report = JSON.parse(r.stdout) as CheckJson;

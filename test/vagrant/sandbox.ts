@@ -17,10 +17,11 @@
 //   await sb.stop();                                    // daemons by PID, namespace, directory
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { processRunner, waitFor, type RunOptions, type RunResult } from '../../src/run.ts';
+import { processRunner, waitFor, type Runner, type RunOptions, type RunResult } from '../../src/run.ts';
 import { shellQuote } from '../../src/shell.ts';
+import { cleanLines, type StampedLine } from './phases.ts';
 
 /** Host directories the sandbox replaces with its own inside its mount namespace (libvirt's state). */
 export const PRIVATE_DIRS = {
@@ -123,6 +124,59 @@ export class LibvirtSandbox {
   run(argv: readonly string[], opts: RunOptions & { cwd?: string; vars?: Record<string, string> } = {}): Promise<RunResult> {
     const { cwd, vars, ...rest } = opts;
     return processRunner.run(this.argv(argv, { ...(cwd !== undefined && { cwd }), ...(vars && { env: vars }) }), rest);
+  }
+
+  /** A Runner whose commands run inside the sandbox (for code that takes one). */
+  get runner(): Runner {
+    return { run: (argv, opts) => this.run(argv, opts) };
+  }
+
+  /**
+   * Runs argv inside the sandbox, handing each output line (stdout and stderr, cleaned of
+   * colours and progress redraws) to `onLine` with the seconds since the start.
+   */
+  stream(argv: readonly string[], opts: { cwd?: string; vars?: Record<string, string>; timeoutMs?: number; onLine?: (l: StampedLine) => void } = {}): Promise<{ code: number | null; lines: StampedLine[]; seconds: number }> {
+    const full = this.argv(argv, { ...(opts.cwd !== undefined && { cwd: opts.cwd }), ...(opts.vars && { env: opts.vars }) });
+    const started = performance.now();
+    const lines: StampedLine[] = [];
+    return new Promise((resolve, reject) => {
+      const child = spawn(full[0]!, full.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+      const timer = opts.timeoutMs ? setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs) : undefined;
+      const feed = (stream: NodeJS.ReadableStream) => {
+        let rest = '';
+        stream.on('data', (d: Buffer) => {
+          const text = rest + d.toString();
+          const cut = text.lastIndexOf('\n');
+          rest = cut < 0 ? text : text.slice(cut + 1);
+          if (cut < 0) return;
+          const t = (performance.now() - started) / 1000;
+          for (const line of cleanLines(text.slice(0, cut))) {
+            const l = { t, line };
+            lines.push(l);
+            opts.onLine?.(l);
+          }
+        });
+        stream.on('end', () => {
+          for (const line of cleanLines(rest)) lines.push({ t: (performance.now() - started) / 1000, line });
+        });
+      };
+      feed(child.stdout);
+      feed(child.stderr);
+      child.on('error', reject);
+      child.on('close', (code) => {
+        if (timer) clearTimeout(timer);
+        resolve({ code, lines, seconds: (performance.now() - started) / 1000 });
+      });
+    });
+  }
+
+  /** Starts a long-running program inside the sandbox, its output to `outFile`; stop it by its PID. */
+  spawnTo(argv: readonly string[], outFile: string): number {
+    const out = openSync(outFile, 'a');
+    const child = spawn(this.argv(argv)[0]!, this.argv(argv).slice(1), { detached: true, stdio: ['ignore', out, out] });
+    closeSync(out);
+    child.unref();
+    return child.pid!;
   }
 
   async virsh(...args: string[]): Promise<string> {

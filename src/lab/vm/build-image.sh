@@ -302,7 +302,8 @@ mkfs.ext4 -q -F -L kube-ipsec-root -U "$uuid" -E offset=$((start * 512)) -d box 
 dd if="$grub_dir/boot.img" of=box.raw bs=440 count=1 conv=notrunc status=none
 dd if=core.img of=box.raw bs=512 seek=1 conv=notrunc status=none
 qemu-img convert -f raw -O qcow2 -c box.raw box.img
-printf '{"provider":"libvirt","format":"qcow2","virtual_size":%s}\n' $((disk_mib / 1024)) >metadata.json
+# kube_ipsec_recipe: which recipe made the box (vagrant-libvirt reads only the first three).
+printf '{"provider":"libvirt","format":"qcow2","virtual_size":%s,"kube_ipsec_recipe":"%s"}\n' $((disk_mib / 1024)) "${KUBE_IPSEC_IMAGE_KEY:-unknown}" >metadata.json
 tar -cf "$out/libvirt.box" metadata.json Vagrantfile box.img
 
 cd "$out"

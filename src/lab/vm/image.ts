@@ -101,6 +101,8 @@ export async function ensureImage(o: EnsureImageOptions): Promise<NodeImage> {
   const debCache = join(cacheDir, '..', 'debs');
   const r = await o.runner.run(['flock', '-w', '3600', join(cacheDir, `${key}.lock`), 'bash', '-c', script, 'build', final, partial, recipeJson, BUILD_SCRIPT, recipe.mirror, debCache, ...recipe.packages], {
     timeoutMs: 3_600_000,
+    // The box's metadata.json carries it: `npm run box` tells an installed box of another recipe.
+    env: { ...process.env, KUBE_IPSEC_IMAGE_KEY: key },
   });
   const image = cachedImage(cacheDir, recipe);
   if (!image) throw new Error(`the image build finished but ${final} is incomplete`);

@@ -48,7 +48,8 @@ function walk(path: string): string[] {
 }
 
 function rootNamespaceDaemons(): string[] {
-  const rootNet = readlinkSync('/proc/1/ns/net');
+  // This process runs in the root network namespace (PID 1's own is not readable here).
+  const rootNet = readlinkSync('/proc/self/ns/net');
   return readdirSync('/proc')
     .filter((e) => /^\d+$/.test(e))
     .flatMap((pid) => {

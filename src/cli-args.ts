@@ -2,11 +2,15 @@
 // options that locate a cluster (cluster.yaml, out/, the state dir next to the config).
 import { dirname, join, resolve } from 'node:path';
 
-/** `--config`, `--out`, `--state` for node:util parseArgs. */
+/**
+ * `--config`, `--out`, `--state` for node:util parseArgs. Their defaults are what the
+ * Vagrantfile uses too: KUBE_IPSEC_CONFIG, KUBE_IPSEC_OUT, KUBE_IPSEC_STATE when set, so
+ * one environment points `vagrant up` and every command at the same cluster.
+ */
 export const CLUSTER_OPTIONS = {
-  config: { type: 'string', default: 'cluster.yaml' },
-  out: { type: 'string', default: 'out' },
-  state: { type: 'string' },
+  config: { type: 'string', default: process.env.KUBE_IPSEC_CONFIG || 'cluster.yaml' },
+  out: { type: 'string', default: process.env.KUBE_IPSEC_OUT || 'out' },
+  state: { type: 'string', ...(process.env.KUBE_IPSEC_STATE ? { default: process.env.KUBE_IPSEC_STATE } : {}) },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 

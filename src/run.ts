@@ -61,3 +61,22 @@ export async function waitFor(probe: () => Promise<boolean>, timeoutMs: number, 
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+export interface InterruptibleRunner extends Runner {
+  /** From now on every new command fails at once (those already running go on). */
+  interrupt(why: string): void;
+}
+
+/** A runner that can be stopped from starting commands: an interrupted check winds down fast while its cleanup runs on another runner. */
+export function interruptible(runner: Runner): InterruptibleRunner {
+  let reason: string | undefined;
+  return {
+    run(argv, opts) {
+      if (reason !== undefined) return Promise.reject(new Error(reason));
+      return runner.run(argv, opts);
+    },
+    interrupt(why) {
+      reason = why;
+    },
+  };
+}

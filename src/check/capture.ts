@@ -16,8 +16,8 @@ export function startCapture(lab: ClusterExec, ns: string, dev: string, name: st
 }
 
 /** tcpdump of the underlay between the nodes. */
-export function captureUnderlay(lab: ClusterExec, name: string, filter: string[] = []): Promise<Capture> {
-  return lab.backend.captureUnderlay(name, filter);
+export function captureUnderlay(lab: ClusterExec, name: string, filter: string[] = [], opts: { acrossReboot?: string } = {}): Promise<Capture> {
+  return lab.backend.captureUnderlay(name, filter, opts);
 }
 
 export interface CaptureSummary {

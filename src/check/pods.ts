@@ -79,13 +79,19 @@ export async function delPod(lab: ClusterExec, pod: CheckPod): Promise<void> {
   await callPlugin(lab, 'DEL', pod);
 }
 
+/** An attachment as a runtime knows it (CNI GC's `cni.dev/valid-attachments`). */
+export interface Attachment {
+  containerId: string;
+  ifname: string;
+}
+
 /**
  * CNI GC on a node, as a runtime runs it after a restart: every attachment not in `valid`
- * (the pods it still has) is released.
+ * (those it still has) is released.
  */
-export async function gcNode(lab: ClusterExec, node: string, valid: readonly CheckPod[]): Promise<void> {
+export async function gcNode(lab: ClusterExec, node: string, valid: readonly Attachment[]): Promise<void> {
   const env = { PATH: cniEnv('ADD', { node, name: '', ns: '', containerId: '' }).PATH!, CNI_COMMAND: 'GC', CNI_PATH: PATHS.cniBinDir };
-  const attachments = valid.map((p) => ({ containerID: p.containerId, ifname: POD_IFNAME }));
+  const attachments = valid.map((a) => ({ containerID: a.containerId, ifname: a.ifname }));
   await runPlugin(lab, node, env, { 'cni.dev/valid-attachments': attachments }, `CNI GC on ${node}`);
 }
 
@@ -102,7 +108,7 @@ export async function createPods(lab: ClusterExec & { topology: CheckTopology },
 }
 
 /** The allocations of the node's IPAM store, as the node's plugin wrote it (none: no store yet). */
-export async function readIpamStore(lab: ClusterExec, node: string): Promise<Record<string, { containerId: string }>> {
+export async function readIpamStore(lab: ClusterExec, node: string): Promise<Record<string, Attachment>> {
   const network = (JSON.parse(await nodeConflist(lab, node)) as { name: string }).name;
   const path = join(PATHS.cniDataDir, `${network}.json`);
   const text = await readNodeFile(lab, node, path);

@@ -1,8 +1,10 @@
-// What systemd in a VM says about the node's units: their state, ordering and timestamps
-// (`systemctl show`), parsed into data; and what the node's provisioning installed
-// (node.env UNITS). Pure parsers plus one ssh round trip per question.
-import { readNodeFile, type ClusterExec } from './target.ts';
-import { PATHS } from '../plan/paths.ts';
+// What systemd on a node (a VM, a real machine) says about the node's units: their state,
+// ordering and timestamps (`systemctl show`), parsed into data; what the node's provisioning
+// installed (node.env UNITS); and strongSwan driven as its unit. Pure parsers plus one ssh
+// round trip per question.
+import { readNodeFile, type ClusterBackend, type ClusterExec } from './target.ts';
+import { PATHS, UNITS } from '../plan/paths.ts';
+import { waitFor, type RunOptions, type RunResult } from '../run.ts';
 
 export type UnitProps = Record<string, string>;
 
@@ -73,3 +75,31 @@ export async function nodeUnits(lab: ClusterExec, node: string): Promise<string[
 
 /** Monotonic microseconds of a timestamp property (0: never). */
 export const micros = (p: UnitProps | undefined, key: string): number => Number(p?.[key] ?? 0);
+
+/** Runs argv on a node (through whatever reaches it). */
+export type NodeRun = (node: string, argv: readonly string[], opts?: RunOptions) => Promise<RunResult>;
+
+/**
+ * strongSwan as the node's systemd unit runs it (VMs, real nodes): started and stopped with
+ * systemctl; started means charon has loaded its connections (`ipsec statusall`).
+ */
+export function strongswanUnit(run: NodeRun): Pick<ClusterBackend, 'startStrongswan' | 'stopStrongswan' | 'strongswanState'> {
+  const unit = UNITS.strongswan;
+  return {
+    async startStrongswan(node) {
+      await run(node, ['systemctl', 'start', unit], { timeoutMs: 60_000 });
+      const up = await waitFor(async () => /^Connections:/m.test((await run(node, ['ipsec', 'statusall'], { allowFail: true, timeoutMs: 20_000 })).stdout), 30_000, 250);
+      if (!up) throw new Error(`strongSwan on ${node} started but charon has no connections after 30 s (journalctl -u ${unit} on ${node})`);
+    },
+    async stopStrongswan(node) {
+      await run(node, ['systemctl', 'stop', unit], { timeoutMs: 60_000 });
+    },
+    async strongswanState(node) {
+      const r = await run(node, ['systemctl', 'show', '-p', 'ActiveState,MainPID', unit], { allowFail: true, timeoutMs: 20_000 });
+      const props = parseShow(r.stdout)[0] ?? {};
+      if (r.code !== 0) return { pids: [], detail: `unknown (${r.stderr.trim() || 'ssh failed'})` };
+      const pid = Number(props.MainPID);
+      return { pids: props.ActiveState === 'active' && pid > 0 ? [pid] : [], detail: `${props.ActiveState ?? '?'} (unit, pid ${props.MainPID ?? '?'})` };
+    },
+  };
+}

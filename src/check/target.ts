@@ -81,8 +81,12 @@ export interface ClusterBackend {
   reachable?(node: string): Promise<boolean>;
   /** tcpdump of `dev` in namespace `ns`, one `tcpdump -nn -t` line per packet when stopped. */
   capture(ns: string, dev: string, name: string, filter?: string[]): Promise<Capture>;
-  /** tcpdump of the underlay: every packet between the nodes (a bridge they share, or each node's own interface). */
-  captureUnderlay(name: string, filter?: string[]): Promise<Capture>;
+  /**
+   * tcpdump of the underlay: every packet between the nodes (a bridge they share, or each
+   * node's own interface). `acrossReboot`: that node reboots meanwhile, and what it sends
+   * while it goes down and comes back must be in the capture too.
+   */
+  captureUnderlay(name: string, filter?: string[], opts?: { acrossReboot?: string }): Promise<Capture>;
   /** Starts `argv` in namespace `ns` in the background (a listener, a flow); resolves once it runs. */
   background(ns: string, argv: readonly string[], what: string): Promise<Background>;
 }

@@ -1,4 +1,4 @@
 // The CNI plugin the labs install on their nodes: what `npm run build` makes.
-import { fileURLToPath } from 'node:url';
+import { packagePath } from '../package-root.ts';
 
-export const DEFAULT_PLUGIN = fileURLToPath(new URL('../../dist/ipsec-cni', import.meta.url));
+export const DEFAULT_PLUGIN = packagePath('dist', 'ipsec-cni');

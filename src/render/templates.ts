@@ -3,11 +3,11 @@
 // mode: a misspelt field is an error at render time, never an empty string in a config.
 import Handlebars from 'handlebars';
 import { readdirSync, readFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, relative } from 'node:path';
+import { packagePath } from '../package-root.ts';
 import type { Flag } from './flags.ts';
 
-export const TEMPLATE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'templates');
+export const TEMPLATE_DIR = packagePath('templates');
 
 export type Template = (view: object) => string;
 

@@ -5,19 +5,19 @@
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packagePath } from '../package-root.ts';
 import { parseArgs } from 'node:util';
 import { clusterPaths, CLUSTER_OPTIONS, commandLine } from '../cli-args.ts';
 import { ConfigError } from '../config/errors.ts';
 import { loadClusterFile } from '../config/load.ts';
-import { planCluster, type Plan } from '../plan/plan.ts';
+import { planCluster, type Plan, type PlannedNode } from '../plan/plan.ts';
 import { runRender } from '../render/pipeline.ts';
 import type { RenderedCluster } from '../render/index.ts';
 import { hashFileCached, nodeBundles, type LocalFile, type NodeBundle } from './bundle.ts';
 import { emptyResult, formatBytes, shipNode, type NodeResult } from './session.ts';
 import { connectSsh } from './ssh.ts';
-import { ShipError } from './transport.ts';
-import { resolveTarget } from './targets.ts';
+import { ShipError, type Transport } from './transport.ts';
+import { resolveTarget, vagrantEnv } from './targets.ts';
 
 const HELP = `usage: npm run provision -- [options]
 
@@ -40,7 +40,6 @@ const HELP = `usage: npm run provision -- [options]
 Nodes are reached as nodes[].ssh in cluster.yaml says, else through \`vagrant ssh-config\`.
 `;
 
-const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export async function main(argv: string[]): Promise<number> {
   const args = commandLine(HELP, () =>
@@ -51,7 +50,7 @@ export async function main(argv: string[]): Promise<number> {
         node: { type: 'string', multiple: true },
         'dry-run': { type: 'boolean', default: false },
         rollback: { type: 'boolean', default: false },
-        plugin: { type: 'string', default: join(repoRoot, 'dist', 'ipsec-cni') },
+        plugin: { type: 'string', default: packagePath('dist', 'ipsec-cni') },
         root: { type: 'string', default: '/' },
         'known-hosts': { type: 'string', multiple: true },
         'accept-new-host-keys': { type: 'boolean', default: false },
@@ -72,16 +71,40 @@ export async function main(argv: string[]): Promise<number> {
   const configDir = dirname(configFile);
   const started = performance.now();
 
+  const knownHosts = (args['known-hosts'] ?? [join(stateDir, 'known_hosts'), join(homedir(), '.ssh', 'known_hosts')]).map((f) => resolve(f));
+  const connect = async (node: PlannedNode): Promise<Connected> => {
+    try {
+      const target = await resolveTarget(node, { configDir, vagrantEnv: vagrantEnv({ configFile, outDir, stateDir }) });
+      const transport = await connectSsh(node.name, target, {
+        host: target.host,
+        port: target.port,
+        ...(target.hostKey !== undefined && { pinned: target.hostKey }),
+        knownHosts,
+        acceptNew: args['accept-new-host-keys'],
+      });
+      console.log(`${node.name}: connected to ${transport.description} (${target.source})`);
+      return { transport };
+    } catch (err) {
+      return { error: err as Error };
+    }
+  };
+
   let plan: Plan;
   let cluster: RenderedCluster | undefined;
   let names: string[];
+  // Each node's connection opens while the cluster renders: neither needs the other, and in
+  // a no-op run the handshake and the render are each a good part of the time.
+  let connections = new Map<string, Promise<Connected>>();
   try {
+    const planned = planCluster(loadClusterFile(configFile));
+    names = selectNodes(planned, args.node ?? [], configFile);
+    connections = new Map(names.map((name) => [name, connect(planned.nodes.find((n) => n.name === name)!)]));
     // Rendered like `npm run render` (out/ written, certificates reused); a dry run writes
     // nothing. A rollback ships nothing, so it renders nothing.
-    if (args.rollback) plan = planCluster(loadClusterFile(configFile));
+    if (args.rollback) plan = planned;
     else ({ plan, cluster } = await runRender({ configFile, outDir, stateDir, diff: args['dry-run'] }));
-    names = selectNodes(plan, args.node ?? [], configFile);
   } catch (err) {
+    await closeAll(connections);
     if (err instanceof ConfigError) {
       console.error(err.message);
       return 2;
@@ -97,40 +120,33 @@ export async function main(argv: string[]): Promise<number> {
       ? await bundlesFor(plan, cluster, names, resolve(args.plugin), configDir, hashCache)
       : names.map((node) => ({ node, files: [], archives: [], rules: [], ...(plan.binariesAllowAbsent && { allowAbsent: { missing: [] } }) }));
   } catch (err) {
+    await closeAll(connections);
     if (!(err instanceof ShipError)) throw err;
     console.error(err.message);
     return 2;
   }
 
-  const knownHosts = (args['known-hosts'] ?? [join(stateDir, 'known_hosts'), join(homedir(), '.ssh', 'known_hosts')]).map((f) => resolve(f));
   const results = await Promise.all(
     bundles.map(async (bundle): Promise<NodeResult> => {
       const t0 = performance.now();
-      const say = (line: string) => console.log(`${bundle.node}: ${line}`);
+      const connected = await connections.get(bundle.node)!;
+      if ('error' in connected) {
+        if (!(connected.error instanceof ShipError)) throw connected.error;
+        return { ...emptyResult(bundle.node), error: connected.error.message, durationMs: performance.now() - t0 };
+      }
+      const { transport } = connected;
       try {
-        const node = plan.nodes.find((n) => n.name === bundle.node)!;
-        const target = await resolveTarget(node, { configDir, vagrantEnv: { ...process.env, KUBE_IPSEC_CONFIG: configFile, KUBE_IPSEC_OUT: outDir } });
-        const transport = await connectSsh(bundle.node, target, {
-          host: target.host,
-          port: target.port,
-          ...(target.hostKey !== undefined && { pinned: target.hostKey }),
-          knownHosts,
-          acceptNew: args['accept-new-host-keys'],
+        return await shipNode(transport, bundle, {
+          root: args.root.replaceAll('{node}', bundle.node),
+          dryRun: args['dry-run'],
+          rollback: args.rollback,
+          progress: (line) => console.log(`${bundle.node}: ${line}`),
         });
-        say(`connected to ${transport.description} (${target.source})`);
-        try {
-          return await shipNode(transport, bundle, {
-            root: args.root.replaceAll('{node}', bundle.node),
-            dryRun: args['dry-run'],
-            rollback: args.rollback,
-            progress: say,
-          });
-        } finally {
-          transport.close();
-        }
       } catch (err) {
         if (!(err instanceof ShipError)) throw err;
         return { ...emptyResult(bundle.node), error: err.message, durationMs: performance.now() - t0 };
+      } finally {
+        transport.close();
       }
     }),
   );
@@ -141,6 +157,13 @@ export async function main(argv: string[]): Promise<number> {
   console.log(summary(results, args['dry-run'], performance.now() - started));
   for (const r of results) if (r.error) console.error(r.error);
   return results.every((r) => r.ok) ? 0 : 1;
+}
+
+type Connected = { transport: Transport } | { error: Error };
+
+/** Closes the connections that were opened (a run that ends before shipping anything). */
+async function closeAll(connections: Map<string, Promise<Connected>>): Promise<void> {
+  for (const c of await Promise.all(connections.values())) if ('transport' in c) c.transport.close();
 }
 
 function selectNodes(plan: Plan, requested: string[], configFile: string): string[] {

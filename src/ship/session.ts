@@ -5,10 +5,10 @@
 // reports each change, which becomes this run's result. A dry run stops after comparing
 // and shows the diff instead; a node never sends the content of a secret file.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { fileURLToPath } from 'node:url';
+import { packagePath } from '../package-root.ts';
 import { PATHS } from '../plan/paths.ts';
 import { fileDiff, type PatchMaker } from '../render/output.ts';
 import { affectedUnits, type RestartRule } from '../render/restarts.ts';
@@ -18,7 +18,7 @@ import { tarSize, tarStream, type TarEntry } from './tar.ts';
 import { shellQuote } from '../shell.ts';
 import { ShipError, type RemoteProcess, type Transport } from './transport.ts';
 
-export const PROVISION_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'provision');
+export const PROVISION_DIR = packagePath('provision');
 
 export interface ShipOptions {
   /** The node's root: `/`, or a scratch directory (tests). */

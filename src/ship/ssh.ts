@@ -18,12 +18,19 @@ const ALGORITHMS_OF_TYPE: Record<string, ServerHostKeyAlgorithm[]> = {
   'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'],
 };
 
-export async function connectSsh(node: string, target: SshTarget, policy: HostKeyPolicy, readyTimeout = 20_000): Promise<Transport> {
+/** A connection whose host key passed the policy: the key the node presented (its blob), and how it was accepted. */
+export interface VerifiedTransport extends Transport {
+  readonly hostKey: Buffer;
+  readonly hostKeyAccepted: string;
+}
+
+export async function connectSsh(node: string, target: SshTarget, policy: HostKeyPolicy, readyTimeout = 20_000): Promise<VerifiedTransport> {
   const entries = readKnownHosts(policy.knownHosts);
   const types = knownKeyTypes(policy, entries);
   const auth = authentication(node, target);
   const description = `${target.user}@${target.host}:${target.port}`;
   let verdict: HostKeyVerdict | undefined;
+  let presented: Buffer = Buffer.alloc(0);
   const client = new Client();
   const config: ConnectConfig = {
     host: target.host,
@@ -33,6 +40,7 @@ export async function connectSsh(node: string, target: SshTarget, policy: HostKe
     readyTimeout,
     keepaliveInterval: 10_000,
     hostVerifier: (key: Buffer) => {
+      presented = key;
       verdict = checkHostKey(policy, entries, key);
       return verdict.ok;
     },
@@ -52,6 +60,8 @@ export async function connectSsh(node: string, target: SshTarget, policy: HostKe
   const sudo = target.user === 'root' ? '' : 'sudo -n ';
   return {
     description,
+    hostKey: presented,
+    hostKeyAccepted: verdict?.ok ? verdict.how : '',
     exec: (command) => execOn(client, sudo + command),
     close: () => client.end(),
   };

@@ -34,6 +34,15 @@ export interface TargetContext {
   run?: RunCommand;
 }
 
+/**
+ * The environment `vagrant ssh-config` runs in: the cluster's own paths, as the Vagrantfile
+ * reads them (KUBE_IPSEC_CONFIG, KUBE_IPSEC_OUT, KUBE_IPSEC_STATE), so it describes the same
+ * cluster as the command that asks.
+ */
+export function vagrantEnv(paths: { configFile: string; outDir: string; stateDir: string }, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return { ...env, KUBE_IPSEC_CONFIG: paths.configFile, KUBE_IPSEC_OUT: paths.outDir, KUBE_IPSEC_STATE: paths.stateDir };
+}
+
 export async function resolveTarget(node: PlannedNode, ctx: TargetContext): Promise<NodeTarget> {
   if (node.ssh) {
     return {

@@ -50,10 +50,10 @@ export interface SshdLab {
   rootOption: string;
   netns: NetnsLab;
   hostNs: string;
-  /** Runs `kube-ipsec <args>` in the host namespace. */
-  cli(args: string[]): Promise<CliRun>;
+  /** Runs `kube-ipsec <args>` in the host namespace (bin/kube-ipsec, or its TypeScript through tsx). */
+  cli(args: string[], via?: CliVia): Promise<CliRun>;
   /** Starts `kube-ipsec <args>` in the host namespace; kill() ends it (the whole process group). */
-  start(args: string[]): { done: Promise<CliRun>; kill(): void };
+  start(args: string[], via?: CliVia): { done: Promise<CliRun>; kill(): void };
   /** Runs argv in the host namespace. */
   inHost(argv: string[]): ReturnType<NetnsLab['exec']>;
   cleanup(): Promise<void>;
@@ -75,8 +75,8 @@ export async function sshdLab(tag: string, nodes: { name: string; ip: string }[]
     netns,
     hostNs: '',
     inHost: (argv) => netns.exec(lab.hostNs, argv),
-    start: (args) => startCli(lab, children, args),
-    cli: (args) => startCli(lab, children, args).done,
+    start: (args, via) => startCli(lab, children, args, via),
+    cli: (args, via) => startCli(lab, children, args, via).done,
     async cleanup() {
       for (const c of children) if (c.pid) killGroup(c.pid);
       // sshd's per-connection children and what they run live in the lab's namespaces too.
@@ -119,9 +119,43 @@ export async function sshdLab(tag: string, nodes: { name: string; ip: string }[]
   return lab;
 }
 
-function keygen(file: string): void {
+/** A new ed25519 key pair at `file` (and `file`.pub). */
+export function keygen(file: string): void {
   const r = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', '', '-f', file], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`ssh-keygen: ${r.stderr}`);
+}
+
+/** The known_hosts line of a host key pair for `host`, and its `SHA256:` fingerprint. */
+export function hostKeyOf(keyFile: string, host: string): { fingerprint: string; knownHostsLine: string } {
+  const [type, key] = readFileSync(`${keyFile}.pub`, 'utf8').split(' ') as [string, string];
+  return { fingerprint: fingerprint(Buffer.from(key, 'base64')), knownHostsLine: `${host} ${type} ${key}\n` };
+}
+
+/** sshd_config of a test sshd: root logs in with `clientKey` only, nothing else. */
+export function sshdConfig(o: { listen: string; hostKey: string; pidFile: string; clientKey: string; setEnv?: string[] }): string {
+  return [
+    `ListenAddress ${o.listen}`,
+    `HostKey ${o.hostKey}`,
+    `PidFile ${o.pidFile}`,
+    `AuthorizedKeysFile ${o.clientKey}.pub`,
+    'PermitRootLogin prohibit-password',
+    'PasswordAuthentication no',
+    'KbdInteractiveAuthentication no',
+    'UsePAM no',
+    // The test's files live in a temp dir with ordinary permissions.
+    'StrictModes no',
+    ...(o.setEnv?.length ? [`SetEnv ${o.setEnv.join(' ')}`] : []),
+    '',
+  ].join('\n');
+}
+
+/** Resolves once sshd logged that it listens (its -E log), or throws with the log. */
+export async function sshdListening(log: string, what: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (existsSync(log) && readFileSync(log, 'utf8').includes('Server listening')) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`sshd of ${what} did not start: ${existsSync(log) ? readFileSync(log, 'utf8') : 'no log'}`);
 }
 
 function startSshd(lab: SshdLab, ns: string, name: string, ip: string, started: Promise<void>[]): LabNode {
@@ -132,38 +166,12 @@ function startSshd(lab: SshdLab, ns: string, name: string, ip: string, started: 
   mkdirSync(root, { recursive: true });
   mkdirSync(record, { recursive: true });
   keygen(join(d, 'host_key'));
-  const [type, key] = readFileSync(join(d, 'host_key.pub'), 'utf8').split(' ') as [string, string];
   const env = Object.entries(recorderEnv(record)).map(([k, v]) => `${k}=${v}`);
-  writeFileSync(
-    join(d, 'sshd_config'),
-    [
-      `ListenAddress ${ip}:22`,
-      `HostKey ${join(d, 'host_key')}`,
-      `PidFile ${join(d, 'sshd.pid')}`,
-      `AuthorizedKeysFile ${lab.clientKey}.pub`,
-      'PermitRootLogin prohibit-password',
-      'PasswordAuthentication no',
-      'KbdInteractiveAuthentication no',
-      'UsePAM no',
-      // The lab's files live in a temp dir with ordinary permissions.
-      'StrictModes no',
-      `SetEnv ${env.join(' ')}`,
-      '',
-    ].join('\n'),
-  );
+  writeFileSync(join(d, 'sshd_config'), sshdConfig({ listen: `${ip}:22`, hostKey: join(d, 'host_key'), pidFile: join(d, 'sshd.pid'), clientKey: lab.clientKey, setEnv: env }));
   const log = join(d, 'sshd.log');
   lab.netns.spawn(ns, ['/usr/sbin/sshd', '-D', '-f', join(d, 'sshd_config'), '-E', log]);
-  started.push(
-    (async () => {
-      for (let i = 0; i < 200; i++) {
-        if (existsSync(log) && readFileSync(log, 'utf8').includes('Server listening')) return;
-        await new Promise((r) => setTimeout(r, 25));
-      }
-      throw new Error(`sshd of ${name} did not start: ${existsSync(log) ? readFileSync(log, 'utf8') : 'no log'}`);
-    })(),
-  );
-  const blob = Buffer.from(key, 'base64');
-  return { name, ip, ns, root, record, fingerprint: fingerprint(blob), knownHostsLine: `${ip} ${type} ${key}\n` };
+  started.push(sshdListening(log, name));
+  return { name, ip, ns, root, record, ...hostKeyOf(join(d, 'host_key'), ip) };
 }
 
 function killPid(pid: number): void {
@@ -182,9 +190,15 @@ function killGroup(pid: number): void {
   }
 }
 
-function startCli(lab: SshdLab, children: Set<ChildProcess>, args: string[]): { done: Promise<CliRun>; kill(): void } {
-  const tsx = join(repoRoot, 'node_modules', '.bin', 'tsx');
-  const child = spawn('ip', ['netns', 'exec', lab.hostNs, tsx, join(repoRoot, 'src', 'cli.ts'), ...args], {
+/** How the CLI is started: built (bin/kube-ipsec, what users run; rebuilt from src/ if stale), or its TypeScript through tsx. */
+export type CliVia = 'tsx' | 'built';
+
+export function cliArgv(via: CliVia = 'built'): string[] {
+  return via === 'built' ? [process.execPath, join(repoRoot, 'bin', 'kube-ipsec')] : [join(repoRoot, 'node_modules', '.bin', 'tsx'), join(repoRoot, 'src', 'cli.ts')];
+}
+
+function startCli(lab: SshdLab, children: Set<ChildProcess>, args: string[], via?: CliVia): { done: Promise<CliRun>; kill(): void } {
+  const child = spawn('ip', ['netns', 'exec', lab.hostNs, ...cliArgv(via), ...args], {
     cwd: repoRoot,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -2,16 +2,23 @@
 // boots a master and two minions under qemu from the cached node image (built first if the
 // cache has none) and provisions them with `kube-ipsec provision`; `check` must pass every
 // check — the shared ones (tunnels, pings, capture with raw ESP, masquerade, MTU, fail-closed)
-// and the VM ones (kernel ESP, units, re-provisioning one minion, rebooting one) — and `down`
-// must leave no process, tap, namespace or overlay behind. The commands run as a user runs
-// them; the state file tells the test what to look for afterwards.
+// and the VM ones (kernel ESP, units, re-provisioning one minion, rebooting one). Then the
+// same VMs are checked as any provisioned cluster is, by `kube-ipsec check` over ssh with the
+// lab's cluster.yaml (every check named, destructive ones included), which must pass, capture
+// on each node's underlay interface and leave every IPAM store byte for byte and nothing of
+// its own behind. `down` must leave no process, tap, namespace or overlay behind. The commands
+// run as a user runs them; the state file tells the test what to look for afterwards.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { down } from '../../src/lab/down.ts';
-import { CHECK_NAMES, type CheckReport } from '../../src/check/report.ts';
+import { openLab } from '../../src/lab/lab.ts';
+import type { Cleanup, NodeConnection } from '../../src/check/cluster.ts';
+import { CHECK_NAMES, formatReport, type CheckReport } from '../../src/check/report.ts';
+import { readNodeFile } from '../../src/check/target.ts';
+import { PATHS } from '../../src/plan/paths.ts';
 import type { LabStateData } from '../../src/lab/state.ts';
 import { assertPluginBuilt } from '../helpers/cni.ts';
 import { repoRoot } from '../helpers/cluster.ts';
@@ -56,22 +63,63 @@ function processesOf(path: string): string[] {
     });
 }
 
+interface CheckJson extends CheckReport {
+  cluster: { nodes: NodeConnection[]; cleanup: Cleanup };
+}
+
+/** `kube-ipsec check` (the built command) as a user runs it against a provisioned cluster: inside the wire namespace, where the VMs' ssh is. */
+function clusterCheck(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const argv = ['nsenter', `--net=/run/netns/${prefix}-wire`, process.execPath, join(repoRoot, 'bin', 'kube-ipsec'), 'check', ...args];
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SSH_AUTH_SOCK: '' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      process.stderr.write(d);
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const MINIONS = ['minion1', 'minion2'];
+
+/** Each minion's IPAM store, byte for byte, read over the lab's own ssh. */
+async function ipamStores(): Promise<Record<string, string | undefined>> {
+  const lab = openLab(stateDir);
+  return Object.fromEntries(await Promise.all(MINIONS.map(async (n) => [n, await readNodeFile(lab, n, `${PATHS.cniDataDir}/kube-ipsec.json`)] as const)));
+}
+
+/** What a `kube-ipsec check` run may have left on a VM: pod namespaces, run directories, units of its own. */
+async function leftOnVms(run: string): Promise<string[]> {
+  const lab = openLab(stateDir);
+  const script = `ls /run/netns /run/kube-ipsec-check /var/lib/kube-ipsec-check ${PATHS.systemdDir} 2>/dev/null | grep -F ${run} || true`;
+  const found = await Promise.all(['master', ...MINIONS].map(async (n) => (await lab.runner.run(lab.backend.onNode(n, ['sh', '-c', script]), { timeoutMs: 60_000 })).stdout.split('\n').filter(Boolean).map((l) => `${n}: ${l}`)));
+  return found.flat();
+}
+
 describe('the VM lab: master and two minions as qemu VMs', () => {
-  it('comes up provisioned by kube-ipsec provision, passes every check, and goes down leaving nothing behind', async () => {
+  let state: LabStateData;
+  const started = performance.now();
+
+  it('comes up provisioned by kube-ipsec provision', async () => {
     assertPluginBuilt();
-    const started = performance.now();
     writeFileSync(
       configFile,
       'nodes:\n  - { name: master, role: master, ip: 192.168.10.10 }\n  - { name: minion1, ip: 192.168.10.21 }\n  - { name: minion2, ip: 192.168.10.22 }\n',
     );
     const up = await lab(['up', '--vm', '--prefix', prefix]);
     expect(up.code, 'lab up --vm').toBe(0);
-    const state = JSON.parse(readFileSync(join(stateDir, 'state.json'), 'utf8')) as LabStateData;
+    state = JSON.parse(readFileSync(join(stateDir, 'state.json'), 'utf8')) as LabStateData;
     expect(state.backend).toBe('vm');
     expect(state.espMode).toBe('kernel');
     expect(up.stdout).toMatch(/provision: provisioned: 3 of 3 nodes ok/);
     expect(up.stdout).toMatch(/provision:\s+minion1\s+kubelet\.service \(no \/usr\/local\/bin\/kubelet\)|kubelet\.service \(no \/usr\/local\/bin\/kubelet\)/);
+  }, 15 * 60_000);
 
+  it('passes every check of `lab check`', async () => {
     const check = await lab(['check', '--json']);
     const report = JSON.parse(check.stdout) as CheckReport;
     const failed = report.results.filter((r) => !r.ok).map((r) => `${r.name}: ${r.problems.join('; ')}`);
@@ -85,7 +133,49 @@ describe('the VM lab: master and two minions as qemu VMs', () => {
     expect(reboot.values?.clearPod).toBe(0);
     expect(reboot.values?.staleBefore).toBeGreaterThan(0);
     expect(reboot.values?.staleAfter).toBe(0);
+  }, 15 * 60_000);
 
+  it('passes `kube-ipsec check` over ssh, destructive checks named, and leaves the nodes as it found them', async () => {
+    // The lab's cluster.yaml is what a user of any provisioned cluster has: nodes[].ssh to
+    // the VMs with pinned host keys. The check runs where the VMs' management network is.
+    const before = await ipamStores();
+    expect(Object.values(before).every((s) => s !== undefined && s.includes('allocations'))).toBe(true);
+    const r = await clusterCheck([
+      '--config', join(stateDir, 'cluster.yaml'),
+      '--out', join(stateDir, 'out'),
+      '--state', join(stateDir, 'pki'),
+      '--only', CHECK_NAMES.join(','),
+      '--victim', 'minion2',
+      '--reboot-victim', 'minion1',
+      '--json',
+    ]);
+    const report = JSON.parse(r.stdout) as CheckJson;
+    console.log(formatReport(report));
+    const failed = report.results.filter((x) => !x.ok && !x.skipped).map((x) => `${x.name}: ${x.problems.join('; ')}`);
+    expect(failed).toEqual([]);
+    expect(report.results.map((x) => x.name)).toEqual([...CHECK_NAMES]);
+    // No machine outside the cluster here: masquerade says why, and does not count as passed.
+    expect(report.results.filter((x) => x.skipped).map((x) => x.name)).toEqual(['masquerade']);
+    expect(r.code, r.stderr).toBe(0);
+    // Every capture ran on the nodes' underlay (eth1; ssh is on eth0): raw ESP seen there, none in UDP.
+    expect(report.cluster.nodes.map((n) => [n.name, n.underlay, n.systemd, n.hostKey])).toEqual(['master', ...MINIONS].map((n) => [n, 'eth1', true, 'pinned in cluster.yaml']));
+    const capture = report.results.find((x) => x.name === 'capture')!;
+    expect(capture.values).toMatchObject({ clearPod: 0, espUdp: 0, otherIp: 0 });
+    expect(capture.values?.esp).toBeGreaterThan(0);
+    const reboot = report.results.find((x) => x.name === 'reboot')!;
+    expect(reboot.values).toMatchObject({ clearPod: 0, staleAfter: 0 });
+    expect(reboot.values?.staleBefore).toBeGreaterThan(0);
+    // Test pods deleted through the plugin; each store byte for byte as it was.
+    expect(report.cluster.cleanup).toMatchObject({ pods: 4, podsDeleted: 4, problems: [] });
+    expect(report.cluster.cleanup.stores.every((s) => s.asFound), JSON.stringify(report.cluster.cleanup.stores)).toBe(true);
+    expect(await ipamStores()).toEqual(before);
+    const run = /\b(kic[0-9a-z]{4})-minion1-pod1\b/.exec(r.stderr)![1]!;
+    expect(await leftOnVms(run)).toEqual([]);
+    expect(processesOf(`kube-ipsec-check-${run}`)).toEqual([]);
+    expect(readdirSync(stateDir).filter((f) => f.includes(run))).toEqual([]);
+  }, 15 * 60_000);
+
+  it('reports status and goes down leaving nothing behind', async () => {
     const status = await lab(['status']);
     expect(status.code).toBe(0);
     expect(status.stdout).toMatch(/minion1 .*active \(unit/);
@@ -105,6 +195,6 @@ describe('the VM lab: master and two minions as qemu VMs', () => {
     expect(readdirSync('/sys/class/net').filter((n) => n.startsWith(`${prefix}-`))).toEqual([]);
     for (const f of overlays) expect(existsSync(f), f).toBe(false);
     expect(existsSync(stateDir)).toBe(false);
-    console.log(`VM lab e2e: up, check, status and down in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+    console.log(`VM lab e2e: up, both checks, status and down in ${((performance.now() - started) / 1000).toFixed(0)} s`);
   }, 15 * 60_000);
 });

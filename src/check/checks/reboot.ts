@@ -19,7 +19,7 @@ import { timer } from '../../clock.ts';
 import type { CheckTarget } from '../target.ts';
 import { meshStatus } from '../mesh.ts';
 import { notSingle, settleMesh } from './tunnels.ts';
-import { createPods, delPod, gcNode, nodeConflist, readIpamStore } from '../pods.ts';
+import { createPods, delPod, gcNode, nodeConflist, readIpamStore, type Attachment } from '../pods.ts';
 import { mapLimit, reaches } from '../probe.ts';
 import type { CheckResult } from '../report.ts';
 import { waitFor } from '../../run.ts';
@@ -165,7 +165,7 @@ export async function checkReboot(lab: CheckTarget, opts: { rebootVictim?: strin
   await lab.runner.run(backend.onNode(victim.name, ['sh', '-c', `${install} && systemctl daemon-reload && systemctl enable --quiet ${units.map((u) => u.name).join(' ')}`]), { timeoutMs: 60_000 });
 
   const stops: (() => Promise<void>)[] = [];
-  const capture = await captureUnderlay(lab, `reboot-${victim.name}`);
+  const capture = await captureUnderlay(lab, `reboot-${victim.name}`, [], { acrossReboot: victim.name });
   let lines: string[] = [];
   try {
     const victimTargets = [...victim.pods.map(ipOf), victim.gateway].filter(Boolean);
@@ -203,17 +203,24 @@ export async function checkReboot(lab: CheckTarget, opts: { rebootVictim?: strin
   if (m.seconds.ssh !== undefined) {
     // The runtime's cleanup after the node came back: the sandboxes died with the boot.
     try {
-      m.staleBefore = Object.keys(await readIpamStore(lab, victim.name)).length;
+      // Only the check's own pods are judged: on a real cluster the store also holds the
+      // runtime's pods, which are the runtime's to clean up (in the labs there are none).
+      const ours = new Set(t.nodes.flatMap((n) => n.pods.map((p) => p.containerId)));
+      const oursIn = (store: Record<string, Attachment>) => Object.entries(store).filter(([, a]) => ours.has(a.containerId));
+      const stale = await readIpamStore(lab, victim.name);
+      m.staleBefore = oursIn(stale).length;
       const first = victim.pods[0];
       if (first) await delPod(lab, first); // DEL of a sandbox whose netns is gone
-      await gcNode(lab, victim.name, []); // GC: nothing on the node is valid any more
+      // GC: none of the check's pods is valid any more; whatever else the store holds is.
+      await gcNode(lab, victim.name, Object.values(stale).filter((a) => !ours.has(a.containerId)));
 
-      m.staleAfter = Object.keys(await readIpamStore(lab, victim.name)).length;
+      m.staleAfter = oursIn(await readIpamStore(lab, victim.name)).length;
       const fresh = await createPods(lab, [victim.name]);
       lab.recordPods(fresh);
       const store = await readIpamStore(lab, victim.name);
       const live = new Set(victim.pods.map((p) => p.containerId));
-      m.storeAfterAdd = { count: Object.keys(store).length, unexpected: Object.entries(store).filter(([, a]) => !live.has(a.containerId)).map(([ip, a]) => `${ip} (${a.containerId})`) };
+      const mine = oursIn(store);
+      m.storeAfterAdd = { count: mine.length, unexpected: mine.filter(([, a]) => !live.has(a.containerId)).map(([ip, a]) => `${ip} (${a.containerId})`) };
       const probes = others.flatMap((n) => n.pods.slice(0, 1).flatMap((src) => victim.pods.map((p) => ({ ns: src.ns, dst: fresh[p.ns]?.ip ?? '' }))));
       const ok = await mapLimit(probes, 4, (p) => reaches(lab, p.ns, p.dst, 3, 1));
       m.newPodsReached = { ok: ok.filter(Boolean).length, of: probes.length };

@@ -9,15 +9,13 @@ import { provisionLab } from './provision.ts';
 import { localBackground, localCapture } from '../local.ts';
 import { inNetns } from '../network.ts';
 import { NETNS_DIR, isOurs } from '../procs.ts';
-import { waitFor, type Runner } from '../../run.ts';
+import type { Runner } from '../../run.ts';
 import type { LabState } from '../state.ts';
 import type { LabTopology } from '../topology.ts';
 import { vmNamed } from './layout.ts';
 import { QEMU_COMM } from './qemu.ts';
 import { masterUp, openMaster, sshArgv, type SshTarget } from './ssh.ts';
-import { parseShow } from '../../check/systemd.ts';
-
-export const STRONGSWAN_UNIT = 'strongswan-starter.service';
+import { strongswanUnit } from '../../check/systemd.ts';
 
 export interface VmBackend extends ClusterBackend {
   readonly kind: 'vm';
@@ -54,7 +52,6 @@ export function vmBackend(lab: LabParts): VmBackend {
     if (!w) return inNetns(ns, argv);
     return onNode(w.node, w.pod ? ['nsenter', `--net=${NETNS_DIR}/${w.pod}`, ...argv] : argv);
   };
-  const run = (node: string, argv: readonly string[], allowFail = false, timeoutMs = 60_000) => lab.runner.run(onNode(node, argv), { allowFail, timeoutMs });
 
   return {
     kind: 'vm',
@@ -62,21 +59,7 @@ export function vmBackend(lab: LabParts): VmBackend {
     target,
     onNode,
     inNs,
-    async startStrongswan(node) {
-      await run(node, ['systemctl', 'start', STRONGSWAN_UNIT]);
-      const up = await waitFor(async () => /^Connections:/m.test((await run(node, ['ipsec', 'statusall'], true, 20_000)).stdout), 30_000, 250);
-      if (!up) throw new Error(`strongSwan on ${node} started but charon has no connections after 30 s (journalctl -u ${STRONGSWAN_UNIT} on ${node})`);
-    },
-    async stopStrongswan(node) {
-      await run(node, ['systemctl', 'stop', STRONGSWAN_UNIT]);
-    },
-    async strongswanState(node) {
-      const r = await run(node, ['systemctl', 'show', '-p', 'ActiveState,MainPID', STRONGSWAN_UNIT], true, 20_000);
-      const props = parseShow(r.stdout)[0] ?? {};
-      if (r.code !== 0) return { pids: [], detail: `unknown (${r.stderr.trim() || 'ssh failed'})` };
-      const pid = Number(props.MainPID);
-      return { pids: props.ActiveState === 'active' && pid > 0 ? [pid] : [], detail: `${props.ActiveState ?? '?'} (unit, pid ${props.MainPID ?? '?'})` };
-    },
+    ...strongswanUnit((node, argv, o) => lab.runner.run(onNode(node, argv), o)),
     requireUp() {
       const dead = t.nodes.filter((n) => !lab.state.data.processes.some((p) => p.role === 'vm' && p.node === n.name && isOurs(p)));
       if (dead.length) throw new Error(`the VMs of ${dead.map((n) => n.name).join(', ')} are not running: run \`npm run lab -- down\`, then \`up --vm\` again`);

@@ -9,7 +9,7 @@ import type { Lab } from '../lab.ts';
 import { meshStatus } from '../../check/mesh.ts';
 import { ping } from '../../check/probe.ts';
 import { waitFor } from '../../run.ts';
-import { STRONGSWAN_UNIT } from './backend.ts';
+import { UNITS } from '../../plan/paths.ts';
 
 export type StartAction = 'start' | 'route';
 
@@ -38,7 +38,7 @@ export async function measureConvergence(lab: Lab, action: StartAction, timeoutM
   await Promise.all(nodes.map((n) => lab.backend.stopStrongswan(n.name)));
   const result: Convergence = { action, lost: 0 };
   const since = timer();
-  await Promise.all(nodes.map((n) => lab.runner.run(lab.backend.onNode(n.name, ['systemctl', 'start', STRONGSWAN_UNIT]), { timeoutMs: 60_000 })));
+  await Promise.all(nodes.map((n) => lab.runner.run(lab.backend.onNode(n.name, ['systemctl', 'start', UNITS.strongswan]), { timeoutMs: 60_000 })));
   const pairs = nodes.flatMap((a) => nodes.filter((b) => b !== a).map((b) => ({ from: a.ns, to: b.gateway })));
   const reached = await Promise.all(
     pairs.map((p) =>

@@ -7,11 +7,11 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packagePath } from '../../package-root.ts';
 import { everyOsPackage } from '../../render/artifacts.ts';
 import type { Runner } from '../../run.ts';
 
-export const BUILD_SCRIPT = fileURLToPath(new URL('./build-image.sh', import.meta.url));
+export const BUILD_SCRIPT = packagePath('src', 'lab', 'vm', 'build-image.sh');
 export const DEFAULT_IMAGE_CACHE = '/var/cache/kube-ipsec/images';
 export const DEFAULT_MIRROR = 'http://deb.debian.org/debian';
 

@@ -4,12 +4,11 @@
 // it runs.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { kubeIpsecArgv, PACKAGE_ROOT } from '../../package-root.ts';
 import { LabError } from '../host.ts';
 import type { LabParts } from '../lab.ts';
 import { NETNS_DIR } from '../procs.ts';
 
-const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 
 /**
  * The product's provisioning (`kube-ipsec provision`, ssh2 into every VM's sshd), run inside
@@ -18,7 +17,7 @@ const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 export async function provisionLab(lab: LabParts, plugin: string, say: (line: string) => void, extra: string[] = []): Promise<string> {
   const argv = [
     'nsenter', `--net=${NETNS_DIR}/${lab.topology.wire.ns}`,
-    join(REPO, 'node_modules', '.bin', 'tsx'), join(REPO, 'src', 'cli.ts'), 'provision',
+    ...kubeIpsecArgv(), 'provision',
     '--config', join(lab.stateDir, 'cluster.yaml'),
     '--out', join(lab.stateDir, 'out'),
     '--state', join(lab.stateDir, 'pki'),
@@ -26,7 +25,7 @@ export async function provisionLab(lab: LabParts, plugin: string, say: (line: st
     '--known-hosts', join(lab.stateDir, 'ssh', 'known_hosts'),
     ...extra,
   ];
-  const child = spawn(argv[0]!, argv.slice(1), { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SSH_AUTH_SOCK: '' } });
+  const child = spawn(argv[0]!, argv.slice(1), { cwd: PACKAGE_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SSH_AUTH_SOCK: '' } });
   const record = { pid: child.pid!, comm: 'node', ns: lab.topology.wire.ns, role: 'provision' as const, what: 'kube-ipsec provision' };
   lab.state.addProcess(record);
   let out = '';

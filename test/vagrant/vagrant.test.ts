@@ -49,6 +49,8 @@ const vars = () => ({
   KUBE_IPSEC_CONFIG: p('cluster.yaml'),
   KUBE_IPSEC_OUT: p('out'),
   KUBE_IPSEC_STATE: p('state'),
+  // This cluster.yaml is not next to the Vagrantfile: `kube-ipsec check` runs `vagrant ssh-config` in its directory.
+  VAGRANT_CWD: repoRoot,
   // The Vagrantfile builds the plugin (bun build --compile for the baseline CPU target). The
   // sandbox's HOME is its own and its namespace has no way out: bun takes the target's runtime
   // from the cache `npm run build` filled before the test, instead of downloading it.

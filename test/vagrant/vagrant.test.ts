@@ -14,77 +14,34 @@
 //      the test's directory is left, and the root namespace never saw any of it.
 // KUBE_IPSEC_KEEP=1 keeps a failed run's sandbox for inspection (its path is printed);
 // KUBE_IPSEC_LOGS=DIR copies the run's logs (every vagrant command, stamped; the capture) there.
-import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { basename, join } from 'node:path';
+import { cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { classifyCapture } from '../../src/check/capture.ts';
 import type { CheckReport } from '../../src/check/report.ts';
-import { ikeSas } from '../../src/check/vici.ts';
-import { debianPackage } from '../../src/lab/vm/binaries.ts';
 import { ensureImage } from '../../src/lab/vm/image.ts';
-import { processRunner, waitFor, type RunResult } from '../../src/run.ts';
-import { shellQuote } from '../../src/shell.ts';
+import { processRunner, waitFor } from '../../src/run.ts';
 import { ensureBox } from '../../src/vagrant/box.ts';
 import { LOCAL_BOX } from '../../src/vagrant/providers.ts';
 import { assertPluginBuilt } from '../helpers/cni.ts';
 import { repoRoot } from '../helpers/cluster.ts';
+import { NODES, POD_CIDR, UNDERLAY_NETWORK, VagrantCluster } from './cluster.ts';
 import { hostChanges, hostSnapshot, type HostSnapshot } from './host.ts';
-import { machinePhases, type StampedLine } from './phases.ts';
+import { machinePhases } from './phases.ts';
 import { LibvirtSandbox, mountedBelow } from './sandbox.ts';
 
-const NODES = [
-  { name: 'master', ip: '192.168.10.10', pods: '10.240.0.1' },
-  { name: 'minion1', ip: '192.168.10.21', pods: '10.240.1.1' },
-  { name: 'minion2', ip: '192.168.10.22', pods: '10.240.2.1' },
-];
-const POD_CIDR = '10.240.0.0/16';
-const UNDERLAY = 'kube-ipsec-nodes';
-
 let sb: LibvirtSandbox | undefined;
+let cluster: VagrantCluster;
 let before: HostSnapshot;
 let failed = false;
-const p = (...parts: string[]) => join(sb!.dir, ...parts);
-const vars = () => ({
-  KUBE_IPSEC_CONFIG: p('cluster.yaml'),
-  KUBE_IPSEC_OUT: p('out'),
-  KUBE_IPSEC_STATE: p('state'),
-  // This cluster.yaml is not next to the Vagrantfile: `kube-ipsec check` runs `vagrant ssh-config` in its directory.
-  VAGRANT_CWD: repoRoot,
-  // The Vagrantfile builds the plugin (bun build --compile for the baseline CPU target). The
-  // sandbox's HOME is its own and its namespace has no way out: bun takes the target's runtime
-  // from the cache `npm run build` filled before the test, instead of downloading it.
-  BUN_INSTALL_CACHE_DIR: process.env.BUN_INSTALL_CACHE_DIR ?? join(homedir(), '.bun', 'install', 'cache'),
-});
+const p = (...parts: string[]) => cluster.path(...parts);
 const seconds = (x: number) => `${x.toFixed(0)} s`;
-
-let logCount = 0;
-/** A vagrant command in the sandbox, from the repository (the Vagrantfile), its output kept in logs/. */
-async function vagrant(args: string[], timeoutMs = 30 * 60_000): Promise<{ code: number | null; lines: StampedLine[]; seconds: number; tail: string }> {
-  const r = await sb!.stream(['vagrant', ...args], { cwd: repoRoot, vars: vars(), timeoutMs });
-  const text = r.lines.map((l) => `${l.t.toFixed(1).padStart(7)} ${l.line}`);
-  writeFileSync(p('logs', `${String(++logCount).padStart(2, '0')}-vagrant-${args[0]}.log`), text.join('\n') + '\n');
-  return { ...r, tail: `vagrant ${args.join(' ')} exited ${r.code} after ${seconds(r.seconds)}:\n${text.slice(-40).join('\n')}` };
-}
+const vagrant = (args: string[]) => cluster.vagrant(args);
+const onNode = (node: string, script: string, allowFail = false) => cluster.onNode(node, script, allowFail);
+const tunnelsOf = (node: string) => cluster.tunnelsOf(node);
 
 function saveLogs(): void {
   if (process.env.KUBE_IPSEC_LOGS && sb) cpSync(p('logs'), process.env.KUBE_IPSEC_LOGS, { recursive: true });
 }
-
-/** A root shell script on a node, through the ssh config `vagrant ssh-config` wrote. */
-function onNode(node: string, script: string, allowFail = false): Promise<RunResult> {
-  return sb!.run(['ssh', '-F', p('ssh_config'), '-o', 'ConnectTimeout=10', node, `sudo bash -c ${shellQuote(script)}`], { allowFail, timeoutMs: 120_000 });
-}
-
-/** Peers (by node name) with which `node` has an ESTABLISHED IKE_SA and an INSTALLED CHILD_SA. */
-async function tunnelsOf(node: string): Promise<string[]> {
-  const r = await onNode(node, 'swanctl --list-sas --pretty', true);
-  if (r.code !== 0) return [];
-  const sas = ikeSas(r.stdout);
-  return NODES.filter((n) => n.name !== node && sas.some((s) => s.remoteHost === n.ip && s.state === 'ESTABLISHED' && s.children.some((c) => c.state === 'INSTALLED'))).map((n) => n.name);
-}
-
-const everyPairUp = async () => (await Promise.all(NODES.map(async (n) => (await tunnelsOf(n.name)).length === NODES.length - 1))).every(Boolean);
 
 beforeAll(async () => {
   assertPluginBuilt();
@@ -92,31 +49,11 @@ beforeAll(async () => {
   // The node image and box are built outside the sandbox (debootstrap needs the mirror); cached by recipe.
   const image = await ensureImage({ runner: processRunner, log: (l) => console.log(`image: ${l}`) });
   sb = await LibvirtSandbox.start('kvg');
+  cluster = new VagrantCluster(sb);
   console.log(`libvirt sandbox ${sb.prefix}: ${sb.dir} (namespace ${sb.ns})`);
-  mkdirSync(p('logs'));
   const box = await ensureBox({ runner: sb.runner, vagrantHome: sb.env().VAGRANT_HOME! });
   console.log(`box ${LOCAL_BOX}: recipe ${image.key}, ${box.action}${box.addSeconds ? ` in ${box.addSeconds.toFixed(1)} s` : ''}`);
-  // The air-gapped binaries: Debian's etcd .deb (pinned by apt's sha256); the rest absent.
-  const etcd = await debianPackage(processRunner, 'etcd-server');
-  mkdirSync(p('binaries'));
-  copyFileSync(etcd.file, p('binaries', basename(etcd.file)));
-  writeFileSync(
-    p('cluster.yaml'),
-    [
-      'nodes:',
-      ...NODES.map((n, i) => `  - { name: ${n.name}, ${i === 0 ? 'role: master, ' : ''}ip: ${n.ip} }`),
-      'ipsec:',
-      '  dpdDelay: 5s',
-      'vagrant:',
-      '  memory: 768',
-      '  cpus: 1',
-      `  libvirt: { box: ${LOCAL_BOX} }`,
-      'binaries: { dir: ./binaries, allowAbsent: true }',
-      `versions:`,
-      `  etcd: { version: ${etcd.upstream}, archive: { url: ${etcd.url}, checksum: sha256:${etcd.sha256} } }`,
-      '',
-    ].join('\n'),
-  );
+  await cluster.writeConfig();
 }, 40 * 60_000);
 
 afterAll(async () => {
@@ -159,11 +96,9 @@ describe.sequential('vagrant up --provision with vagrant-libvirt under software 
       console.log(`vagrant up ${ph.machine}: box import ${ph.boxImport?.toFixed(1) ?? '-'} s, boot ${ph.boot?.toFixed(0)} s, configure ${ph.configure?.toFixed(0)} s, provisioning ${ph.provisioning?.toFixed(0)} s`);
     }
 
-    const ssh = await vagrant(['ssh-config']);
-    expect(ssh.code, ssh.tail).toBe(0);
-    writeFileSync(p('ssh_config'), ssh.lines.map((l) => l.line).join('\n') + '\n');
+    await cluster.sshConfig();
     const started = performance.now();
-    expect(await waitFor(everyPairUp, 180_000, 2000), 'every pair of nodes has its tunnel').toBe(true);
+    expect(await waitFor(() => cluster.everyPairUp(), 180_000, 2000), 'every pair of nodes has its tunnel').toBe(true);
     console.log(`vagrant up --provision: ${seconds(up.seconds)}, then every tunnel up within ${seconds((performance.now() - started) / 1000)}`);
 
     // Everything libvirt made is in the sandbox: bridges, taps and dnsmasq there, nothing here.
@@ -179,7 +114,7 @@ describe.sequential('vagrant up --provision with vagrant-libvirt under software 
   step('2. kube-ipsec check passes every check that applies to the Vagrant VMs', async () => {
     const r = await sb!.run(['npm', 'run', '--silent', 'check', '--', '--config', p('cluster.yaml'), '--out', p('out'), '--state', p('state'), '--json', '--accept-new-host-keys'], {
       cwd: repoRoot,
-      vars: vars(),
+      vars: cluster.vars(),
       allowFail: true,
       timeoutMs: 20 * 60_000,
     });
@@ -233,13 +168,13 @@ describe.sequential('vagrant up --provision with vagrant-libvirt under software 
   }, 20 * 60_000);
 
   step("4. vagrant halt minion1 && vagrant up minion1: its tunnels come back, 0 clear-text pod packets meanwhile", async () => {
-    const bridge = /^Bridge:\s+(\S+)$/m.exec(await sb!.virsh('net-info', UNDERLAY))?.[1];
-    expect(bridge, `bridge of libvirt network ${UNDERLAY}`).toBeDefined();
+    const bridge = /^Bridge:\s+(\S+)$/m.exec(await sb!.virsh('net-info', UNDERLAY_NETWORK))?.[1];
+    expect(bridge, `bridge of libvirt network ${UNDERLAY_NETWORK}`).toBeDefined();
     const captureFile = p('logs', 'underlay.txt');
     const tcpdump = sb!.spawnTo(['tcpdump', '-i', bridge!, '-nn', '-t', '-l', '--immediate-mode'], captureFile);
     // Pod-range traffic towards minion1 the whole time: from master's and minion2's pod gateways.
     const pingers = ['master', 'minion2'];
-    for (const n of pingers) await onNode(n, `nohup timeout 900 ping -i 0.5 ${NODES[1]!.pods} </dev/null >/run/kvg-ping.log 2>&1 & echo $! >/run/kvg-ping.pid`);
+    for (const n of pingers) await onNode(n, `nohup timeout 900 ping -i 0.5 ${NODES[1]!.podGateway} </dev/null >/run/kvg-ping.log 2>&1 & echo $! >/run/kvg-ping.pid`);
     try {
       await new Promise((r) => setTimeout(r, 3000));
       const halt = await vagrant(['halt', 'minion1']);
@@ -252,7 +187,7 @@ describe.sequential('vagrant up --provision with vagrant-libvirt under software 
       expect(await waitFor(async () => (await tunnelsOf('minion1')).length === 2, 180_000, 2000), "minion1's tunnels are back").toBe(true);
       const tunnels = (performance.now() - since) / 1000;
       for (const n of pingers) {
-        expect(await waitFor(async () => (await onNode(n, `ping -c 1 -W 2 ${NODES[1]!.pods}`, true)).code === 0, 60_000, 1000), `${n} reaches minion1's pods again`).toBe(true);
+        expect(await waitFor(async () => (await onNode(n, `ping -c 1 -W 2 ${NODES[1]!.podGateway}`, true)).code === 0, 60_000, 1000), `${n} reaches minion1's pods again`).toBe(true);
       }
       console.log(`vagrant halt minion1: ${seconds(halt.seconds)}, vagrant up minion1: ${seconds(up.seconds)}, its tunnels up ${seconds(tunnels)} after up returned`);
     } finally {

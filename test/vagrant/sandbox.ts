@@ -15,7 +15,7 @@
 //   const sb = await LibvirtSandbox.start('kvg');      // prefix like "kvg3fa1"
 //   await sb.run(['virsh', 'list', '--all']);
 //   await sb.stop();                                    // daemons by PID, namespace, directory
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -47,6 +47,10 @@ const QEMU_CONF = `# kube-ipsec test sandbox
 security_driver = "none"
 cgroup_controllers = [ ]
 `;
+
+/** Sandboxes not stopped yet: stopped at once if the process exits without stopping them. */
+const live = new Set<LibvirtSandbox>();
+let exitHook = false;
 
 export interface SandboxProcess {
   pid: number;
@@ -94,6 +98,14 @@ export class LibvirtSandbox {
     child.unref();
     const sandbox = new LibvirtSandbox(prefix, dir, ns, child.pid!);
     writeFileSync(d('holder.pid'), `${child.pid}\n`);
+    live.add(sandbox);
+    if (!exitHook) {
+      exitHook = true;
+      // Last resort for a test process that exits without its afterAll (the hook is synchronous).
+      process.on('exit', () => {
+        for (const sb of live) sb.stopNow();
+      });
+    }
     const up = await waitFor(async () => existsSync(d('run/libvirt/libvirt-sock')) && (await sandbox.run(['virsh', 'version'], { allowFail: true })).code === 0, 30_000, 200);
     child.stderr!.destroy();
     if (!up) {
@@ -204,6 +216,7 @@ export class LibvirtSandbox {
    * Returns what it had to stop besides the daemons and the holder (empty after a clean run).
    */
   async stop(keep = false): Promise<SandboxProcess[]> {
+    live.delete(this);
     const daemons = new Set(['libvirtd', 'virtlogd', 'sleep']);
     const extra = this.processes().filter((p) => !daemons.has(p.comm));
     await terminate(extra.map((p) => p.pid));
@@ -217,6 +230,20 @@ export class LibvirtSandbox {
       rmSync(this.dir, { recursive: true, force: true });
     }
     return extra;
+  }
+
+  /** stop() for a process that is exiting: SIGKILL to every process of the sandbox by PID; namespace and directory go. */
+  stopNow(): void {
+    live.delete(this);
+    for (const pid of [...this.processes().map((p) => p.pid), this.holder]) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    spawnSync('ip', ['netns', 'del', this.ns]);
+    rmSync(this.dir, { recursive: true, force: true });
   }
 }
 

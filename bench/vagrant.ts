@@ -95,7 +95,7 @@ export async function run(argv: string[]): Promise<number> {
       pinned,
       readFileSync(config, 'utf8').replace(/^  - \{ name: (\w+), (.*)\}$/gm, (_all, name: string, rest: string) => {
         const h = hosts.get(name)!;
-        return `  - { name: ${name}, ${rest}, ssh: { host: ${h.hostname}, port: ${h.port ?? 22}, user: ${h.user}, privateKey: ${h.identityFiles[0]} } }`;
+        return `  - { name: ${name}, ${rest.trim()}, ssh: { host: ${h.hostname}, port: ${h.port ?? 22}, user: ${h.user}, privateKey: ${h.identityFiles[0]} } }`;
       }),
     );
     const provision = (file: string) => `npm run --silent provision -- --config ${file} --out ${cluster.path('out')} --state ${cluster.path('state')} --node minion2`;

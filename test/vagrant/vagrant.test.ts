@@ -5,7 +5,8 @@
 // packages (npm run box). In order:
 //   1. `vagrant up --provision` of a master and two minions from a cluster.yaml with an
 //      air-gapped binaries dir (allowAbsent), as in the VM lab; the mesh converges;
-//   2. `kube-ipsec check` against the Vagrant VMs: every check that applies passes;
+//   2. `kube-ipsec check` against the Vagrant VMs: every check that applies passes, and
+//      fail-closed (destructive, so named) too;
 //   3. ipsec.dpdDelay edited, `vagrant provision minion2`: only minion2 changes, strongSwan
 //      reloads without restarting, the other VMs are not touched;
 //   4. `vagrant halt minion1 && vagrant up minion1`: minion1's tunnels come back, with 0
@@ -113,26 +114,35 @@ describe.sequential('vagrant up --provision with vagrant-libvirt under software 
     expect(comms).toContain('dnsmasq');
   }, 45 * 60_000);
 
-  step('2. kube-ipsec check passes every check that applies to the Vagrant VMs', async () => {
-    const r = await sb!.run(['npm', 'run', '--silent', 'check', '--', '--config', p('cluster.yaml'), '--out', p('out'), '--state', p('state'), '--json', '--accept-new-host-keys'], {
-      cwd: repoRoot,
-      vars: cluster.vars(),
-      allowFail: true,
-      timeoutMs: 20 * 60_000,
-    });
-    writeFileSync(p('logs', 'check.json'), r.stdout);
-    let report: CheckReport;
-    try {
-      report = JSON.parse(r.stdout) as CheckReport;
-    } catch {
-      throw new Error(`kube-ipsec check printed no report (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
-    }
-    const applied = report.results.filter((x) => !x.skipped);
-    expect(applied.filter((x) => !x.ok).map((x) => `${x.name}: ${x.problems.join('; ')}`)).toEqual([]);
-    expect(applied.map((x) => x.name)).toEqual(expect.arrayContaining(['tunnels', 'pings', 'capture', 'mtu', 'kernel-esp', 'units']));
-    for (const x of report.results.filter((y) => y.skipped)) console.log(`check ${x.name}: not applicable: ${x.skipped}`);
-    expect(report.ok).toBe(true);
-    expect(r.code, r.stderr).toBe(0);
+  step('2. kube-ipsec check passes every check that applies to the Vagrant VMs, and fail-closed when named', async () => {
+    const check = async (name: string, args: string[]): Promise<CheckReport> => {
+      const r = await sb!.run(['npm', 'run', '--silent', 'check', '--', '--config', p('cluster.yaml'), '--out', p('out'), '--state', p('state'), '--json', '--accept-new-host-keys', ...args], {
+        cwd: repoRoot,
+        vars: cluster.vars(),
+        allowFail: true,
+        timeoutMs: 20 * 60_000,
+      });
+      writeFileSync(p('logs', `check-${name}.json`), r.stdout);
+      let report: CheckReport;
+      try {
+        report = JSON.parse(r.stdout) as CheckReport;
+      } catch {
+        throw new Error(`kube-ipsec check ${args.join(' ')} printed no report (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
+      }
+      const applied = report.results.filter((x) => !x.skipped);
+      expect(applied.filter((x) => !x.ok).map((x) => `${x.name}: ${x.problems.join('; ')}`)).toEqual([]);
+      expect(report.ok).toBe(true);
+      expect(r.code, r.stderr).toBe(0);
+      return report;
+    };
+    // What a user runs right after `vagrant up`: every check that leaves the cluster as it is.
+    const all = await check('all', []);
+    expect(all.results.filter((x) => !x.skipped).map((x) => x.name)).toEqual(expect.arrayContaining(['tunnels', 'pings', 'capture', 'mtu', 'kernel-esp', 'units']));
+    for (const x of all.results.filter((y) => y.skipped)) console.log(`check ${x.name}: not applicable: ${x.skipped}`);
+    // And the promise when a node's strongSwan is down (a destructive check: only when named).
+    const fc = (await check('fail-closed', ['--only', 'fail-closed', '--victim', 'minion1'])).results.find((x) => x.name === 'fail-closed')!;
+    expect(fc.values?.clearPod).toBe(0);
+    console.log(`check fail-closed: ${fc.summary}`);
   }, 25 * 60_000);
 
   step('3. after an edit of ipsec.dpdDelay, vagrant provision minion2 changes minion2 only and reloads its strongSwan', async () => {

@@ -6,8 +6,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    // Real VMs take minutes: their own command (npm run test:vm, vitest.vm.config.ts), which CI runs too.
-    exclude: ['test/vm/**', '**/node_modules/**'],
+    // Real VMs take minutes: their own commands (npm run test:vm, test:vagrant; vitest.vm/vagrant.config.ts), which CI runs too.
+    exclude: ['test/vm/**', 'test/vagrant/**', '**/node_modules/**'],
     pool: 'forks',
     maxWorkers: 2,
     testTimeout: 60_000,

@@ -81,7 +81,13 @@ export interface ClusterConfig {
     certValidityDays: number;
     renewBeforeDays: number;
   };
-  vagrant: { box: string; memory: number; cpus: number };
+  vagrant: {
+    box: string;
+    memory: number;
+    cpus: number;
+    libvirt: { box?: string; driver?: 'kvm' | 'qemu'; cpuMode?: 'host-passthrough' | 'host-model' | 'maximum' | 'custom'; cpuModel?: string };
+    virtualbox: { box?: string };
+  };
 }
 
 export const DEFAULTS = {
@@ -110,12 +116,12 @@ export const DEFAULTS = {
     espMode: 'kernel',
   },
   pki: { keyAlgorithm: 'ecdsa-p256', caValidityDays: 3650, certValidityDays: 365, renewBeforeDays: 30 },
-  vagrant: { box: 'debian/bookworm64', memory: 2048, cpus: 2 },
+  vagrant: { box: 'debian/bookworm64', memory: 2048, cpus: 2, libvirt: {}, virtualbox: {} },
 } as const satisfies Omit<ClusterConfig, 'nodes' | 'binaries'>;
 
 /** Fills every default into a structurally valid cluster.yaml. */
 export function applyDefaults(raw: RawClusterConfig): ClusterConfig {
-  const vagrant = { ...DEFAULTS.vagrant, ...raw.vagrant };
+  const vagrant = { ...DEFAULTS.vagrant, ...raw.vagrant, libvirt: { ...raw.vagrant?.libvirt }, virtualbox: { ...raw.vagrant?.virtualbox } };
   return {
     cluster: { ...DEFAULTS.cluster, ...raw.cluster },
     network: { ...DEFAULTS.network, ...raw.network },

@@ -194,9 +194,36 @@ export const clusterSchema = {
       type: 'object',
       additionalProperties: false,
       properties: {
-        box: { type: 'string', minLength: 1 },
+        box: { type: 'string', minLength: 1, description: 'Box of every provider that has no box of its own below.' },
         memory: { type: 'integer', minimum: 512, description: 'Default VM memory in MiB.' },
         cpus: { type: 'integer', minimum: 1 },
+        libvirt: {
+          type: 'object',
+          additionalProperties: false,
+          description: 'vagrant-libvirt (`vagrant up --provider libvirt`).',
+          properties: {
+            box: { type: 'string', minLength: 1, description: 'Box for libvirt, e.g. kube-ipsec/debian12 (built by `npm run box`). Default: vagrant.box.' },
+            driver: {
+              type: 'string',
+              enum: ['kvm', 'qemu'],
+              description: 'Domain type. Default: kvm when /dev/kvm runs ordinary guests, else qemu (software emulation).',
+            },
+            cpuMode: {
+              type: 'string',
+              enum: ['host-passthrough', 'host-model', 'maximum', 'custom'],
+              description: 'Guest CPU. Default: host-passthrough with kvm, maximum (QEMU\'s max: AES-NI emulated) with qemu.',
+            },
+            cpuModel: { type: 'string', minLength: 1, description: 'CPU model for cpuMode custom, e.g. qemu64.' },
+          },
+        },
+        virtualbox: {
+          type: 'object',
+          additionalProperties: false,
+          description: 'VirtualBox (`vagrant up --provider virtualbox`).',
+          properties: {
+            box: { type: 'string', minLength: 1, description: 'Box for VirtualBox. Default: vagrant.box.' },
+          },
+        },
       },
     },
   },

@@ -5,6 +5,7 @@ import { espOverhead, MAX_USERSPACE_ESP_MTU } from '../plan/mtu.ts';
 import { cidr, contains, formatCidr, formatIpv4, lastAddress, overlaps, parseIpv4, subnetCount, type Cidr } from '../plan/ipv4.ts';
 import type { ClusterConfig } from './defaults.ts';
 import { formatPath, type ConfigIssue } from './errors.ts';
+import { LOCAL_BOX } from '../vagrant/providers.ts';
 
 export type LocatedIssue = ConfigIssue & { pathParts: (string | number)[] };
 
@@ -13,7 +14,19 @@ function issue(pathParts: (string | number)[], value: unknown, problem: string, 
 }
 
 export function validateCluster(c: ClusterConfig): LocatedIssue[] {
-  return [...checkRanges(c), ...checkNodes(c), ...checkNodeSubnets(c), ...checkMtu(c), ...checkIpsec(c), ...checkVersions(c), ...checkBinaries(c)];
+  return [...checkRanges(c), ...checkNodes(c), ...checkNodeSubnets(c), ...checkMtu(c), ...checkIpsec(c), ...checkVersions(c), ...checkBinaries(c), ...checkVagrant(c)];
+}
+
+function checkVagrant(c: ClusterConfig): LocatedIssue[] {
+  const out: LocatedIssue[] = [];
+  const { libvirt, virtualbox } = c.vagrant;
+  if (libvirt.cpuModel !== undefined && libvirt.cpuMode !== 'custom') {
+    out.push(issue(['vagrant', 'libvirt', 'cpuModel'], libvirt.cpuModel, `applies only to vagrant.libvirt.cpuMode: custom (cpuMode is ${libvirt.cpuMode ?? 'chosen by the driver'})`, 'set vagrant.libvirt.cpuMode: custom, or remove cpuModel'));
+  }
+  if (virtualbox.box === LOCAL_BOX) {
+    out.push(issue(['vagrant', 'virtualbox', 'box'], virtualbox.box, 'is a box for libvirt only (npm run box builds it for vagrant-libvirt)', 'name a box for VirtualBox, e.g. debian/bookworm64'));
+  }
+  return out;
 }
 
 function checkBinaries(c: ClusterConfig): LocatedIssue[] {

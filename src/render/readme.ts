@@ -1,5 +1,6 @@
 // out/README.md: what was rendered, for a human previewing a change before `vagrant up`;
 // out/cluster.json: the same facts for programs (the Vagrantfile reads its VMs from it).
+import { providerBoxes } from '../vagrant/providers.ts';
 import type { Plan } from '../plan/plan.ts';
 import type { RenderedFile } from './files.ts';
 import { formatMode } from './manifest.ts';
@@ -67,7 +68,7 @@ export function clusterSummary(plan: Plan): string {
     JSON.stringify(
       {
         name: plan.cluster.name,
-        box: plan.vagrant.box,
+        nodeCidr: plan.network.nodeCidr,
         podCidr: plan.network.podCidr,
         apiserver: plan.apiserver.url,
         // As written in cluster.yaml (relative to its directory); the Vagrantfile syncs it to the VMs.
@@ -83,6 +84,13 @@ export function clusterSummary(plan: Plan): string {
           cpus: n.vm.cpus,
           ...(n.ssh && { ssh: n.ssh }),
         })),
+        underlayMtu: plan.network.underlayMtu,
+        vagrant: {
+          box: plan.vagrant.box,
+          boxes: providerBoxes(plan.vagrant),
+          // Only what cluster.yaml sets: the Vagrantfile picks the rest on the host it runs on.
+          libvirt: { driver: plan.vagrant.libvirt.driver, cpuMode: plan.vagrant.libvirt.cpuMode, cpuModel: plan.vagrant.libvirt.cpuModel },
+        },
       },
       null,
       2,

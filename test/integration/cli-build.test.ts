@@ -74,6 +74,6 @@ describe('bin/kube-ipsec, the built CLI', () => {
     expect(r.stdout).toMatch(/== bench hello ==\nhello from bench 42 --quick/);
     const unknown = kubeIpsec('bench', 'nosuch');
     expect(unknown.status).toBe(2);
-    expect(unknown.stderr).toMatch(/available: cni, hello, lab, render, ship, vm/);
+    expect(unknown.stderr).toMatch(/available: cni, hello, lab, render, ship, vagrant, vm/);
   }, 60_000);
 });

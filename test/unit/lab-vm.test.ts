@@ -80,7 +80,7 @@ describe('VM layout', () => {
 });
 
 describe('qemu command line', () => {
-  const image = { key: 'k', dir: '/cache/k', kernel: '/cache/k/vmlinuz', initrd: '/cache/k/initrd.gz', disk: '/cache/k/disk.img' };
+  const image = { key: 'k', dir: '/cache/k', kernel: '/cache/k/vmlinuz', initrd: '/cache/k/initrd.gz', disk: '/cache/k/disk.img', box: '/cache/k/libvirt.box' };
   const files = vmFiles('/state', 'minion1');
   it('boots the image kernel with the overlay, two taps by name, the seed in fw_cfg, and no other device or network', () => {
     const argv = qemuArgv(image, layout.nodes[1]!, files, { accel: 'tcg', cpu: 'max', why: '' });

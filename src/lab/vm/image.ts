@@ -1,6 +1,8 @@
-// The VM lab's node image: a recipe (the build script, the Debian suite and mirror, the
-// packages) and a cache outside the repository keyed by the recipe's hash, so the image is
-// built once per recipe and every VM boots a copy-on-write overlay of it. Builders on one
+// The node images: a recipe (the build script, the Debian suite and mirror, the packages)
+// and a cache outside the repository keyed by the recipe's hash, so the images are built
+// once per recipe. One build makes both from one root file system: the VM lab's (kernel,
+// initrd, raw ext4 root; every lab VM boots a copy-on-write overlay of it) and the Vagrant
+// box for vagrant-libvirt (libvirt.box: a disk that boots by itself). Builders on one
 // machine take turns (flock); a build lands in its final directory only when complete.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -13,10 +15,12 @@ export const BUILD_SCRIPT = packagePath('src', 'lab', 'vm', 'build-image.sh');
 export const DEFAULT_IMAGE_CACHE = '/var/cache/kube-ipsec/images';
 export const DEFAULT_MIRROR = 'http://deb.debian.org/debian';
 
-/** What a VM needs besides the node's own packages: an init, device manager, sshd, sysctl. */
-export const VM_BASE_PACKAGES = ['systemd', 'systemd-sysv', 'udev', 'kmod', 'iproute2', 'procps', 'openssh-server'];
-/** What the lab observes and probes a node with: strongSwan's vici (swanctl --list-sas), ping, tcpdump, socat (TCP listeners and streams). */
+/** What a VM needs besides the node's own packages: an init, device manager, sshd, sysctl, its kernel. */
+export const VM_BASE_PACKAGES = ['systemd', 'systemd-sysv', 'udev', 'kmod', 'iproute2', 'procps', 'openssh-server', 'linux-image-cloud-amd64', 'initramfs-tools'];
+/** What the checks observe and probe a node with: strongSwan's vici (swanctl --list-sas), ping, tcpdump, socat (TCP listeners and streams). */
 export const VM_LAB_PACKAGES = ['strongswan-swanctl', 'iputils-ping', 'tcpdump', 'socat'];
+/** What a Vagrant base box has besides: sudo for the vagrant user, DNS from DHCP (resolved, on D-Bus), rsync synced folders. */
+export const VM_BOX_PACKAGES = ['sudo', 'dbus', 'systemd-resolved', 'rsync'];
 
 export interface ImageRecipe {
   suite: 'bookworm';
@@ -34,12 +38,15 @@ export interface NodeImage {
   initrd: string;
   /** Raw ext4 root: the backing file of every VM's overlay, never written to. */
   disk: string;
+  /** The Vagrant box for vagrant-libvirt (a tar: metadata.json, Vagrantfile, box.img). */
+  box: string;
   /** Seconds this call spent building (undefined: the cached image was used). */
   builtIn?: number;
 }
 
 export function imageRecipe(mirror = DEFAULT_MIRROR): ImageRecipe {
-  const packages = [...new Set([...VM_BASE_PACKAGES, ...everyOsPackage(), ...VM_LAB_PACKAGES])].sort();
+  // One package list for both images, so the lab and the box never differ in what a node has.
+  const packages = [...new Set([...VM_BASE_PACKAGES, ...everyOsPackage(), ...VM_LAB_PACKAGES, ...VM_BOX_PACKAGES])].sort();
   return { suite: 'bookworm', mirror, kernelPackage: 'linux-image-cloud-amd64', packages, script: readFileSync(BUILD_SCRIPT, 'utf8') };
 }
 
@@ -50,14 +57,14 @@ export function recipeKey(r: ImageRecipe): string {
 }
 
 export function imageFiles(dir: string, key: string): NodeImage {
-  return { key, dir, kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.gz'), disk: join(dir, 'disk.img') };
+  return { key, dir, kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.gz'), disk: join(dir, 'disk.img'), box: join(dir, 'libvirt.box') };
 }
 
 /** The image of this recipe if the cache holds a complete one. */
 export function cachedImage(cacheDir: string, recipe: ImageRecipe): NodeImage | undefined {
   const key = recipeKey(recipe);
   const image = imageFiles(join(cacheDir, key), key);
-  return [image.kernel, image.initrd, image.disk, join(image.dir, 'recipe.json')].every((f) => existsSync(f)) ? image : undefined;
+  return [image.kernel, image.initrd, image.disk, image.box, join(image.dir, 'recipe.json')].every((f) => existsSync(f)) ? image : undefined;
 }
 
 export interface EnsureImageOptions {
@@ -77,7 +84,7 @@ export async function ensureImage(o: EnsureImageOptions): Promise<NodeImage> {
   const final = join(cacheDir, key);
   const partial = `${final}.partial`;
   mkdirSync(cacheDir, { recursive: true });
-  o.log?.(`building the node image ${key} into ${cacheDir} (Debian ${recipe.suite}, ${recipe.packages.length} packages; a few minutes, once per recipe)`);
+  o.log?.(`building the node images ${key} into ${cacheDir} (Debian ${recipe.suite}, ${recipe.packages.length} packages; a few minutes, once per recipe)`);
   const started = performance.now();
   // Under the lock: someone may have finished meanwhile; a crashed build's leftovers go.
   const script = [
@@ -94,6 +101,8 @@ export async function ensureImage(o: EnsureImageOptions): Promise<NodeImage> {
   const debCache = join(cacheDir, '..', 'debs');
   const r = await o.runner.run(['flock', '-w', '3600', join(cacheDir, `${key}.lock`), 'bash', '-c', script, 'build', final, partial, recipeJson, BUILD_SCRIPT, recipe.mirror, debCache, ...recipe.packages], {
     timeoutMs: 3_600_000,
+    // The box's metadata.json carries it: `npm run box` tells an installed box of another recipe.
+    env: { ...process.env, KUBE_IPSEC_IMAGE_KEY: key },
   });
   const image = cachedImage(cacheDir, recipe);
   if (!image) throw new Error(`the image build finished but ${final} is incomplete`);

@@ -123,6 +123,9 @@ export async function shipNode(transport: Transport, bundle: NodeBundle, opts: S
       ...provisionScripts(),
       { path: 'args', mode: 0o600, content: args.map((a) => `${a}\n`).join('') },
       { path: 'fill.tsv', mode: 0o600, content: fill },
+      // What every file holds once this run succeeded: the node records it with the files'
+      // final stamps, so the next session need not read any of them again.
+      ...(opts.rollback ? [] : [{ path: 'sha256.tsv', mode: 0o600, content: bundle.files.map((f) => `${f.sha256}\t${f.path}\n`).join('') }]),
       ...uploads.map((f): TarEntry => ({ path: `tree${f.path}`, mode: f.mode, ...('file' in f.source ? { file: f.source.file, size: f.size } : { content: f.source.content }) })),
       ...(await Promise.all(archives.map(async (a): Promise<TarEntry> => ({ path: `archives/${a.name}`, mode: 0o644, file: a.file, size: await a.verify() })))),
     ];

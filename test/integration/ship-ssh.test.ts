@@ -1,6 +1,8 @@
 // `kube-ipsec provision` end to end: the CLI in a host namespace, real ssh2 to a real sshd per
 // node namespace (own host key each), provision/ applying into per-node scratch roots. Only
 // systemctl and apt-get are recorders (set by each sshd's SetEnv); their logs are asserted on.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { appendFileSync, copyFileSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -51,6 +53,27 @@ const installed = (name: string, path: string) => readFileSync(join(node(name).r
 const roots = () => new Map(NODES.map((n) => [n.name, snapshot(node(n.name).root)]));
 const mutations = (name: string) => recorded(node(name).record, 'systemctl');
 const clearAll = () => NODES.forEach((n) => clearRecords(node(n.name).record));
+/**
+ * Installed files whose remembered hash (the node's hashes.tsv) is missing, has another stamp
+ * than the file has now, or is wrong: each one the next session would hash again.
+ */
+function staleHashes(name: string): string[] {
+  const root = node(name).root;
+  const remembered = new Map(
+    readFileSync(join(root, PATHS.provisionStateDir, 'hashes.tsv'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split('\t') as [string, string, string])
+      .map(([stamp, hex, path]) => [path, { stamp, hex }]),
+  );
+  const files = readFileSync(join(root, PATHS.filesManifest), 'utf8').split('\n').filter((l) => l && !l.startsWith('#')).map((l) => join(root, l.split('\t')[1]!));
+  if (existsSync(join(root, PATHS.cniPlugin))) files.push(join(root, PATHS.cniPlugin));
+  const stamps = new Map(execFileSync('stat', ['-c', '%i:%s:%.9Y:%.9Z %n', '--', ...files], { encoding: 'utf8' }).trim().split('\n').map((l) => [l.slice(l.indexOf(' ') + 1), l.slice(0, l.indexOf(' '))]));
+  return files.filter((f) => {
+    const r = remembered.get(f);
+    return !r || r.stamp !== stamps.get(f) || r.hex !== createHash('sha256').update(readFileSync(f)).digest('hex');
+  });
+}
 /** The summary row of a node. */
 const row = (run: CliRun, name: string) => run.stdout.split('\n').find((l) => l.startsWith(`  ${name} `)) ?? '';
 
@@ -86,6 +109,8 @@ describe('kube-ipsec provision over ssh', () => {
     expect(existsSync(join(node('master').root, PATHS.cniPlugin))).toBe(false);
     expect((statSync(join(node('master').root, PATHS.caKey)).mode & 0o777).toString(8)).toBe('600');
     expect(installed('master', '/usr/local/bin/kube-apiserver')).toContain('kube-apiserver test-1');
+    // Every hash the next session would look up is current: nothing to read again.
+    for (const n of NODES.slice(0, 4)) expect(staleHashes(n.name), n.name).toEqual([]);
     // Progress: one line per fact, prefixed by its node.
     expect(run.stdout).toContain(`minion2: install ${PATHS.kubeletConfig}`);
     expect(run.stdout).toContain(`master: restart ${UNITS.apiserver}`);
@@ -104,6 +129,7 @@ describe('kube-ipsec provision over ssh', () => {
       expect(recorded(node(n.name).record, 'apt'), n.name).toEqual([]);
     }
     expect(roots()).toEqual(before);
+    expect(staleHashes('minion2')).toEqual([]);
   });
 
   it('shows a dry run as a diff, secret files named but never shown, and changes nothing', async () => {

@@ -79,18 +79,26 @@ export function imageArchiveRow(a: ImageArchive): string[] {
  */
 export const BASE_PACKAGES = ['strongswan-starter', 'strongswan-charon', 'libstrongswan-standard-plugins', 'iptables', 'nftables', 'iproute2', 'kmod', 'conntrack', 'ca-certificates', 'curl'];
 
+/**
+ * What `kube-ipsec check` runs on a node besides the packages above: strongSwan's vici client
+ * (swanctl --list-sas), ping, tcpdump for the underlay captures, socat for TCP listeners and
+ * streams. Every node gets them, so that `npm run check` works right after `vagrant up` with
+ * any box, not only with kube-ipsec's own.
+ */
+export const CHECK_PACKAGES = ['strongswan-swanctl', 'iputils-ping', 'tcpdump', 'socat'];
+
 /** Packages a node that runs pods needs for its runtime (containerd comes as a release archive). */
 export const RUNTIME_PACKAGES: Record<Plan['runtime'], string[]> = { docker: ['docker.io'], containerd: [] };
 
 /** OS packages (Debian/Ubuntu names) the node needs. */
 export function osPackages(plan: Plan, node: PlannedNode): string[] {
-  if (!node.runsPods) return BASE_PACKAGES;
-  return [...BASE_PACKAGES, ...RUNTIME_PACKAGES[plan.runtime]];
+  if (!node.runsPods) return [...BASE_PACKAGES, ...CHECK_PACKAGES];
+  return [...BASE_PACKAGES, ...CHECK_PACKAGES, ...RUNTIME_PACKAGES[plan.runtime]];
 }
 
 /** Every package a node of any cluster may need (a VM image that has them needs no mirror). */
 export function everyOsPackage(): string[] {
-  return [...new Set([...BASE_PACKAGES, ...Object.values(RUNTIME_PACKAGES).flat()])];
+  return [...new Set([...BASE_PACKAGES, ...CHECK_PACKAGES, ...Object.values(RUNTIME_PACKAGES).flat()])];
 }
 
 /** Units of the node in bring-up order (DESIGN decision 6). */

@@ -17,8 +17,6 @@ export const DEFAULT_MIRROR = 'http://deb.debian.org/debian';
 
 /** What a VM needs besides the node's own packages: an init, device manager, sshd, sysctl, its kernel. */
 export const VM_BASE_PACKAGES = ['systemd', 'systemd-sysv', 'udev', 'kmod', 'iproute2', 'procps', 'openssh-server', 'linux-image-cloud-amd64', 'initramfs-tools'];
-/** What the checks observe and probe a node with: strongSwan's vici (swanctl --list-sas), ping, tcpdump, socat (TCP listeners and streams). */
-export const VM_LAB_PACKAGES = ['strongswan-swanctl', 'iputils-ping', 'tcpdump', 'socat'];
 /** What a Vagrant base box has besides: sudo for the vagrant user, DNS from DHCP (resolved, on D-Bus), rsync synced folders. */
 export const VM_BOX_PACKAGES = ['sudo', 'dbus', 'systemd-resolved', 'rsync'];
 
@@ -46,7 +44,7 @@ export interface NodeImage {
 
 export function imageRecipe(mirror = DEFAULT_MIRROR): ImageRecipe {
   // One package list for both images, so the lab and the box never differ in what a node has.
-  const packages = [...new Set([...VM_BASE_PACKAGES, ...everyOsPackage(), ...VM_LAB_PACKAGES, ...VM_BOX_PACKAGES])].sort();
+  const packages = [...new Set([...VM_BASE_PACKAGES, ...everyOsPackage(), ...VM_BOX_PACKAGES])].sort();
   return { suite: 'bookworm', mirror, kernelPackage: 'linux-image-cloud-amd64', packages, script: readFileSync(BUILD_SCRIPT, 'utf8') };
 }
 

@@ -54,7 +54,11 @@ interface CheckSpec {
 }
 
 const kernelEsp = (t: CheckTarget) => (t.espMode === 'kernel' ? undefined : "ESP runs in strongSwan's userspace here (kernel-libipsec): there are no kernel SAs to look at");
-const systemd = (t: CheckTarget) => (t.backend.systemd ? undefined : 'the nodes run no systemd here (network namespaces on one host)');
+const systemd = (t: CheckTarget): string | undefined => {
+  if (t.backend.systemd) return undefined;
+  // Said by the backend when it knows which nodes and why; namespaces on one host otherwise.
+  return t.backend.noSystemd ?? 'the nodes run no systemd here (network namespaces on one host)';
+};
 
 /** Every check, in the order they run. */
 const SPECS: CheckSpec[] = [

@@ -148,6 +148,10 @@ export function sshBackend(o: SshBackendOptions): SshBackend {
     get systemd() {
       return t.nodes.every((n) => facts.get(n.name)?.systemd ?? false);
     },
+    get noSystemd() {
+      const without = t.nodes.filter((n) => !(facts.get(n.name)?.systemd ?? false)).map((n) => n.name);
+      return without.length ? `${without.join(', ')} ${without.length === 1 ? 'runs' : 'run'} no systemd (no /run/systemd/system there)` : undefined;
+    },
     onNode,
     inNs(ns, argv) {
       const w = where(ns);

@@ -82,6 +82,8 @@ export interface ClusterBackend {
   readonly kind: 'netns' | 'vm' | 'ssh';
   /** Whether the nodes run systemd with the rendered units (VMs, real nodes): the unit and reboot checks apply. */
   readonly systemd: boolean;
+  /** When not every node runs systemd: which ones, and how that was seen. */
+  readonly noSystemd?: string;
   /** argv running `argv` on the node as its own services see it (its network, files and /run). */
   onNode(node: string, argv: readonly string[]): string[];
   /** argv running `argv` in a namespace: a node's, a pod's, or the upstream's. */

@@ -1,6 +1,7 @@
 // Conventions every subcommand shares: how a command line is parsed and reported, and the
 // options that locate a cluster (cluster.yaml, out/, the state dir next to the config).
 import { dirname, join, resolve } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 /**
  * `--config`, `--out`, `--state` for node:util parseArgs. Their defaults are what the
@@ -43,4 +44,12 @@ export function commandLine<T extends { help?: boolean | undefined }>(help: stri
     return 0;
   }
   return values;
+}
+
+/**
+ * A subcommand's command line without positionals: CLUSTER_OPTIONS and its own `options`,
+ * parsed and reported as commandLine does.
+ */
+export function clusterCommandLine<const O extends NonNullable<ParseArgsConfig['options']>>(help: string, argv: string[], options: O) {
+  return commandLine(help, () => parseArgs({ args: argv, options: { ...CLUSTER_OPTIONS, ...options }, allowPositionals: false }).values);
 }

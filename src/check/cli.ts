@@ -4,8 +4,7 @@
 // change the running cluster (fail-closed, reprovision, reboot) run only when named.
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
-import { clusterPaths, CLUSTER_OPTIONS, commandLine } from '../cli-args.ts';
+import { clusterCommandLine, clusterPaths } from '../cli-args.ts';
 import { ConfigError } from '../config/errors.ts';
 import { ShipError } from '../ship/transport.ts';
 import { check } from './check.ts';
@@ -38,22 +37,15 @@ ${DESTRUCTIVE.join(', ')}. Exit status 0 only if every check that applies passed
 `;
 
 export async function main(argv: string[]): Promise<number> {
-  const o = commandLine(HELP, () =>
-    parseArgs({
-      args: argv,
-      options: {
-        ...CLUSTER_OPTIONS,
-        only: { type: 'string' },
-        victim: { type: 'string' },
-        'reboot-victim': { type: 'string' },
-        pods: { type: 'string', default: '2' },
-        json: { type: 'boolean', default: false },
-        'known-hosts': { type: 'string', multiple: true },
-        'accept-new-host-keys': { type: 'boolean', default: false },
-      },
-      allowPositionals: false,
-    }).values,
-  );
+  const o = clusterCommandLine(HELP, argv, {
+    only: { type: 'string' },
+    victim: { type: 'string' },
+    'reboot-victim': { type: 'string' },
+    pods: { type: 'string', default: '2' },
+    json: { type: 'boolean', default: false },
+    'known-hosts': { type: 'string', multiple: true },
+    'accept-new-host-keys': { type: 'boolean', default: false },
+  });
   if (typeof o === 'number') return o;
   const only = o.only?.split(',').filter(Boolean) as CheckName[] | undefined;
   const unknown = (only ?? []).filter((n) => !CHECK_NAMES.includes(n));

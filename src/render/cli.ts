@@ -1,7 +1,6 @@
 // `kube-ipsec render`: preview every file of every node without VMs.
 import { relative } from 'node:path';
-import { parseArgs } from 'node:util';
-import { clusterPaths, CLUSTER_OPTIONS, commandLine } from '../cli-args.ts';
+import { clusterCommandLine, clusterPaths } from '../cli-args.ts';
 import { ConfigError } from '../config/errors.ts';
 import { runRender } from './pipeline.ts';
 
@@ -18,18 +17,11 @@ const HELP = `usage: npm run render -- [options]
 `;
 
 export async function main(argv: string[]): Promise<number> {
-  const args = commandLine(HELP, () =>
-    parseArgs({
-      args: argv,
-      options: {
-        ...CLUSTER_OPTIONS,
-        node: { type: 'string' },
-        diff: { type: 'boolean', default: false },
-        reissue: { type: 'string', multiple: true },
-      },
-      allowPositionals: false,
-    }).values,
-  );
+  const args = clusterCommandLine(HELP, argv, {
+    node: { type: 'string' },
+    diff: { type: 'boolean', default: false },
+    reissue: { type: 'string', multiple: true },
+  });
   if (typeof args === 'number') return args;
   const { configFile, outDir, stateDir } = clusterPaths(args);
   const reissueIds = (args.reissue ?? []).flatMap((r) => r.split(',')).filter(Boolean);

@@ -6,8 +6,7 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { packagePath } from '../package-root.ts';
-import { parseArgs } from 'node:util';
-import { clusterPaths, CLUSTER_OPTIONS, commandLine } from '../cli-args.ts';
+import { clusterCommandLine, clusterPaths } from '../cli-args.ts';
 import { ConfigError } from '../config/errors.ts';
 import { loadClusterFile } from '../config/load.ts';
 import { planCluster, type Plan, type PlannedNode } from '../plan/plan.ts';
@@ -42,22 +41,15 @@ Nodes are reached as nodes[].ssh in cluster.yaml says, else through \`vagrant ss
 
 
 export async function main(argv: string[]): Promise<number> {
-  const args = commandLine(HELP, () =>
-    parseArgs({
-      args: argv,
-      options: {
-        ...CLUSTER_OPTIONS,
-        node: { type: 'string', multiple: true },
-        'dry-run': { type: 'boolean', default: false },
-        rollback: { type: 'boolean', default: false },
-        plugin: { type: 'string', default: packagePath('dist', 'ipsec-cni') },
-        root: { type: 'string', default: '/' },
-        'known-hosts': { type: 'string', multiple: true },
-        'accept-new-host-keys': { type: 'boolean', default: false },
-      },
-      allowPositionals: false,
-    }).values,
-  );
+  const args = clusterCommandLine(HELP, argv, {
+    node: { type: 'string', multiple: true },
+    'dry-run': { type: 'boolean', default: false },
+    rollback: { type: 'boolean', default: false },
+    plugin: { type: 'string', default: packagePath('dist', 'ipsec-cni') },
+    root: { type: 'string', default: '/' },
+    'known-hosts': { type: 'string', multiple: true },
+    'accept-new-host-keys': { type: 'boolean', default: false },
+  });
   if (typeof args === 'number') return args;
   if (args['dry-run'] && args.rollback) {
     console.error('--dry-run and --rollback cannot be combined');

@@ -6,8 +6,7 @@
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import { clusterPaths, CLUSTER_OPTIONS, commandLine } from '../cli-args.ts';
+import { clusterCommandLine, clusterPaths } from '../cli-args.ts';
 import { ConfigError } from '../config/errors.ts';
 import { loadClusterFile } from '../config/load.ts';
 import { PATHS } from '../plan/paths.ts';
@@ -33,19 +32,12 @@ minion and the NodePort on every minion, prints a table and removes what it crea
 `;
 
 export async function main(argv: string[]): Promise<number> {
-  const args = commandLine(HELP, () =>
-    parseArgs({
-      args: argv,
-      options: {
-        ...CLUSTER_OPTIONS,
-        kubeconfig: { type: 'string' },
-        kubectl: { type: 'string', default: 'kubectl' },
-        timeout: { type: 'string', default: '180' },
-        keep: { type: 'boolean', default: false },
-      },
-      allowPositionals: false,
-    }).values,
-  );
+  const args = clusterCommandLine(HELP, argv, {
+    kubeconfig: { type: 'string' },
+    kubectl: { type: 'string', default: 'kubectl' },
+    timeout: { type: 'string', default: '180' },
+    keep: { type: 'boolean', default: false },
+  });
   if (typeof args === 'number') return args;
   const timeout = Number(args.timeout);
   if (!Number.isInteger(timeout) || timeout < 10) {

@@ -23,7 +23,7 @@ import { hostKeyAlgorithms, perNodeSessions, pinnedKnownHostsLine, type OpenSshN
 import { createPods } from './pods.ts';
 import { REMOTE_DIR } from './remote.ts';
 import { REMOTE_LIFETIME_S, sshBackend, type SshBackend } from './ssh-backend.ts';
-import { saLifetimes, type CheckNode, type CheckPod, type CheckTarget, type CheckTopology, type PodState } from './target.ts';
+import { nodesWithPods, saLifetimes, type CheckNode, type CheckPod, type CheckTarget, type CheckTopology, type PodState } from './target.ts';
 import { leftoversArgv, removePods, restoreStore, snapshotStore, type StoreOutcome, type StoreSnapshot } from './test-pods.ts';
 
 /** Begins every test pod's namespace and container id of one run: `kic` and 4 random base-36 digits. */
@@ -187,7 +187,7 @@ function session(
   };
   // The cleanup's own view: the same nodes, through a runner an interrupt does not stop.
   const cleanupExec = { runner: control, backend };
-  const podNodes = topology.nodes.filter((n) => n.pods.length).map((n) => n.name);
+  const podNodes = nodesWithPods(topology).map((n) => n.name);
   let closing: Promise<Cleanup> | undefined;
 
   const close = async (interrupted: boolean): Promise<Cleanup> => {

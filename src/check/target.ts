@@ -143,6 +143,11 @@ export async function readNodeFile(lab: ClusterExec, node: string, path: string)
   return r.code === 0 ? r.stdout : undefined;
 }
 
+/** The nodes that run pods (the minions, in topology order). */
+export function nodesWithPods<N extends CheckNode>(t: { nodes: N[] }): N[] {
+  return t.nodes.filter((n) => n.pods.length);
+}
+
 export function nodeNamed<N extends CheckNode>(t: { nodes: N[] }, name: string): N {
   const n = t.nodes.find((x) => x.name === name);
   if (!n) throw new Error(`no node ${name} (nodes: ${t.nodes.map((x) => x.name).join(', ')})`);

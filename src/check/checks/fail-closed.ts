@@ -4,18 +4,15 @@
 // many seconds later is measured.
 import { classifyCapture, flowOf, captureUnderlay, type CaptureSummary } from '../capture.ts';
 import { guardDropped, readGuard } from '../guard.ts';
-import type { CheckTarget } from '../target.ts';
+import { nodeNamed, nodesWithPods, type CheckNode, type CheckTarget, type CheckTopology } from '../target.ts';
 import { meshStatus } from '../mesh.ts';
 import { notSingle, settleMesh } from './tunnels.ts';
 import { mapLimit, ping, reaches, type Reachability } from '../probe.ts';
 import type { CheckResult } from '../report.ts';
 import { waitFor } from '../../run.ts';
 import { cidr, lastAddress, parseIpv4 } from '../../plan/ipv4.ts';
-import { nodeNamed, type CheckNode, type CheckTopology } from '../target.ts';
 import { addressBook } from './traffic.ts';
 import { runSourceProbes, setUpSources } from './sources.ts';
-
-const withPodsOn = (t: CheckTopology) => t.nodes.filter((n) => n.pods.length).length;
 
 export interface Flow {
   ns: string;
@@ -73,7 +70,7 @@ export async function checkFailClosed(lab: CheckTarget, reach: Reachability, vic
 
   // The sources check's probes that involve the victim (its node address, NodePorts and
   // services on it or to its pods), set up while its tunnels still stand.
-  const sources = withPodsOn(t) >= 2 ? await setUpSources(lab, (p) => p.via === victim.name || p.to === victim.name) : undefined;
+  const sources = nodesWithPods(t).length >= 2 ? await setUpSources(lab, (p) => p.via === victim.name || p.to === victim.name) : undefined;
   const guardBefore = await readGuard(lab, victim.name);
   const flows = victimFlows(t, pods, victim);
   let answered = 0;

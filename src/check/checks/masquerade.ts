@@ -2,12 +2,11 @@
 // traffic keeps the pod's own source (or it would miss the IPsec selectors). Seen by tcpdump
 // at the receivers; when it goes wrong, the node's nat table says which rule did it.
 import { echoSources, startCapture, type Capture } from '../capture.ts';
-import type { CheckTarget } from '../target.ts';
+import { nodesWithPods, type CheckTarget, type CheckNode, type CheckPod, type CheckTopology } from '../target.ts';
 import type { PairStatus } from '../mesh.ts';
 import { egressRewrites, explainPodToPodRewrite, parseNatRules } from '../nat.ts';
 import { ping } from '../probe.ts';
 import type { CheckResult } from '../report.ts';
-import type { CheckNode, CheckPod, CheckTopology } from '../target.ts';
 
 export interface MasqueradeCase {
   node: CheckNode;
@@ -30,7 +29,7 @@ export interface MasqueradeSeen {
  * node with pods whose tunnel to it is up (a down tunnel is the tunnels check's finding).
  */
 export function masqueradeCases(lab: CheckTarget, pairs: PairStatus[]): MasqueradeCase[] {
-  const withPods = lab.topology.nodes.filter((n) => n.pods.length);
+  const withPods = nodesWithPods(lab.topology);
   const ip = (p: CheckPod) => lab.pods[p.ns]?.ip ?? '';
   const up = (a: string, b: string) => pairs.some((p) => p.up && ((p.a === a && p.b === b) || (p.a === b && p.b === a)));
   return withPods.map((node, i) => {

@@ -1,11 +1,10 @@
 // The pod MTU keeps its promise: the largest don't-fragment ping payload that crosses the
 // tunnel from a pod is exactly the rendered pod MTU minus the IPv4 and ICMP headers — no
 // smaller (wasted), no larger (dropped in the tunnel, pods stuck on PMTU discovery).
-import type { CheckTarget } from '../target.ts';
+import { nodesWithPods, type CheckTarget, type CheckPod } from '../target.ts';
 import { nodeConflist } from '../pods.ts';
 import { ping, type Reachability } from '../probe.ts';
 import type { CheckResult } from '../report.ts';
-import type { CheckPod } from '../target.ts';
 
 export const ICMP_ECHO_HEADERS = 28; // IPv4 20 + ICMP 8
 
@@ -34,7 +33,7 @@ export async function checkMtu(lab: CheckTarget, reach: Reachability): Promise<C
   const t = lab.topology;
   const ipOf = (p: CheckPod) => lab.pods[p.ns]?.ip ?? '';
   // The first pod → remote pod path that carries a plain ping at all (a broken path is the pings check's finding).
-  const withPods = t.nodes.filter((n) => n.pods.length);
+  const withPods = nodesWithPods(t);
   const paths = withPods.flatMap((from) => withPods.filter((to) => to !== from).map((to) => ({ from, src: from.pods[0]!, dst: to.pods[0]! })));
   let path: (typeof paths)[number] | undefined;
   for (const p of paths) {

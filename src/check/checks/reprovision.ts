@@ -8,8 +8,7 @@ import { join } from 'node:path';
 import { parseDocument } from 'yaml';
 import { PATHS, UNITS } from '../../plan/paths.ts';
 import { affectedUnits, parseRestartMap, type RestartAction } from '../../render/restarts.ts';
-import { readNodeFile } from '../target.ts';
-import type { CheckTarget } from '../target.ts';
+import { nodesWithPods, readNodeFile, type CheckTarget } from '../target.ts';
 
 type Provisioning = NonNullable<CheckTarget['provisioning']>;
 import { meshStatus } from '../mesh.ts';
@@ -134,7 +133,7 @@ async function round(lab: CheckTarget, provisioning: Provisioning, victim: strin
 }
 
 export function defaultVictim(lab: CheckTarget, wanted?: string): string {
-  const withPods = lab.topology.nodes.filter((n) => n.pods.length);
+  const withPods = nodesWithPods(lab.topology);
   const victim = wanted ?? withPods[withPods.length - 1]?.name;
   if (!victim || !lab.topology.nodes.some((n) => n.name === victim)) throw new Error(`no minion to re-provision or reboot${wanted ? ` named ${wanted}` : ''}`);
   return victim;

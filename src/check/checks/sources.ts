@@ -11,7 +11,7 @@ import { guardDropped, readGuard, type GuardCounts } from '../guard.ts';
 import { serviceRules, serviceRulesRemoval, type ProxiedService } from '../kube-proxy.ts';
 import { LISTEN_PORT, mapLimit, ping, tcpRead, tokenListener } from '../probe.ts';
 import type { CheckResult } from '../report.ts';
-import type { Background, CheckNode, CheckTarget, CheckTopology } from '../target.ts';
+import { nodeNamed, nodesWithPods, type Background, type CheckNode, type CheckTarget, type CheckTopology } from '../target.ts';
 import { addressBook } from './traffic.ts';
 import type { PairStatus } from '../mesh.ts';
 import { cidr, formatIpv4, lastAddress } from '../../plan/ipv4.ts';
@@ -53,11 +53,9 @@ export function serviceAddress(serviceCidr: string, j: number): { clusterIp: str
   return { clusterIp: formatIpv4(lastAddress(cidr(serviceCidr)) - 1 - j), nodePort: NODEPORT_TOP - j };
 }
 
-const withPods = (t: CheckTopology) => t.nodes.filter((n) => n.pods.length);
-
 /** The services kube-proxy would have on node `a`: one per other node with pods, its first pod the endpoint. */
 export function servicesOn(t: CheckTopology, podIps: Record<string, { ip: string }>, a: CheckNode): ProxiedService[] {
-  return withPods(t).flatMap((b, j) => {
+  return nodesWithPods(t).flatMap((b, j) => {
     if (b === a) return [];
     const { clusterIp, nodePort } = serviceAddress(t.serviceCidr, j);
     return [{ name: `kube-ipsec-check/${b.pods[0]!.name}:http`, clusterIp: { ip: clusterIp, port: SERVICE_PORT }, nodePort, endpoint: { ip: podIps[b.pods[0]!.ns]?.ip ?? '', port: LISTEN_PORT } }];
@@ -72,7 +70,7 @@ export function servicesOn(t: CheckTopology, podIps: Record<string, { ip: string
  */
 export function sourceProbes(t: CheckTopology, podIps: Record<string, { ip: string }>): SourceProbe[] {
   const ip = (ns: string) => podIps[ns]?.ip ?? '';
-  const pods = withPods(t);
+  const pods = nodesWithPods(t);
   const probes: SourceProbe[] = [];
   for (const a of t.nodes) {
     for (const b of pods.filter((x) => x !== a)) {
@@ -126,10 +124,10 @@ export async function setUpSources(lab: CheckTarget, only: (p: SourceProbe) => b
       return errors;
     })());
   try {
-    const targets = [...new Map(probes.map((p) => [p.token, t.nodes.find((n) => n.name === p.to)!.pods[0]!])).values()];
+    const targets = [...new Map(probes.map((p) => [p.token, nodeNamed(t, p.to).pods[0]!])).values()];
     for (const pod of targets) listeners.push(await tokenListener(lab, pod.ns, pod.name));
     for (const node of [...new Set(probes.filter((p) => p.kind === 'nodeport' || p.kind === 'service').map((p) => p.via))]) {
-      const services = servicesOn(t, lab.pods, t.nodes.find((n) => n.name === node)!);
+      const services = servicesOn(t, lab.pods, nodeNamed(t, node));
       // A check that crashed may have left its chains: remove them first (a no-op otherwise).
       await runOnNode(lab, node, ['sh', '-s'], serviceRulesRemoval(services), true);
       ruled.push({ node, services });
@@ -152,7 +150,7 @@ export async function runSourceProbes(lab: CheckTarget, probes: SourceProbe[]): 
 
 export async function checkSources(lab: CheckTarget, pairs: PairStatus[] = []): Promise<CheckResult> {
   const t = lab.topology;
-  if (withPods(t).length < 2) return { name: 'sources', ok: false, summary: 'needs pods on two nodes', problems: ['no two nodes run pods: there is no remote pod to send to'] };
+  if (nodesWithPods(t).length < 2) return { name: 'sources', ok: false, summary: 'needs pods on two nodes', problems: ['no two nodes run pods: there is no remote pod to send to'] };
   const setup = await setUpSources(lab);
   let answered: boolean[] = [];
   let lines: string[] = [];

@@ -2,11 +2,10 @@
 // tcpdump on the underlay bridge meanwhile: it must see that traffic only as ESP (and IKE),
 // never a clear-text pod packet.
 import { classifyCapture, captureUnderlay, clearTextProblems, type CaptureSummary } from '../capture.ts';
-import type { CheckTarget } from '../target.ts';
+import { nodesWithPods, type CheckTarget, type CheckTopology } from '../target.ts';
 import type { PairStatus } from '../mesh.ts';
 import { mapLimit, type Reachability } from '../probe.ts';
 import { formatMatrix, type CheckResult } from '../report.ts';
-import type { CheckTopology } from '../target.ts';
 import type { EspMode } from '../../plan/mtu.ts';
 
 export interface PingProbe {
@@ -68,7 +67,7 @@ export async function checkTraffic(lab: CheckTarget, pairs: PairStatus[], reach:
 
 export function pingsResult(t: CheckTopology, probes: PingProbe[], ok: boolean[], pairs: PairStatus[]): CheckResult {
   const rows = t.nodes.flatMap((n) => [nodeRow(n.name), ...(n.pods.length ? [podsRow(n.name)] : [])]);
-  const cols = t.nodes.filter((n) => n.pods.length).map((n) => n.name);
+  const cols = nodesWithPods(t).map((n) => n.name);
   const cell = (row: string, col: string) => {
     const hits = probes.map((p, i) => ({ p, ok: ok[i]! })).filter((x) => x.p.row === row && x.p.toNode === col);
     return hits.length ? `${hits.filter((x) => x.ok).length}/${hits.length}` : '·';

@@ -5,11 +5,12 @@
 // between two node addresses but IKE. A machine outside the cluster (the labs' upstream)
 // connects to the same listeners, and to sshd where the nodes run one: those stay in clear,
 // as they must — only the mesh is encrypted.
-import { captureUnderlay, classifyCapture, flowOf } from '../capture.ts';
+import { captureUnderlay, classifyCapture, clearTextProblems, flowOf } from '../capture.ts';
 import { mapLimit, tcpRead, tokenListener } from '../probe.ts';
 import type { CheckResult } from '../report.ts';
 import type { Background, CheckNode, CheckTarget, CheckTopology } from '../target.ts';
 import { selectorsOf } from '../mesh.ts';
+import { addressBook } from './traffic.ts';
 
 /** The port of the check's listeners on the node addresses. */
 export const NODE_PORT = 8090;
@@ -65,10 +66,10 @@ export async function checkNodeTraffic(lab: CheckTarget): Promise<CheckResult> {
   } finally {
     await Promise.all(listeners.map((l) => l.stop().catch(() => '')));
   }
-  return nodeTrafficResult(t, probes, answers, lines);
+  return nodeTrafficResult(t, probes, answers, lines, addressBook(lab));
 }
 
-export function nodeTrafficResult(t: CheckTopology, probes: NodeProbe[], answers: (string | undefined)[], lines: string[]): CheckResult {
+export function nodeTrafficResult(t: CheckTopology, probes: NodeProbe[], answers: (string | undefined)[], lines: string[], book: Map<string, string>): CheckResult {
   const nodeIps = new Set(t.nodes.map((n) => n.ip));
   const capture = classifyCapture(lines, t.podCidr);
   // Between two node addresses only IPsec may travel: ESP, and IKE itself.
@@ -78,9 +79,10 @@ export function nodeTrafficResult(t: CheckTopology, probes: NodeProbe[], answers
   });
   const problems: string[] = [];
   const label = (p: NodeProbe) => `${p.from}${p.bind ? ` ${p.bind}` : ''} → ${p.to.name} ${p.to.ip}:${p.port}`;
+  const answered = probes.map((p, i) => p.expect.test(answers[i] ?? ''));
   probes.forEach((p, i) => {
+    if (answered[i]) return;
     const a = answers[i];
-    if (a !== undefined && p.expect.test(a)) return;
     const got = a === undefined ? 'no connection' : `answered '${a}'`;
     problems.push(
       p.outside
@@ -92,12 +94,12 @@ export function nodeTrafficResult(t: CheckTopology, probes: NodeProbe[], answers
     const f = flowOf(clearNodes[0]!)!;
     problems.push(`${clearNodes.length} clear-text packets between node addresses on the underlay (e.g. ${f.src} → ${f.dst} ${f.proto}: \`${clearNodes[0]}\`): with ipsec.nodeEncryption only ESP and IKE may pass between nodes`);
   }
-  if (capture.clearPod.length) problems.push(`${capture.clearPod.length} clear-text pod packets on the underlay, e.g. \`${capture.clearPod[0]}\``);
+  problems.push(...clearTextProblems(capture.clearPod, book));
   if (!capture.esp) problems.push('no ESP on the underlay while the nodes talked: the capture saw no encrypted traffic at all');
   const inside = probes.filter((p) => !p.outside);
-  const okInside = inside.filter((p) => p.expect.test(answers[probes.indexOf(p)] ?? '')).length;
+  const okInside = probes.filter((p, i) => !p.outside && answered[i]).length;
   const outside = probes.filter((p) => p.outside);
-  const okOutside = outside.filter((p) => p.expect.test(answers[probes.indexOf(p)] ?? '')).length;
+  const okOutside = probes.filter((p, i) => p.outside && answered[i]).length;
   return {
     name: 'node-traffic',
     ok: problems.length === 0 && inside.length > 0,

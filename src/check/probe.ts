@@ -24,6 +24,12 @@ export interface PingResult {
   why?: string;
 }
 
+/** ping's summary line → packets sent and received (iputils and busybox alike). */
+export function pingSummary(out: string): { sent: number; received: number } | undefined {
+  const m = /(\d+) packets transmitted, (\d+) (?:packets )?received/.exec(out);
+  return m ? { sent: Number(m[1]), received: Number(m[2]) } : undefined;
+}
+
 export async function ping(lab: ClusterExec, ns: string, dst: string, o: PingOptions = {}): Promise<PingResult> {
   const argv = ['ping', '-n', '-c', String(o.count ?? 1), '-W', String(o.wait ?? 1)];
   if (o.interval !== undefined) argv.push('-i', String(o.interval));
@@ -31,7 +37,7 @@ export async function ping(lab: ClusterExec, ns: string, dst: string, o: PingOpt
   if (o.dontFragment) argv.push('-M', 'do');
   if (o.source !== undefined) argv.push('-I', o.source);
   const r = await lab.runner.run(lab.backend.inNs(ns, [...argv, dst]), { allowFail: true, timeoutMs: 30_000 });
-  const received = Number(/(\d+) (?:packets )?received/.exec(r.stdout)?.[1] ?? 0);
+  const received = pingSummary(r.stdout)?.received ?? 0;
   const ok = r.code === 0 && received > 0;
   if (ok) return { ok, received };
   const why = (r.stdout + r.stderr)

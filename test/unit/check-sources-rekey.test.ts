@@ -3,7 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { classifyCapture } from '../../src/check/capture.ts';
 import { serviceRules, serviceRulesRemoval } from '../../src/check/kube-proxy.ts';
-import { plannedSeconds, pingSummary, rekeyFlows, rekeyResult, rekeyTooLong, SpiLog, streamVerdict, worstCaseSeconds, type FlowOutcome } from '../../src/check/checks/rekey.ts';
+import { plannedSeconds, rekeyFlows, rekeyResult, rekeyTooLong, SpiLog, streamVerdict, worstCaseSeconds, type FlowOutcome } from '../../src/check/checks/rekey.ts';
+import { pingSummary } from '../../src/check/probe.ts';
 import { serviceAddress, servicesOn, sourceProbes, sourcesResult } from '../../src/check/checks/sources.ts';
 import type { IkeSa } from '../../src/check/vici.ts';
 import { labTopology } from '../../src/lab/topology.ts';

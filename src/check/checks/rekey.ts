@@ -13,7 +13,7 @@ import type { Background, CheckNode, CheckTarget, CheckTopology, SaLifetimes } f
 import type { IkeSa } from '../vici.ts';
 import { notSingle, settleMesh } from './tunnels.ts';
 import { addressBook } from './traffic.ts';
-import { sinkListener } from '../probe.ts';
+import { pingSummary, sinkListener } from '../probe.ts';
 import { timer } from '../../clock.ts';
 
 /** Rekeys every pair must go through while the flows run. */
@@ -110,12 +110,6 @@ export class SpiLog {
 const pairKey = (x: string, y: string) => (x < y ? `${x}|${y}` : `${y}|${x}`);
 function add(m: Map<string, Set<string>>, k: string, v: string) {
   m.set(k, (m.get(k) ?? new Set()).add(v));
-}
-
-/** `ping -q` summary → sent and received. */
-export function pingSummary(out: string): { sent: number; received: number } | undefined {
-  const m = /(\d+) packets transmitted, (\d+) (?:packets )?received/.exec(out);
-  return m ? { sent: Number(m[1]), received: Number(m[2]) } : undefined;
 }
 
 /** What a TCP stream of lines 0…n−1 delivered: in order and complete, or where it broke. */

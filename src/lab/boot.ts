@@ -2,8 +2,9 @@
 // provisioning puts them, then what systemd runs before strongSwan — the sysctl.d file
 // (systemd-sysctl) and kube-ipsec-network.service's ExecStart (the rendered node-network
 // script) — each inside the node, with the node's own files.
-import { chmodSync, constants, copyFileSync, linkSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { linkOrCopy } from './link.ts';
 import { PATHS, UNITS } from '../plan/paths.ts';
 import type { RenderedFile } from '../render/files.ts';
 import { hostPath, inNode, installView, type NodeView } from './node-view.ts';
@@ -17,11 +18,7 @@ export function installNode(view: NodeView, files: RenderedFile[], plugin: strin
   const target = hostPath(view, PLUGIN_ON_NODE);
   mkdirSync(dirname(target), { recursive: true });
   rmSync(target, { force: true });
-  try {
-    linkSync(plugin, target); // same bytes as a copy, without ~100 MB per node
-  } catch {
-    copyFileSync(plugin, target, constants.COPYFILE_FICLONE);
-  }
+  linkOrCopy(plugin, target);
   chmodSync(target, 0o755);
 }
 

@@ -5,7 +5,7 @@
 // namespace) installs every node over ssh exactly as it would a Vagrant VM, and pods are
 // made by the plugin inside each minion. Everything created is recorded before it exists.
 import { availableParallelism } from 'node:os';
-import { copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Document } from 'yaml';
@@ -14,6 +14,7 @@ import { PATHS } from '../../plan/paths.ts';
 import { imageArchiveName, planCluster, type Plan } from '../../plan/plan.ts';
 import { stopwatch, timer } from '../../clock.ts';
 import { LabError, onPath } from '../host.ts';
+import { linkOrCopy } from '../link.ts';
 import type { Lab } from '../lab.ts';
 import { meshStatus } from '../../check/mesh.ts';
 import { ipBatch } from '../network.ts';
@@ -119,7 +120,8 @@ export async function vmUp(opts: VmUpOptions): Promise<VmUpResult> {
   // busybox-static, which provisioning verifies and loads into every minion's docker.
   const binariesDir = join(stateDir, 'binaries');
   mkdirSync(binariesDir, { recursive: true });
-  linkOrCopy(etcd.file, join(binariesDir, basename(etcd.file)));
+  const etcdArchive = join(binariesDir, basename(etcd.file));
+  if (!existsSync(etcdArchive)) linkOrCopy(etcd.file, etcdArchive);
   const smoke = await buildTestImage(runner, join(stateDir, 'image-build'), join(binariesDir, imageArchiveName(TEST_IMAGE)));
   log(`smoke image ${smoke.image} (${smoke.id}) built from busybox-static by podman: ${smoke.archive}`);
   const files = await renderForLab(configFile, stateDir, 'kernel', lifetimes, (doc) => labOverrides(doc, layout, keys, etcd, { dir: binariesDir, smoke }));
@@ -181,15 +183,6 @@ async function checkLoadedImage(runner: Runner, backend: VmBackend, plan: Plan, 
     }
     log(`${m.name}: docker holds ${image.image} ${id}, loaded from its archive by kube-ipsec-images.service`);
   });
-}
-
-function linkOrCopy(from: string, to: string): void {
-  if (existsSync(to)) return;
-  try {
-    linkSync(from, to);
-  } catch {
-    copyFileSync(from, to);
-  }
 }
 
 /** The lab's cluster.yaml: ssh to the management addresses with pinned host keys, the lab's binaries and smoke image. */

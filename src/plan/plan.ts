@@ -128,6 +128,8 @@ export const masqueradeMark = (bit: number): string => `0x${(1 << bit).toString(
 
 export function planCluster(config: ClusterConfig): Plan {
   const podCidr = cidr(config.network.podCidr);
+  // Air-gapped (binaries.dir): images travel as archives, and manifests name them by tag.
+  const airGapped = config.binaries.dir !== undefined;
   const prefix = config.network.nodeSubnetPrefix;
   const subnets = config.nodes.map((n) => {
     const choice = chooseSubnet(n, podCidr, prefix);
@@ -193,9 +195,9 @@ export function planCluster(config: ClusterConfig): Plan {
     runtime: config.runtime,
     versions: config.versions,
     images: {
-      coredns: planImage(config.versions.images.coredns, config.binaries.dir !== undefined),
-      pause: planImage(config.versions.images.pause, config.binaries.dir !== undefined),
-      smoke: planImage(config.versions.images.smoke, config.binaries.dir !== undefined),
+      coredns: planImage(config.versions.images.coredns, airGapped),
+      pause: planImage(config.versions.images.pause, airGapped),
+      smoke: planImage(config.versions.images.smoke, airGapped),
     },
     ...(config.binaries.dir !== undefined && { binariesDir: config.binaries.dir }),
     binariesAllowAbsent: config.binaries.allowAbsent === true,

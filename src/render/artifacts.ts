@@ -92,8 +92,7 @@ export const RUNTIME_PACKAGES: Record<Plan['runtime'], string[]> = { docker: ['d
 
 /** OS packages (Debian/Ubuntu names) the node needs. */
 export function osPackages(plan: Plan, node: PlannedNode): string[] {
-  if (!node.runsPods) return [...BASE_PACKAGES, ...CHECK_PACKAGES];
-  return [...BASE_PACKAGES, ...CHECK_PACKAGES, ...RUNTIME_PACKAGES[plan.runtime]];
+  return [...BASE_PACKAGES, ...CHECK_PACKAGES, ...(node.runsPods ? RUNTIME_PACKAGES[plan.runtime] : [])];
 }
 
 /** Every package a node of any cluster may need (a VM image that has them needs no mirror). */

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/render/cli.ts';
 import { listFiles } from '../../src/render/output.ts';
+import { OUT_MARKER } from '../../src/render/ownership.ts';
 import { clusterYaml } from '../helpers/cluster.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'kube-ipsec-render-'));
@@ -49,7 +50,7 @@ describe('render to out/', () => {
     writeConfig();
     expect(await render()).toBe(0);
     const first = snapshot(paths().out);
-    expect([...first.keys()].filter((f) => !f.includes('/'))).toEqual(['README.md', 'cluster.json']);
+    expect([...first.keys()].filter((f) => !f.includes('/'))).toEqual([OUT_MARKER, 'README.md', 'cluster.json']);
     for (const node of ['master', 'minion1', 'minion2', 'minion3']) expect(first.has(`${node}/etc/ipsec.conf`)).toBe(true);
     expect(await render()).toBe(0);
     expect(snapshot(paths().out)).toEqual(first);
@@ -103,7 +104,8 @@ describe('render to out/', () => {
   it('--node writes only that node\'s tree', async () => {
     writeConfig();
     expect(await render('--node', 'minion2')).toBe(0);
-    expect(listFiles(paths().out).every((f) => f.startsWith('minion2/'))).toBe(true);
+    expect(listFiles(paths().out).filter((f) => f !== OUT_MARKER).every((f) => f.startsWith('minion2/'))).toBe(true);
+    expect(existsSync(join(paths().out, OUT_MARKER))).toBe(true);
   });
 
   it('recovers from a run killed between its two renames', async () => {
@@ -111,10 +113,14 @@ describe('render to out/', () => {
     await render();
     const before = contents(paths().out);
     renameSync(paths().out, `${paths().out}.old-424242`);
+    // A staging tree starts with the marker; a look-alike without it is not render's.
     mkdirSync(`${paths().out}.staging-424243`);
+    writeFileSync(join(`${paths().out}.staging-424243`, OUT_MARKER), '');
+    mkdirSync(`${paths().out}.staging-424244`);
     expect(await render()).toBe(0);
     expect(contents(paths().out)).toEqual(before);
     expect(existsSync(`${paths().out}.old-424242`) || existsSync(`${paths().out}.staging-424243`)).toBe(false);
+    expect(existsSync(`${paths().out}.staging-424244`)).toBe(true);
   });
 });
 

@@ -60,23 +60,29 @@ export function parseCluster(text: string, file = 'cluster.yaml'): ClusterConfig
  */
 export const MAX_ALIAS_COUNT = 100;
 
-/** The document as plain data; an alias bomb is a ConfigError naming the first alias, not a crash. */
+/**
+ * The document as plain data. yaml resolves aliases here, and says with a ReferenceError when
+ * one points nowhere or when they expand too far (an alias bomb): a ConfigError at that alias.
+ */
 function toData(doc: Document, lineCounter: LineCounter, file: string): unknown {
   try {
     return doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
   } catch (err) {
-    // yaml throws a ReferenceError when the aliases expand beyond maxAliasCount.
     if (!(err instanceof ReferenceError)) throw err;
+    const bomb = /excessive alias count/i.test(err.message);
     let at: number | undefined;
-    visit(doc, { Alias: (_, node) => ((at = isAlias(node) ? node.range?.[0] : undefined), visit.BREAK) });
+    visit(doc, {
+      Alias: (_, node) => {
+        if (!isAlias(node) || (!bomb && node.resolve(doc) !== undefined)) return undefined;
+        at = node.range?.[0];
+        return visit.BREAK;
+      },
+    });
     const pos = at === undefined ? {} : (({ line, col }) => ({ line, column: col }))(lineCounter.linePos(at));
     throw new ConfigError(file, [
-      {
-        path: '(yaml)',
-        problem: `its aliases expand to more than ${MAX_ALIAS_COUNT} copies (${err.message.toLowerCase()})`,
-        fix: 'write the values out instead of nesting aliases of aliases',
-        ...pos,
-      },
+      bomb
+        ? { path: '(yaml)', problem: `its aliases expand to more than ${MAX_ALIAS_COUNT} copies (a "billion laughs" document?)`, fix: 'write the values out instead of nesting aliases of aliases', ...pos }
+        : { path: '(yaml)', problem: err.message.replace(/^./, (c) => c.toLowerCase()), fix: 'set the anchor (&name) before the alias (*name) that uses it', ...pos },
     ]);
   }
 }

@@ -20,18 +20,10 @@ import { file } from '../../src/render/files.ts';
 import { renderCluster } from '../../src/render/index.ts';
 import { loadTemplates } from '../../src/render/templates.ts';
 import { processRunner } from '../../src/run.ts';
-import { clusterYaml, issuePki } from '../helpers/cluster.ts';
+import { clusterYaml, issuePki, refusedConfig } from '../helpers/cluster.ts';
 import { netnsLab } from '../helpers/netns.ts';
 
-function refusal(edits: Record<string, unknown>) {
-  try {
-    parseCluster(clusterYaml(edits));
-  } catch (err) {
-    if (err instanceof ConfigError) return err;
-    throw err;
-  }
-  throw new Error(`accepted: ${JSON.stringify(edits)}`);
-}
+const refusal = (edits: Record<string, unknown>) => refusedConfig(clusterYaml(edits));
 
 // Every ESP-NULL spelling strongSwan knows, and each weak algorithm of its Security
 // Recommendations, in proposals that are otherwise well-formed.

@@ -1,28 +1,14 @@
 // Finding: a YAML alias bomb ("billion laughs") ended in a stack trace instead of an error
 // naming the problem. Now it, and every other way cluster.yaml can fail to parse, ends in the
 // project's error (exit 2, file:line, a fix) with nothing written: through the CLI, on disk.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseCluster } from '../../src/config/load.ts';
 import { main } from '../../src/render/cli.ts';
+import { cliSandbox } from '../helpers/render-cli.ts';
 
-const root = mkdtempSync(join(tmpdir(), 'kube-ipsec-secyaml-'));
-afterAll(() => rmSync(root, { recursive: true, force: true }));
-
-let dir: string;
-let seq = 0;
-let output: string[];
-beforeEach(() => {
-  dir = join(root, String(seq++));
-  mkdirSync(dir);
-  output = [];
-  const capture = (...args: unknown[]) => void output.push(args.join(' '));
-  vi.spyOn(console, 'log').mockImplementation(capture);
-  vi.spyOn(console, 'error').mockImplementation(capture);
-});
-afterEach(() => vi.restoreAllMocks());
+const box = cliSandbox('secyaml');
 
 /** Nine levels of nine aliases each: 9^9 (387 million) strings once expanded. */
 function billionLaughs(): string {
@@ -32,18 +18,18 @@ function billionLaughs(): string {
 }
 
 async function renderFile(text: string | Buffer): Promise<number> {
-  writeFileSync(join(dir, 'cluster.yaml'), text);
-  return main(['--config', join(dir, 'cluster.yaml'), '--out', join(dir, 'out')]);
+  writeFileSync(join(box.dir, 'cluster.yaml'), text);
+  return main(['--config', join(box.dir, 'cluster.yaml'), '--out', join(box.dir, 'out')]);
 }
 
 describe('hostile or broken YAML ends in the project error, with nothing written', () => {
   it('a billion-laughs alias bomb is named, at its first alias', async () => {
     expect(await renderFile(billionLaughs())).toBe(2);
-    const message = output.join('\n');
+    const message = box.output.join('\n');
     expect(message).toMatch(/cluster\.yaml:2:\d+: \(yaml\): its aliases expand to more than 100 copies \(a "billion laughs" document\?\)/);
     expect(message).toContain('nothing was written');
     expect(message).toContain('fix: write the values out');
-    expect(readdirSync(dir)).toEqual(['cluster.yaml']);
+    expect(readdirSync(box.dir)).toEqual(['cluster.yaml']);
   });
 
   it.each([
@@ -57,12 +43,12 @@ describe('hostile or broken YAML ends in the project error, with nothing written
     ['two documents', 'nodes: []\n---\nnodes: []\n', /:2:1: \(yaml\): Source contains multiple documents/],
   ])('%s', async (_, text, problem) => {
     expect(await renderFile(text)).toBe(2);
-    const message = output.join('\n');
+    const message = box.output.join('\n');
     expect(message).toMatch(problem);
     expect(message).toContain('nothing was written');
     expect(message).not.toMatch(/^\s+at /m);
-    expect(readdirSync(dir)).toEqual(['cluster.yaml']);
-    expect(existsSync(join(dir, '.kube-ipsec'))).toBe(false);
+    expect(readdirSync(box.dir)).toEqual(['cluster.yaml']);
+    expect(existsSync(join(box.dir, '.kube-ipsec'))).toBe(false);
   });
 
   it('a cluster.yaml that uses anchors and aliases as people do still works', () => {

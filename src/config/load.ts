@@ -58,7 +58,7 @@ export function parseCluster(text: string, file = 'cluster.yaml'): ClusterConfig
  * Aliases expanded at most this often in all: a cluster.yaml needs a handful; a "billion
  * laughs" document (aliases of aliases of lists of aliases) would expand to gigabytes.
  */
-export const MAX_ALIAS_COUNT = 100;
+const MAX_ALIAS_COUNT = 100;
 
 /**
  * The document as plain data. yaml resolves aliases here, and says with a ReferenceError when

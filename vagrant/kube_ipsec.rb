@@ -104,6 +104,10 @@ module KubeIpsec
     # QEMU's software emulation with its "maximum" CPU (it emulates AES-NI, so IPsec's
     # AES-GCM runs faster in the guest than on the plain qemu64 model). cluster.yaml's
     # vagrant.libvirt.driver / cpuMode / cpuModel override either.
+    # cpu_model comes back as XML text: vagrant-libvirt pastes it unescaped into the domain XML
+    # (templates/domain.xml.erb: `<model fallback='...'><%= @cpu_model %></model>`), where
+    # markup would add elements to the VM (devices, QEMU arguments). cluster.yaml's schema
+    # admits only plain model names; this keeps the XML intact whatever reaches it.
     # problem: why `vagrant up` must stop (nil when it need not).
     def self.accel(kvm:, driver: nil, cpu_mode: nil, cpu_model: nil)
       chosen = driver || (kvm[:ok] ? "kvm" : "qemu")
@@ -113,7 +117,7 @@ module KubeIpsec
                   "kube-ipsec: vagrant.libvirt.driver in cluster.yaml is kvm, but #{kvm[:why]}.\n" \
                     "  fix: remove vagrant.libvirt.driver (kube-ipsec then uses qemu, software emulation, on this host) or set it to qemu"
                 end
-      { driver: chosen, cpu_mode: mode, cpu_model: cpu_model, why: why, problem: problem }
+      { driver: chosen, cpu_mode: mode, cpu_model: cpu_model&.encode(xml: :text), why: why, problem: problem }
     end
   end
 

@@ -66,14 +66,23 @@ export function remoteCommand(user: string, argv: readonly string[]): string {
   return user === 'root' ? command : `sudo -n -- ${command}`;
 }
 
+/**
+ * The end of every ssh command line: `--`, then the destination, then the remote command.
+ * After `--` OpenSSH reads no option, so a host can never become one (`-oProxyCommand=…`
+ * runs a command locally), whatever validated it before.
+ */
+function destination(n: OpenSshNode, command: string[] = []): string[] {
+  return ['--', n.host, ...command];
+}
+
 /** argv running `argv` as root on the node, as a session of its master connection (or a connection of its own while there is none). */
 export function sshArgv(n: OpenSshNode, argv: readonly string[]): string[] {
-  return ['ssh', ...sshOptions(n), '-o', 'ControlMaster=no', n.host, '--', remoteCommand(n.user, argv)];
+  return ['ssh', ...sshOptions(n), '-o', 'ControlMaster=no', ...destination(n, [remoteCommand(n.user, argv)])];
 }
 
 /** Is the node's master connection up? */
 export async function masterUp(runner: Runner, n: OpenSshNode): Promise<boolean> {
-  const r = await runner.run(['ssh', ...sshOptions(n), '-O', 'check', n.host], { allowFail: true, timeoutMs: 10_000 });
+  const r = await runner.run(['ssh', ...sshOptions(n), '-O', 'check', ...destination(n)], { allowFail: true, timeoutMs: 10_000 });
   return r.code === 0;
 }
 
@@ -91,7 +100,7 @@ export interface Master {
  * its own, so a Ctrl-C meant for the check does not cut the connection its cleanup needs.
  */
 export async function openMaster(runner: Runner, n: OpenSshNode, timeoutMs: number): Promise<Master | { problem: string }> {
-  const argv = ['ssh', ...sshOptions(n), '-o', 'ControlMaster=yes', '-o', 'ControlPersist=no', n.host, '--', 'exec cat >/dev/null'];
+  const argv = ['ssh', ...sshOptions(n), '-o', 'ControlMaster=yes', '-o', 'ControlPersist=no', ...destination(n, ['exec cat >/dev/null'])];
   const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['pipe', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));

@@ -3,10 +3,11 @@
 // throws one ConfigError listing all of them with file:line and a fix.
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import { readFileSync } from 'node:fs';
-import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
 import { parseCidr } from '../plan/ipv4.ts';
 import { applyDefaults, type ClusterConfig } from './defaults.ts';
 import { ConfigError, formatPath, type ConfigIssue } from './errors.ts';
+import { formatProblem } from './formats.ts';
 import type { RawClusterConfig } from './schema.ts';
 import { validate } from './structure.generated.ts';
 import { validateCluster } from './validate.ts';
@@ -41,7 +42,7 @@ export function parseCluster(text: string, file = 'cluster.yaml'): ClusterConfig
       }),
     );
   }
-  const data: unknown = doc.toJS() ?? {};
+  const data: unknown = toData(doc, lineCounter, file) ?? {};
   const locate = (path: (string | number)[], key?: string) => position(doc, lineCounter, path, key);
 
   if (!validateStructure(data)) {
@@ -51,6 +52,39 @@ export function parseCluster(text: string, file = 'cluster.yaml'): ClusterConfig
   const issues = validateCluster(config).map((issue) => ({ ...issue, ...locate(issue.pathParts) }));
   if (issues.length) throw new ConfigError(file, issues.map(({ pathParts: _, ...rest }) => rest));
   return config;
+}
+
+/**
+ * Aliases expanded at most this often in all: a cluster.yaml needs a handful; a "billion
+ * laughs" document (aliases of aliases of lists of aliases) would expand to gigabytes.
+ */
+const MAX_ALIAS_COUNT = 100;
+
+/**
+ * The document as plain data. yaml resolves aliases here, and says with a ReferenceError when
+ * one points nowhere or when they expand too far (an alias bomb): a ConfigError at that alias.
+ */
+function toData(doc: Document, lineCounter: LineCounter, file: string): unknown {
+  try {
+    return doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (err) {
+    if (!(err instanceof ReferenceError)) throw err;
+    const bomb = /excessive alias count/i.test(err.message);
+    let at: number | undefined;
+    visit(doc, {
+      Alias: (_, node) => {
+        if (!isAlias(node) || (!bomb && node.resolve(doc) !== undefined)) return undefined;
+        at = node.range?.[0];
+        return visit.BREAK;
+      },
+    });
+    const pos = at === undefined ? {} : (({ line, col }) => ({ line, column: col }))(lineCounter.linePos(at));
+    throw new ConfigError(file, [
+      bomb
+        ? { path: '(yaml)', problem: `its aliases expand to more than ${MAX_ALIAS_COUNT} copies (a "billion laughs" document?)`, fix: 'write the values out instead of nesting aliases of aliases', ...pos }
+        : { path: '(yaml)', problem: err.message.replace(/^./, (c) => c.toLowerCase()), fix: 'set the anchor (&name) before the alias (*name) that uses it', ...pos },
+    ]);
+  }
 }
 
 function position(doc: Document, lc: LineCounter, path: (string | number)[], key?: string): { line?: number; column?: number } {
@@ -70,10 +104,16 @@ function position(doc: Document, lc: LineCounter, path: (string | number)[], key
   return {};
 }
 
-/** ajv reports `anyOf`-style cascades and repeated formats; keep one error per path+keyword. */
+/**
+ * ajv reports `anyOf`-style cascades and repeated formats; keep one error per path+keyword.
+ * A value with a format that fails its pattern too (the pattern is the editors' view of the
+ * format) is reported once, by the format, which says why.
+ */
 function dedupe(errors: ErrorObject[]): ErrorObject[] {
   const seen = new Set<string>();
+  const formatFailed = new Set(errors.filter((e) => e.keyword === 'format').map((e) => e.instancePath));
   return errors.filter((e) => {
+    if (e.keyword === 'pattern' && formatFailed.has(e.instancePath)) return false;
     const id = `${e.instancePath}|${e.keyword}|${JSON.stringify(e.params)}`;
     return seen.has(id) ? false : (seen.add(id), true);
   });
@@ -111,6 +151,8 @@ function structuralIssue(
     }
     case 'format': {
       const format = (e.params as { format: string }).format;
+      const explained = typeof value === 'string' ? formatProblem(format, value) : undefined;
+      if (explained) return { ...base, value, problem: explained.problem, fix: explained.fix };
       const reason = format === 'ipv4-cidr' && typeof value === 'string' && !parseCidr(value).ok ? (parseCidr(value) as { reason: string }).reason : `is not a valid ${format}`;
       const example = format === 'ipv4' ? 'e.g. 192.168.10.21' : 'e.g. 10.240.0.0/16';
       return { ...base, value, problem: reason, fix: `write a ${format === 'ipv4' ? 'dotted-quad IPv4 address' : 'network address with prefix length'}, ${example}${hint}` };
@@ -122,10 +164,26 @@ function structuralIssue(
     case 'type':
       return { ...base, value, problem: `must be ${withArticle((e.params as { type: string }).type)}`, fix: `write ${withArticle((e.params as { type: string }).type)} here${hint}` };
     case 'pattern':
-      return { ...base, value, problem: 'has the wrong form', fix: `${description ?? `match ${(e.params as { pattern: string }).pattern}`}` };
+      return { ...base, value, problem: (typeof value === 'string' && oddCharacter(value)) || 'has the wrong form', fix: `${description ?? `match ${(e.params as { pattern: string }).pattern}`}` };
     default:
       return { ...base, value, problem: e.message ?? 'is invalid', fix: description ?? 'see schema/cluster.schema.json' };
   }
+}
+
+/**
+ * What makes a string dangerous where it is written, when that is why it does not match: a
+ * control character (a tab or line break starts a new row in a TSV file, a new line in a
+ * unit or a script), or a leading dash (an option, on a command line).
+ */
+function oddCharacter(value: string): string | undefined {
+  const m = /[\x00-\x1f\x7f\u0085\u2028\u2029]/u.exec(value);
+  if (m) {
+    const code = `U+${m[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+    const name = { '\t': 'a tab', '\n': 'a line break', '\r': 'a carriage return' }[m[0]] ?? 'a control character';
+    return `contains ${name} (${code}) at position ${m.index + 1}, which would change the meaning of the file or command line it is written to`;
+  }
+  if (value.startsWith('-')) return 'starts with "-", which a command line would read as an option';
+  return undefined;
 }
 
 function withArticle(type: string): string {

@@ -3,6 +3,8 @@
 // at the type level, and schema/cluster.schema.json (for editors) is written from it.
 // Rules that span several keys (overlapping CIDRs, duplicate IPs, …) live in validate.ts.
 import type { FromSchema } from 'json-schema-to-ts';
+import { BRIDGE_NAME_PATTERN } from './formats.ts';
+import { EXAMPLES, proposalPattern } from './proposals.ts';
 
 const cidr = {
   type: 'string',
@@ -19,7 +21,14 @@ const artifact = {
   additionalProperties: false,
   required: ['url', 'checksum'],
   properties: {
-    url: { type: 'string', pattern: '^https://', description: 'Where the provisioner downloads it (https only).' },
+    url: {
+      type: 'string',
+      // A URL as artifacts.tsv carries it to the node (one row per archive, tab-separated):
+      // no whitespace or control character, no query or fragment, and a last path segment
+      // that names the archive (install-binaries caches and looks it up by that name).
+      pattern: "^https://([A-Za-z0-9.-]+|\\[[0-9A-Fa-f:.]+\\])(:[0-9]{1,5})?/([A-Za-z0-9._~%!$&'()*+,;=:@-]+/)*[A-Za-z0-9_~%!$&'()*+,;=:@-][A-Za-z0-9._~%!$&'()*+,;=:@-]*$",
+      description: 'Where the provisioner downloads it: https://host/path/<archive file name>, without whitespace, query or fragment.',
+    },
     checksum: {
       type: 'string',
       pattern: '^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$',
@@ -69,7 +78,12 @@ export const clusterSchema = {
         nodeSubnetPrefix: { type: 'integer', minimum: 8, maximum: 30, description: 'Prefix length of each node\'s pod subnet (24 = one /24 per node).' },
         serviceCidr: { ...cidr, description: 'Service (ClusterIP) range; its first address is the kubernetes service VIP.' },
         clusterDns: { ...ipv4, description: 'Cluster DNS service IP; must lie inside serviceCidr.' },
-        bridge: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,15}$', description: 'Pod bridge on every node.' },
+        bridge: {
+          type: 'string',
+          pattern: BRIDGE_NAME_PATTERN,
+          format: 'pod-bridge',
+          description: 'Pod bridge on every node: an interface name of its own (not lo, eth*, en*, veth*, ipsec0, docker0, …).',
+        },
         underlayMtu: { type: 'integer', minimum: 576, maximum: 9216, description: 'MTU of the node network.' },
         podMtu: { type: 'integer', minimum: 576, maximum: 9216, description: 'Override the pod MTU (default: underlayMtu minus ESP overhead).' },
       },
@@ -93,9 +107,15 @@ export const clusterSchema = {
             additionalProperties: false,
             description: 'How `kube-ipsec provision` reaches the node (default: from `vagrant ssh-config`).',
             properties: {
-              host: { type: 'string', minLength: 1 },
+              host: {
+                type: 'string',
+                maxLength: 253,
+                // A host name or an IPv4/IPv6 address, never something ssh reads as an option.
+                pattern: '^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*)$',
+                description: 'Host name or IP address of the node for ssh (default: its address).',
+              },
               port: { type: 'integer', minimum: 1, maximum: 65535 },
-              user: { type: 'string', minLength: 1 },
+              user: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_.-]{0,31}$', description: 'Login name on the node (a user name: letters, digits, _ . -).' },
               privateKey: { type: 'string', minLength: 1, description: 'Path of the private key file.' },
               hostKey: { type: 'string', pattern: '^SHA256:[A-Za-z0-9+/]{43}$', description: 'Pinned host key fingerprint (ssh-keygen -lf style).' },
             },
@@ -162,8 +182,19 @@ export const clusterSchema = {
       additionalProperties: false,
       properties: {
         auth: { type: 'string', enum: ['pubkey', 'psk'], description: 'pubkey: per-node certificates from the cluster CA; psk: one random key per node pair.' },
-        ike: { type: 'string', pattern: '^[a-z0-9]+(-[a-z0-9]+)*!?(,[a-z0-9]+(-[a-z0-9]+)*!?)*$', description: 'IKE proposals, e.g. aes128gcm16-prfsha256-ecp256!' },
-        esp: { type: 'string', pattern: '^[a-z0-9]+(-[a-z0-9]+)*!?(,[a-z0-9]+(-[a-z0-9]+)*!?)*$', description: 'ESP proposals, e.g. aes128gcm16-ecp256!' },
+        // The pattern lets editors flag what the format refuses; the format says why (proposals.ts).
+        ike: {
+          type: 'string',
+          format: 'ike-proposals',
+          pattern: proposalPattern('ike'),
+          description: `IKE proposals from the allow-list of strong algorithms, ending in !, e.g. ${EXAMPLES.ike}`,
+        },
+        esp: {
+          type: 'string',
+          format: 'esp-proposals',
+          pattern: proposalPattern('esp'),
+          description: `ESP proposals from the allow-list of strong algorithms, ending in !, e.g. ${EXAMPLES.esp}`,
+        },
         ikeLifetime: duration,
         lifetime: duration,
         rekeyMargin: duration,
@@ -213,7 +244,12 @@ export const clusterSchema = {
               enum: ['host-passthrough', 'host-model', 'maximum', 'custom'],
               description: 'Guest CPU. Default: host-passthrough with kvm, maximum (QEMU\'s max: AES-NI emulated) with qemu.',
             },
-            cpuModel: { type: 'string', minLength: 1, description: 'CPU model for cpuMode custom, e.g. qemu64.' },
+            cpuModel: {
+              type: 'string',
+              // It lands in libvirt's domain XML (vagrant-libvirt's domain.xml.erb), as text.
+              pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$',
+              description: 'CPU model for cpuMode custom, a libvirt model name such as qemu64 or Skylake-Client-IBRS.',
+            },
           },
         },
         virtualbox: {

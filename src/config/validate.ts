@@ -3,7 +3,7 @@
 import { chooseSubnet } from '../plan/addressing.ts';
 import { espOverhead, MAX_USERSPACE_ESP_MTU } from '../plan/mtu.ts';
 import { cidr, contains, formatCidr, formatIpv4, lastAddress, overlaps, parseIpv4, subnetCount, type Cidr } from '../plan/ipv4.ts';
-import type { ClusterConfig } from './defaults.ts';
+import { DEFAULTS, type ClusterConfig } from './defaults.ts';
 import { formatPath, type ConfigIssue } from './errors.ts';
 import { LOCAL_BOX } from '../vagrant/providers.ts';
 
@@ -14,7 +14,7 @@ function issue(pathParts: (string | number)[], value: unknown, problem: string, 
 }
 
 export function validateCluster(c: ClusterConfig): LocatedIssue[] {
-  return [...checkRanges(c), ...checkNodes(c), ...checkNodeSubnets(c), ...checkMtu(c), ...checkIpsec(c), ...checkVersions(c), ...checkBinaries(c), ...checkVagrant(c)];
+  return [...checkRanges(c), ...checkNodes(c), ...checkNodeSubnets(c), ...checkMtu(c), ...checkIpsec(c), ...checkPki(c), ...checkVersions(c), ...checkBinaries(c), ...checkVagrant(c)];
 }
 
 function checkVagrant(c: ClusterConfig): LocatedIssue[] {
@@ -153,7 +153,7 @@ function checkNodeSubnets(c: ClusterConfig): LocatedIssue[] {
 function checkMtu(c: ClusterConfig): LocatedIssue[] {
   const { podMtu, underlayMtu } = c.network;
   if (podMtu === undefined) return [];
-  const max = underlayMtu - espOverhead(c.ipsec.espMode);
+  const max = underlayMtu - espOverhead(c.ipsec.espMode, c.ipsec.esp);
   const limit = c.ipsec.espMode === 'userspace' ? Math.min(max, MAX_USERSPACE_ESP_MTU) : max;
   if (podMtu <= limit) return [];
   return [
@@ -199,6 +199,25 @@ function checkIpsec(c: ClusterConfig): LocatedIssue[] {
     );
   }
   return out;
+}
+
+function checkPki(c: ClusterConfig): LocatedIssue[] {
+  // A certificate is re-issued once it expires within renewBeforeDays: with renewBeforeDays at
+  // or beyond its whole validity it is due as soon as it is issued, so every render re-issues it.
+  const { renewBeforeDays, certValidityDays, caValidityDays } = c.pki;
+  const [key, days, what] =
+    caValidityDays <= certValidityDays
+      ? (['caValidityDays', caValidityDays, 'the CA would be due for renewal as soon as issued, and every render would re-issue it and every certificate it signs'] as const)
+      : (['certValidityDays', certValidityDays, 'every certificate would be due for renewal as soon as issued, and every render would re-issue them all'] as const);
+  if (renewBeforeDays < days) return [];
+  return [
+    issue(
+      ['pki', 'renewBeforeDays'],
+      renewBeforeDays,
+      `is not shorter than pki.${key} = ${days}: ${what}`,
+      `set renewBeforeDays well below ${days} (the default is ${DEFAULTS.pki.renewBeforeDays} of ${DEFAULTS.pki[key]}), or lengthen pki.${key}`,
+    ),
+  ];
 }
 
 function checkVersions(c: ClusterConfig): LocatedIssue[] {

@@ -3,8 +3,11 @@
 //
 // Tunnel-mode ESP adds an outer IPv4 header (20), SPI+sequence (8), IV (8 for GCM, 16 for
 // CBC), padding to the cipher block (≤15), pad length + next header (2) and the ICV (16):
-// 77 bytes covers every proposal strongSwan offers by default. NAT traversal (UDP 4500)
+// 77 bytes covers every proposal strongSwan offers by default. A configured proposal with a
+// longer ICV (HMAC-SHA-384: 24, -512: 32) adds the difference. NAT traversal (UDP 4500)
 // adds an 8-byte UDP header.
+import { espTrailerBytes } from '../config/proposals.ts';
+
 export const ESP_OVERHEAD = 77;
 export const NAT_T_OVERHEAD = 8;
 /**
@@ -15,12 +18,14 @@ export const MAX_USERSPACE_ESP_MTU = 1400;
 
 export type EspMode = 'kernel' | 'userspace';
 
-export function espOverhead(mode: EspMode): number {
-  return mode === 'userspace' ? ESP_OVERHEAD + NAT_T_OVERHEAD : ESP_OVERHEAD;
+/** ESP's overhead for `esp` (ipsec.esp; default: any of strongSwan's default proposals). */
+export function espOverhead(mode: EspMode, esp?: string): number {
+  const overhead = Math.max(ESP_OVERHEAD, esp === undefined ? 0 : 20 + 8 + espTrailerBytes(esp));
+  return mode === 'userspace' ? overhead + NAT_T_OVERHEAD : overhead;
 }
 
-export function podMtu(underlayMtu: number, mode: EspMode, override?: number): number {
+export function podMtu(underlayMtu: number, mode: EspMode, override?: number, esp?: string): number {
   if (override !== undefined) return override;
-  const fits = underlayMtu - espOverhead(mode);
+  const fits = underlayMtu - espOverhead(mode, esp);
   return mode === 'userspace' ? Math.min(fits, MAX_USERSPACE_ESP_MTU) : fits;
 }

@@ -184,7 +184,7 @@ export function planCluster(config: ClusterConfig): Plan {
       clusterDns: config.network.clusterDns,
       bridge: config.network.bridge,
       underlayMtu: config.network.underlayMtu,
-      podMtu: podMtu(config.network.underlayMtu, config.ipsec.espMode, config.network.podMtu),
+      podMtu: podMtu(config.network.underlayMtu, config.ipsec.espMode, config.network.podMtu, config.ipsec.esp),
       masqueradeBit: KUBE_PROXY_MASQUERADE_BIT,
       nodeSubnetPrefix: prefix,
     },

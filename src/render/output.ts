@@ -4,16 +4,27 @@
 // to out/ — unchanged files are hard links to the current ones, so their inode and mtime
 // survive — and then swapped in with two renames. A failure before the swap leaves out/ as
 // it was; a crash between the renames is repaired by the next run.
-import { closeSync, existsSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+//
+// out/ is render's own (ownership.ts: its marker file). Nothing in it is trusted as a path:
+// symlinks are never followed — an existing file is reused or read only when it is a regular
+// file reached through real directories — and a symlink is removed like any stale file.
+import { chmodSync, closeSync, constants, existsSync, fstatSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import type { RenderedCluster } from './index.ts';
 import { SECRET, type RenderedFile } from './files.ts';
+import { isRenderOutput, OUT_MARKER, OUT_MARKER_TEXT, outputDirProblem, realPath, type Protected } from './ownership.ts';
+
+/** out/ itself: it holds every node's keys, the CA key among them. */
+const OUT_DIR_MODE = 0o700;
+/** Directories inside it mirror a node's file system (its /etc, /usr/local/…). */
+const TREE_DIR_MODE = 0o755;
 
 /** out/-relative path → file, e.g. `minion1/etc/ipsec.conf`, `README.md`. */
 export type OutputTree = Map<string, { content: string; mode: number }>;
 
 export function outputTree(cluster: RenderedCluster, onlyNode?: string): OutputTree {
-  const tree: OutputTree = new Map();
+  // The marker first: a staging directory is recognisable as render's from its first file.
+  const tree: OutputTree = new Map(onlyNode === undefined ? [[OUT_MARKER, { content: OUT_MARKER_TEXT, mode: 0o644 }]] : []);
   for (const [node, files] of cluster.nodes) {
     if (onlyNode !== undefined && node !== onlyNode) continue;
     for (const f of files) tree.set(`${node}${f.path}`, { content: f.content, mode: f.mode });
@@ -34,31 +45,33 @@ export interface WriteReport {
 /**
  * Makes `root` (out/, or out/<node> when `scope` names a node) hold exactly `tree`.
  * Paths of `tree` are relative to out/; with a scope, only that subtree is replaced.
+ * Refuses (OutputRefusedError) an out/ that is not render's own (outputDirProblem).
  */
-export function writeOutput(outDir: string, tree: OutputTree, scope?: string): WriteReport {
+export function writeOutput(outDir: string, tree: OutputTree, scope?: string, protect: Protected[] = []): WriteReport {
+  outDir = ownedOutputDir(outDir, protect);
   recoverInterruptedSwap(outDir);
   const root = scope === undefined ? outDir : join(outDir, scope);
   const prefix = scope === undefined ? '' : `${scope}/`;
-  const changed = new Set([...tree].filter(([path, f]) => !sameFile(join(outDir, path), f)).map(([path]) => path));
+  const current = regularFiles(root);
+  const changed = new Set([...tree].filter(([path, f]) => !sameFile(root, current, path.slice(prefix.length), f)).map(([path]) => path));
   const removed = listFiles(root)
     .map((p) => prefix + p)
     .filter((p) => !tree.has(p));
   const report: WriteReport = { written: [...changed], unchanged: tree.size - changed.size, removed };
+  if (scope !== undefined) claimOutputDir(outDir);
   // The common re-render changes nothing: then nothing is touched at all.
   if (changed.size === 0 && removed.length === 0) return report;
 
   const staging = `${root}.staging-${process.pid}`;
   rmSync(staging, { recursive: true, force: true });
-  const made = new Set<string>();
+  if (scope === undefined) mkdirSync(dirname(outDir), { recursive: true, mode: 0o755 });
+  makeDir(staging, scope === undefined ? OUT_DIR_MODE : TREE_DIR_MODE);
+  const made = new Set([staging]);
   try {
     for (const [path, f] of tree) {
       const rel = path.slice(prefix.length);
       const next = join(staging, rel);
-      const dir = dirname(next);
-      if (!made.has(dir)) {
-        mkdirSync(dir, { recursive: true });
-        made.add(dir);
-      }
+      makeDirs(staging, dirname(next), made);
       if (changed.has(path)) writeFileDurably(next, f.content, f.mode);
       else linkSync(join(root, rel), next);
     }
@@ -66,7 +79,6 @@ export function writeOutput(outDir: string, tree: OutputTree, scope?: string): W
     rmSync(staging, { recursive: true, force: true });
     throw err;
   }
-  mkdirSync(dirname(root), { recursive: true });
   if (existsSync(root)) {
     const old = `${root}.old-${process.pid}`;
     renameSync(root, old);
@@ -78,6 +90,49 @@ export function writeOutput(outDir: string, tree: OutputTree, scope?: string): W
   return report;
 }
 
+/** Render refuses to write or preview into `outDir` (outputDirProblem says why). */
+export class OutputRefusedError extends Error {
+  constructor(
+    readonly outDir: string,
+    readonly problem: string,
+    readonly fix: string,
+  ) {
+    super(`${outDir}: ${problem}\n    fix: ${fix}`);
+    this.name = 'OutputRefusedError';
+  }
+}
+
+/** `outDir` with its symlinks resolved, once it is known to be render's to write. */
+function ownedOutputDir(outDir: string, protect: Protected[]): string {
+  const refusal = outputDirProblem(outDir, protect);
+  if (refusal) throw new OutputRefusedError(outDir, refusal.problem, refusal.fix);
+  return realPath(outDir);
+}
+
+/** out/ exists, private, with the marker (a --node render may be the first one). */
+function claimOutputDir(outDir: string): void {
+  if (isRenderOutput(outDir)) return;
+  if (!existsSync(outDir)) {
+    mkdirSync(dirname(outDir), { recursive: true, mode: 0o755 });
+    makeDir(outDir, OUT_DIR_MODE);
+  }
+  writeFileDurably(join(outDir, OUT_MARKER), OUT_MARKER_TEXT, 0o644);
+}
+
+/** Creates `dir` with exactly `mode` (whatever the umask). */
+function makeDir(dir: string, mode: number): void {
+  mkdirSync(dir, { mode });
+  chmodSync(dir, mode);
+}
+
+/** Creates the directories below `base` (which exists) down to `dir`, each with TREE_DIR_MODE. */
+function makeDirs(base: string, dir: string, made: Set<string>): void {
+  if (made.has(dir) || dir === base) return;
+  makeDirs(base, dirname(dir), made);
+  makeDir(dir, TREE_DIR_MODE);
+  made.add(dir);
+}
+
 /** A run killed between the two renames leaves `<root>.old-<pid>` and no root: restore it. */
 function recoverInterruptedSwap(outDir: string): void {
   const parent = dirname(outDir);
@@ -85,7 +140,8 @@ function recoverInterruptedSwap(outDir: string): void {
   const base = outDir.slice(parent.length + 1);
   for (const name of readdirSync(parent)) {
     const m = new RegExp(`^${escapeRegExp(base)}(\\.staging|\\.old)-[0-9]+$`).exec(name);
-    if (!m) continue;
+    // Only render's own: a staging or old out/ carries the marker.
+    if (!m || !isRenderOutput(join(parent, name))) continue;
     if (m[1] === '.old' && !existsSync(outDir)) renameSync(join(parent, name), outDir);
     else rmSync(join(parent, name), { recursive: true, force: true });
   }
@@ -95,14 +151,41 @@ function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-function sameFile(path: string, f: { content: string; mode: number }): boolean {
+interface FileFacts {
+  mode: number;
+  size: number;
+}
+
+/** Regular files under `root` (relative paths), reached without following any symlink. */
+function regularFiles(root: string): Map<string, FileFacts> {
+  const out = new Map<string, FileFacts>();
+  for (const p of listFiles(root)) {
+    const st = lstatSync(join(root, p));
+    if (st.isFile()) out.set(p, { mode: st.mode & 0o777, size: st.size });
+  }
+  return out;
+}
+
+/** Is `rel` under root a regular file (as scanned) with exactly this content and mode? */
+function sameFile(root: string, current: Map<string, FileFacts>, rel: string, f: { content: string; mode: number }): boolean {
+  const facts = current.get(rel);
+  // Size and mode first: most changed files differ there, without reading them.
+  if (!facts || facts.mode !== f.mode || facts.size !== Buffer.byteLength(f.content)) return false;
+  return readRegularFile(join(root, rel)) === f.content;
+}
+
+/** A regular file's content, never through a symlink (O_NOFOLLOW); undefined if it is not one. */
+function readRegularFile(path: string): string | undefined {
+  let fd: number;
   try {
-    const st = lstatSync(path);
-    // Size and mode first: most changed files differ there, without reading them.
-    if (!st.isFile() || (st.mode & 0o777) !== f.mode || st.size !== Buffer.byteLength(f.content)) return false;
-    return readFileSync(path, 'utf8') === f.content;
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch {
-    return false;
+    return undefined;
+  }
+  try {
+    return fstatSync(fd).isFile() ? readFileSync(fd, 'utf8') : undefined;
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -117,7 +200,7 @@ function writeFileDurably(path: string, content: string, mode: number): void {
   }
 }
 
-/** Files under `root`, relative to it ('' if root does not exist). */
+/** Everything but directories under `root` (files, symlinks…), relative to it, without following symlinks. */
 export function listFiles(root: string): string[] {
   if (!existsSync(root)) return [];
   const out: string[] = [];
@@ -132,23 +215,29 @@ export function listFiles(root: string): string[] {
   return out.sort();
 }
 
-/** Unified diff of what writeOutput would change; secret files are named, never shown. */
-export async function diffOutput(outDir: string, tree: OutputTree, scope?: string): Promise<string> {
+/**
+ * Unified diff of what writeOutput would change; secret files are named, never shown, and
+ * nothing reached through a symlink (or other than a regular file) is ever read.
+ */
+export async function diffOutput(outDir: string, tree: OutputTree, scope?: string, protect: Protected[] = []): Promise<string> {
+  outDir = ownedOutputDir(outDir, protect);
   // Loaded here: only previews need a diff library.
   const { createTwoFilesPatch } = await import('diff');
   const root = scope === undefined ? outDir : join(outDir, scope);
   const prefix = scope === undefined ? '' : `${scope}/`;
   const chunks: string[] = [];
-  const current = new Set(listFiles(root).map((p) => prefix + p));
-  const read = (p: string) => readFileSync(join(outDir, p), 'utf8');
+  const current = new Map([...regularFiles(root)].map(([p, facts]) => [prefix + p, facts]));
+  const read = (p: string) => readRegularFile(join(outDir, p)) ?? '';
   for (const [path, f] of [...tree].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    const old = current.has(path) ? read(path) : undefined;
-    const oldMode = current.has(path) ? lstatSync(join(outDir, path)).mode & 0o777 : undefined;
-    if (old === f.content && oldMode === f.mode) continue;
-    chunks.push(fileDiff(createTwoFilesPatch, path, old, f.content, oldMode, f.mode));
+    const facts = current.get(path);
+    const old = facts && read(path);
+    if (old === f.content && facts!.mode === f.mode) continue;
+    chunks.push(fileDiff(createTwoFilesPatch, path, old, f.content, facts?.mode, f.mode));
   }
-  for (const path of [...current].sort()) {
-    if (!tree.has(path)) chunks.push(fileDiff(createTwoFilesPatch, path, read(path), undefined, lstatSync(join(outDir, path)).mode & 0o777, undefined));
+  for (const path of listFiles(root).map((p) => prefix + p)) {
+    if (tree.has(path)) continue;
+    const facts = current.get(path);
+    chunks.push(facts ? fileDiff(createTwoFilesPatch, path, read(path), undefined, facts.mode, undefined) : `--- a/${path}\n+++ /dev/null\n@@ not a regular file (a symlink?), removed; not read @@\n`);
   }
   return chunks.join('');
 }

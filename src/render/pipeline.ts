@@ -9,6 +9,7 @@ import { directoryStore, overlayStore } from '../pki/store.ts';
 import { planCluster, type Plan } from '../plan/plan.ts';
 import { renderCluster, type RenderedCluster } from './index.ts';
 import { diffOutput, outputTree, writeOutput, type WriteReport } from './output.ts';
+import { outputDirProblem, type Protected } from './ownership.ts';
 import { loadTemplates } from './templates.ts';
 
 export interface RenderJob {
@@ -53,6 +54,13 @@ export async function runRender(job: RenderJob): Promise<RenderResult> {
       ]);
     }
   }
+  // out/ is checked before anything is written, the state dir included.
+  const protect: Protected[] = [
+    { path: job.configFile, what: 'the cluster description' },
+    { path: job.stateDir, what: 'the state dir (CA and keys)' },
+  ];
+  const refusal = outputDirProblem(job.outDir, protect);
+  if (refusal) throw new ConfigError(job.configFile, [{ path: '--out', value: job.outDir, ...refusal }]);
   const state = directoryStore(job.stateDir);
   const { materials, report } = await ensurePki(plan, job.diff ? overlayStore(state) : state, {
     now: job.now ?? new Date(),
@@ -61,6 +69,6 @@ export async function runRender(job: RenderJob): Promise<RenderResult> {
   });
   const cluster = renderCluster(plan, materials, loadTemplates());
   const tree = outputTree(cluster, job.node);
-  if (job.diff) return { plan, cluster, pki: report, diff: await diffOutput(job.outDir, tree, job.node) };
-  return { plan, cluster, pki: report, written: writeOutput(job.outDir, tree, job.node) };
+  if (job.diff) return { plan, cluster, pki: report, diff: await diffOutput(job.outDir, tree, job.node, protect) };
+  return { plan, cluster, pki: report, written: writeOutput(job.outDir, tree, job.node, protect) };
 }

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
 import type { ClusterConfig } from '../../src/config/defaults.ts';
+import { ConfigError } from '../../src/config/errors.ts';
 import { parseCluster } from '../../src/config/load.ts';
 import { ensurePki, type PkiMaterials } from '../../src/pki/issue.ts';
 import { certSpecs, pskIds } from '../../src/pki/specs.ts';
@@ -27,6 +28,17 @@ export function clusterYaml(edits: Record<string, unknown> = {}): string {
 
 export function config(edits: Record<string, unknown> = {}): ClusterConfig {
   return parseCluster(clusterYaml(edits));
+}
+
+/** The ConfigError cluster.yaml `text` is refused with (fails the test if it is accepted). */
+export function refusedConfig(text: string): ConfigError {
+  try {
+    parseCluster(text);
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error(`expected a ConfigError, but this cluster.yaml was accepted:\n${text}`);
 }
 
 export function plan(edits: Record<string, unknown> = {}): Plan {

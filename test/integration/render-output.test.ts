@@ -1,31 +1,17 @@
 // `npm run render` against a real file system: write-if-changed, stale files removed,
 // nothing written on bad input, previews that write nothing, restartable swaps.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { main } from '../../src/render/cli.ts';
 import { listFiles } from '../../src/render/output.ts';
+import { OUT_MARKER } from '../../src/render/ownership.ts';
 import { clusterYaml } from '../helpers/cluster.ts';
+import { cliSandbox } from '../helpers/render-cli.ts';
 
-const root = mkdtempSync(join(tmpdir(), 'kube-ipsec-render-'));
-afterAll(() => rmSync(root, { recursive: true, force: true }));
+const box = cliSandbox('render');
 
-let dir: string;
-let seq = 0;
-let output: string[];
-beforeEach(() => {
-  dir = join(root, String(seq++));
-  mkdirSync(dir);
-  output = [];
-  const capture = (...args: unknown[]) => void output.push(args.join(' '));
-  vi.spyOn(console, 'log').mockImplementation(capture);
-  vi.spyOn(console, 'error').mockImplementation(capture);
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => (output.push(String(chunk)), true));
-});
-afterEach(() => vi.restoreAllMocks());
-
-const paths = () => ({ config: join(dir, 'cluster.yaml'), out: join(dir, 'out'), state: join(dir, 'state') });
+const paths = () => ({ config: join(box.dir, 'cluster.yaml'), out: join(box.dir, 'out'), state: join(box.dir, 'state') });
 function writeConfig(edits: Record<string, unknown> = {}): void {
   writeFileSync(paths().config, clusterYaml(edits));
 }
@@ -49,35 +35,35 @@ describe('render to out/', () => {
     writeConfig();
     expect(await render()).toBe(0);
     const first = snapshot(paths().out);
-    expect([...first.keys()].filter((f) => !f.includes('/'))).toEqual(['README.md', 'cluster.json']);
+    expect([...first.keys()].filter((f) => !f.includes('/'))).toEqual([OUT_MARKER, 'README.md', 'cluster.json']);
     for (const node of ['master', 'minion1', 'minion2', 'minion3']) expect(first.has(`${node}/etc/ipsec.conf`)).toBe(true);
     expect(await render()).toBe(0);
     expect(snapshot(paths().out)).toEqual(first);
-    expect(output.join('\n')).toMatch(/0 written, \d+ unchanged, 0 removed/);
+    expect(box.output.join('\n')).toMatch(/0 written, \d+ unchanged, 0 removed/);
   });
 
   it('is deterministic: same cluster.yaml + state → byte-identical trees', async () => {
     writeConfig();
     expect(await render()).toBe(0);
     const p = paths();
-    expect(await main(['--config', p.config, '--out', join(dir, 'out2'), '--state', p.state])).toBe(0);
-    expect(contents(join(dir, 'out2'))).toEqual(contents(p.out));
+    expect(await main(['--config', p.config, '--out', join(box.dir, 'out2'), '--state', p.state])).toBe(0);
+    expect(contents(join(box.dir, 'out2'))).toEqual(contents(p.out));
   });
 
   it('one edit rewrites only the files it affects; a removed node disappears', async () => {
     writeConfig();
     await render();
     writeConfig({ 'network.clusterDns': '10.30.0.53' });
-    output = [];
+    box.output = [];
     expect(await render()).toBe(0);
-    const written = output.join('\n');
+    const written = box.output.join('\n');
     // three kubelet configs, CoreDNS's Service on the master, out/README.md
     expect(written).toMatch(/ 5 written,/);
     writeConfig({ 'nodes.3': undefined });
-    output = [];
+    box.output = [];
     await render();
     expect(existsSync(join(paths().out, 'minion3'))).toBe(false);
-    expect(output.join('\n')).toMatch(/removed minion3\/etc\/ipsec.conf/);
+    expect(box.output.join('\n')).toMatch(/removed minion3\/etc\/ipsec.conf/);
     // and the remaining nodes lost their tunnel to it
     expect(readFileSync(join(paths().out, 'minion1/etc/ipsec.conf'), 'utf8')).not.toContain('minion3');
   });
@@ -103,7 +89,8 @@ describe('render to out/', () => {
   it('--node writes only that node\'s tree', async () => {
     writeConfig();
     expect(await render('--node', 'minion2')).toBe(0);
-    expect(listFiles(paths().out).every((f) => f.startsWith('minion2/'))).toBe(true);
+    expect(listFiles(paths().out).filter((f) => f !== OUT_MARKER).every((f) => f.startsWith('minion2/'))).toBe(true);
+    expect(existsSync(join(paths().out, OUT_MARKER))).toBe(true);
   });
 
   it('recovers from a run killed between its two renames', async () => {
@@ -111,10 +98,14 @@ describe('render to out/', () => {
     await render();
     const before = contents(paths().out);
     renameSync(paths().out, `${paths().out}.old-424242`);
+    // A staging tree starts with the marker; a look-alike without it is not render's.
     mkdirSync(`${paths().out}.staging-424243`);
+    writeFileSync(join(`${paths().out}.staging-424243`, OUT_MARKER), '');
+    mkdirSync(`${paths().out}.staging-424244`);
     expect(await render()).toBe(0);
     expect(contents(paths().out)).toEqual(before);
     expect(existsSync(`${paths().out}.old-424242`) || existsSync(`${paths().out}.staging-424243`)).toBe(false);
+    expect(existsSync(`${paths().out}.staging-424244`)).toBe(true);
   });
 });
 
@@ -125,9 +116,9 @@ describe('--diff previews an edit', () => {
     const before = snapshot(paths().out);
     const stateBefore = snapshot(paths().state);
     writeConfig({ 'network.clusterDns': '10.30.0.53', 'nodes.0.ip': '192.168.10.11' });
-    output = [];
+    box.output = [];
     expect(await render('--diff')).toBe(0);
-    const diff = output.join('');
+    const diff = box.output.join('');
     expect(diff).toContain('--- a/minion1/var/lib/kubelet/config.yaml\n+++ b/minion1/var/lib/kubelet/config.yaml');
     expect(diff).toMatch(/^- {2}- 10\.30\.0\.10$/m);
     expect(diff).toMatch(/^\+ {2}- 10\.30\.0\.53$/m);
@@ -142,16 +133,16 @@ describe('--diff previews an edit', () => {
   it('on a fresh checkout, shows every file as new without creating out/ or the state dir', async () => {
     writeConfig();
     expect(await render('--diff', '--node', 'minion1')).toBe(0);
-    expect(output.join('')).toContain('+++ b/minion1/etc/ipsec.conf');
+    expect(box.output.join('')).toContain('+++ b/minion1/etc/ipsec.conf');
     expect(existsSync(paths().out) || existsSync(paths().state)).toBe(false);
   });
 
   it('says so when nothing would change', async () => {
     writeConfig();
     await render();
-    output = [];
+    box.output = [];
     await render('--diff');
-    expect(output.join('')).toContain('no changes');
+    expect(box.output.join('')).toContain('no changes');
   });
 });
 
@@ -172,10 +163,10 @@ describe('bad input writes nothing', () => {
     const before = snapshot(paths().out);
     const stateBefore = snapshot(paths().state);
     writeConfig(edits);
-    output = [];
+    box.output = [];
     expect(await render()).toBe(2);
-    expect(output.join('\n')).toContain(`${key}`);
-    expect(output.join('\n')).toContain('nothing was written');
+    expect(box.output.join('\n')).toContain(`${key}`);
+    expect(box.output.join('\n')).toContain('nothing was written');
     expect(snapshot(paths().out)).toEqual(before);
     expect(snapshot(paths().state)).toEqual(stateBefore);
   });
@@ -189,14 +180,14 @@ describe('bad input writes nothing', () => {
   it('unknown --node and --reissue ids are refused with the valid choices', async () => {
     writeConfig();
     expect(await render('--node', 'minion9')).toBe(2);
-    expect(output.join('\n')).toMatch(/--node = "minion9": is not a node of this cluster\n\s+fix: use one of: master, minion1, minion2, minion3/);
+    expect(box.output.join('\n')).toMatch(/--node = "minion9": is not a node of this cluster\n\s+fix: use one of: master, minion1, minion2, minion3/);
     expect(await render('--reissue', 'apiserverr')).toBe(2);
-    expect(output.join('\n')).toMatch(/--reissue = "apiserverr".*\n.*apiserver, apiserver-kubelet-client/);
+    expect(box.output.join('\n')).toMatch(/--reissue = "apiserverr".*\n.*apiserver, apiserver-kubelet-client/);
     expect(existsSync(paths().out)).toBe(false);
   });
 
   it('a missing config file is named', async () => {
-    expect(await main(['--config', join(dir, 'nope.yaml'), '--out', paths().out])).toBe(2);
-    expect(output.join('\n')).toMatch(/nope\.yaml: .*does not exist/);
+    expect(await main(['--config', join(box.dir, 'nope.yaml'), '--out', paths().out])).toBe(2);
+    expect(box.output.join('\n')).toMatch(/nope\.yaml: .*does not exist/);
   });
 });

@@ -73,7 +73,7 @@ describe('OpenSSH to a node', () => {
     for (const o of ['StrictHostKeyChecking=yes', 'UserKnownHostsFile=/tmp/run/known_hosts-minion1', 'GlobalKnownHostsFile=/dev/null', 'HostKeyAlias=minion1', 'HostKeyAlgorithms=ssh-ed25519', 'BatchMode=yes', 'IdentitiesOnly=yes', 'ControlPath=/tmp/run/minion1.ctl', 'ControlMaster=no']) {
       expect(argv, o).toContain(o);
     }
-    expect(argv.slice(-3)).toEqual(['192.168.121.5', '--', 'sudo -n -- ip netns add kic0a1b-minion1-pod1']);
+    expect(argv.slice(-3)).toEqual(['--', '192.168.121.5', 'sudo -n -- ip netns add kic0a1b-minion1-pod1']);
     expect(pinnedKnownHostsLine('minion1', Buffer.from('\0\0\0\x0bssh-ed25519\0\0\0\x20' + 'k'.repeat(32), 'latin1'))).toMatch(/^minion1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI[A-Za-z0-9+/=]+\n$/);
   });
 

@@ -1,19 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/config/errors.ts';
 import { parseCluster } from '../../src/config/load.ts';
 import { SCHEMA_FILE, schemaText, VALIDATOR_FILE, validatorText } from '../../scripts/write-schema.ts';
-import { clusterYaml, config } from '../helpers/cluster.ts';
+import { clusterYaml, config, refusedConfig } from '../helpers/cluster.ts';
 
-function problems(yamlText: string): ConfigError {
-  try {
-    parseCluster(yamlText);
-  } catch (err) {
-    if (err instanceof ConfigError) return err;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
+const problems = refusedConfig;
 
 describe('cluster.yaml defaults', () => {
   it('the shipped cluster.yaml is the seed topology', () => {

@@ -113,7 +113,7 @@ describe('kube-ipsec check over ssh, against the namespace lab', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(report.ok).toBe(true);
     // Destructive checks were not named: they do not run at all.
-    expect(report.results.map((x) => x.name)).toEqual(['tunnels', 'pings', 'capture', 'sources', 'node-traffic', 'masquerade', 'mtu', 'kernel-esp', 'units', 'rekey']);
+    expect(report.results.map((x) => x.name)).toEqual(['tunnels', 'pings', 'capture', 'sources', 'inbound', 'node-traffic', 'masquerade', 'mtu', 'kernel-esp', 'units', 'rekey']);
     // rekey: cluster.yaml's lifetimes of hours are not waited for unless the check is named.
     expect(report.results.filter((x) => x.skipped).map((x) => x.name)).toEqual(['node-traffic', 'masquerade', 'kernel-esp', 'units', 'rekey']);
     // The sshd lab's nodes are namespaces without systemd, and the reason names them as seen over ssh.

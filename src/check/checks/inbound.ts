@@ -154,10 +154,10 @@ interface IpAddrJson {
   addr_info?: { family?: string; local?: string }[];
 }
 
-/** `ip -j addr show` → the link holding `ip`: its name and MAC (undefined: none does). */
-export function linkHolding(json: string, ip: string): { dev: string; mac: string } | undefined {
+/** `ip -j addr show` → the link holding `ip`: its name and MAC, if it has one (undefined: no link holds it). */
+export function linkHolding(json: string, ip: string): { dev: string; mac?: string } | undefined {
   for (const link of JSON.parse(json) as IpAddrJson[]) {
-    if (link.address && link.addr_info?.some((a) => a.family === 'inet' && a.local === ip)) return { dev: link.ifname, mac: link.address };
+    if (link.addr_info?.some((a) => a.family === 'inet' && a.local === ip)) return { dev: link.ifname, ...(link.address && { mac: link.address }) };
   }
   return undefined;
 }
@@ -249,7 +249,8 @@ async function linkOf(lab: CheckTarget, ns: string, ip: string, who: string): Pr
   const r = await lab.runner.run(lab.backend.inNs(ns, ['ip', '-j', 'addr', 'show']), { timeoutMs: 30_000 });
   const link = linkHolding(r.stdout, ip);
   if (!link) throw new Error(`no link of ${who} holds ${ip} (\`ip -j addr show\` there)`);
-  return link;
+  if (!link.mac) throw new Error(`${link.dev}, ${who}'s link holding ${ip}, has no MAC address: crafted frames need an Ethernet underlay`);
+  return { dev: link.dev, mac: link.mac };
 }
 
 export async function checkInbound(lab: CheckTarget): Promise<CheckResult> {

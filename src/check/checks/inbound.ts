@@ -66,7 +66,7 @@ export interface InboundControl {
   label: string;
 }
 
-/** The first tag; each probe takes the next (above the kernel's default ephemeral ports' start, below their end). */
+/** The first tag; each probe takes the next (any 16-bit values would do: they only tell the check's packets apart). */
 const FIRST_TAG = 40_000;
 
 /** The attacker of a node: the outside machine if there is one, else the master, else another node. */

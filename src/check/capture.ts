@@ -70,10 +70,17 @@ export function classifyCapture(lines: string[], podCidr: string): CaptureSummar
   return s;
 }
 
+/** An IPv4 line's addresses, TCP/UDP ports and what tcpdump says after them (`IP 10.240.1.2.8080 > 192.168.10.254.40001: Flags [S.], …`). */
+export function packetOf(line: string): { src: string; sport?: number; dst: string; dport?: number; rest: string } | undefined {
+  const m = IPV4_LINE.exec(line);
+  if (!m) return undefined;
+  return { src: m[1]!, ...(m[2] && { sport: Number(m[2]) }), dst: m[3]!, ...(m[4] && { dport: Number(m[4]) }), rest: m[5]! };
+}
+
 /** Addresses and protocol of an IPv4 line (`IP 10.240.1.2 > 10.240.2.2: ICMP echo request…` → ICMP). */
 export function flowOf(line: string): { src: string; dst: string; proto: string } | undefined {
-  const m = IPV4_LINE.exec(line);
-  return m ? { src: m[1]!, dst: m[3]!, proto: m[5]!.split(/[\s,]/)[0]! } : undefined;
+  const p = packetOf(line);
+  return p ? { src: p.src, dst: p.dst, proto: p.rest.split(/[\s,]/)[0]! } : undefined;
 }
 
 /** Sources of ICMP echo requests in a capture (`IP a > b: ICMP echo request…`). */

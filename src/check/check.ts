@@ -5,6 +5,7 @@
 // running cluster (strongSwan stopped, lifetimes shortened, a node re-provisioned or
 // rebooted) run after the others, and on a real cluster only when named.
 import { checkFailClosed } from './checks/fail-closed.ts';
+import { checkInbound, inboundNotApplicable } from './checks/inbound.ts';
 import { checkKernelEsp } from './checks/kernel-esp.ts';
 import { checkMasquerade } from './checks/masquerade.ts';
 import { checkMtu } from './checks/mtu.ts';
@@ -72,6 +73,7 @@ const SPECS: CheckSpec[] = [
   },
   { names: ['pings', 'capture'], run: (r) => checkTraffic(r.target, r.pairs, r.reach) },
   { names: ['sources'], run: async (r) => [await checkSources(r.target, r.pairs)] },
+  { names: ['inbound'], notApplicable: (t) => inboundNotApplicable(t.topology), run: async (r) => [await checkInbound(r.target)] },
   { names: ['node-traffic'], notApplicable: (t) => nodeTrafficNotApplicable(t.topology), run: async (r) => [await checkNodeTraffic(r.target)] },
   {
     names: ['masquerade'],

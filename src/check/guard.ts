@@ -11,7 +11,7 @@ interface NftJson {
   nftables?: { rule?: { comment?: string; expr?: { counter?: { packets: number } }[] } }[];
 }
 
-/** `nft -j list chain ip kube-ipsec guard` → the counters of its commented rules. */
+/** `nft -j list chain ip kube-ipsec guard` (or inbound) → the counters of its commented rules. */
 export function parseGuardCounts(json: string): GuardCounts {
   const out: GuardCounts = {};
   for (const item of (JSON.parse(json) as NftJson).nftables ?? []) {
@@ -22,9 +22,13 @@ export function parseGuardCounts(json: string): GuardCounts {
   return out;
 }
 
-/** The guard's counters on a node (undefined: the node has no guard, e.g. its node network is not up). */
-export async function readGuard(lab: ClusterExec, node: string): Promise<GuardCounts | undefined> {
-  const r = await lab.runner.run(lab.backend.onNode(node, ['nft', '-j', 'list', 'chain', 'ip', 'kube-ipsec', 'guard']), { allowFail: true, timeoutMs: 30_000 });
+/**
+ * The counters of a guard chain on a node: `guard` (what would have left it in clear) or its
+ * mirror `inbound` (what arrived in clear). Undefined: the node has no such chain, e.g. its
+ * node network is not up.
+ */
+export async function readGuard(lab: ClusterExec, node: string, chain: 'guard' | 'inbound' = 'guard'): Promise<GuardCounts | undefined> {
+  const r = await lab.runner.run(lab.backend.onNode(node, ['nft', '-j', 'list', 'chain', 'ip', 'kube-ipsec', chain]), { allowFail: true, timeoutMs: 30_000 });
   return r.code === 0 ? parseGuardCounts(r.stdout) : undefined;
 }
 

@@ -2,7 +2,7 @@
 // points at its cause, and the matrices (pure formatting).
 
 /** Every check, in the order `check` runs them. */
-export const CHECK_NAMES = ['tunnels', 'pings', 'capture', 'sources', 'node-traffic', 'masquerade', 'mtu', 'kernel-esp', 'units', 'rekey', 'fail-closed', 'reprovision', 'reboot'] as const;
+export const CHECK_NAMES = ['tunnels', 'pings', 'capture', 'sources', 'inbound', 'node-traffic', 'masquerade', 'mtu', 'kernel-esp', 'units', 'rekey', 'fail-closed', 'reprovision', 'reboot'] as const;
 export type CheckName = (typeof CHECK_NAMES)[number];
 
 export interface CheckResult {

@@ -61,6 +61,7 @@ export const NODE_TOOLS: Record<string, string> = {
   nsenter: 'util-linux',
   flock: 'util-linux',
   sha256sum: 'coreutils',
+  base64: 'coreutils',
   timeout: 'coreutils',
 };
 

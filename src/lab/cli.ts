@@ -29,8 +29,9 @@ const HELP = `usage: npm run lab -- <up|check|status|down> [options]     (as roo
   up --vm   every node a Debian 12 VM under qemu (KVM when usable, else software
             emulation) on taps inside the lab's namespace, from a cached image, provisioned
             by \`kube-ipsec provision\` over ssh; kernel ESP; pods via ipsec-cni in the VMs
-  check     tunnels, pod/node ping matrix, underlay capture, non-pod sources, masquerade,
-            MTU, rekeys and fail-closed; on VMs also kernel ESP, units, node traffic (with
+  check     tunnels, pod/node ping matrix, underlay capture, non-pod sources, crafted
+            clear-text packets to pods from the underlay, masquerade, MTU, rekeys and
+            fail-closed; on VMs also kernel ESP, units, node traffic (with
             ipsec.nodeEncryption), re-provisioning one minion and rebooting it; exits 1 if
             anything fails
   status    tunnels, pods and their IPs per node, read from the running lab

@@ -113,13 +113,15 @@ describe('kube-ipsec check over ssh, against the namespace lab', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(report.ok).toBe(true);
     // Destructive checks were not named: they do not run at all.
-    expect(report.results.map((x) => x.name)).toEqual(['tunnels', 'pings', 'capture', 'sources', 'node-traffic', 'masquerade', 'mtu', 'kernel-esp', 'units', 'rekey']);
+    expect(report.results.map((x) => x.name)).toEqual(['tunnels', 'pings', 'capture', 'sources', 'inbound', 'node-traffic', 'masquerade', 'mtu', 'kernel-esp', 'units', 'rekey']);
     // rekey: cluster.yaml's lifetimes of hours are not waited for unless the check is named.
     expect(report.results.filter((x) => x.skipped).map((x) => x.name)).toEqual(['node-traffic', 'masquerade', 'kernel-esp', 'units', 'rekey']);
     // The sshd lab's nodes are namespaces without systemd, and the reason names them as seen over ssh.
     expect(report.results.find((x) => x.name === 'units')!.skipped).toBe('master, minion1, minion2 run no systemd (no /run/systemd/system there)');
     // No upstream on a real cluster: the NodePort probes come from a third node.
     expect(report.results.find((x) => x.name === 'sources')!.values).toMatchObject({ probes: 12, answered: 12, clearPod: 0 });
+    // No upstream: the master's root crafts the clear-text packets to the minions' pods.
+    expect(report.results.find((x) => x.name === 'inbound')!.values).toEqual({ probes: 8, arrived: 0, answered: 0, counted: 8, controls: 6, controlsAnswered: 6 });
     expect(report.results.find((x) => x.name === 'pings')!.values).toEqual({ pings: 16, answered: 16 });
     expect(report.results.find((x) => x.name === 'capture')!.values).toMatchObject({ clearPod: 0, otherIp: 0 });
     expect(report.results.find((x) => x.name === 'capture')!.values!.esp).toBeGreaterThanOrEqual(32);

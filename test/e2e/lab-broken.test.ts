@@ -62,7 +62,7 @@ const breakages: Breakage[] = [
     file: PATHS.nodeNetworkScript,
     from: /^ip route replace blackhole .*$/m,
     to: '',
-    also: { file: PATHS.nodeNetworkRules, from: /^\t\tip [sd]addr 10\.240\.0\.0\/16 counter drop .*$/gm, to: '' },
+    also: { file: PATHS.nodeNetworkRules, from: /^\t\tip [sd]addr 10\.240\.0\.0\/16 counter drop comment "pod (source|destination) in clear"$/gm, to: '' },
     only: ['tunnels', 'fail-closed'],
     failing: ['fail-closed'],
     cause: /clear-text pod packets on the underlay while strongSwan was stopped on minion1 .*minion1's main table has no blackhole route for 10\.240\.0\.0\/16 .*and its guard did not drop it/,

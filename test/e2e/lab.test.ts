@@ -44,6 +44,8 @@ describe('the lab with the default cluster (4 nodes, auth pubkey)', () => {
     expect(r.results.find((x) => x.name === 'capture')!.values!.esp).toBeGreaterThanOrEqual(84);
     // Node addresses, NodePorts and masqueradeAll services to remote pods: all answered, all ESP.
     expect(r.results.find((x) => x.name === 'sources')!.values).toMatchObject({ probes: 30, answered: 30, clearPod: 0 });
+    // Crafted clear-text packets from the upstream to a pod on each minion (4 each): none arrived, every one counted; NodePort, node and bridge still answer.
+    expect(r.results.find((x) => x.name === 'inbound')!.values).toEqual({ probes: 12, arrived: 0, answered: 0, counted: 12, controls: 9, controlsAnswered: 9 });
     // The lab's short lifetimes: every pair rekeyed under continuous traffic, nothing lost.
     expect(r.results.find((x) => x.name === 'rekey')!.values).toMatchObject({ lost: 0, clearPod: 0 });
     expect(r.results.find((x) => x.name === 'fail-closed')!.values).toMatchObject({ clearPod: 0, answered: 0, sourceProbes: 18, sourcesAnswered: 0 });

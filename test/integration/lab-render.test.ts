@@ -1,7 +1,8 @@
 // The lab's overrides, measured on the real pipeline: rendered the lab's way (ESP in
 // userspace) and the VMs' way from the same cluster.yaml and PKI state, the trees differ
 // only in what ipsec.espMode governs — strongSwan loading kernel-libipsec, the pod MTU
-// capped at the TUN's 1400, and the guard letting pod packets into that ESP device (ipsec0);
+// capped at the TUN's 1400, and the guard letting pod packets into that ESP device (ipsec0),
+// the inbound chain letting them out of it;
 // the lab's short lifetimes change the three lifetime lines of ipsec.conf and nothing else.
 // And a tree rendered for kernel ESP is refused where the kernel has none, naming the fix.
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,7 +17,7 @@ const dir = mkdtempSync(join(tmpdir(), 'kube-ipsec-labrender-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('the lab render', () => {
-  it('differs from the VMs\' render only in strongswan.conf (kernel-libipsec), the pod MTU and the guard\'s way into ipsec0', async () => {
+  it('differs from the VMs\' render only in strongswan.conf (kernel-libipsec), the pod MTU and the way into and out of ipsec0', async () => {
     const configFile = join(dir, 'cluster.yaml');
     writeFileSync(configFile, defaultClusterYaml());
     const lab = await renderForLab(configFile, join(dir, 'lab'), 'userspace', 'rendered');
@@ -29,7 +30,7 @@ describe('the lab render', () => {
       const always = ['/etc/kube-ipsec/node-network.nft', '/etc/strongswan.conf'];
       expect(differing, node.name).toEqual(node.runsPods ? ['/etc/cni/net.d/10-kube-ipsec.conflist', ...always] : always);
       const nft = ours.find((f) => f.path === '/etc/kube-ipsec/node-network.nft')!.content;
-      expect(nft.replace(/\n\t# ipsec0 is strongSwan's userspace ESP.*/, '').replace(', "ipsec0" }', ' }')).toBe(vm.get('/etc/kube-ipsec/node-network.nft')!.content);
+      expect(nft.replace(/\n\t# ipsec0 is strongSwan's userspace ESP.*/, '').replaceAll(', "ipsec0" }', ' }')).toBe(vm.get('/etc/kube-ipsec/node-network.nft')!.content);
       const conf = ours.find((f) => f.path === '/etc/strongswan.conf')!.content;
       expect(conf.replace(/\n *# ESP in userspace.*\n *kernel-libipsec \{\n *load = yes\n *\}/, '')).toBe(vm.get('/etc/strongswan.conf')!.content);
       if (node.runsPods) {

@@ -146,6 +146,8 @@ describe.each([
     expect(check.code).toBe(0);
     // Node addresses, NodePorts and masqueradeAll services to remote pods: every probe answered, as ESP.
     expect(report.results.find((r) => r.name === 'sources')!.values).toMatchObject({ probes: 12, answered: 12, clearPod: 0 });
+    // Kernel ESP: the crafted clear-text packets carry no secpath, so the inbound chain counts every one.
+    expect(report.results.find((r) => r.name === 'inbound')!.values).toMatchObject({ probes: 8, arrived: 0, answered: 0, controls: 6, controlsAnswered: 6 });
     expect(report.results.find((r) => r.name === 'rekey')!.values).toMatchObject({ lost: 0, clearPod: 0 });
     expect(report.results.find((r) => r.name === 'fail-closed')!.values).toMatchObject({ clearPod: 0, answered: 0, sourcesAnswered: 0 });
     if (nodeEncryption) {

@@ -8,7 +8,7 @@
 // and the underlay capture meanwhile must hold no clear-text packet to or from the pod range.
 import { captureUnderlay, classifyCapture, clearTextProblems, type CaptureSummary } from '../capture.ts';
 import { guardDropped, readGuard, type GuardCounts } from '../guard.ts';
-import { serviceRules, serviceRulesRemoval, type ProxiedService } from '../kube-proxy.ts';
+import { serviceRules, serviceRulesRemoval, type ProxiedService, type ProxyMode } from '../kube-proxy.ts';
 import { LISTEN_PORT, mapLimit, ping, tcpRead, tokenListener } from '../probe.ts';
 import type { CheckResult } from '../report.ts';
 import { nodeNamed, nodesWithPods, type Background, type CheckNode, type CheckTarget, type CheckTopology } from '../target.ts';
@@ -107,18 +107,41 @@ async function runOnNode(lab: CheckTarget, node: string, argv: string[], input?:
   return lab.runner.run(lab.backend.onNode(node, argv), { ...(input !== undefined && { input }), allowFail, timeoutMs: 30_000 });
 }
 
+/** kube-proxy's rules of a check, installed on a node until removed. */
+export interface InstalledServices {
+  /** Removes them (an error message if that failed; never throws). */
+  remove(): Promise<string | undefined>;
+}
+
+/**
+ * Installs kube-proxy's rules for `services` on `node` (kube-proxy.ts), after removing any a
+ * check that crashed left there (a no-op otherwise). `onInstall` gets the removal before the
+ * rules go in, so a half-done install is taken away too.
+ */
+export async function installServices(lab: CheckTarget, node: string, services: ProxiedService[], mode: ProxyMode, onInstall: (s: InstalledServices) => void): Promise<void> {
+  const removal = serviceRulesRemoval(services);
+  await runOnNode(lab, node, ['sh', '-s'], removal, true);
+  onInstall({
+    async remove() {
+      const out = await runOnNode(lab, node, ['sh', '-s'], removal, true);
+      return out.code === 0 ? undefined : `removing the check's kube-proxy rules from ${node}: ${out.stderr.trim()}`;
+    },
+  });
+  await runOnNode(lab, node, ['iptables-restore', '-w', '--noflush'], serviceRules(services, mode));
+}
+
 export async function setUpSources(lab: CheckTarget, only: (p: SourceProbe) => boolean = () => true): Promise<SourcesSetup> {
   const t = lab.topology;
   const probes = sourceProbes(t, lab.pods).filter(only);
   const listeners: Background[] = [];
-  const ruled: { node: string; services: ProxiedService[] }[] = [];
+  const installed: InstalledServices[] = [];
   let done: Promise<string[]> | undefined;
   const teardown = () =>
     (done ??= (async () => {
       const errors: string[] = [];
-      for (const r of ruled) {
-        const out = await runOnNode(lab, r.node, ['sh', '-s'], serviceRulesRemoval(r.services), true);
-        if (out.code !== 0) errors.push(`removing the check's kube-proxy rules from ${r.node}: ${out.stderr.trim()}`);
+      for (const s of installed) {
+        const error = await s.remove();
+        if (error) errors.push(error);
       }
       await Promise.all(listeners.map((l) => l.stop().catch((e: Error) => errors.push(e.message))));
       return errors;
@@ -127,11 +150,7 @@ export async function setUpSources(lab: CheckTarget, only: (p: SourceProbe) => b
     const targets = [...new Map(probes.map((p) => [p.token, nodeNamed(t, p.to).pods[0]!])).values()];
     for (const pod of targets) listeners.push(await tokenListener(lab, pod.ns, pod.name));
     for (const node of [...new Set(probes.filter((p) => p.kind === 'nodeport' || p.kind === 'service').map((p) => p.via))]) {
-      const services = servicesOn(t, lab.pods, nodeNamed(t, node));
-      // A check that crashed may have left its chains: remove them first (a no-op otherwise).
-      await runOnNode(lab, node, ['sh', '-s'], serviceRulesRemoval(services), true);
-      ruled.push({ node, services });
-      await runOnNode(lab, node, ['iptables-restore', '-w', '--noflush'], serviceRules(services, { masqueradeAll: true, clusterCidr: t.podCidr }));
+      await installServices(lab, node, servicesOn(t, lab.pods, nodeNamed(t, node)), { masqueradeAll: true, clusterCidr: t.podCidr }, (s) => installed.push(s));
     }
   } catch (err) {
     await teardown();

@@ -4,7 +4,7 @@
 import { webcrypto } from 'node:crypto';
 import { ConfigError } from '../config/errors.ts';
 import { loadClusterFile, parseCluster } from '../config/load.ts';
-import { credentialIds, ensurePki, type PkiReport } from '../pki/issue.ts';
+import { credentialIds, ensurePki, PkiRequestError, rotationConflict, type PkiReport, type RotatingId } from '../pki/issue.ts';
 import { directoryStore, overlayStore } from '../pki/store.ts';
 import { planCluster, type Plan } from '../plan/plan.ts';
 import { renderCluster, type RenderedCluster } from './index.ts';
@@ -21,6 +21,8 @@ export interface RenderJob {
   node?: string;
   /** Re-issue these credential ids, or all. */
   reissue?: 'all' | string[];
+  /** Finish these rotations: drop the previous generation they kept (ike-ca, encryption-key). */
+  retire?: string[];
   /** Print what would change instead of writing; the state dir is not touched either. */
   diff?: boolean;
   now?: Date;
@@ -54,13 +56,20 @@ export async function runRender(job: RenderJob): Promise<RenderResult> {
     }
   }
   const state = directoryStore(job.stateDir);
+  const conflict = rotationConflict(state, job.reissue, job.retire ?? []);
+  if (conflict) throw requestError(job.configFile, conflict);
   const { materials, report } = await ensurePki(plan, job.diff ? overlayStore(state) : state, {
     now: job.now ?? new Date(),
     random: (n) => webcrypto.getRandomValues(new Uint8Array(n)),
     ...(job.reissue !== undefined && { reissue: job.reissue }),
+    ...(job.retire !== undefined && { retire: job.retire as RotatingId[] }),
   });
   const cluster = renderCluster(plan, materials, loadTemplates());
   const tree = outputTree(cluster, job.node);
   if (job.diff) return { plan, cluster, pki: report, diff: await diffOutput(job.outDir, tree, job.node) };
   return { plan, cluster, pki: report, written: writeOutput(job.outDir, tree, job.node) };
+}
+
+function requestError(configFile: string, e: PkiRequestError): ConfigError {
+  return new ConfigError(configFile, [{ path: e.option, value: e.value, problem: e.problem, fix: e.fix }]);
 }

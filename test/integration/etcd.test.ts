@@ -61,7 +61,7 @@ afterAll(async () => {
 });
 
 describe('etcd with the rendered flags and certificates', () => {
-  it('answers the apiserver\'s client certificate over TLS on the master address', async () => {
+  it('answers the apiserver\'s client certificate over TLS on loopback', async () => {
     const health = await etcdctl([...apiserverIdentity(), 'endpoint', 'health']);
     expect(health.stdout + health.stderr).toContain(`${plan.etcd.clientUrl} is healthy`);
     expect((await etcdctl([...apiserverIdentity(), 'put', '/registry/kube-ipsec-test', 'ok'])).code).toBe(0);

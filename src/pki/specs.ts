@@ -62,6 +62,29 @@ export const IDENTITY = {
   kubeProxy: 'system:kube-proxy',
 } as const;
 
+/**
+ * Node names a node may not have, and why: a node's name becomes the CN of its IKE
+ * certificate and a DNS name in its kubelet serving certificate, so a node named like one of
+ * the identities above, or like a name the API server's certificate proves, would hold a
+ * certificate that speaks for it. (Names with a colon, like system:*, are not DNS labels and
+ * cannot be node names at all.) A test keeps this list complete against certSpecs and the
+ * add-ons' RBAC subjects.
+ */
+export const RESERVED_NODE_NAMES: ReadonlyMap<string, string> = new Map([
+  [IDENTITY.apiserver, "the API server's identity"],
+  [IDENTITY.apiserverKubeletClient, "the API server's identity towards kubelets (bound to system:kubelet-api-admin)"],
+  [IDENTITY.apiserverEtcdClient, "the API server's etcd client identity"],
+  [IDENTITY.etcdHealthcheckClient, "etcd's health-check client identity"],
+  [IDENTITY.frontProxyClient, 'the aggregation layer\'s identity (--requestheader-allowed-names)'],
+  [IDENTITY.admin, "admin.conf's user"],
+  [IDENTITY.superAdmin, "super-admin.conf's user"],
+  ['kube-controller-manager', 'the controller manager (system:kube-controller-manager)'],
+  ['kube-scheduler', 'the scheduler (system:kube-scheduler)'],
+  ['kube-proxy', 'kube-proxy (system:kube-proxy)'],
+  ['kubernetes', "a name in the API server's certificate (the kubernetes Service)"],
+  ['localhost', "a name in the API server's and etcd's certificates"],
+]);
+
 export function caSpecs(plan: Plan): CaSpec[] {
   const name = plan.cluster.name;
   return [

@@ -221,7 +221,7 @@ export function planCluster(config: ClusterConfig): Plan {
 }
 
 /** etcd on each control-plane node; one today (validate.ts allows one master). */
-function etcdPlan(members: PlannedNode[]): Plan['etcd'] {
+export function etcdPlan(members: PlannedNode[]): Plan['etcd'] {
   const peerUrl = (n: PlannedNode) => `https://${members.length > 1 ? n.ip : '127.0.0.1'}:${ETCD_PEER_PORT}`;
   return {
     clientUrl: `https://127.0.0.1:${ETCD_CLIENT_PORT}`,

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { runRender, type RenderResult } from '../../src/render/pipeline.ts';
 import { caSpecs, certSpecs } from '../../src/pki/specs.ts';
-import { PATHS } from '../../src/plan/paths.ts';
+import { ipsecCertPath, PATHS } from '../../src/plan/paths.ts';
 import { clusterYaml } from '../helpers/cluster.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kube-ipsec-openssl-'));
@@ -56,6 +56,25 @@ describe('openssl', () => {
       const own = cas.filter((id) => spawnSync('openssl', ['verify', '-CAfile', stateCa(id), c.file], { encoding: 'utf8' }).status === 0);
       expect(own, `${c.node}:${c.path} verifies against`).toHaveLength(1);
     }
+  });
+
+  it('an IKE certificate is no TLS client or server certificate, even for the CA that issued it', () => {
+    for (const n of result.plan.nodes) {
+      const ike = join(out, n.name, ipsecCertPath(n.name));
+      expect(openssl('verify', '-CAfile', stateCa('ike-ca'), ike).trim()).toBe(`${ike}: OK`);
+      for (const purpose of ['sslclient', 'sslserver']) {
+        const r = spawnSync('openssl', ['verify', '-CAfile', stateCa('ike-ca'), '-purpose', purpose, ike], { encoding: 'utf8' });
+        expect(r.status, `${n.name} ${purpose}`).not.toBe(0);
+        expect(r.stdout + r.stderr).toMatch(/unsuitable certificate purpose|unsupported certificate purpose/);
+      }
+      // and the CAs of the API server and etcd do not know it at all
+      for (const ca of ['ca', 'etcd-ca', 'front-proxy-ca']) expect(spawnSync('openssl', ['verify', '-CAfile', stateCa(ca), '-purpose', 'sslclient', ike]).status).not.toBe(0);
+    }
+    // The reverse: a minion's kubelet client certificate is a TLS client for the cluster CA only.
+    const kubelet = join(dir, 'kubelet-client.crt');
+    writeFileSync(kubelet, readFileSync(join(dir, 'state', 'kubelet-client@minion1.crt')));
+    expect(openssl('verify', '-CAfile', stateCa('ca'), '-purpose', 'sslclient', kubelet).trim()).toBe(`${kubelet}: OK`);
+    for (const ca of ['ike-ca', 'etcd-ca']) expect(spawnSync('openssl', ['verify', '-CAfile', stateCa(ca), kubelet]).status).not.toBe(0);
   });
 
   it('refuses them against a CA it does not know', () => {

@@ -161,7 +161,7 @@ export const clusterSchema = {
       type: 'object',
       additionalProperties: false,
       properties: {
-        auth: { type: 'string', enum: ['pubkey', 'psk'], description: 'pubkey: per-node certificates from the cluster CA; psk: one random key per node pair.' },
+        auth: { type: 'string', enum: ['pubkey', 'psk'], description: 'pubkey: per-node certificates from the IKE CA, which is trusted for IKE only; psk: one random key per node pair.' },
         ike: { type: 'string', pattern: '^[a-z0-9]+(-[a-z0-9]+)*!?(,[a-z0-9]+(-[a-z0-9]+)*!?)*$', description: 'IKE proposals, e.g. aes128gcm16-prfsha256-ecp256!' },
         esp: { type: 'string', pattern: '^[a-z0-9]+(-[a-z0-9]+)*!?(,[a-z0-9]+(-[a-z0-9]+)*!?)*$', description: 'ESP proposals, e.g. aes128gcm16-ecp256!' },
         ikeLifetime: duration,

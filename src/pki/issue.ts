@@ -126,7 +126,7 @@ export function openRotations(store: PkiStore): RotatingId[] {
  * starting a rotation that is already open would drop the generation that nodes (or
  * Secrets) not yet moved still depend on; retiring one that is not open is a mistake.
  */
-export function rotationConflict(store: PkiStore, reissue: 'all' | string[] | undefined, retire: readonly string[]): PkiRequestError | undefined {
+function rotationConflict(store: PkiStore, reissue: 'all' | string[] | undefined, retire: readonly string[]): PkiRequestError | undefined {
   const open = openRotations(store);
   const unknown = retire.filter((id) => !(ROTATING as readonly string[]).includes(id));
   if (unknown.length) return new PkiRequestError('--retire', unknown.join(','), `only a rotation can be retired (${ROTATING.join(', ')})`, `use one of: ${ROTATING.join(', ')}`);

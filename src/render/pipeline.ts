@@ -4,7 +4,7 @@
 import { webcrypto } from 'node:crypto';
 import { ConfigError } from '../config/errors.ts';
 import { loadClusterFile, parseCluster } from '../config/load.ts';
-import { credentialIds, ensurePki, PkiRequestError, rotationConflict, type PkiReport, type RotatingId } from '../pki/issue.ts';
+import { credentialIds, ensurePki, PkiRequestError, type PkiReport, type RotatingId } from '../pki/issue.ts';
 import { directoryStore, overlayStore } from '../pki/store.ts';
 import { planCluster, type Plan } from '../plan/plan.ts';
 import { renderCluster, type RenderedCluster } from './index.ts';
@@ -56,13 +56,15 @@ export async function runRender(job: RenderJob): Promise<RenderResult> {
     }
   }
   const state = directoryStore(job.stateDir);
-  const conflict = rotationConflict(state, job.reissue, job.retire ?? []);
-  if (conflict) throw requestError(job.configFile, conflict);
   const { materials, report } = await ensurePki(plan, job.diff ? overlayStore(state) : state, {
     now: job.now ?? new Date(),
     random: (n) => webcrypto.getRandomValues(new Uint8Array(n)),
     ...(job.reissue !== undefined && { reissue: job.reissue }),
     ...(job.retire !== undefined && { retire: job.retire as RotatingId[] }),
+  }).catch((err: unknown) => {
+    // Refused before anything was written: reported like a bad key of cluster.yaml.
+    if (err instanceof PkiRequestError) throw new ConfigError(job.configFile, [{ path: err.option, value: err.value, problem: err.problem, fix: err.fix }]);
+    throw err;
   });
   const cluster = renderCluster(plan, materials, loadTemplates());
   const tree = outputTree(cluster, job.node);
@@ -70,6 +72,3 @@ export async function runRender(job: RenderJob): Promise<RenderResult> {
   return { plan, cluster, pki: report, written: writeOutput(job.outDir, tree, job.node) };
 }
 
-function requestError(configFile: string, e: PkiRequestError): ConfigError {
-  return new ConfigError(configFile, [{ path: e.option, value: e.value, problem: e.problem, fix: e.fix }]);
-}

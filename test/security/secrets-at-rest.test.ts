@@ -14,6 +14,7 @@ import { memoryStore } from '../../src/pki/store.ts';
 import { PATHS, UNITS } from '../../src/plan/paths.ts';
 import { renderCluster, type RenderedCluster } from '../../src/render/index.ts';
 import { SECRET } from '../../src/render/files.ts';
+import { affectedUnits, parseRestartMap } from '../../src/render/restarts.ts';
 import { loadTemplates } from '../../src/render/templates.ts';
 import { FIXED_NOW, placeholderPki, plan as makePlan } from '../helpers/cluster.ts';
 import { fakeCluster, type FakeCluster } from '../helpers/fake-kubectl.ts';
@@ -148,6 +149,14 @@ describe('the add-on unit rewrites every Secret once per encryption configuratio
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toContain('rewrote 2 Secrets');
     expect(api.replaced()).toEqual(['db-password', 'tls', 'db-password', 'tls']);
+  });
+
+  it('a new key on the master restarts the API server first, then the add-on unit that rewrites', () => {
+    const rules = parseRestartMap(fileAt(renderCluster(plan, placeholderPki(plan), templates).nodes.get('master')!, PATHS.restartMap).content);
+    expect(affectedUnits(rules, new Set([PATHS.encryptionConfig]))).toEqual([
+      { unit: UNITS.apiserver, action: 'restart' },
+      { unit: UNITS.addons, action: 'restart' },
+    ]);
   });
 
   it('with no Secret at all, there is nothing to replace (kubectl replace refuses an empty list)', () => {

@@ -195,26 +195,6 @@ describe('bad input writes nothing', () => {
     expect(existsSync(paths().out)).toBe(false);
   });
 
-  it('rotations: --reissue ike-ca opens one, every render names the step that ends it, --retire ends it; mistakes are refused before anything is written', async () => {
-    writeConfig();
-    expect(await render('--retire', 'ike-ca')).toBe(2);
-    expect(output.join('\n')).toMatch(/--retire = "ike-ca": no rotation of it is in progress \(nothing to retire\)\n\s+fix: nothing is being rotated/);
-    expect(existsSync(paths().state) || existsSync(paths().out)).toBe(false);
-    expect(await render()).toBe(0);
-    expect(await render('--reissue', 'ike-ca')).toBe(0);
-    expect(output.join('\n')).toMatch(/pki: ike-ca rotation in progress: nodes trust the previous and the new IKE CA; once every node is provisioned, finish it with --retire ike-ca/);
-    expect(existsSync(join(paths().out, 'minion1/etc/ipsec.d/certs/minion1-previous.pem'))).toBe(true);
-    const state = contents(paths().state);
-    output = [];
-    expect(await render('--reissue', 'all')).toBe(2);
-    expect(output.join('\n')).toMatch(/--reissue = "all": would replace ike-ca again while its previous rotation is still in progress/);
-    expect(contents(paths().state)).toEqual(state);
-    expect(await render('--retire', 'ike-ca')).toBe(0);
-    expect(output.join('\n')).toMatch(/pki: ike-ca rotation finished/);
-    expect(output.join('\n')).toMatch(/removed minion1\/etc\/ipsec\.d\/certs\/minion1-previous\.pem/);
-    expect(existsSync(join(paths().out, 'minion1/etc/ipsec.d/certs/minion1-previous.pem'))).toBe(false);
-  });
-
   it('a missing config file is named', async () => {
     expect(await main(['--config', join(dir, 'nope.yaml'), '--out', paths().out])).toBe(2);
     expect(output.join('\n')).toMatch(/nope\.yaml: .*does not exist/);

@@ -181,7 +181,7 @@ export const clusterSchema = {
       type: 'object',
       additionalProperties: false,
       properties: {
-        auth: { type: 'string', enum: ['pubkey', 'psk'], description: 'pubkey: per-node certificates from the cluster CA; psk: one random key per node pair.' },
+        auth: { type: 'string', enum: ['pubkey', 'psk'], description: 'pubkey: per-node certificates from the IKE CA, which is trusted for IKE only; psk: one random key per node pair.' },
         // The pattern lets editors flag what the format refuses; the format says why (proposals.ts).
         ike: {
           type: 'string',

@@ -6,6 +6,7 @@ import { cidr, contains, formatCidr, formatIpv4, lastAddress, overlaps, parseIpv
 import { DEFAULTS, type ClusterConfig } from './defaults.ts';
 import { formatPath, type ConfigIssue } from './errors.ts';
 import { LOCAL_BOX } from '../vagrant/providers.ts';
+import { RESERVED_NODE_NAMES } from '../pki/specs.ts';
 
 export type LocatedIssue = ConfigIssue & { pathParts: (string | number)[] };
 
@@ -91,6 +92,10 @@ function checkNodes(c: ClusterConfig): LocatedIssue[] {
   const byName = new Map<string, number>();
   const byIp = new Map<string, number>();
   c.nodes.forEach((n, i) => {
+    const reserved = RESERVED_NODE_NAMES.get(n.name);
+    if (reserved !== undefined) {
+      out.push(issue(['nodes', i, 'name'], n.name, `is reserved: it is ${reserved}, and a node's certificates carry its name`, `rename the node (e.g. ${n.role === 'master' ? 'master' : `minion${i}`})`));
+    }
     const dupName = byName.get(n.name);
     if (dupName !== undefined) out.push(issue(['nodes', i, 'name'], n.name, `is also the name of nodes[${dupName}]`, 'give every node a unique name'));
     else byName.set(n.name, i);

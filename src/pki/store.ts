@@ -1,6 +1,6 @@
 // Where issued material persists between renders (the state dir, kept out of git).
 // Re-rendering reads it back, so certificates and keys stay the same until they must change.
-import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface PkiStore {
@@ -8,6 +8,10 @@ export interface PkiStore {
   read(name: string): string | undefined;
   /** Writes an entry atomically; `secret` entries are readable by the owner only. */
   write(name: string, content: string, secret: boolean): void;
+  /** Removes an entry (a retired generation); no error if it does not exist. */
+  remove(name: string): void;
+  /** Names of every entry. */
+  list(): string[];
   /** Where entries live, for messages. */
   readonly location: string;
 }
@@ -38,6 +42,17 @@ export function directoryStore(dir: string): PkiStore {
       }
       renameSync(tmp, target);
     },
+    remove(name) {
+      rmSync(join(dir, name), { force: true });
+    },
+    list() {
+      try {
+        return readdirSync(dir).filter((n) => !n.includes('.tmp-'));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+        throw err;
+      }
+    },
   };
 }
 
@@ -48,15 +63,19 @@ export function memoryStore(initial: Record<string, string> = {}): PkiStore & { 
     entries,
     read: (name) => entries.get(name)?.content,
     write: (name, content, secret) => void entries.set(name, { content, secret }),
+    remove: (name) => void entries.delete(name),
+    list: () => [...entries.keys()],
   };
 }
 
 /** Reads through to `base`, keeps writes in memory: previews (--diff) never touch the state. */
 export function overlayStore(base: PkiStore): PkiStore {
-  const written = new Map<string, string>();
+  const written = new Map<string, string | undefined>();
   return {
     location: `${base.location} (preview, not saved)`,
-    read: (name) => written.get(name) ?? base.read(name),
+    read: (name) => (written.has(name) ? written.get(name) : base.read(name)),
     write: (name, content) => void written.set(name, content),
+    remove: (name) => void written.set(name, undefined),
+    list: () => [...new Set([...base.list(), ...written.keys()])].filter((n) => written.get(n) !== undefined || !written.has(n)),
   };
 }

@@ -1,5 +1,5 @@
 // Reading and checking X.509 material with Node's native crypto (OpenSSL): what a
-// certificate says, whether the cluster CA signed it, what a private key is. Creating
+// certificate says, whether a given CA signed it, what a private key is. Creating
 // material lives in issuer.ts, loaded only when something must be issued.
 import { createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import type { ExtendedUsage } from './specs.ts';
@@ -9,6 +9,8 @@ export type KeyAlgorithm = 'ecdsa-p256' | 'rsa-2048';
 export const EKU: Record<ExtendedUsage, string> = {
   serverAuth: '1.3.6.1.5.5.7.3.1',
   clientAuth: '1.3.6.1.5.5.7.3.2',
+  // id-kp-ipsecIKE (RFC 4945 5.1.3.12): the purpose an IKE peer that checks EKUs looks for.
+  ipsecIKE: '1.3.6.1.5.5.7.3.17',
 };
 
 export interface PrivateKeyFacts {

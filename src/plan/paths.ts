@@ -20,9 +20,21 @@ export const PATHS = {
   etcdServerKey: `${PKI_DIR}/etcd/server.key`,
   etcdPeerCert: `${PKI_DIR}/etcd/peer.crt`,
   etcdPeerKey: `${PKI_DIR}/etcd/peer.key`,
+  etcdHealthcheckClientCert: `${PKI_DIR}/etcd/healthcheck-client.crt`,
+  etcdHealthcheckClientKey: `${PKI_DIR}/etcd/healthcheck-client.key`,
   etcdDataDir: '/var/lib/etcd',
+  frontProxyCaCert: `${PKI_DIR}/front-proxy-ca.crt`,
+  frontProxyClientCert: `${PKI_DIR}/front-proxy-client.crt`,
+  frontProxyClientKey: `${PKI_DIR}/front-proxy-client.key`,
+  /** The API server's EncryptionConfiguration: the keys of Secrets at rest (0600, master only). */
+  encryptionConfig: '/etc/kubernetes/encryption-config.yaml',
+  auditPolicy: '/etc/kubernetes/audit-policy.yaml',
+  auditLog: '/var/log/kubernetes/audit/audit.log',
 
+  /** kubeadm:cluster-admins: cluster-admin through a ClusterRoleBinding (revocable). */
   adminKubeconfig: '/etc/kubernetes/admin.conf',
+  /** system:masters, break-glass: on the master only, 0600; bootstraps admin.conf's binding. */
+  superAdminKubeconfig: '/etc/kubernetes/super-admin.conf',
   controllerManagerKubeconfig: '/etc/kubernetes/controller-manager.conf',
   schedulerKubeconfig: '/etc/kubernetes/scheduler.conf',
   schedulerConfig: '/etc/kubernetes/kube-scheduler.yaml',
@@ -34,6 +46,8 @@ export const PATHS = {
   /** Cluster add-ons (CoreDNS, RBAC), applied by kube-ipsec-addons.service on the master. */
   addonsDir: '/etc/kubernetes/addons',
   addonsScript: '/usr/local/lib/kube-ipsec/apply-addons',
+  /** Digest of the encryption configuration every Secret was last rewritten under (by the add-ons unit). */
+  secretsRewrittenStamp: '/var/lib/kube-ipsec/secrets-encryption.sha256',
   /** Image archives of an air-gapped install, loaded into the runtime before the kubelet starts. */
   imagesDir: '/var/lib/kube-ipsec/images',
   imagesList: '/etc/kube-ipsec/images.tsv',
@@ -55,7 +69,10 @@ export const PATHS = {
   ipsecConf: '/etc/ipsec.conf',
   ipsecSecrets: '/etc/ipsec.secrets',
   strongswanConf: '/etc/strongswan.conf',
-  ipsecCaCert: '/etc/ipsec.d/cacerts/kube-ipsec-ca.pem',
+  /** The IKE CA: the only CA strongSwan trusts (and nothing else trusts it). */
+  ipsecCaCert: '/etc/ipsec.d/cacerts/kube-ipsec-ike-ca.pem',
+  /** While the IKE CA is being replaced: the one the nodes trusted before. */
+  ipsecPreviousCaCert: '/etc/ipsec.d/cacerts/kube-ipsec-ike-ca-previous.pem',
   ipsecCertDir: '/etc/ipsec.d/certs',
   ipsecKeyDir: '/etc/ipsec.d/private',
 
@@ -113,4 +130,13 @@ export function ipsecCertPath(node: string): string {
 
 export function ipsecKeyPath(node: string): string {
   return `${PATHS.ipsecKeyDir}/${node}.key`;
+}
+
+/** The node's certificate from the previous IKE CA, while that one is being replaced. */
+export function ipsecPreviousCertPath(node: string): string {
+  return `${PATHS.ipsecCertDir}/${node}-previous.pem`;
+}
+
+export function ipsecPreviousKeyPath(node: string): string {
+  return `${PATHS.ipsecKeyDir}/${node}-previous.key`;
 }

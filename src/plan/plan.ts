@@ -116,7 +116,11 @@ export interface Plan {
     localUrl: string;
     sans: { dns: string[]; ips: string[] };
   };
-  etcd: { clientUrl: string; peerUrl: string; localClientUrl: string };
+  /**
+   * etcd serves the API server on the master and nothing else: clients on loopback only. Its
+   * peer listener (etcd always has one) is on the node address only when there are peers.
+   */
+  etcd: { clientUrl: string; peerUrl: string; members: { name: string; peerUrl: string }[] };
   vagrant: ClusterConfig['vagrant'];
 }
 
@@ -211,12 +215,18 @@ export function planCluster(config: ClusterConfig): Plan {
         ips: [kubernetesServiceIp, master.ip, '127.0.0.1'],
       },
     },
-    etcd: {
-      clientUrl: `https://${master.ip}:${ETCD_CLIENT_PORT}`,
-      localClientUrl: `https://127.0.0.1:${ETCD_CLIENT_PORT}`,
-      peerUrl: `https://${master.ip}:${ETCD_PEER_PORT}`,
-    },
+    etcd: etcdPlan([master]),
     vagrant: { ...config.vagrant },
+  };
+}
+
+/** etcd on each control-plane node; one today (validate.ts allows one master). */
+export function etcdPlan(members: PlannedNode[]): Plan['etcd'] {
+  const peerUrl = (n: PlannedNode) => `https://${members.length > 1 ? n.ip : '127.0.0.1'}:${ETCD_PEER_PORT}`;
+  return {
+    clientUrl: `https://127.0.0.1:${ETCD_CLIENT_PORT}`,
+    peerUrl: peerUrl(members[0]!),
+    members: members.map((n) => ({ name: n.name, peerUrl: peerUrl(n) })),
   };
 }
 

@@ -1,5 +1,5 @@
 // Cluster add-ons, rendered from the plan (pure): CoreDNS serving network.clusterDns for
-// cluster.domain, and the one RBAC binding the rendered identities do not get from the API
+// cluster.domain, and the RBAC bindings the rendered identities do not get from the API
 // server's default policy. Objects are typed with the Kubernetes API's own models
 // (kubernetes-models, generated from the release's OpenAPI schema), so a misspelt field does
 // not compile; a test validates every object against that schema as well.
@@ -15,7 +15,9 @@
 //   system::extension-apiserver-authentication-reader;
 // - kube-scheduler (CN system:kube-scheduler): system:kube-scheduler, system:volume-scheduler,
 //   system::leader-locking-kube-scheduler, system::extension-apiserver-authentication-reader;
-// - admin.conf and the apiserver's kubelet client (O system:masters): cluster-admin.
+// - super-admin.conf (O system:masters, break-glass): cluster-admin, irrevocably.
+// What they get from the bindings here: admin.conf (O kubeadm:cluster-admins) cluster-admin,
+// the apiserver's kubelet client (no group) system:kubelet-api-admin.
 import type { IClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
 import type { IClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
 import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap';
@@ -25,7 +27,7 @@ import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
 import { stringify } from 'yaml';
 import { PATHS } from '../plan/paths.ts';
 import type { Plan } from '../plan/plan.ts';
-import { APISERVER_KUBELET_CLIENT } from '../pki/specs.ts';
+import { CLUSTER_ADMINS_GROUP, IDENTITY } from '../pki/specs.ts';
 import { file, type RenderedFile } from './files.ts';
 
 export type AddonObject = IServiceAccount | IClusterRole | IClusterRoleBinding | IConfigMap | IDeployment | IService;
@@ -157,11 +159,27 @@ export function corednsObjects(plan: Plan): AddonObject[] {
 }
 
 /**
+ * admin.conf's group gets cluster-admin here (kubeadm's binding, name and all, since v1.29),
+ * not from system:masters: an administrator can revoke it by deleting the binding. On a fresh
+ * cluster admin.conf cannot create it (it has no rights before it exists): the add-on unit
+ * applies this manifest with super-admin.conf first, when admin.conf cannot yet.
+ */
+export function clusterAdminsObjects(): AddonObject[] {
+  const binding: IClusterRoleBinding = {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRoleBinding',
+    metadata: { name: CLUSTER_ADMINS_GROUP, labels: { ...MANAGED_BY } },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
+    subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: CLUSTER_ADMINS_GROUP }],
+  };
+  return [binding];
+}
+
+/**
  * The API server reaches kubelets (logs, exec, attach, port-forward) as
  * kube-apiserver-kubelet-client; kubelets authorize it by a SubjectAccessReview on nodes/proxy
- * and friends. Its certificate is in system:masters today, which cluster-admin covers; this
- * binding (kubeadm's) grants exactly system:kubelet-api-admin, so it keeps working if that
- * group is ever dropped from the certificate.
+ * and friends. Its certificate carries no group: this binding (kubeadm's) grants it exactly
+ * system:kubelet-api-admin, and nothing else.
  */
 export function rbacObjects(): AddonObject[] {
   const binding: IClusterRoleBinding = {
@@ -169,7 +187,7 @@ export function rbacObjects(): AddonObject[] {
     kind: 'ClusterRoleBinding',
     metadata: { name: 'kube-ipsec:apiserver-kubelet-api-admin', labels: { ...MANAGED_BY } },
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:kubelet-api-admin' },
-    subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: APISERVER_KUBELET_CLIENT }],
+    subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: IDENTITY.apiserverKubeletClient }],
   };
   return [binding];
 }
@@ -177,11 +195,14 @@ export function rbacObjects(): AddonObject[] {
 export interface AddonManifest {
   path: string;
   objects: AddonObject[];
+  /** Applied with super-admin.conf first when admin.conf cannot apply it yet (its own binding). */
+  bootstrap?: boolean;
 }
 
 /** The add-on files in apply order: RBAC before what runs under it. */
 export function addonManifests(plan: Plan): AddonManifest[] {
   return [
+    { path: `${PATHS.addonsDir}/00-cluster-admins.yaml`, objects: clusterAdminsObjects(), bootstrap: true },
     { path: `${PATHS.addonsDir}/10-rbac.yaml`, objects: rbacObjects() },
     { path: `${PATHS.addonsDir}/20-coredns.yaml`, objects: corednsObjects(plan) },
   ];

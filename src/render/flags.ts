@@ -3,6 +3,7 @@
 // lists); settings with a config-file home (kubelet, kube-proxy, scheduler) go there instead.
 import { PATHS } from '../plan/paths.ts';
 import type { Plan, PlannedNode } from '../plan/plan.ts';
+import { IDENTITY } from '../pki/specs.ts';
 
 export type Flag = readonly [name: string, value: string];
 
@@ -11,17 +12,19 @@ export function etcdFlags(plan: Plan): Flag[] {
   return [
     ['name', m.name],
     ['data-dir', PATHS.etcdDataDir],
-    ['listen-client-urls', `${plan.etcd.localClientUrl},${plan.etcd.clientUrl}`],
+    // The API server is etcd's only client, on the same node: nothing else can even connect.
+    ['listen-client-urls', plan.etcd.clientUrl],
     ['advertise-client-urls', plan.etcd.clientUrl],
     ['listen-peer-urls', plan.etcd.peerUrl],
     ['initial-advertise-peer-urls', plan.etcd.peerUrl],
-    ['initial-cluster', `${m.name}=${plan.etcd.peerUrl}`],
+    ['initial-cluster', plan.etcd.members.map((e) => `${e.name}=${e.peerUrl}`).join(',')],
     ['initial-cluster-state', 'new'],
     ['initial-cluster-token', plan.cluster.name],
     ['cert-file', PATHS.etcdServerCert],
     ['key-file', PATHS.etcdServerKey],
     ['trusted-ca-file', PATHS.etcdCaCert],
-    // Only holders of a certificate from the cluster CA may talk to etcd.
+    // Clients need a certificate from the etcd CA, which signs only the API server's and the
+    // health check's (both on the master).
     ['client-cert-auth', 'true'],
     ['peer-cert-file', PATHS.etcdPeerCert],
     ['peer-key-file', PATHS.etcdPeerKey],
@@ -42,10 +45,29 @@ export function apiserverFlags(plan: Plan): Flag[] {
     ['client-ca-file', PATHS.caCert],
     ['tls-cert-file', PATHS.apiserverCert],
     ['tls-private-key-file', PATHS.apiserverKey],
-    ['etcd-servers', plan.etcd.localClientUrl],
+    ['etcd-servers', plan.etcd.clientUrl],
     ['etcd-cafile', PATHS.etcdCaCert],
     ['etcd-certfile', PATHS.apiserverEtcdClientCert],
     ['etcd-keyfile', PATHS.apiserverEtcdClientKey],
+    // Aggregation layer (kubeadm's flags): requests proxied to extension API servers carry the
+    // user in these headers, vouched for by the front-proxy client certificate; the API server
+    // believes such headers only from that name, signed by the front-proxy CA.
+    ['requestheader-client-ca-file', PATHS.frontProxyCaCert],
+    ['requestheader-allowed-names', IDENTITY.frontProxyClient],
+    ['requestheader-extra-headers-prefix', 'X-Remote-Extra-'],
+    ['requestheader-group-headers', 'X-Remote-Group'],
+    ['requestheader-username-headers', 'X-Remote-User'],
+    ['proxy-client-cert-file', PATHS.frontProxyClientCert],
+    ['proxy-client-key-file', PATHS.frontProxyClientKey],
+    // Secrets are encrypted before they reach etcd (keys: encryption-config.yaml, master only).
+    ['encryption-provider-config', PATHS.encryptionConfig],
+    // Who did what: metadata of every request (audit-policy.yaml), rotated at 100 MB, ten
+    // files or thirty days, whichever comes first.
+    ['audit-policy-file', PATHS.auditPolicy],
+    ['audit-log-path', PATHS.auditLog],
+    ['audit-log-maxage', '30'],
+    ['audit-log-maxbackup', '10'],
+    ['audit-log-maxsize', '100'],
     ['kubelet-client-certificate', PATHS.apiserverKubeletClientCert],
     ['kubelet-client-key', PATHS.apiserverKubeletClientKey],
     // Kubelets serve certificates from the cluster CA for their node IP: verify them.

@@ -4,7 +4,7 @@
 import { webcrypto } from 'node:crypto';
 import { ConfigError } from '../config/errors.ts';
 import { loadClusterFile, parseCluster } from '../config/load.ts';
-import { credentialIds, ensurePki, type PkiReport } from '../pki/issue.ts';
+import { credentialIds, ensurePki, PkiRequestError, type PkiReport, type RotatingId } from '../pki/issue.ts';
 import { directoryStore, overlayStore } from '../pki/store.ts';
 import { planCluster, type Plan } from '../plan/plan.ts';
 import { renderCluster, type RenderedCluster } from './index.ts';
@@ -22,6 +22,8 @@ export interface RenderJob {
   node?: string;
   /** Re-issue these credential ids, or all. */
   reissue?: 'all' | string[];
+  /** Finish these rotations: drop the previous generation they kept (ike-ca, encryption-key). */
+  retire?: string[];
   /** Print what would change instead of writing; the state dir is not touched either. */
   diff?: boolean;
   now?: Date;
@@ -66,9 +68,15 @@ export async function runRender(job: RenderJob): Promise<RenderResult> {
     now: job.now ?? new Date(),
     random: (n) => webcrypto.getRandomValues(new Uint8Array(n)),
     ...(job.reissue !== undefined && { reissue: job.reissue }),
+    ...(job.retire !== undefined && { retire: job.retire as RotatingId[] }),
+  }).catch((err: unknown) => {
+    // Refused before anything was written: reported like a bad key of cluster.yaml.
+    if (err instanceof PkiRequestError) throw new ConfigError(job.configFile, [{ path: err.option, value: err.value, problem: err.problem, fix: err.fix }]);
+    throw err;
   });
   const cluster = renderCluster(plan, materials, loadTemplates());
   const tree = outputTree(cluster, job.node);
   if (job.diff) return { plan, cluster, pki: report, diff: await diffOutput(job.outDir, tree, job.node, protect) };
   return { plan, cluster, pki: report, written: writeOutput(job.outDir, tree, job.node, protect) };
 }
+

@@ -1,6 +1,7 @@
 // What a node running pods gets: kubelet, kube-proxy, the container runtime and the CNI
 // network. Every credential here is this node's own.
 import { PATHS, UNITS } from '../plan/paths.ts';
+import { CA_ID, IDENTITY } from '../pki/specs.ts';
 import type { PlannedNode } from '../plan/plan.ts';
 import { componentBinary, imageArchives, type ImageArchive } from './artifacts.ts';
 import { cniConflist } from './cni.ts';
@@ -16,17 +17,18 @@ export function workerFiles(ctx: RenderContext, node: PlannedNode): RenderedFile
   const images = imageArchives(plan, node);
   const view = { ...baseView(ctx, node), runtimeUnit: criUnit(plan), imagesUnit: images.length ? UNITS.images : '' };
   const cred = (id: string) => pki.certs[`${id}@${node.name}`]!;
+  const clusterCa = pki.cas[CA_ID]!.cert;
   const kc = (path: string, user: string, id: string) =>
-    secret(path, kubeconfig({ cluster: plan.cluster.name, server: plan.apiserver.url, user, caCert: pki.ca.cert, credential: cred(id) }));
+    secret(path, kubeconfig({ cluster: plan.cluster.name, server: plan.apiserver.url, user, caCert: clusterCa, credential: cred(id) }));
 
   const files = [
-    file(PATHS.caCert, pki.ca.cert),
+    file(PATHS.caCert, clusterCa),
     kc(PATHS.kubeletKubeconfig, `system:node:${node.name}`, 'kubelet-client'),
     file(PATHS.kubeletServingCert, cred('kubelet-serving').cert),
     secret(PATHS.kubeletServingKey, cred('kubelet-serving').key),
     file(PATHS.kubeletConfig, kubeletConfiguration(plan, GENERATED)),
     unit(ctx, UNITS.kubelet, { ...view, binary: componentBinary('kubelet'), flags: kubeletFlags(node) }),
-    kc(PATHS.kubeProxyKubeconfig, 'system:kube-proxy', 'kube-proxy'),
+    kc(PATHS.kubeProxyKubeconfig, IDENTITY.kubeProxy, 'kube-proxy'),
     file(PATHS.kubeProxyConfig, kubeProxyConfiguration(plan, node.name, GENERATED)),
     unit(ctx, UNITS.kubeProxy, { ...view, binary: componentBinary('kube-proxy'), flags: kubeProxyFlags() }),
     file(PATHS.cniConflist, cniConflist(plan, node)),

@@ -7,7 +7,7 @@ import type { ClusterConfig } from '../../src/config/defaults.ts';
 import { ConfigError } from '../../src/config/errors.ts';
 import { parseCluster } from '../../src/config/load.ts';
 import { ensurePki, type PkiMaterials } from '../../src/pki/issue.ts';
-import { certSpecs, pskIds } from '../../src/pki/specs.ts';
+import { caSpecs, certSpecs, pskIds } from '../../src/pki/specs.ts';
 import { memoryStore, type PkiStore } from '../../src/pki/store.ts';
 import { planCluster, type Plan } from '../../src/plan/plan.ts';
 
@@ -71,9 +71,10 @@ export async function issuePki(p: Plan, store: PkiStore = memoryStore(), now = F
 export function placeholderPki(p: Plan): PkiMaterials {
   const pem = (label: string, id: string) => `-----BEGIN ${label}-----\n(${id})\n-----END ${label}-----\n`;
   return {
-    ca: { cert: pem('CERTIFICATE', 'ca'), key: pem('PRIVATE KEY', 'ca') },
+    cas: Object.fromEntries(caSpecs(p).map((c) => [c.id, { cert: pem('CERTIFICATE', c.id), ...(c.keyOnMaster && { key: pem('PRIVATE KEY', c.id) }) }])),
     certs: Object.fromEntries(certSpecs(p).map((s) => [s.id, { cert: pem('CERTIFICATE', s.id), key: pem('PRIVATE KEY', s.id) }])),
     serviceAccount: { key: pem('PRIVATE KEY', 'sa'), pub: pem('PUBLIC KEY', 'sa') },
     psks: Object.fromEntries(pskIds(p).map((id) => [id, `psk-of-${id}`])),
+    encryptionKeys: [{ name: 'key-placeholder', secret: 'c2VjcmV0Ym94LWtleS1vZi10aGUtcGxhY2Vob2xkZXI=' }],
   };
 }

@@ -30,7 +30,7 @@ beforeAll(async () => {
   if (!existsSync(KUBECTL)) throw new Error(`${KUBECTL} is missing: run ./scripts/test-deps (it unpacks Debian's kubernetes-client there)`);
   pki = await issuePki(plan);
   // The API server's certificate and the cluster CA: a client certificate must chain to it.
-  server = createServer({ cert: pki.certs.apiserver!.cert, key: pki.certs.apiserver!.key, ca: pki.ca.cert, requestCert: true, rejectUnauthorized: true }, (req, res) => {
+  server = createServer({ cert: pki.certs.apiserver!.cert, key: pki.certs.apiserver!.key, ca: pki.cas.ca!.cert, requestCert: true, rejectUnauthorized: true }, (req, res) => {
     const peer = (req.socket as TLSSocket).getPeerCertificate();
     res.setHeader('content-type', 'application/json');
     res.end(JSON.stringify({ path: req.url, cn: peer.subject?.CN, o: peer.subject?.O ?? null }));
@@ -47,6 +47,7 @@ afterAll(async () => {
 const KUBECONFIGS: [string, string, string, string][] = [
   ['master', PATHS.adminKubeconfig, 'kubernetes-admin', plan.apiserver.url],
   ['master', PATHS.rootKubeconfig, 'kubernetes-admin', plan.apiserver.url],
+  ['master', PATHS.superAdminKubeconfig, 'kubernetes-super-admin', plan.apiserver.localUrl],
   ['master', PATHS.controllerManagerKubeconfig, 'system:kube-controller-manager', plan.apiserver.localUrl],
   ['master', PATHS.schedulerKubeconfig, 'system:kube-scheduler', plan.apiserver.localUrl],
   ...plan.minions.flatMap((m): [string, string, string, string][] => [
@@ -70,7 +71,7 @@ describe('kubeconfigs, read by a real kubectl', () => {
     writeFileSync(file, f.content, { mode: 0o600 });
     const view = JSON.parse((await run(KUBECTL, ['config', 'view', '--kubeconfig', file, '--raw', '-o', 'json'])).stdout);
     expect(view['current-context']).toBe(`${user}@${plan.cluster.name}`);
-    expect(view.clusters).toEqual([{ name: plan.cluster.name, cluster: { server, 'certificate-authority-data': Buffer.from(pki.ca.cert).toString('base64') } }]);
+    expect(view.clusters).toEqual([{ name: plan.cluster.name, cluster: { server, 'certificate-authority-data': Buffer.from(pki.cas.ca!.cert).toString('base64') } }]);
     expect(view.users.map((u: { name: string }) => u.name)).toEqual([user]);
     const got = JSON.parse((await run(KUBECTL, ['--kubeconfig', file, '--server', `https://127.0.0.1:${port}`, '--request-timeout', '10s', 'get', '--raw', '/whoami'])).stdout);
     expect(got.cn).toBe(user);

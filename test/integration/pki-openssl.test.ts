@@ -1,5 +1,5 @@
-// Every certificate in every rendered tree, checked by OpenSSL itself: chains to the
-// cluster CA, carries the right purposes, names and SANs, and matches its key.
+// Every certificate in every rendered tree, checked by OpenSSL itself: chains to the CA of its
+// trust domain (and to no other), carries the right purposes, names and SANs, and matches its key.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { runRender, type RenderResult } from '../../src/render/pipeline.ts';
-import { certSpecs } from '../../src/pki/specs.ts';
-import { PATHS } from '../../src/plan/paths.ts';
+import { caSpecs, certSpecs } from '../../src/pki/specs.ts';
+import { ipsecCertPath, PATHS } from '../../src/plan/paths.ts';
 import { clusterYaml } from '../helpers/cluster.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kube-ipsec-openssl-'));
@@ -18,11 +18,17 @@ const out = join(dir, 'out');
 
 const openssl = (...args: string[]) => execFileSync('openssl', args, { encoding: 'utf8' });
 const ca = () => join(out, 'master', PATHS.caCert);
+/** A CA's certificate as the state dir keeps it (the trees hold only what each node needs). */
+const stateCa = (id: string) => join(dir, 'state', `${id}.crt`);
 
 beforeAll(async () => {
   writeFileSync(join(dir, 'cluster.yaml'), clusterYaml());
   result = await runRender({ configFile: join(dir, 'cluster.yaml'), outDir: out, stateDir: join(dir, 'state') });
 });
+
+function isCaFile(file: string): boolean {
+  return /CA:TRUE/.test(openssl('x509', '-in', file, '-noout', '-ext', 'basicConstraints'));
+}
 
 /** Every certificate file of every node, and those embedded in kubeconfigs (written out). */
 function certificateFiles(): { node: string; path: string; file: string }[] {
@@ -42,10 +48,33 @@ function certificateFiles(): { node: string; path: string; file: string }[] {
 }
 
 describe('openssl', () => {
-  it('verifies every certificate against the cluster CA', () => {
-    const certs = certificateFiles();
+  it('verifies every certificate in every tree against its own CA, and against no other', () => {
+    const certs = certificateFiles().filter((c) => !isCaFile(c.file));
     expect(certs.length).toBeGreaterThanOrEqual(certSpecs(result.plan).length);
-    for (const c of certs) expect(openssl('verify', '-CAfile', ca(), c.file).trim(), `${c.node}:${c.path}`).toBe(`${c.file}: OK`);
+    const cas = caSpecs(result.plan).map((c) => c.id);
+    for (const c of certs) {
+      const own = cas.filter((id) => spawnSync('openssl', ['verify', '-CAfile', stateCa(id), c.file], { encoding: 'utf8' }).status === 0);
+      expect(own, `${c.node}:${c.path} verifies against`).toHaveLength(1);
+    }
+  });
+
+  it('an IKE certificate is no TLS client or server certificate, even for the CA that issued it', () => {
+    for (const n of result.plan.nodes) {
+      const ike = join(out, n.name, ipsecCertPath(n.name));
+      expect(openssl('verify', '-CAfile', stateCa('ike-ca'), ike).trim()).toBe(`${ike}: OK`);
+      for (const purpose of ['sslclient', 'sslserver']) {
+        const r = spawnSync('openssl', ['verify', '-CAfile', stateCa('ike-ca'), '-purpose', purpose, ike], { encoding: 'utf8' });
+        expect(r.status, `${n.name} ${purpose}`).not.toBe(0);
+        expect(r.stdout + r.stderr).toMatch(/unsuitable certificate purpose|unsupported certificate purpose/);
+      }
+      // and the CAs of the API server and etcd do not know it at all
+      for (const ca of ['ca', 'etcd-ca', 'front-proxy-ca']) expect(spawnSync('openssl', ['verify', '-CAfile', stateCa(ca), '-purpose', 'sslclient', ike]).status).not.toBe(0);
+    }
+    // The reverse: a minion's kubelet client certificate is a TLS client for the cluster CA only.
+    const kubelet = join(dir, 'kubelet-client.crt');
+    writeFileSync(kubelet, readFileSync(join(dir, 'state', 'kubelet-client@minion1.crt')));
+    expect(openssl('verify', '-CAfile', stateCa('ca'), '-purpose', 'sslclient', kubelet).trim()).toBe(`${kubelet}: OK`);
+    for (const ca of ['ike-ca', 'etcd-ca']) expect(spawnSync('openssl', ['verify', '-CAfile', stateCa(ca), kubelet]).status).not.toBe(0);
   });
 
   it('refuses them against a CA it does not know', () => {

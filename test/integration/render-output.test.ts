@@ -83,7 +83,7 @@ describe('render to out/', () => {
     expect(statSync(join(p.out, 'master/etc/kubernetes/pki/ca.key')).mode & 0o777).toBe(0o600);
     expect(statSync(join(p.out, 'minion2/etc/ipsec.secrets')).mode & 0o777).toBe(0o600);
     expect(statSync(p.state).mode & 0o777).toBe(0o700);
-    for (const f of listFiles(p.state)) expect(statSync(join(p.state, f)).mode & 0o777).toBe(f.endsWith('.key') ? 0o600 : 0o644);
+    for (const f of listFiles(p.state)) expect(statSync(join(p.state, f)).mode & 0o777, f).toBe(f.endsWith('.key') || f === 'encryption-key' ? 0o600 : 0o644);
   });
 
   it('--node writes only that node\'s tree', async () => {

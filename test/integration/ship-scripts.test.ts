@@ -121,7 +121,7 @@ describe('provision/ scripts', () => {
     const r = await provision('minion1', n, fromTree(out.psk, 'minion1'));
     expect(r.code, r.stderr).toBe(0);
     expect(r.report.filter((l) => l.startsWith('remove '))).toEqual([
-      'remove /etc/ipsec.d/cacerts/kube-ipsec-ca.pem',
+      'remove /etc/ipsec.d/cacerts/kube-ipsec-ike-ca.pem',
       'remove /etc/ipsec.d/certs/minion1.pem',
       'remove /etc/ipsec.d/private/minion1.key',
     ]);

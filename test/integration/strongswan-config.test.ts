@@ -56,7 +56,8 @@ describe.each([
       const certs = (await ipsec(processRunner, view, ['listcerts'])).stdout;
       expect(certs).toMatch(new RegExp(`subject:\\s+"O=kube-ipsec, CN=${node.name}"[\\s\\S]*?pubkey:\\s+ECDSA 256 bits, has private key`));
       const cacerts = (await ipsec(processRunner, view, ['listcacerts'])).stdout;
-      expect(cacerts).toContain('CN=kube-ipsec-ca');
+      expect(cacerts).toContain('CN=kube-ipsec-ike-ca');
+      expect(cacerts).not.toMatch(/CN=kube-ipsec-ca\b/);
     } else {
       expect(status).toContain(`${node.peers[0]!.conn}:   local:  [${node.name}] uses pre-shared key authentication`);
       // `ipsec rereadsecrets` reloads ipsec.secrets; a parse error there is reported on stderr.

@@ -116,7 +116,7 @@ describe('cluster add-ons', () => {
     expect(script.mode).toBe(0o755);
     expect(script.content).toMatch(/get --raw='\/readyz'/);
     expect(script.content).toMatch(/^bound=300$/m);
-    expect(script.content).toMatch(/apply --server-side --field-manager=kube-ipsec --force-conflicts -f \/etc\/kubernetes\/addons\/10-rbac\.yaml -f \/etc\/kubernetes\/addons\/20-coredns\.yaml$/m);
+    expect(script.content).toMatch(/^as_admin apply --server-side --field-manager=kube-ipsec --force-conflicts -f \/etc\/kubernetes\/addons\/00-cluster-admins\.yaml -f \/etc\/kubernetes\/addons\/10-rbac\.yaml -f \/etc\/kubernetes\/addons\/20-coredns\.yaml$/m);
     const env = fileOf(plan, 'master', PATHS.nodeEnv)!.content;
     expect(env).toMatch(/UNITS=".* kube-scheduler\.service kube-ipsec-addons\.service"/);
   });

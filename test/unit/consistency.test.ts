@@ -95,7 +95,8 @@ for (const [label, edits] of [
         expect(`${PATHS.ipsecCertDir}/${d.leftcert}`).toBe(ipsecCertPath(n.name));
         expect(cert.dnsNames).toContain(d.leftid!.replace(/^@/, ''));
         expect(read(n.name, PATHS.ipsecSecrets)).toContain(ipsecKeyPath(n.name).split('/').pop());
-        expect(`CN=${readCertificate(pki.ca.cert).commonName}`).toBe(d.rightca);
+        expect(`CN=${readCertificate(pki.cas['ike-ca']!.cert).commonName}`).toBe(d.rightca);
+        expect(read(n.name, PATHS.ipsecCaCert)).toBe(pki.cas['ike-ca']!.cert);
       }
     });
 
@@ -103,7 +104,7 @@ for (const [label, edits] of [
       const check = (node: string, path: string, cn: string, org: string[]) => {
         const kc = parseYaml(read(node, path));
         const cluster = kc.clusters[0].cluster;
-        expect(Buffer.from(cluster['certificate-authority-data'], 'base64').toString()).toBe(pki.ca.cert);
+        expect(Buffer.from(cluster['certificate-authority-data'], 'base64').toString()).toBe(pki.cas.ca!.cert);
         expect([plan.apiserver.url, plan.apiserver.localUrl]).toContain(cluster.server);
         expect(plan.apiserver.sans.ips).toContain(host(cluster.server));
         const cert = readCertificate(Buffer.from(kc.users[0].user['client-certificate-data'], 'base64').toString());
@@ -112,7 +113,8 @@ for (const [label, edits] of [
         const key = createPrivateKey(Buffer.from(kc.users[0].user['client-key-data'], 'base64').toString());
         expect(new X509Certificate(Buffer.from(kc.users[0].user['client-certificate-data'], 'base64')).checkPrivateKey(key)).toBe(true);
       };
-      check('master', PATHS.adminKubeconfig, 'kubernetes-admin', ['system:masters']);
+      check('master', PATHS.adminKubeconfig, 'kubernetes-admin', ['kubeadm:cluster-admins']);
+      check('master', PATHS.superAdminKubeconfig, 'kubernetes-super-admin', ['system:masters']);
       check('master', PATHS.controllerManagerKubeconfig, 'system:kube-controller-manager', []);
       check('master', PATHS.schedulerKubeconfig, 'system:kube-scheduler', []);
       for (const m of plan.minions) {
@@ -129,9 +131,9 @@ for (const [label, edits] of [
         const cert = readCertificate(read(m.name, cfg.tlsCertFile));
         expect(cert.ipAddresses).toEqual([flagValue(unit, 'node-ip')]);
         expect(cert.dnsNames).toEqual([flagValue(unit, 'hostname-override')]);
-        expect(read(m.name, cfg.authentication.x509.clientCAFile)).toBe(pki.ca.cert);
+        expect(read(m.name, cfg.authentication.x509.clientCAFile)).toBe(pki.cas.ca!.cert);
       }
-      expect(read('master', flagValue(read('master', unitPath(UNITS.apiserver)), 'kubelet-certificate-authority'))).toBe(pki.ca.cert);
+      expect(read('master', flagValue(read('master', unitPath(UNITS.apiserver)), 'kubelet-certificate-authority'))).toBe(pki.cas.ca!.cert);
     });
 
     it('etcd: every URL it serves is covered by its certificate; the apiserver dials one of them', () => {

@@ -2,7 +2,7 @@ import { createPrivateKey } from 'node:crypto';
 import { webcrypto } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { credentialIds, ensurePki, type PkiOptions } from '../../src/pki/issue.ts';
-import { ADMIN_GROUP, certSpecs, pskId } from '../../src/pki/specs.ts';
+import { CLUSTER_ADMINS_GROUP, certSpecs, pskId, type CaId } from '../../src/pki/specs.ts';
 import { memoryStore } from '../../src/pki/store.ts';
 import { isSignedBy, readCertificate } from '../../src/pki/x509.ts';
 import { FIXED_NOW, plan } from '../helpers/cluster.ts';
@@ -11,11 +11,13 @@ const opts = (extra: Partial<PkiOptions> = {}): PkiOptions => ({ now: FIXED_NOW,
 const days = (n: number) => new Date(FIXED_NOW.getTime() + n * 86_400_000);
 
 describe('certificate set', () => {
-  it('issues kubeadm\'s identities, all signed by the cluster CA', async () => {
+  it('issues kubeadm\'s identities, each signed by the CA of its trust domain and by no other', async () => {
     const p = plan();
     const { materials } = await ensurePki(p, memoryStore(), opts());
     const facts = (id: string) => readCertificate(materials.certs[id]!.cert);
-    expect(readCertificate(materials.ca.cert)).toMatchObject({ isCa: true, commonName: 'kube-ipsec-ca' });
+    for (const [id, name] of [['ca', 'kube-ipsec-ca'], ['etcd-ca', 'kube-ipsec-etcd-ca'], ['front-proxy-ca', 'kube-ipsec-front-proxy-ca'], ['ike-ca', 'kube-ipsec-ike-ca']] as const) {
+      expect(readCertificate(materials.cas[id]!.cert)).toMatchObject({ isCa: true, commonName: name });
+    }
     expect(facts('apiserver')).toMatchObject({
       commonName: 'kube-apiserver',
       usages: ['serverAuth'],
@@ -24,8 +26,12 @@ describe('certificate set', () => {
     expect(facts('apiserver').dnsNames).toEqual(expect.arrayContaining(['kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local', 'master']));
     expect(facts('etcd-server')).toMatchObject({ usages: ['serverAuth', 'clientAuth'], ipAddresses: ['192.168.10.10', '127.0.0.1'] });
     expect(facts('etcd-peer').usages).toEqual(['serverAuth', 'clientAuth']);
-    expect(facts('apiserver-etcd-client')).toMatchObject({ commonName: 'kube-apiserver-etcd-client', usages: ['clientAuth'] });
-    expect(facts('admin')).toMatchObject({ organizations: [ADMIN_GROUP], usages: ['clientAuth'] });
+    expect(facts('apiserver-etcd-client')).toMatchObject({ commonName: 'kube-apiserver-etcd-client', organizations: [], usages: ['clientAuth'] });
+    expect(facts('etcd-healthcheck-client')).toMatchObject({ commonName: 'kube-etcd-healthcheck-client', organizations: [], usages: ['clientAuth'] });
+    expect(facts('front-proxy-client')).toMatchObject({ commonName: 'front-proxy-client', organizations: [], usages: ['clientAuth'] });
+    expect(facts('apiserver-kubelet-client')).toMatchObject({ commonName: 'kube-apiserver-kubelet-client', organizations: [], usages: ['clientAuth'] });
+    expect(facts('admin')).toMatchObject({ commonName: 'kubernetes-admin', organizations: [CLUSTER_ADMINS_GROUP], usages: ['clientAuth'] });
+    expect(facts('super-admin')).toMatchObject({ commonName: 'kubernetes-super-admin', organizations: ['system:masters'], usages: ['clientAuth'] });
     expect(facts('controller-manager').commonName).toBe('system:kube-controller-manager');
     expect(facts('scheduler').commonName).toBe('system:kube-scheduler');
     for (const m of ['minion1', 'minion2', 'minion3']) {
@@ -33,9 +39,9 @@ describe('certificate set', () => {
       expect(facts(`kubelet-serving@${m}`)).toMatchObject({ usages: ['serverAuth'], ipAddresses: [p.nodes.find((n) => n.name === m)!.ip], dnsNames: [m] });
       expect(facts(`kube-proxy@${m}`).commonName).toBe('system:kube-proxy');
     }
-    for (const n of p.nodes) expect(facts(`ipsec@${n.name}`)).toMatchObject({ commonName: n.name, dnsNames: [n.name], ipAddresses: [n.ip] });
+    for (const n of p.nodes) expect(facts(`ipsec@${n.name}`)).toMatchObject({ commonName: n.name, dnsNames: [n.name], ipAddresses: [n.ip], usages: ['ipsecIKE'] });
     for (const s of certSpecs(p)) {
-      expect(isSignedBy(materials.certs[s.id]!.cert, materials.ca.cert)).toBe(true);
+      for (const ca of Object.keys(materials.cas) as CaId[]) expect(isSignedBy(materials.certs[s.id]!.cert, materials.cas[ca]!.cert), `${s.id} signed by ${ca}`).toBe(ca === s.ca);
       const key = createPrivateKey(materials.certs[s.id]!.key);
       expect([key.asymmetricKeyType, key.asymmetricKeyDetails?.namedCurve]).toEqual(['ec', 'prime256v1']);
     }
@@ -55,7 +61,8 @@ describe('certificate set', () => {
     const p = plan({ 'pki.keyAlgorithm': 'rsa-2048', nodes: [{ name: 'master', role: 'master', ip: '192.168.10.10' }] });
     const { materials } = await ensurePki(p, memoryStore(), opts());
     expect(createPrivateKey(materials.certs.apiserver!.key).asymmetricKeyDetails?.modulusLength).toBe(2048);
-    expect(isSignedBy(materials.certs.apiserver!.cert, materials.ca.cert)).toBe(true);
+    expect(isSignedBy(materials.certs.apiserver!.cert, materials.cas.ca!.cert)).toBe(true);
+    expect(createPrivateKey(materials.certs['ipsec@master']!.key).asymmetricKeyDetails?.modulusLength).toBe(2048);
   });
 });
 
@@ -96,22 +103,25 @@ describe('reuse and re-issue', () => {
     expect(late.report.issued[0]!.reason).toMatch(/within pki.renewBeforeDays/);
   });
 
-  it('re-issues on request: one credential, or all of them (new CA → every leaf)', async () => {
+  it('re-issues on request: one credential, or a CA and every certificate it signed', async () => {
     const store = memoryStore();
     const first = await ensurePki(plan(), store, opts());
     const one = await ensurePki(plan(), store, opts({ reissue: ['ipsec@minion2'] }));
     expect(one.report.issued).toEqual([{ id: 'ipsec@minion2', reason: 're-issue requested' }]);
     expect(one.materials.certs['ipsec@minion2']!.key).not.toBe(first.materials.certs['ipsec@minion2']!.key);
-    const ca = await ensurePki(plan(), store, opts({ reissue: ['ca'] }));
-    expect(ca.report.issued.map((i) => i.id)).toEqual(['ca', ...certSpecs(plan()).map((s) => s.id)]);
-    expect(ca.report.issued[1]!.reason).toBe('not signed by the current CA');
+    for (const caId of ['ca', 'etcd-ca', 'front-proxy-ca'] as const) {
+      const ca = await ensurePki(plan(), store, opts({ reissue: [caId] }));
+      expect(ca.report.issued.map((i) => i.id)).toEqual([caId, ...certSpecs(plan()).filter((s) => s.ca === caId).map((s) => s.id)]);
+      expect(ca.report.issued[1]!.reason).toBe(`not signed by its CA (${caId})`);
+    }
   });
 
   it('switching the key algorithm re-issues every key', async () => {
     const store = memoryStore();
     await ensurePki(plan({ nodes: [{ name: 'master', role: 'master', ip: '192.168.10.10' }] }), store, opts());
     const { report } = await ensurePki(plan({ nodes: [{ name: 'master', role: 'master', ip: '192.168.10.10' }], 'pki.keyAlgorithm': 'rsa-2048' }), store, opts());
-    expect(report.reused).toEqual([]);
+    // Every key pair; the Secrets encryption key is no key pair.
+    expect(report.reused).toEqual(['encryption-key']);
     expect(report.issued[0]!.reason).toMatch(/key is ecdsa-p256, pki.keyAlgorithm is rsa-2048/);
   });
 
@@ -119,7 +129,7 @@ describe('reuse and re-issue', () => {
     const store = memoryStore();
     await ensurePki(plan({ 'ipsec.auth': 'psk' }), store, opts());
     for (const [name, entry] of store.entries) {
-      expect(entry.secret, name).toBe(name.endsWith('.key') || name.startsWith('ipsec-psk@'));
+      expect(entry.secret, name).toBe(name.endsWith('.key') || name.startsWith('ipsec-psk@') || name === 'encryption-key');
     }
   });
 

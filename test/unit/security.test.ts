@@ -40,7 +40,7 @@ describe.each([
   });
 
   it('only the master holds the CA and service-account keys', () => {
-    for (const body of [keyBody(pki.ca.key), keyBody(pki.serviceAccount.key)]) {
+    for (const body of [keyBody(pki.cas.ca!.key!), keyBody(pki.serviceAccount.key)]) {
       for (const n of plan.nodes) expect(treeText(n.name).includes(body)).toBe(n.role === 'master');
     }
   });
@@ -56,7 +56,7 @@ describe.each([
   it('every file holding a key or secret is 0600, and nothing else is', () => {
     for (const [node, files] of cluster.nodes) {
       for (const f of files) {
-        const sensitive = /PRIVATE KEY|client-key-data|: PSK /.test(f.content) || f.path.endsWith('.key') || f.path.endsWith('ipsec.secrets');
+        const sensitive = /PRIVATE KEY|client-key-data|: PSK |^kind: EncryptionConfiguration$/m.test(f.content) || f.path.endsWith('.key') || f.path.endsWith('ipsec.secrets');
         expect(f.mode === SECRET, `${node}:${f.path} mode ${f.mode.toString(8)}`).toBe(sensitive);
       }
     }

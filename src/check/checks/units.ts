@@ -106,7 +106,7 @@ export async function readNodeUnits(lab: CheckTarget, node: string): Promise<Nod
   let etcdHealth: string | undefined;
   if (units.includes(UNITS.etcd) && !idle.has(UNITS.etcd)) {
     const r = await lab.runner.run(
-      lab.backend.onNode(node, ['curl', '-sS', '--max-time', '10', '--cacert', PATHS.etcdCaCert, '--cert', PATHS.apiserverEtcdClientCert, '--key', PATHS.apiserverEtcdClientKey, 'https://127.0.0.1:2379/health']),
+      lab.backend.onNode(node, ['curl', '-sS', '--max-time', '10', '--cacert', PATHS.etcdCaCert, '--cert', PATHS.etcdHealthcheckClientCert, '--key', PATHS.etcdHealthcheckClientKey, 'https://127.0.0.1:2379/health']),
       { allowFail: true, timeoutMs: 30_000 },
     );
     etcdHealth = r.stdout + r.stderr;

@@ -10,11 +10,10 @@
 // again through the interface it arrived on, so a capture there shows every pod packet that
 // came through a tunnel a second time, in clear text, although it never crossed the wire so.
 import { BOOT_CAPTURE_DIR, startBootCapture } from './boot-capture.ts';
-import type { Capture } from './capture.ts';
 import { masterUp, openMaster, sshArgv, type Master, type OpenSshNode } from './openssh.ts';
 import { mergedCapture, remoteBackground, remoteCapture, type RemoteOptions, type RemoteWhere } from './remote.ts';
 import { strongswanUnit } from './systemd.ts';
-import { NETNS_DIR, type ClusterBackend, type CheckTopology } from './target.ts';
+import { NETNS_DIR, type Capture, type ClusterBackend, type CheckTopology } from './target.ts';
 import { CheckError } from './errors.ts';
 import type { Runner } from '../run.ts';
 

@@ -1,7 +1,8 @@
 // The plan: every value any rendered file needs, derived once from the configuration.
 // Pure (no I/O, clock or randomness). Renderers only format what is here, which is what
 // makes "every CIDR, IP and name agrees across files" checkable in one place.
-import type { ClusterConfig, ImagePin, Role, SshConfig, Versions } from '../config/defaults.ts';
+import type { ClusterConfig, Role, SshConfig } from '../config/defaults.ts';
+import type { ImagePin, Versions } from '../config/pins.ts';
 import { chooseSubnet } from './addressing.ts';
 import { addressAt, cidr, formatCidr, formatIpv4, type Cidr } from './ipv4.ts';
 import { podMtu, type EspMode } from './mtu.ts';

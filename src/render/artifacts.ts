@@ -1,7 +1,7 @@
 // What a node installs besides rendered files: OS packages, pinned release archives (with
 // their checksums and which member goes where) and the units to run, in bring-up order.
 // Written into the node's tree (node.env, artifacts.tsv) for provision/ to act on.
-import type { Artifact } from '../config/defaults.ts';
+import type { Artifact } from '../config/pins.ts';
 import { PATHS, UNITS } from '../plan/paths.ts';
 import type { Plan, PlannedImage, PlannedNode } from '../plan/plan.ts';
 import { runtimeUnits } from './context.ts';

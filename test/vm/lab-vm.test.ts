@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { down } from '../../src/lab/down.ts';
-import { openLab } from '../../src/lab/lab.ts';
+import { openLab } from '../../src/lab/open.ts';
 import type { Cleanup, NodeConnection } from '../../src/check/cluster.ts';
 import { CHECK_NAMES, formatReport, type CheckReport } from '../../src/check/report.ts';
 import { readNodeFile } from '../../src/check/target.ts';

@@ -1,8 +1,8 @@
 // Pod egress to the upstream router leaves with the node's address (masqueraded); pod→pod
 // traffic keeps the pod's own source (or it would miss the IPsec selectors). Seen by tcpdump
 // at the receivers; when it goes wrong, the node's nat table says which rule did it.
-import { echoSources, startCapture, type Capture } from '../capture.ts';
-import { nodesWithPods, type CheckTarget, type CheckNode, type CheckPod, type CheckTopology } from '../target.ts';
+import { echoSources, startCapture } from '../capture.ts';
+import { nodesWithPods, type Capture, type CheckTarget, type CheckNode, type CheckPod, type CheckTopology } from '../target.ts';
 import type { PairStatus } from '../mesh.ts';
 import { egressRewrites, explainPodToPodRewrite, parseNatRules } from '../nat.ts';
 import { ping } from '../probe.ts';

@@ -2,13 +2,13 @@
 // namespace; a pod namespace lives inside its node's VM; the wire and the upstream router
 // are namespaces on this host as in the namespace lab. strongSwan is its systemd unit.
 import { remoteBackground, remoteCapture } from '../../check/remote.ts';
-import type { ClusterBackend } from '../../check/target.ts';
+import { NETNS_DIR, type ClusterBackend } from '../../check/target.ts';
 import { labOf, type Lab, type LabParts } from '../lab.ts';
 import { DEFAULT_PLUGIN } from '../plugin.ts';
 import { provisionLab } from './provision.ts';
 import { localBackground, localCapture } from '../local.ts';
 import { inNetns } from '../network.ts';
-import { NETNS_DIR, isOurs } from '../procs.ts';
+import { isOurs } from '../procs.ts';
 import type { Runner } from '../../run.ts';
 import type { LabState } from '../state.ts';
 import type { LabTopology } from '../topology.ts';

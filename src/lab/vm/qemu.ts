@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { accessSync, closeSync, constants, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
-import { NETNS_DIR } from '../procs.ts';
+import { NETNS_DIR } from '../../check/target.ts';
 import type { NodeImage } from './image.ts';
 import type { VmNode } from './layout.ts';
 

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fingerprint } from '../../ship/known-hosts.ts';
 import { shellQuote } from '../../shell.ts';
-import { NETNS_DIR } from '../procs.ts';
+import { NETNS_DIR } from '../../check/target.ts';
 import type { Runner } from '../../run.ts';
 import type { SeedKeys, VmLayout, VmNode } from './layout.ts';
 

@@ -19,7 +19,7 @@ import type { Lab } from '../lab.ts';
 import { meshStatus } from '../../check/mesh.ts';
 import { ipBatch } from '../network.ts';
 import { mapLimit } from '../../check/probe.ts';
-import { NETNS_DIR } from '../procs.ts';
+import { NETNS_DIR } from '../../check/target.ts';
 import { provisionLab } from './provision.ts';
 import { createPods } from '../../check/pods.ts';
 import { processRunner, waitFor, type Runner } from '../../run.ts';

@@ -6,7 +6,7 @@ import { parseStore } from '../cni/ipam/format.ts';
 import { PATHS } from '../plan/paths.ts';
 import { NETNS_DIR, readNodeFile, type CheckPod, type CheckTopology, type ClusterExec, type PodState } from './target.ts';
 
-export const POD_IFNAME = 'eth0';
+const POD_IFNAME = 'eth0';
 
 /** The conflist's first plugin with the network's name and version, as libcni passes it. */
 export function pluginConfig(conflistText: string): string {
@@ -36,7 +36,7 @@ export function cniEnv(command: 'ADD' | 'DEL' | 'CHECK', pod: CheckPod): Record<
 }
 
 /** argv of the plugin run as the runtime runs it: its environment only (env -i), config on stdin. */
-export function pluginArgv(env: Record<string, string>): string[] {
+function pluginArgv(env: Record<string, string>): string[] {
   return ['env', '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), PATHS.cniPlugin];
 }
 

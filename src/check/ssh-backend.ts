@@ -18,7 +18,7 @@ import { CheckError } from './errors.ts';
 import type { Runner } from '../run.ts';
 
 /** What `connect` learns about a node. */
-export interface NodeFacts {
+interface NodeFacts {
   /** The interface holding the node's address: the underlay, where captures run. */
   underlay: string;
   /** The node runs systemd (`/run/systemd/system` exists, as sd_booted(3) asks). */
@@ -66,7 +66,7 @@ export const NODE_TOOLS: Record<string, string> = {
 /** A capture or background program ends by itself after this long, even if this run dies without stopping it. */
 export const REMOTE_LIFETIME_S = 3600;
 /** Bytes of each captured packet: IPv4 + ESP/UDP/ICMP headers are all the verdicts read. */
-export const CAPTURE_SNAPLEN = 160;
+const CAPTURE_SNAPLEN = 160;
 
 /**
  * What an underlay capture keeps on a real node. The underlay also carries the cluster's own

@@ -67,7 +67,7 @@ export interface ClusterConfig {
   };
 }
 
-export const DEFAULTS = {
+const DEFAULTS = {
   cluster: { name: 'kube-ipsec', domain: 'cluster.local' },
   network: {
     nodeCidr: '192.168.10.0/24',

@@ -133,7 +133,7 @@ function processGroups(lab: Lab): LabProcess[][] {
 }
 
 /** Processes whose network namespace is one of `names`. */
-export function processesIn(names: string[]): { pid: number; comm: string; ns: string }[] {
+function processesIn(names: string[]): { pid: number; comm: string; ns: string }[] {
   const byInode = new Map<number, string>();
   for (const n of names) {
     const ino = netnsInode(n);

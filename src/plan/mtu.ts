@@ -5,8 +5,8 @@
 // CBC), padding to the cipher block (≤15), pad length + next header (2) and the ICV (16):
 // 77 bytes covers every proposal strongSwan offers by default. NAT traversal (UDP 4500)
 // adds an 8-byte UDP header.
-export const ESP_OVERHEAD = 77;
-export const NAT_T_OVERHEAD = 8;
+const ESP_OVERHEAD = 77;
+const NAT_T_OVERHEAD = 8;
 /**
  * strongSwan's userspace ESP (kernel-libipsec) routes through a TUN device with a fixed
  * MTU of 1400 and always encapsulates in UDP; larger packets are truncated, not fragmented.

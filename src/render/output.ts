@@ -7,7 +7,7 @@
 import { closeSync, existsSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import type { RenderedCluster } from './index.ts';
-import { SECRET, type RenderedFile } from './files.ts';
+import { SECRET } from './files.ts';
 
 /** out/-relative path → file, e.g. `minion1/etc/ipsec.conf`, `README.md`. */
 export type OutputTree = Map<string, { content: string; mode: number }>;
@@ -171,4 +171,3 @@ export function fileDiff(createTwoFilesPatch: PatchMaker, path: string, before: 
   return header + createTwoFilesPatch(a, b, before ?? '', after ?? '', undefined, undefined, { context: 3 }).split('\n').slice(1).join('\n');
 }
 
-export type { RenderedFile };

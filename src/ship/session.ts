@@ -11,14 +11,14 @@ import { pipeline } from 'node:stream/promises';
 import { packagePath } from '../package-root.ts';
 import { PATHS } from '../plan/paths.ts';
 import { fileDiff, type PatchMaker } from '../render/output.ts';
-import { affectedUnits, type RestartRule } from '../render/restarts.ts';
+import { affectedUnits } from '../render/restarts.ts';
 import { SECRET } from '../render/files.ts';
 import type { ShipFile, NodeBundle } from './bundle.ts';
 import { tarSize, tarStream, type TarEntry } from './tar.ts';
 import { shellQuote } from '../shell.ts';
 import { ShipError, type RemoteProcess, type Transport } from './transport.ts';
 
-export const PROVISION_DIR = packagePath('provision');
+const PROVISION_DIR = packagePath('provision');
 
 export interface ShipOptions {
   /** The node's root: `/`, or a scratch directory (tests). */

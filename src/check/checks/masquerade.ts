@@ -28,7 +28,7 @@ export interface MasqueradeSeen {
  * One case per node with pods: its first pod to upstream, and to the first pod of the next
  * node with pods whose tunnel to it is up (a down tunnel is the tunnels check's finding).
  */
-export function masqueradeCases(lab: CheckTarget, pairs: PairStatus[]): MasqueradeCase[] {
+function masqueradeCases(lab: CheckTarget, pairs: PairStatus[]): MasqueradeCase[] {
   const withPods = nodesWithPods(lab.topology);
   const ip = (p: CheckPod) => lab.pods[p.ns]?.ip ?? '';
   const up = (a: string, b: string) => pairs.some((p) => p.up && ((p.a === a && p.b === b) || (p.a === b && p.b === a)));

@@ -16,10 +16,10 @@ import { addressBook } from './traffic.ts';
 import type { PairStatus } from '../mesh.ts';
 import { cidr, formatIpv4, lastAddress } from '../../plan/ipv4.ts';
 
-export type SourceKind = 'node-address' | 'node-tcp' | 'nodeport' | 'service';
+type SourceKind = 'node-address' | 'node-tcp' | 'nodeport' | 'service';
 
 /** What each kind of probe is, for the report. */
-export const SOURCE_KINDS: Record<SourceKind, string> = {
+const SOURCE_KINDS: Record<SourceKind, string> = {
   'node-address': 'node → remote pod, ping from the node address',
   'node-tcp': 'node → remote pod, TCP bound to the node address',
   nodeport: 'NodePort (kube-proxy DNAT + masquerade mark) → pod on another node',
@@ -45,7 +45,7 @@ export interface SourceProbe {
 }
 
 /** The check's emulated services: cluster IPs from the top of the service range, NodePorts from the top of kube-proxy's default range. */
-export const SERVICE_PORT = 65080;
+const SERVICE_PORT = 65080;
 const NODEPORT_TOP = 32767;
 
 /** Service j of the check (j = index of the destination node among the nodes with pods). */

@@ -3,7 +3,7 @@
 import { CniError, ErrorCode } from './errors.ts';
 import { isValidIfname } from '../names.ts';
 
-export const COMMANDS = ['ADD', 'DEL', 'CHECK', 'VERSION', 'GC', 'STATUS'] as const;
+const COMMANDS = ['ADD', 'DEL', 'CHECK', 'VERSION', 'GC', 'STATUS'] as const;
 export type Command = (typeof COMMANDS)[number];
 
 export interface Invocation {

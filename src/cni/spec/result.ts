@@ -16,7 +16,7 @@ export interface Interface {
   pciID?: string;
 }
 
-export interface IpConfig {
+interface IpConfig {
   /** CIDR: address with the subnet's prefix length. */
   address: string;
   gateway?: string;
@@ -35,7 +35,7 @@ export interface Route {
   scope?: number;
 }
 
-export interface Dns {
+interface Dns {
   nameservers?: string[];
   domain?: string;
   search?: string[];

@@ -137,5 +137,3 @@ export async function check(target: CheckTarget, opts: CheckOptions = {}): Promi
   }
   return report(target.label, results);
 }
-
-{ CHECK_NAMES };

@@ -75,7 +75,9 @@ function dedupe(errors: ErrorObject[]): ErrorObject[] {
   const seen = new Set<string>();
   return errors.filter((e) => {
     const id = `${e.instancePath}|${e.keyword}|${JSON.stringify(e.params)}`;
-    return seen.has(id) ? false : (seen.add(id), true);
+    if (seen.has(id)) return false;
+    seen.add(id);
+    return true;
   });
 }
 

@@ -110,7 +110,7 @@ export async function main(argv: string[]): Promise<number> {
     const lifetimes = o.lifetimes as LabLifetimes;
     if (!['auto', 'kvm', 'tcg'].includes(o.accel)) throw new LabError(`--accel must be auto, kvm or tcg, not ${o.accel}`);
     switch (command) {
-      case 'up':
+      case 'up': {
         if (o.vm) {
           if (o.out !== undefined || o.esp !== 'auto') throw new LabError('--vm renders the cluster itself with ESP in the kernel: --out and --esp do not apply');
           const vm: VmUpOptions = { configFile, stateDir, prefix: o.prefix, podsPerMinion: pods, lifetimes, memoryMb, accel: o.accel as 'auto' | 'kvm' | 'tcg', log: indented, ...(o['image-cache'] !== undefined && { imageCache: resolve(o['image-cache']) }) };
@@ -118,6 +118,7 @@ export async function main(argv: string[]): Promise<number> {
         }
         const ns: UpOptions = { configFile, stateDir, prefix: o.prefix, podsPerMinion: pods, lifetimes, esp: o.esp as EspMode | 'auto', log: indented, ...(o.out !== undefined && { outDir: resolve(o.out) }) };
         return await upCommand({ stateDir, prefix: o.prefix, keep: o.keep }, { what: 'lab up', onVms: false, start: () => up(ns) });
+      }
       case 'check': {
         const lab = openLab(stateDir);
         requireUp(lab);

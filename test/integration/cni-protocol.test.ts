@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { cniFixture, ipv4Addresses, links, readStore, type CniFixture } from '../helpers/cni.ts';
+import { cniFixture, ipv4Addresses, links, readStore, type CniFixture, type CniOutcome } from '../helpers/cni.ts';
 import { run } from '../helpers/netns.ts';
 
 let fx: CniFixture;
@@ -184,7 +184,7 @@ describe('store lock', () => {
         // already gone
       }
     };
-    let r;
+    let r: CniOutcome;
     const before = allocated();
     try {
       while ((await run(['flock', '-n', '-x', lockFile, 'true'], { allowFail: true })).code === 0);

@@ -166,7 +166,7 @@ describe.each([
     // The lab's cluster.yaml is what a user of any provisioned cluster has: nodes[].ssh to
     // the VMs with pinned host keys. The check runs where the VMs' management network is.
     const before = await ipamStores();
-    expect(Object.values(before).every((s) => s !== undefined && s.includes('allocations'))).toBe(true);
+    expect(Object.values(before).every((s) => s?.includes('allocations'))).toBe(true);
     const r = await clusterCheck([
       '--config', join(stateDir, 'cluster.yaml'),
       '--out', join(stateDir, 'out'),

@@ -138,7 +138,7 @@ export async function checkRekey(lab: CheckTarget): Promise<CheckResult> {
   const seconds = Math.ceil(plannedSeconds(t.lifetimes, first.map((s) => s.sas)));
   const count = seconds * RATE;
   const log = new SpiLog();
-  t.nodes.forEach((n, i) => log.record(t, n, first[i]!.sas));
+  for (const [i, n] of t.nodes.entries()) log.record(t, n, first[i]!.sas);
 
   const servers: Background[] = [];
   let outcomes: FlowOutcome[] = [];
@@ -150,7 +150,7 @@ export async function checkRekey(lab: CheckTarget): Promise<CheckResult> {
     const poller = (async () => {
       while (polling) {
         const now = await Promise.all(t.nodes.map((n) => readNodeSas(lab, n.name)));
-        t.nodes.forEach((n, i) => log.record(t, n, now[i]!.sas));
+        for (const [i, n] of t.nodes.entries()) log.record(t, n, now[i]!.sas);
         await new Promise((r) => setTimeout(r, 2000));
       }
     })();

@@ -155,6 +155,7 @@ export async function checkSources(lab: CheckTarget, pairs: PairStatus[] = []): 
   let answered: boolean[] = [];
   let lines: string[] = [];
   const guards = new Map<string, { before?: GuardCounts; after?: GuardCounts }>();
+  let failure: Error | undefined;
   try {
     for (const n of t.nodes) guards.set(n.name, { before: await readGuard(lab, n.name) });
     const capture = await captureUnderlay(lab, 'sources');
@@ -164,10 +165,17 @@ export async function checkSources(lab: CheckTarget, pairs: PairStatus[] = []): 
       lines = await capture.stop();
     }
     for (const n of t.nodes) guards.get(n.name)!.after = await readGuard(lab, n.name);
-  } finally {
-    const errors = await setup.teardown();
-    if (errors.length) throw new Error(errors.join('; '));
+  } catch (err) {
+    failure = err as Error;
   }
+  // Teardown always runs; a failure of the probes stays the error reported, with teardown's
+  // problems added to it rather than replacing it.
+  const errors = await setup.teardown();
+  if (failure) {
+    if (errors.length) failure.message += `; teardown: ${errors.join('; ')}`;
+    throw failure;
+  }
+  if (errors.length) throw new Error(errors.join('; '));
   const drops = new Map([...guards].map(([n, g]) => [n, guardDropped(g.before, g.after)]));
   const down = pairs.filter((p) => !p.up).map((p) => [p.a, p.b] as const);
   return sourcesResult(setup.probes, answered, classifyCapture(lines, t.podCidr), drops, addressBook(lab), down);

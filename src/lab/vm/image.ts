@@ -90,6 +90,7 @@ export async function ensureImage(o: EnsureImageOptions): Promise<NodeImage> {
     '[ -f "$1/disk.img" ] && [ -f "$1/recipe.json" ] && exit 0',
     'rm -rf "$2"; mkdir -p "$2"',
     'printf "%s\\n" "$3" >"$2/recipe.json"',
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: bash's "${@:7}", not a template.
     'bash "$4" "$2" "$5" "$6" "${@:7}" >"$2.log" 2>&1 || { tail -25 "$2.log" >&2; exit 1; }',
     'mv "$2.log" "$2/build.log"',
     'mv "$2" "$1"',

@@ -55,6 +55,7 @@ export const clusterSchema = {
     cluster: {
       type: 'object',
       additionalProperties: false,
+      description: 'Names: the cluster and its DNS domain.',
       properties: {
         name: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 63, description: 'Cluster name (kubeconfig cluster entry, CA name).' },
         domain: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$', description: 'Cluster DNS domain, e.g. cluster.local.' },
@@ -63,6 +64,7 @@ export const clusterSchema = {
     network: {
       type: 'object',
       additionalProperties: false,
+      description: 'Address ranges, the pod bridge and MTUs. Every CIDR and address in every rendered file comes from here.',
       properties: {
         nodeCidr: { ...cidr, description: 'Underlay network holding every node IP (the Vagrant private network).' },
         podCidr: { ...cidr, description: 'Whole pod range; every node gets one subnet of it.' },
@@ -77,27 +79,34 @@ export const clusterSchema = {
     nodes: {
       type: 'array',
       minItems: 1,
+      description: 'The machines: exactly one master, any number of minions (the only required key).',
       items: {
         type: 'object',
         additionalProperties: false,
+        description: 'One node.',
         required: ['name', 'ip'],
         properties: {
           name: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 63, description: 'Host name (a DNS label).' },
           role: { type: 'string', enum: ['master', 'minion'], description: 'master runs etcd and the control plane; minions run pods. Default: minion.' },
           ip: { ...ipv4, description: 'Node address on the underlay network.' },
-          podSubnet: { ...cidr, description: 'This node\'s pod subnet. Default: master → index 0, <name><N> → index N.' },
-          memory: { type: 'integer', minimum: 512, description: 'VM memory in MiB.' },
-          cpus: { type: 'integer', minimum: 1, description: 'VM CPUs.' },
+          podSubnet: { ...cidr, description: 'This node\'s pod subnet. Default: master → index 0, <name><N> → index N.', examples: ['10.240.7.0/24'] },
+          memory: { type: 'integer', minimum: 512, description: 'VM memory in MiB. Default: vagrant.memory.' },
+          cpus: { type: 'integer', minimum: 1, description: 'VM CPUs. Default: vagrant.cpus.' },
           ssh: {
             type: 'object',
             additionalProperties: false,
             description: 'How `kube-ipsec provision` reaches the node (default: from `vagrant ssh-config`).',
             properties: {
-              host: { type: 'string', minLength: 1 },
-              port: { type: 'integer', minimum: 1, maximum: 65535 },
-              user: { type: 'string', minLength: 1 },
-              privateKey: { type: 'string', minLength: 1, description: 'Path of the private key file.' },
-              hostKey: { type: 'string', pattern: '^SHA256:[A-Za-z0-9+/]{43}$', description: 'Pinned host key fingerprint (ssh-keygen -lf style).' },
+              host: { type: 'string', minLength: 1, description: 'Host name or address to connect to. Default: the node\'s ip.', examples: ['192.168.121.17'] },
+              port: { type: 'integer', minimum: 1, maximum: 65535, description: 'sshd\'s port. Default: 22.' },
+              user: { type: 'string', minLength: 1, description: 'Login user; any user but root runs everything through `sudo -n`. Default: root.', examples: ['vagrant'] },
+              privateKey: { type: 'string', minLength: 1, description: 'Path of the private key file.', examples: ['~/.ssh/id_ed25519'] },
+              hostKey: {
+                type: 'string',
+                pattern: '^SHA256:[A-Za-z0-9+/]{43}$',
+                description: 'Pinned host key fingerprint (ssh-keygen -lf style).',
+                examples: ['SHA256:Vb1Jp0Cx3mG0mS2Hl9u5cT7d0bQ4nq2yG1w6o8eR3kA'],
+              },
             },
           },
         },
@@ -112,6 +121,7 @@ export const clusterSchema = {
         kubernetes: {
           type: 'object',
           additionalProperties: false,
+          description: 'The Kubernetes release: its server and node archives.',
           required: ['version', 'server', 'node'],
           properties: {
             version: { type: 'string', pattern: '^v1\\.(3[3-9]|[4-9][0-9])\\.[0-9]+$', description: 'Kubernetes release, v1.33 or newer.' },
@@ -122,34 +132,57 @@ export const clusterSchema = {
         etcd: {
           type: 'object',
           additionalProperties: false,
+          description: 'etcd, on the master.',
           required: ['version', 'archive'],
-          properties: { version: { type: 'string', pattern: '^v3\\.[4-9]\\.[0-9]+$' }, archive: artifact },
+          properties: {
+            version: { type: 'string', pattern: '^v3\\.[4-9]\\.[0-9]+$', description: 'etcd release, v3.4 or newer.' },
+            archive: { ...artifact, description: 'The release archive, or a Debian etcd-server .deb (the daemon is taken from its data; etcdctl is not installed).' },
+          },
         },
         criDockerd: {
           type: 'object',
           additionalProperties: false,
+          description: 'cri-dockerd, the CRI shim between the kubelet and docker (runtime: docker).',
           required: ['version', 'archive'],
-          properties: { version: { type: 'string', pattern: '^[0-9]+\\.[0-9]+\\.[0-9]+$' }, archive: artifact },
+          properties: {
+            version: { type: 'string', pattern: '^[0-9]+\\.[0-9]+\\.[0-9]+$', description: 'cri-dockerd release.' },
+            archive: { ...artifact, description: 'The release archive.' },
+          },
         },
         containerd: {
           type: 'object',
           additionalProperties: false,
+          description: 'containerd and runc (runtime: containerd).',
           required: ['version', 'archive', 'runc'],
-          properties: { version: { type: 'string', pattern: '^[0-9]+\\.[0-9]+\\.[0-9]+$' }, archive: artifact, runc: artifact },
+          properties: {
+            version: { type: 'string', pattern: '^[0-9]+\\.[0-9]+\\.[0-9]+$', description: 'containerd release.' },
+            archive: { ...artifact, description: 'The containerd release archive.' },
+            runc: { ...artifact, description: 'The runc binary.' },
+          },
         },
         images: {
           type: 'object',
           additionalProperties: false,
           description: 'Container images the cluster runs (CoreDNS, the runtime\'s pause image, the smoke test). Override one image whole.',
-          properties: { coredns: imagePin, pause: imagePin, smoke: imagePin },
+          properties: {
+            coredns: { ...imagePin, description: 'CoreDNS, the cluster DNS (an add-on on the master\'s tree).' },
+            pause: { ...imagePin, description: 'The runtime\'s pause (sandbox) image.' },
+            smoke: { ...imagePin, description: 'agnhost, the pods `npm run smoke` deploys.' },
+          },
         },
       },
     },
     binaries: {
       type: 'object',
       additionalProperties: false,
+      description: 'Air-gapped installs: where the archives come from instead of their URLs.',
       properties: {
-        dir: { type: 'string', minLength: 1, description: 'Air-gapped install: a host directory holding the archives named as in their URLs; nothing is downloaded.' },
+        dir: {
+          type: 'string',
+          minLength: 1,
+          description: 'Air-gapped install: a host directory (relative to cluster.yaml) holding the archives named as in their URLs, and the image archives; nothing is downloaded.',
+          examples: ['./binaries'],
+        },
         allowAbsent: {
           type: 'boolean',
           description:
@@ -160,14 +193,15 @@ export const clusterSchema = {
     ipsec: {
       type: 'object',
       additionalProperties: false,
+      description: 'The strongSwan full mesh: authentication, proposals, lifetimes, what it carries.',
       properties: {
         auth: { type: 'string', enum: ['pubkey', 'psk'], description: 'pubkey: per-node certificates from the cluster CA; psk: one random key per node pair.' },
         ike: { type: 'string', pattern: '^[a-z0-9]+(-[a-z0-9]+)*!?(,[a-z0-9]+(-[a-z0-9]+)*!?)*$', description: 'IKE proposals, e.g. aes128gcm16-prfsha256-ecp256!' },
         esp: { type: 'string', pattern: '^[a-z0-9]+(-[a-z0-9]+)*!?(,[a-z0-9]+(-[a-z0-9]+)*!?)*$', description: 'ESP proposals, e.g. aes128gcm16-ecp256!' },
-        ikeLifetime: duration,
-        lifetime: duration,
-        rekeyMargin: duration,
-        dpdDelay: duration,
+        ikeLifetime: { ...duration, description: 'IKE_SA lifetime (rekeyed in place, reauth=no): a duration such as 45s, 20m, 3h or 1d.' },
+        lifetime: { ...duration, description: 'CHILD_SA lifetime (the new SA is installed before the old one goes): a duration such as 45s, 20m, 3h or 1d.' },
+        rekeyMargin: { ...duration, description: 'How long before a lifetime ends the rekey starts; shorter than both lifetimes: a duration such as 45s, 20m, 3h or 1d.' },
+        dpdDelay: { ...duration, description: 'Dead-peer detection interval: a duration such as 45s, 20m, 3h or 1d.' },
         nodeEncryption: {
           type: 'boolean',
           description:
@@ -183,20 +217,22 @@ export const clusterSchema = {
     pki: {
       type: 'object',
       additionalProperties: false,
+      description: 'The certificates npm run render issues (kept in the state directory and reused).',
       properties: {
         keyAlgorithm: { type: 'string', enum: ['ecdsa-p256', 'rsa-2048'], description: 'Key type of every certificate and of the service-account key.' },
-        caValidityDays: { type: 'integer', minimum: 1, maximum: 36500 },
-        certValidityDays: { type: 'integer', minimum: 1, maximum: 3650 },
+        caValidityDays: { type: 'integer', minimum: 1, maximum: 36500, description: 'Validity of the CAs, in days.' },
+        certValidityDays: { type: 'integer', minimum: 1, maximum: 3650, description: 'Validity of every other certificate, in days.' },
         renewBeforeDays: { type: 'integer', minimum: 0, maximum: 3650, description: 'Re-issue a certificate this many days before it expires.' },
       },
     },
     vagrant: {
       type: 'object',
       additionalProperties: false,
+      description: 'The VMs `vagrant up` makes (one per node).',
       properties: {
         box: { type: 'string', minLength: 1, description: 'Box of every provider that has no box of its own below.' },
         memory: { type: 'integer', minimum: 512, description: 'Default VM memory in MiB.' },
-        cpus: { type: 'integer', minimum: 1 },
+        cpus: { type: 'integer', minimum: 1, description: 'Default VM CPUs.' },
         libvirt: {
           type: 'object',
           additionalProperties: false,

@@ -3,6 +3,8 @@
 //       cluster-yaml   every key of cluster.yaml (src/config/schema.ts: type, default, example, description)
 //       cli            each subcommand's --help (src/commands.ts)
 //       npm-scripts    package.json's scripts
+//       conflist       minion1's CNI network configuration, rendered from the default cluster.yaml
+//       versions       the pinned releases and images (src/config/pins.ts)
 //   <!-- output: COMMAND --> followed by a fenced block: what COMMAND prints, run in a scratch
 //       directory holding a copy of cluster.yaml and docs/examples/ (fresh state, so a render
 //       issues every credential). COMMAND is `npm run <subcommand> [-- args]`.
@@ -15,7 +17,10 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { COMMANDS, usage } from '../src/commands.ts';
 import { applyDefaults } from '../src/config/defaults.ts';
+import { PINNED } from '../src/config/pins.ts';
 import { clusterSchema } from '../src/config/schema.ts';
+import { PATHS } from '../src/plan/paths.ts';
+import { runRender } from '../src/render/pipeline.ts';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -171,7 +176,51 @@ function clusterYamlRegion(): string {
   return ['| key | type | default | example | meaning |', '|---|---|---|---|---|', ...rows].join('\n');
 }
 
-const REGIONS: Record<string, () => string | Promise<string>> = { 'cluster-yaml': clusterYamlRegion, cli: cliRegion, 'npm-scripts': npmScriptsRegion };
+/**
+ * Renders the repository's cluster.yaml, with `edit` applied to its text, into a temporary
+ * directory; returns out/ and a function removing everything.
+ */
+export async function renderedTree(edit: (yaml: string) => string = (y) => y): Promise<{ out: string; remove: () => void }> {
+  const dir = mkdtempSync(join(tmpdir(), 'kube-ipsec-docs-tree-'));
+  const configFile = join(dir, 'cluster.yaml');
+  writeFileSync(configFile, edit(readFileSync(join(ROOT, 'cluster.yaml'), 'utf8')));
+  const remove = () => rmSync(dir, { recursive: true, force: true });
+  try {
+    await runRender({ configFile, outDir: join(dir, 'out'), stateDir: join(dir, 'state') });
+  } catch (err) {
+    remove();
+    throw err;
+  }
+  return { out: join(dir, 'out'), remove };
+}
+
+async function conflistRegion(): Promise<string> {
+  const tree = await renderedTree();
+  try {
+    const text = readFileSync(join(tree.out, 'minion1', PATHS.cniConflist), 'utf8');
+    return [`\`${PATHS.cniConflist}\` on minion1, as \`npm run render\` writes it for the default cluster.yaml:`, '', '```json', text.trimEnd(), '```'].join('\n');
+  } finally {
+    tree.remove();
+  }
+}
+
+/** What a default cluster runs, from the pins (one line of the README). */
+function versionsRegion(): string {
+  const runc = /\/v?([0-9][^/]*)\/runc/.exec(PINNED.containerd.runc.url)?.[1];
+  const images = Object.values(PINNED.images).map((i) => `\`${i.image.split('/').pop()}\``);
+  return [
+    `- **Kubernetes ${PINNED.kubernetes.version}** (pinned with checksums in \`src/config/pins.ts\`), etcd ${PINNED.etcd.version},`,
+    `  docker through cri-dockerd ${PINNED.criDockerd.version} or containerd ${PINNED.containerd.version}${runc ? ` with runc ${runc}` : ''}; images ${images.join(', ')}.`,
+  ].join('\n');
+}
+
+const REGIONS: Record<string, () => string | Promise<string>> = {
+  versions: versionsRegion,
+  'cluster-yaml': clusterYamlRegion,
+  cli: cliRegion,
+  'npm-scripts': npmScriptsRegion,
+  conflist: conflistRegion,
+};
 
 // ---- one file ------------------------------------------------------------------------------
 

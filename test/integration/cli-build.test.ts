@@ -54,9 +54,9 @@ describe('bin/kube-ipsec, the built CLI', () => {
     expect(kubeIpsec('render', '--help').status).toBe(0);
     expect(statSync(inputs).mtimeMs).toBe(before);
 
-    writeFileSync(join(copy, 'src', 'cli.ts'), readFileSync(join(copy, 'src', 'cli.ts'), 'utf8').replace('usage: kube-ipsec <command>', 'usage (edited): kube-ipsec <command>'));
+    writeFileSync(join(copy, 'src', 'commands.ts'), readFileSync(join(copy, 'src', 'commands.ts'), 'utf8').replace('usage: kube-ipsec <command>', 'usage (edited): kube-ipsec <command>'));
     const later = Date.now() / 1000 + 2; // an mtime that differs even on a coarse clock
-    utimesSync(join(copy, 'src', 'cli.ts'), later, later);
+    utimesSync(join(copy, 'src', 'commands.ts'), later, later);
     const edited = kubeIpsec();
     expect(edited.stderr).toMatch(/^usage \(edited\): kube-ipsec <command>/);
     expect(statSync(inputs).mtimeMs).toBeGreaterThan(before);

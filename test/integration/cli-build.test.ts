@@ -73,8 +73,16 @@ describe('bin/kube-ipsec, the built CLI', () => {
     const notACommand = kubeIpsec('bench');
     expect(notACommand.status).toBe(2);
     expect(notACommand.stderr).not.toMatch(/^ +bench /m);
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: the TypeScript source of a benchmark, written as text.
-    writeFileSync(join(copy, 'bench', 'hello.ts'), "export async function run(argv: string[]): Promise<number> {\n  const n: number = 41;\n  console.log(`hello from bench ${n + 1} ${argv.join(' ')}`);\n  return 0;\n}\n");
+    const helloBench = [
+      'export async function run(argv: string[]): Promise<number> {',
+      '  const n: number = 41;',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: TypeScript source written as text.
+      "  console.log(`hello from bench ${n + 1} ${argv.join(' ')}`);",
+      '  return 0;',
+      '}',
+      '',
+    ].join('\n');
+    writeFileSync(join(copy, 'bench', 'hello.ts'), helloBench);
     const bench = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', join(copy, 'scripts', 'bench.ts'), ...args], { cwd: copy, encoding: 'utf8', timeout: 60_000 });
     const r = bench('hello', '--quick');
     expect(r.status, r.stderr).toBe(0);

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkHostKey, describeRefusal, fingerprint, keyType, hostMatches, knownKeyTypes, parseKnownHosts, type HostKeyPolicy } from '../../src/ship/known-hosts.ts';
+import { hostKeyPolicy } from '../helpers/host-keys.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kube-ipsec-known-hosts-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -35,7 +36,7 @@ const ed = hostKey('ed25519');
 const ec = hostKey('ecdsa');
 const other = hostKey('ed25519');
 
-const policy = (over: Partial<HostKeyPolicy> = {}): HostKeyPolicy => ({ host: '192.168.10.21', port: 22, knownHosts: [join(dir, 'kh')], acceptNew: false, ...over });
+const policy = (over: Partial<HostKeyPolicy> = {}) => hostKeyPolicy(dir, over);
 
 describe('host keys', () => {
   it('name their type from the blob', () => {

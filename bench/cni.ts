@@ -36,6 +36,7 @@ function options(argv: string[]): Options {
 // $5 rounds, $6 reference plugin dir. Configs are $1/ours.json and $1/ref.json; every call
 // appends "t0 t1 rc" to a raw file, which run() turns into statistics.
 // (Plain $VAR only: this is a JS template string.)
+// biome-ignore lint/complexity/noUselessStringRaw: keeps any backslash a later edit adds to the script bash's, not JavaScript's.
 const DRIVER = String.raw`#!/bin/bash
 set -u
 D=$1; PFX=$2; N=$3; P=$4; R=$5; REF=$6

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { down } from '../src/lab/down.ts';
 import { ensureImage } from '../src/lab/vm/image.ts';
 import { vmUp } from '../src/lab/vm/up.ts';
-import { NETNS_DIR } from '../src/lab/procs.ts';
+import { NETNS_DIR } from '../src/check/target.ts';
 import { processRunner, waitFor } from '../src/run.ts';
 import { shellQuote } from '../src/shell.ts';
 import { parseSshConfig } from '../src/ship/targets.ts';

@@ -14,7 +14,7 @@ import { checkFailClosed } from '../src/check/checks/fail-closed.ts';
 import { down } from '../src/lab/down.ts';
 import { DEFAULT_PLUGIN } from '../src/lab/up.ts';
 import { checkReboot } from '../src/check/checks/reboot.ts';
-import { measureConvergence, renderedIpsecConfs, writeVariant, type Convergence } from '../src/lab/vm/converge.ts';
+import { measureConvergence, renderedIpsecConfs, type Convergence } from '../src/lab/vm/converge.ts';
 import { VARIANT_WORDS, type MeshVariant } from '../src/lab/mesh-variants.ts';
 import { ensureImage, recordedBuildSeconds } from '../src/lab/vm/image.ts';
 import { Reachability } from '../src/check/probe.ts';
@@ -30,7 +30,6 @@ const CLUSTER = `nodes:
 `;
 
 const s = (x: number | undefined) => (x === undefined ? 'n/a' : `${x.toFixed(1)} s`);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 export async function run(argv: string[]): Promise<number> {
   const quick = argv.includes('--quick');

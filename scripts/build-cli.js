@@ -1,8 +1,8 @@
 // Builds the command line into dist/cli/ as JavaScript (esbuild): src/cli.ts and everything
 // it imports, npm packages included, one chunk per subcommand (each loaded only when used).
 // Resolving and loading a package's many files from node_modules cost more than the rest of
-// the start-up (measured: README, "Start-up"); ssh2 stays there (it finds files of its own
-// next to its modules), and so do esbuild and tsx, which only building and `bench` load.
+// the start-up (measured: docs/decisions/0002-the-cli-is-built-javascript.md); ssh2 stays there (it finds files of its own
+// next to its modules), and so does esbuild, which only building loads.
 // Every file lands by rename, entry last, and chunk names carry a hash of their content, so
 // a CLI starting while another one rebuilds reads either build, never half of one.
 // dist/cli/inputs.json records each source file and its mtime, and npm's record of what it
@@ -30,7 +30,7 @@ export async function buildCli() {
     format: 'esm',
     platform: 'node',
     target: 'node20',
-    external: ['ssh2', 'esbuild', 'tsx', 'tsx/*'],
+    external: ['ssh2', 'esbuild'],
     // Bundled CommonJS packages call require() for Node's own modules.
     banner: { js: "import { createRequire as __kubeIpsecRequire } from 'node:module'; const require = __kubeIpsecRequire(import.meta.url);" },
     outdir: OUT_DIR,

@@ -1,6 +1,6 @@
 // Builds the CNI plugin into one self-contained executable: dist/ipsec-cni.
 // `bun build --compile` embeds the Bun runtime, so the node needs nothing installed
-// (see README "The CNI plugin (ipsec-cni)" for the startup measurements behind the choice).
+// (docs/decisions/0001-bun-compile-for-the-cni-plugin.md has the start-up measurements behind the choice).
 //
 // x64 builds use Bun's "baseline" runtime (no AVX2): the plugin also runs in qemu VMs under
 // software emulation, whose CPU model lacks AVX2, and the default x64 runtime would die with

@@ -20,7 +20,7 @@ export interface Runner {
   run(argv: readonly string[], opts?: RunOptions): Promise<RunResult>;
 }
 
-export class CommandError extends Error {
+class CommandError extends Error {
   constructor(
     readonly argv: readonly string[],
     readonly result: RunResult,

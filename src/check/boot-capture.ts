@@ -7,7 +7,7 @@
 import { shellQuote } from '../shell.ts';
 import { UNITS, PATHS } from '../plan/paths.ts';
 import { waitFor, type Runner } from '../run.ts';
-import type { Capture } from './capture.ts';
+import type { Capture } from './target.ts';
 
 type OnNode = (node: string, argv: readonly string[]) => string[];
 

@@ -2,13 +2,7 @@
 // a VM, a node over ssh), and what a capture of the underlay says: ESP/IKE only, or
 // clear-text pod packets.
 import { cidr, contains, parseIpv4 } from '../plan/ipv4.ts';
-import type { ClusterExec } from './target.ts';
-
-export interface Capture {
-  file: string;
-  /** Stops tcpdump and returns the packets, one `tcpdump -nn -t` line each (idempotent). */
-  stop(): Promise<string[]>;
-}
+import type { Capture, ClusterExec } from './target.ts';
 
 /** tcpdump on `dev` in namespace `ns` (a pod's, a node's, the upstream's). */
 export function startCapture(lab: ClusterExec, ns: string, dev: string, name: string, filter: string[] = []): Promise<Capture> {

@@ -37,7 +37,7 @@ export interface CheckOptions {
 }
 
 /** What the checks share while they run: the mesh as `tunnels` found it, who reaches whom. */
-export interface CheckRun {
+interface CheckRun {
   target: CheckTarget;
   opts: CheckOptions;
   pairs: PairStatus[];
@@ -139,5 +139,3 @@ export async function check(target: CheckTarget, opts: CheckOptions = {}): Promi
   }
   return report(target.label, results);
 }
-
-export { CHECK_NAMES };

@@ -22,7 +22,7 @@
 import { KUBE_PROXY_MASQUERADE_BIT, masqueradeMark } from '../plan/plan.ts';
 
 /** kube-proxy's masquerade mark (1 << --iptables-masquerade-bit), the bit the rendered KubeProxyConfiguration sets. */
-export const MASQUERADE_MARK = masqueradeMark(KUBE_PROXY_MASQUERADE_BIT);
+const MASQUERADE_MARK = masqueradeMark(KUBE_PROXY_MASQUERADE_BIT);
 const P = 'KICHK';
 
 export interface ProxiedService {

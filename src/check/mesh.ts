@@ -15,7 +15,7 @@ export interface NodeSas {
   error?: string;
 }
 
-export interface EndStatus {
+interface EndStatus {
   /** ESTABLISHED IKE_SAs with the peer. */
   ike: number;
   /** INSTALLED CHILD_SAs with the planned selectors. */
@@ -61,7 +61,7 @@ const selectorWords = (n: CheckNode): string => {
   return s.length === 1 ? `pod subnet is ${s[0]}` : `selectors are ${s.join(',')}`;
 };
 
-export function endStatus(sas: IkeSa[], local: CheckNode, peer: CheckNode): EndStatus {
+function endStatus(sas: IkeSa[], local: CheckNode, peer: CheckNode): EndStatus {
   const established = sas.filter((s) => s.remoteHost === peer.ip && s.state === 'ESTABLISHED');
   const child = established
     .flatMap((s) => s.children)
@@ -87,7 +87,7 @@ export function evaluateMesh(t: CheckTopology, byNode: Map<string, NodeSas>): Pa
 }
 
 /** Why a pair holds more than one SA pair, from who initiated them. */
-export function duplicates(a: CheckNode, b: CheckNode, ends: Record<string, EndStatus>): string {
+function duplicates(a: CheckNode, b: CheckNode, ends: Record<string, EndStatus>): string {
   const [ea, eb] = [ends[a.name]!, ends[b.name]!];
   const counts = `${a.name} holds ${ea.ike} IKE_SAs / ${ea.child} CHILD_SAs with ${b.name}, ${b.name} ${eb.ike} / ${eb.child}`;
   const both = ea.initiated > 0 && eb.initiated > 0;
@@ -98,7 +98,7 @@ export function duplicates(a: CheckNode, b: CheckNode, ends: Record<string, EndS
 }
 
 /** Why a pair is not up: a dead charon, a connection that disagrees with the plan, or the IKE/CHILD state. */
-export function diagnosePair(a: CheckNode, b: CheckNode, sa: NodeSas, sb: NodeSas): string {
+function diagnosePair(a: CheckNode, b: CheckNode, sa: NodeSas, sb: NodeSas): string {
   const pair = `${a.name} ↔ ${b.name}`;
   for (const [node, s] of [[a, sa], [b, sb]] as const) {
     if (s.error) return `${pair}: charon on ${node.name} does not answer (${s.error}): strongSwan is not running there`;

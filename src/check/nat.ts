@@ -3,7 +3,7 @@
 // that no rule masquerades pod egress.
 import { cidr, lastAddress, overlaps, type Cidr } from '../plan/ipv4.ts';
 
-export interface AddressMatch {
+interface AddressMatch {
   negated: boolean;
   cidr: Cidr;
   text: string;

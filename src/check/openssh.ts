@@ -37,7 +37,7 @@ export function hostKeyAlgorithms(type: string): string[] {
 }
 
 /** Options of every ssh command to the node: no user or system ssh_config applies (-F none). */
-export function sshOptions(n: OpenSshNode): string[] {
+function sshOptions(n: OpenSshNode): string[] {
   return [
     '-F', 'none',
     '-p', String(n.port),

@@ -36,7 +36,7 @@ export function cniEnv(command: 'ADD' | 'DEL' | 'CHECK', pod: CheckPod): Record<
 }
 
 /** argv of the plugin run as the runtime runs it: its environment only (env -i), config on stdin. */
-export function pluginArgv(env: Record<string, string>): string[] {
+function pluginArgv(env: Record<string, string>): string[] {
   return ['env', '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), PATHS.cniPlugin];
 }
 

@@ -6,8 +6,7 @@
 // check left running on a real node ends by itself and its PID files say what to stop.
 import { shellQuote } from '../shell.ts';
 import { waitFor, type Runner } from '../run.ts';
-import type { Capture } from './capture.ts';
-import { NETNS_DIR, type Background } from './target.ts';
+import { NETNS_DIR, type Background, type Capture } from './target.ts';
 
 /** Where background programs keep their output on the node (tmpfs). */
 export const REMOTE_DIR = '/run/kube-ipsec-check';

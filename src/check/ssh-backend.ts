@@ -10,16 +10,15 @@
 // again through the interface it arrived on, so a capture there shows every pod packet that
 // came through a tunnel a second time, in clear text, although it never crossed the wire so.
 import { BOOT_CAPTURE_DIR, startBootCapture } from './boot-capture.ts';
-import type { Capture } from './capture.ts';
 import { masterUp, openMaster, sshArgv, type Master, type OpenSshNode } from './openssh.ts';
 import { mergedCapture, remoteBackground, remoteCapture, type RemoteOptions, type RemoteWhere } from './remote.ts';
 import { strongswanUnit } from './systemd.ts';
-import { NETNS_DIR, type ClusterBackend, type CheckTopology } from './target.ts';
+import { NETNS_DIR, type Capture, type ClusterBackend, type CheckTopology } from './target.ts';
 import { CheckError } from './errors.ts';
 import type { Runner } from '../run.ts';
 
 /** What `connect` learns about a node. */
-export interface NodeFacts {
+interface NodeFacts {
   /** The interface holding the node's address: the underlay, where captures run. */
   underlay: string;
   /** The node runs systemd (`/run/systemd/system` exists, as sd_booted(3) asks). */
@@ -68,7 +67,7 @@ export const NODE_TOOLS: Record<string, string> = {
 /** A capture or background program ends by itself after this long, even if this run dies without stopping it. */
 export const REMOTE_LIFETIME_S = 3600;
 /** Bytes of each captured packet: IPv4 + ESP/UDP/ICMP headers are all the verdicts read. */
-export const CAPTURE_SNAPLEN = 160;
+const CAPTURE_SNAPLEN = 160;
 
 /**
  * What an underlay capture keeps on a real node. The underlay also carries the cluster's own

@@ -34,7 +34,7 @@ export function execPath(value: string | undefined): string | undefined {
   return /path=(\S+)/.exec(value ?? '')?.[1];
 }
 
-export const SHOWN = [
+const SHOWN = [
   'Id',
   'LoadState',
   'ActiveState',

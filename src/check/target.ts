@@ -7,7 +7,13 @@
 import { durationSeconds } from '../config/validate.ts';
 import type { EspMode } from '../plan/mtu.ts';
 import type { Runner } from '../run.ts';
-import type { Capture } from './capture.ts';
+
+/** A running tcpdump a backend started (src/check/capture.ts reads what it saw). */
+export interface Capture {
+  file: string;
+  /** Stops tcpdump and returns the packets, one `tcpdump -nn -t` line each (idempotent). */
+  stop(): Promise<string[]>;
+}
 
 /** Where `ip netns` keeps named network namespaces (pods' sandboxes), on any node. */
 export const NETNS_DIR = '/run/netns';

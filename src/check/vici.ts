@@ -5,8 +5,8 @@
 //     minion1-minion2 {        }                                      item
 //                                                                   ]
 
-export type ViciValue = string | string[] | ViciSection;
-export interface ViciSection {
+type ViciValue = string | string[] | ViciSection;
+interface ViciSection {
   [key: string]: ViciValue;
 }
 
@@ -46,7 +46,7 @@ export function parseViciPretty(text: string): ViciMessage[] {
   return messages;
 }
 
-export interface ChildSa {
+interface ChildSa {
   name: string;
   state: string;
   /** Inbound SPI at this end: a new one after every rekey. */
@@ -70,7 +70,7 @@ export interface IkeSa {
   children: ChildSa[];
 }
 
-export interface ConnChild {
+interface ConnChild {
   name: string;
   localTs: string[];
   remoteTs: string[];

@@ -44,7 +44,7 @@ export interface PluginConfig {
 }
 
 /** Spec: network names are alphanumeric plus '_', '.', '-' (they also name our store file). */
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_.\-]*$/;
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
 function invalid(msg: string): never {
   throw new CniError(ErrorCode.InvalidConfig, msg);

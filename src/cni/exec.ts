@@ -2,7 +2,7 @@
 // only; the process-spawning one is the single implementation.
 import { isExecutable, joinPath } from './sys/fs.ts';
 
-export interface RunResult {
+interface RunResult {
   /** Exit status; null when killed by a signal or not started. */
   status: number | null;
   stdout: string;

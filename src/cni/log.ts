@@ -25,7 +25,10 @@ export function writeLog(path: string, record: LogRecord): void {
   try {
     appendText(path, line);
   } catch (e) {
-    if (!(e instanceof SysError && e.errno === 2)) return reportLogFailure(path, e);
+    if (!(e instanceof SysError && e.errno === 2)) {
+      reportLogFailure(path, e);
+      return;
+    }
     try {
       mkdirs(dirname(path));
       appendText(path, line);

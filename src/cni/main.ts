@@ -25,6 +25,7 @@ import { CniError, ErrorCode, asCniError, errorResult } from './spec/errors.ts';
 import { formatResult, type Result } from './spec/result.ts';
 import { CURRENT_VERSION, versionAllows } from './spec/versions.ts';
 
+// biome-ignore lint/suspicious/noConfusingVoidType: a verb prints a Result (ADD, CHECK) or nothing (DEL, GC, STATUS return void).
 const COMMANDS: Record<Exclude<Command, 'VERSION'>, (call: Call) => Result | void> = {
   ADD: add,
   DEL: del,

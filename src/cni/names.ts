@@ -14,7 +14,7 @@ export function isValidIfname(name: string): boolean {
 }
 
 /** 64-bit FNV-1a of the UTF-8 bytes of `s`, as 16 hex digits. */
-export function fnv1a64(s: string): string {
+function fnv1a64(s: string): string {
   let h = 0xcbf29ce484222325n;
   for (const b of new TextEncoder().encode(s)) {
     h ^= BigInt(b);

@@ -3,7 +3,7 @@
 // between the renderer (src/render writes it into /etc/cni/net.d) and the plugin.
 
 /** Settings of the plugin itself. */
-export interface IpsecCniNetConf {
+interface IpsecCniNetConf {
   cniVersion: string;
   name: string;
   type: 'ipsec-cni';

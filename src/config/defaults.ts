@@ -2,15 +2,9 @@
 // seeds' topology (master 192.168.10.10, minions .21-.23, pods 10.240.0.0/16 split in /24s,
 // services 10.30.0.0/24, DNS 10.30.0.10, bridge ipsec-br01) and the pinned releases.
 import type { RawClusterConfig } from './schema.ts';
-import { PINNED } from './pins.ts';
+import { PINNED, type Versions } from './pins.ts';
 
 export type Role = 'master' | 'minion';
-
-export interface Artifact {
-  url: string;
-  /** `sha256:<hex>` or `sha512:<hex>` */
-  checksum: string;
-}
 
 export interface SshConfig {
   host?: string;
@@ -28,23 +22,6 @@ export interface NodeConfig {
   memory: number;
   cpus: number;
   ssh?: SshConfig;
-}
-
-export interface Versions {
-  kubernetes: { version: string; server: Artifact; node: Artifact };
-  etcd: { version: string; archive: Artifact };
-  criDockerd: { version: string; archive: Artifact };
-  containerd: { version: string; archive: Artifact; runc: Artifact };
-  images: { coredns: ImagePin; pause: ImagePin; smoke: ImagePin };
-}
-
-/** A container image: `repository:tag`, the registry's digest for pulls, the image ID for archives. */
-export interface ImagePin {
-  image: string;
-  /** Manifest (list) digest in the registry: nodes that pull use `image@digest`. */
-  digest?: string;
-  /** Image ID (`sha256:` of its config): what an air-gapped archive must hold. */
-  id?: string;
 }
 
 export interface ClusterConfig {

@@ -25,7 +25,7 @@ export class ConfigError extends Error {
   }
 }
 
-export function formatIssues(file: string, issues: ConfigIssue[]): string {
+function formatIssues(file: string, issues: ConfigIssue[]): string {
   const lines = issues.map((i) => {
     const where = i.line ? `${file}:${i.line}:${i.column ?? 1}` : file;
     const value = i.value === undefined ? '' : ` = ${JSON.stringify(i.value)}`;

@@ -115,7 +115,9 @@ function dedupe(errors: ErrorObject[]): ErrorObject[] {
   return errors.filter((e) => {
     if (e.keyword === 'pattern' && formatFailed.has(e.instancePath)) return false;
     const id = `${e.instancePath}|${e.keyword}|${JSON.stringify(e.params)}`;
-    return seen.has(id) ? false : (seen.add(id), true);
+    if (seen.has(id)) return false;
+    seen.add(id);
+    return true;
   });
 }
 

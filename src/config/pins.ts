@@ -1,7 +1,29 @@
 // Pinned releases and their published checksums (linux/amd64). A provisioner downloads
 // exactly these and refuses anything whose digest differs. Sources are noted per entry so
 // a bump can be checked against the same place.
-import type { Versions } from './defaults.ts';
+
+export interface Artifact {
+  url: string;
+  /** `sha256:<hex>` or `sha512:<hex>` */
+  checksum: string;
+}
+
+export interface Versions {
+  kubernetes: { version: string; server: Artifact; node: Artifact };
+  etcd: { version: string; archive: Artifact };
+  criDockerd: { version: string; archive: Artifact };
+  containerd: { version: string; archive: Artifact; runc: Artifact };
+  images: { coredns: ImagePin; pause: ImagePin; smoke: ImagePin };
+}
+
+/** A container image: `repository:tag`, the registry's digest for pulls, the image ID for archives. */
+export interface ImagePin {
+  image: string;
+  /** Manifest (list) digest in the registry: nodes that pull use `image@digest`. */
+  digest?: string;
+  /** Image ID (`sha256:` of its config): what an air-gapped archive must hold. */
+  id?: string;
+}
 
 export const PINNED: Versions = {
   kubernetes: {

@@ -64,6 +64,7 @@ export const clusterSchema = {
     cluster: {
       type: 'object',
       additionalProperties: false,
+      description: 'Names: the cluster and its DNS domain.',
       properties: {
         name: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 63, description: 'Cluster name (kubeconfig cluster entry, CA name).' },
         domain: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$', description: 'Cluster DNS domain, e.g. cluster.local.' },
@@ -72,6 +73,7 @@ export const clusterSchema = {
     network: {
       type: 'object',
       additionalProperties: false,
+      description: 'Address ranges, the pod bridge and MTUs. Every CIDR and address in every rendered file comes from here.',
       properties: {
         nodeCidr: { ...cidr, description: 'Underlay network holding every node IP (the Vagrant private network).' },
         podCidr: { ...cidr, description: 'Whole pod range; every node gets one subnet of it.' },
@@ -91,17 +93,19 @@ export const clusterSchema = {
     nodes: {
       type: 'array',
       minItems: 1,
+      description: 'The machines: exactly one master, any number of minions (the only required key).',
       items: {
         type: 'object',
         additionalProperties: false,
+        description: 'One node.',
         required: ['name', 'ip'],
         properties: {
           name: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 63, description: 'Host name (a DNS label).' },
           role: { type: 'string', enum: ['master', 'minion'], description: 'master runs etcd and the control plane; minions run pods. Default: minion.' },
           ip: { ...ipv4, description: 'Node address on the underlay network.' },
-          podSubnet: { ...cidr, description: 'This node\'s pod subnet. Default: master → index 0, <name><N> → index N.' },
-          memory: { type: 'integer', minimum: 512, description: 'VM memory in MiB.' },
-          cpus: { type: 'integer', minimum: 1, description: 'VM CPUs.' },
+          podSubnet: { ...cidr, description: 'This node\'s pod subnet. Default: master → index 0, <name><N> → index N.', examples: ['10.240.7.0/24'] },
+          memory: { type: 'integer', minimum: 512, description: 'VM memory in MiB. Default: vagrant.memory.' },
+          cpus: { type: 'integer', minimum: 1, description: 'VM CPUs. Default: vagrant.cpus.' },
           ssh: {
             type: 'object',
             additionalProperties: false,
@@ -112,12 +116,23 @@ export const clusterSchema = {
                 maxLength: 253,
                 // A host name or an IPv4/IPv6 address, never something ssh reads as an option.
                 pattern: '^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*)$',
-                description: 'Host name or IP address of the node for ssh (default: its address).',
+                description: 'Host name or address to connect to (a host name or an IP address, never an option). Default: the node\'s ip.',
+                examples: ['192.168.121.17'],
               },
-              port: { type: 'integer', minimum: 1, maximum: 65535 },
-              user: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_.-]{0,31}$', description: 'Login name on the node (a user name: letters, digits, _ . -).' },
-              privateKey: { type: 'string', minLength: 1, description: 'Path of the private key file.' },
-              hostKey: { type: 'string', pattern: '^SHA256:[A-Za-z0-9+/]{43}$', description: 'Pinned host key fingerprint (ssh-keygen -lf style).' },
+              port: { type: 'integer', minimum: 1, maximum: 65535, description: 'sshd\'s port. Default: 22.' },
+              user: {
+                type: 'string',
+                pattern: '^[A-Za-z_][A-Za-z0-9_.-]{0,31}$',
+                description: 'Login user (a user name: letters, digits, _ . -); any user but root runs everything through `sudo -n`. Default: root.',
+                examples: ['vagrant'],
+              },
+              privateKey: { type: 'string', minLength: 1, description: 'Path of the private key file.', examples: ['~/.ssh/id_ed25519'] },
+              hostKey: {
+                type: 'string',
+                pattern: '^SHA256:[A-Za-z0-9+/]{43}$',
+                description: 'Pinned host key fingerprint (ssh-keygen -lf style).',
+                examples: ['SHA256:Vb1Jp0Cx3mG0mS2Hl9u5cT7d0bQ4nq2yG1w6o8eR3kA'],
+              },
             },
           },
         },
@@ -132,6 +147,7 @@ export const clusterSchema = {
         kubernetes: {
           type: 'object',
           additionalProperties: false,
+          description: 'The Kubernetes release: its server and node archives.',
           required: ['version', 'server', 'node'],
           properties: {
             version: { type: 'string', pattern: '^v1\\.(3[3-9]|[4-9][0-9])\\.[0-9]+$', description: 'Kubernetes release, v1.33 or newer.' },
@@ -142,34 +158,57 @@ export const clusterSchema = {
         etcd: {
           type: 'object',
           additionalProperties: false,
+          description: 'etcd, on the master.',
           required: ['version', 'archive'],
-          properties: { version: { type: 'string', pattern: '^v3\\.[4-9]\\.[0-9]+$' }, archive: artifact },
+          properties: {
+            version: { type: 'string', pattern: '^v3\\.[4-9]\\.[0-9]+$', description: 'etcd release, v3.4 or newer.' },
+            archive: { ...artifact, description: 'The release archive, or a Debian etcd-server .deb (the daemon is taken from its data; etcdctl is not installed).' },
+          },
         },
         criDockerd: {
           type: 'object',
           additionalProperties: false,
+          description: 'cri-dockerd, the CRI shim between the kubelet and docker (runtime: docker).',
           required: ['version', 'archive'],
-          properties: { version: { type: 'string', pattern: '^[0-9]+\\.[0-9]+\\.[0-9]+$' }, archive: artifact },
+          properties: {
+            version: { type: 'string', pattern: '^[0-9]+\\.[0-9]+\\.[0-9]+$', description: 'cri-dockerd release.' },
+            archive: { ...artifact, description: 'The release archive.' },
+          },
         },
         containerd: {
           type: 'object',
           additionalProperties: false,
+          description: 'containerd and runc (runtime: containerd).',
           required: ['version', 'archive', 'runc'],
-          properties: { version: { type: 'string', pattern: '^[0-9]+\\.[0-9]+\\.[0-9]+$' }, archive: artifact, runc: artifact },
+          properties: {
+            version: { type: 'string', pattern: '^[0-9]+\\.[0-9]+\\.[0-9]+$', description: 'containerd release.' },
+            archive: { ...artifact, description: 'The containerd release archive.' },
+            runc: { ...artifact, description: 'The runc binary.' },
+          },
         },
         images: {
           type: 'object',
           additionalProperties: false,
           description: 'Container images the cluster runs (CoreDNS, the runtime\'s pause image, the smoke test). Override one image whole.',
-          properties: { coredns: imagePin, pause: imagePin, smoke: imagePin },
+          properties: {
+            coredns: { ...imagePin, description: 'CoreDNS, the cluster DNS (an add-on on the master\'s tree).' },
+            pause: { ...imagePin, description: 'The runtime\'s pause (sandbox) image.' },
+            smoke: { ...imagePin, description: 'agnhost, the pods `npm run smoke` deploys.' },
+          },
         },
       },
     },
     binaries: {
       type: 'object',
       additionalProperties: false,
+      description: 'Air-gapped installs: where the archives come from instead of their URLs.',
       properties: {
-        dir: { type: 'string', minLength: 1, description: 'Air-gapped install: a host directory holding the archives named as in their URLs; nothing is downloaded.' },
+        dir: {
+          type: 'string',
+          minLength: 1,
+          description: 'Air-gapped install: a host directory (relative to cluster.yaml) holding the archives named as in their URLs, and the image archives; nothing is downloaded.',
+          examples: ['./binaries'],
+        },
         allowAbsent: {
           type: 'boolean',
           description:
@@ -180,6 +219,7 @@ export const clusterSchema = {
     ipsec: {
       type: 'object',
       additionalProperties: false,
+      description: 'The strongSwan full mesh: authentication, proposals, lifetimes, what it carries.',
       properties: {
         auth: { type: 'string', enum: ['pubkey', 'psk'], description: 'pubkey: per-node certificates from the IKE CA, which is trusted for IKE only; psk: one random key per node pair.' },
         // The pattern lets editors flag what the format refuses; the format says why (proposals.ts).
@@ -195,10 +235,10 @@ export const clusterSchema = {
           pattern: proposalPattern('esp'),
           description: `ESP proposals from the allow-list of strong algorithms, ending in !, e.g. ${EXAMPLES.esp}`,
         },
-        ikeLifetime: duration,
-        lifetime: duration,
-        rekeyMargin: duration,
-        dpdDelay: duration,
+        ikeLifetime: { ...duration, description: 'IKE_SA lifetime (rekeyed in place, reauth=no): a duration such as 45s, 20m, 3h or 1d.' },
+        lifetime: { ...duration, description: 'CHILD_SA lifetime (the new SA is installed before the old one goes): a duration such as 45s, 20m, 3h or 1d.' },
+        rekeyMargin: { ...duration, description: 'How long before a lifetime ends the rekey starts; shorter than both lifetimes: a duration such as 45s, 20m, 3h or 1d.' },
+        dpdDelay: { ...duration, description: 'Dead-peer detection interval: a duration such as 45s, 20m, 3h or 1d.' },
         nodeEncryption: {
           type: 'boolean',
           description:
@@ -214,20 +254,22 @@ export const clusterSchema = {
     pki: {
       type: 'object',
       additionalProperties: false,
+      description: 'The certificates npm run render issues (kept in the state directory and reused).',
       properties: {
         keyAlgorithm: { type: 'string', enum: ['ecdsa-p256', 'rsa-2048'], description: 'Key type of every certificate and of the service-account key.' },
-        caValidityDays: { type: 'integer', minimum: 1, maximum: 36500 },
-        certValidityDays: { type: 'integer', minimum: 1, maximum: 3650 },
+        caValidityDays: { type: 'integer', minimum: 1, maximum: 36500, description: 'Validity of the CAs, in days.' },
+        certValidityDays: { type: 'integer', minimum: 1, maximum: 3650, description: 'Validity of every other certificate, in days.' },
         renewBeforeDays: { type: 'integer', minimum: 0, maximum: 3650, description: 'Re-issue a certificate this many days before it expires.' },
       },
     },
     vagrant: {
       type: 'object',
       additionalProperties: false,
+      description: 'The VMs `vagrant up` makes (one per node).',
       properties: {
         box: { type: 'string', minLength: 1, description: 'Box of every provider that has no box of its own below.' },
         memory: { type: 'integer', minimum: 512, description: 'Default VM memory in MiB.' },
-        cpus: { type: 'integer', minimum: 1 },
+        cpus: { type: 'integer', minimum: 1, description: 'Default VM CPUs.' },
         libvirt: {
           type: 'object',
           additionalProperties: false,

@@ -10,7 +10,7 @@ import type { RenderedFile } from '../render/files.ts';
 import { hostPath, inNode, installView, type NodeView } from './node-view.ts';
 import type { Runner } from '../run.ts';
 
-export const PLUGIN_ON_NODE = `${PATHS.cniBinDir}/ipsec-cni`;
+const PLUGIN_ON_NODE = `${PATHS.cniBinDir}/ipsec-cni`;
 
 /** Writes the node's tree and puts the compiled plugin at /opt/cni/bin/ipsec-cni. */
 export function installNode(view: NodeView, files: RenderedFile[], plugin: string): void {

@@ -9,7 +9,8 @@ import { check } from '../check/check.ts';
 import { timer } from '../clock.ts';
 import { down } from './down.ts';
 import { LabError } from './host.ts';
-import { openLab, requireUp } from './lab.ts';
+import { requireUp } from './lab.ts';
+import { openLab } from './open.ts';
 import { CheckError } from '../check/errors.ts';
 import { readState } from './state.ts';
 import { CHECK_NAMES, formatResult, formatVerdict, type CheckName } from '../check/report.ts';
@@ -110,7 +111,7 @@ export async function main(argv: string[]): Promise<number> {
     const lifetimes = o.lifetimes as LabLifetimes;
     if (!['auto', 'kvm', 'tcg'].includes(o.accel)) throw new LabError(`--accel must be auto, kvm or tcg, not ${o.accel}`);
     switch (command) {
-      case 'up':
+      case 'up': {
         if (o.vm) {
           if (o.out !== undefined || o.esp !== 'auto') throw new LabError('--vm renders the cluster itself with ESP in the kernel: --out and --esp do not apply');
           const vm: VmUpOptions = { configFile, stateDir, prefix: o.prefix, podsPerMinion: pods, lifetimes, memoryMb, accel: o.accel as 'auto' | 'kvm' | 'tcg', log: indented, ...(o['image-cache'] !== undefined && { imageCache: resolve(o['image-cache']) }) };
@@ -118,6 +119,7 @@ export async function main(argv: string[]): Promise<number> {
         }
         const ns: UpOptions = { configFile, stateDir, prefix: o.prefix, podsPerMinion: pods, lifetimes, esp: o.esp as EspMode | 'auto', log: indented, ...(o.out !== undefined && { outDir: resolve(o.out) }) };
         return await upCommand({ stateDir, prefix: o.prefix, keep: o.keep }, { what: 'lab up', onVms: false, start: () => up(ns) });
+      }
       case 'check': {
         const lab = openLab(stateDir);
         requireUp(lab);

@@ -7,7 +7,8 @@
 // files. Idempotent, and safe after an `up` that crashed at any point.
 import { existsSync, readdirSync, readFileSync, rmSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { openLab, type Lab } from './lab.ts';
+import type { Lab } from './lab.ts';
+import { openLab } from './open.ts';
 import { deleteNamespaces, prefixedNamespaces } from './network.ts';
 import { delPod } from '../check/pods.ts';
 import { netnsInode, processNetnsInode, stopProcesses, type StopReport } from './procs.ts';
@@ -132,7 +133,7 @@ function processGroups(lab: Lab): LabProcess[][] {
 }
 
 /** Processes whose network namespace is one of `names`. */
-export function processesIn(names: string[]): { pid: number; comm: string; ns: string }[] {
+function processesIn(names: string[]): { pid: number; comm: string; ns: string }[] {
   const byInode = new Map<number, string>();
   for (const n of names) {
     const ino = netnsInode(n);

@@ -5,7 +5,7 @@ import { delimiter, join } from 'node:path';
 import type { EspMode } from '../plan/mtu.ts';
 import type { Runner } from '../run.ts';
 
-export const LIBIPSEC_PLUGIN = '/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so';
+const LIBIPSEC_PLUGIN = '/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so';
 
 const TOOLS: Record<string, string> = {
   ip: 'iproute2',
@@ -48,7 +48,7 @@ export function preflight(plugin: string): void {
   if (problems.length) throw new LabError(`cannot start the lab:\n  ${problems.join('\n  ')}`);
 }
 
-export function requireLibipsec(): void {
+function requireLibipsec(): void {
   if (!existsSync(LIBIPSEC_PLUGIN)) {
     throw new LabError(`${LIBIPSEC_PLUGIN} is missing: this kernel has no ESP, so the lab needs strongSwan's userspace ESP (apt-get install libcharon-extra-plugins)`);
   }
@@ -58,7 +58,7 @@ export function requireLibipsec(): void {
  * Whether the kernel can hold an ESP security association, tried in a throwaway network
  * namespace of its own (`unshare --net`: the XFRM state vanishes with the command).
  */
-export async function kernelHasEsp(runner: Runner): Promise<boolean> {
+async function kernelHasEsp(runner: Runner): Promise<boolean> {
   const key = `0x${'11'.repeat(20)}`;
   const r = await runner.run(['unshare', '--net', 'ip', 'xfrm', 'state', 'add', 'src', '127.0.0.1', 'dst', '127.0.0.2', 'proto', 'esp', 'spi', '0x100', 'aead', 'rfc4106(gcm(aes))', key, '128'], {
     allowFail: true,

@@ -1,15 +1,11 @@
-// A running lab as seen by any process: its recorded state, topology and node views
-// (joined through the holder processes `up` started), so `check`, `status` and `down` can
-// run from another command than the one that brought it up.
+// A lab: its recorded state, topology and node views, and the backend that reaches its
+// nodes (namespaces on this host, or VMs). src/lab/open.ts opens a running one.
 import { join } from 'node:path';
 import type { CheckTarget, ClusterBackend } from '../check/target.ts';
-import { netnsBackend } from './netns-backend.ts';
-import { vmLab } from './vm/backend.ts';
 import { LabError } from './host.ts';
 import type { NodeView } from './node-view.ts';
-import { isOurs } from './procs.ts';
-import { processRunner, type Runner } from '../run.ts';
-import { LabState, nodeDir } from './state.ts';
+import type { Runner } from '../run.ts';
+import { type LabState, nodeDir } from './state.ts';
 import type { LabNode, LabTopology } from './topology.ts';
 
 /** A lab is a cluster the checks can check: its state says what runs where. */
@@ -50,16 +46,6 @@ export function labOf(parts: LabParts, backend: ClusterBackend, provision?: (ext
 
 export function viewOf(stateDir: string, node: LabNode, holder?: number): NodeView {
   return { ns: node.ns, dir: nodeDir(stateDir, node.name), ...(holder !== undefined && { holder }) };
-}
-
-/** The lab recorded in `stateDir`; views whose holder is no longer ours have no holder. */
-export function openLab(stateDir: string, runner: Runner = processRunner): Lab {
-  const state = LabState.open(stateDir);
-  const topology = state.data.topology;
-  const holders = new Map(state.data.processes.filter((p) => p.role === 'view' && isOurs(p)).map((p) => [p.node!, p.pid]));
-  const views = new Map(topology.nodes.map((n) => [n.name, viewOf(stateDir, n, holders.get(n.name))]));
-  const parts = { stateDir, state, topology, views, runner };
-  return state.data.backend === 'vm' ? vmLab(parts) : labOf(parts, netnsBackend(parts));
 }
 
 /** The lab must be fully up (not a crashed or half-finished `up`). */

@@ -4,8 +4,7 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { Capture } from '../check/capture.ts';
-import type { Background } from '../check/target.ts';
+import type { Background, Capture } from '../check/target.ts';
 import type { Runner } from '../run.ts';
 import { inNetns } from './network.ts';
 import { isOurs } from './procs.ts';

@@ -17,7 +17,7 @@ export function everyEndInitiates(ipsecConf: string): string {
 }
 
 /** Every conn with trap policies. */
-export function everyEndRoutes(ipsecConf: string): string {
+function everyEndRoutes(ipsecConf: string): string {
   return ipsecConf.replace(/^(\s*auto=).*$/gm, '$1route');
 }
 

@@ -3,7 +3,7 @@
 // gets nothing: no link, address or route).
 import { readdirSync } from 'node:fs';
 import type { Runner } from '../run.ts';
-import { NETNS_DIR } from './procs.ts';
+import { NETNS_DIR } from '../check/target.ts';
 import { allPods, labNamespaces, nodeBatch, ownedBy, upstreamBatch, wireBatch, type LabTopology } from './topology.ts';
 
 export function ipBatch(runner: Runner, ns: string | undefined, lines: string[]) {

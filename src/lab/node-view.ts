@@ -39,7 +39,7 @@ export function runDir(view: NodeView): string {
   return join(view.dir, 'run');
 }
 
-export function treeDir(view: NodeView): string {
+function treeDir(view: NodeView): string {
   return join(view.dir, 'tree');
 }
 
@@ -74,7 +74,7 @@ export function removeView(view: NodeView): void {
 
 
 /** The shell commands that build the node's mount view. */
-export function viewMounts(view: NodeView): string[] {
+function viewMounts(view: NodeView): string[] {
   const tops = readdirSync(treeDir(view), { withFileTypes: true })
     .filter((e) => e.isDirectory())
     .map((e) => e.name)

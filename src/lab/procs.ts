@@ -4,9 +4,8 @@
 import { readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { alive } from './strongswan.ts';
+import { NETNS_DIR } from '../check/target.ts';
 import type { LabProcess } from './state.ts';
-
-export const NETNS_DIR = '/run/netns';
 
 /** Inode of a named network namespace, undefined if it does not exist. */
 export function netnsInode(ns: string): number | undefined {

@@ -80,7 +80,7 @@ export function useRendered(configFile: string, outDir: string, espMode: EspMode
   return { plan, outDir, nodes };
 }
 
-export function readOutDir(outDir: string, plan: Plan): Map<string, RenderedFile[]> {
+function readOutDir(outDir: string, plan: Plan): Map<string, RenderedFile[]> {
   const nodes = new Map<string, RenderedFile[]>();
   for (const n of plan.nodes) {
     const root = join(outDir, n.name);

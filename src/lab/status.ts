@@ -3,11 +3,11 @@
 // IPAM store (in the node's /var, where its plugin wrote it).
 import type { Lab } from './lab.ts';
 import { meshStatus, type PairStatus } from '../check/mesh.ts';
-import { nodeConflist, readIpamStore } from '../check/pods.ts';
+import { readIpamStore } from '../check/pods.ts';
 import { isOurs } from './procs.ts';
 import { formatMatrix } from '../check/report.ts';
 
-export interface PodStatus {
+interface PodStatus {
   name: string;
   ns: string;
   /** Address on eth0 now ('' if the interface is gone). */
@@ -17,7 +17,7 @@ export interface PodStatus {
   stored?: string;
 }
 
-export interface NodeStatus {
+interface NodeStatus {
   name: string;
   role: string;
   ip: string;

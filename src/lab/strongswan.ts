@@ -13,7 +13,7 @@ export function ipsec(runner: Runner, view: NodeView, args: string[], allowFail 
 }
 
 /** PIDs of this node's starter and charon, from their pid files in the node's /run. */
-export function strongswanPids(view: NodeView): number[] {
+function strongswanPids(view: NodeView): number[] {
   return strongswanProcesses(view).map((p) => p.pid);
 }
 

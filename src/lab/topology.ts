@@ -12,7 +12,7 @@ import { saLifetimes, type CheckNode, type CheckPod, type CheckTopology } from '
 import type { Plan } from '../plan/plan.ts';
 import { cidr, formatIpv4, lastAddress, parseIpv4 } from '../plan/ipv4.ts';
 
-export const PREFIX_PATTERN = /^[a-z][a-z0-9]{0,7}$/;
+const PREFIX_PATTERN = /^[a-z][a-z0-9]{0,7}$/;
 const IFNAMSIZ = 15;
 
 export type LabPod = CheckPod;

@@ -3,7 +3,6 @@
 // its own rendered tree, real strongSwan from the rendered ipsec.conf/secrets, and pods made
 // by the compiled plugin with each node's rendered conflist.
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { EspMode } from '../plan/mtu.ts';
 import { bootNode, installNode } from './boot.ts';
 import { stopwatch } from '../clock.ts';

@@ -194,7 +194,7 @@ export async function ensurePki(plan: Plan, store: PkiStore, options: PkiOptions
       }),
     );
   }
-  specs.forEach((s, i) => note(s.id, reasons[i]));
+  for (const [i, s] of specs.entries()) note(s.id, reasons[i]);
   const nowVerified = Object.fromEntries(specs.map((s) => [s.id, pairDigest(store.read(`${s.id}.crt`)!, store.read(`${s.id}.key`)!)]));
   if (JSON.stringify(nowVerified) !== JSON.stringify(verified)) store.write(VERIFIED_INDEX, JSON.stringify(nowVerified, null, 1) + '\n', false);
 

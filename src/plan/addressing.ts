@@ -5,14 +5,14 @@
 import type { NodeConfig } from '../config/defaults.ts';
 import { cidr, nthSubnet, type Cidr } from './ipv4.ts';
 
-export type SubnetSource = 'explicit' | 'master' | 'name';
+type SubnetSource = 'explicit' | 'master' | 'name';
 
 export type SubnetChoice =
   | { ok: true; subnet: Cidr; source: SubnetSource; index?: number }
   | { ok: false; reason: 'no-number' | 'out-of-range'; index?: number };
 
 /** master → 0; `<name><N>` → N; otherwise undefined. */
-export function subnetIndexFromName(node: Pick<NodeConfig, 'name' | 'role'>): number | undefined {
+function subnetIndexFromName(node: Pick<NodeConfig, 'name' | 'role'>): number | undefined {
   if (node.role === 'master') return 0;
   const m = /([0-9]+)$/.exec(node.name);
   return m ? Number(m[1]) : undefined;

@@ -49,7 +49,7 @@ export function formatCidr(c: Cidr): string {
   return `${formatIpv4(c.base)}/${c.prefix}`;
 }
 
-export function size(c: Cidr): number {
+function size(c: Cidr): number {
   return 2 ** (32 - c.prefix);
 }
 

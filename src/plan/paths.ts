@@ -1,7 +1,7 @@
 // Where things live on a node. Renderers, provision scripts and the lab take paths from
 // here, so a file is never written to one place and looked for in another.
 
-export const PKI_DIR = '/etc/kubernetes/pki';
+const PKI_DIR = '/etc/kubernetes/pki';
 
 export const PATHS = {
   pkiDir: PKI_DIR,

@@ -1,15 +1,15 @@
 // The plan: every value any rendered file needs, derived once from the configuration.
 // Pure (no I/O, clock or randomness). Renderers only format what is here, which is what
 // makes "every CIDR, IP and name agrees across files" checkable in one place.
-import type { ClusterConfig, ImagePin, Role, SshConfig, Versions } from '../config/defaults.ts';
+import type { ClusterConfig, Role, SshConfig } from '../config/defaults.ts';
+import type { ImagePin, Versions } from '../config/pins.ts';
 import { chooseSubnet } from './addressing.ts';
 import { addressAt, cidr, formatCidr, formatIpv4, type Cidr } from './ipv4.ts';
 import { podMtu, type EspMode } from './mtu.ts';
 
-export const APISERVER_PORT = 6443;
+const APISERVER_PORT = 6443;
 export const ETCD_CLIENT_PORT = 2379;
 export const ETCD_PEER_PORT = 2380;
-export const KUBELET_PORT = 10250;
 
 export interface PlannedNode {
   name: string;
@@ -36,7 +36,7 @@ export interface PlannedNode {
   ssh?: SshConfig;
 }
 
-export interface Peer {
+interface Peer {
   name: string;
   ip: string;
   podSubnet: string;
@@ -54,7 +54,7 @@ export interface Peer {
 }
 
 /** One IPsec tunnel of the mesh; `a` < `b` by name so each pair appears once. */
-export interface Tunnel {
+interface Tunnel {
   a: string;
   b: string;
 }
@@ -75,7 +75,7 @@ export interface PlannedImage {
   archive: string;
 }
 
-export type ImageName = 'coredns' | 'pause' | 'smoke';
+type ImageName = 'coredns' | 'pause' | 'smoke';
 
 export interface Plan {
   cluster: { name: string; domain: string };
@@ -247,12 +247,12 @@ function firstUsable(c: Cidr): number {
 }
 
 /** The end of a pair that initiates its IKE_SA: the name that sorts first (the pair's `a`). */
-export function initiatorOf(x: string, y: string): string {
+function initiatorOf(x: string, y: string): string {
   return x < y ? x : y;
 }
 
 /** Every unordered pair once, names sorted inside each pair: the tunnels of a full mesh. */
-export function meshPairs(names: string[]): Tunnel[] {
+function meshPairs(names: string[]): Tunnel[] {
   const out: Tunnel[] = [];
   for (let i = 0; i < names.length; i++) {
     for (let j = i + 1; j < names.length; j++) {
@@ -261,8 +261,4 @@ export function meshPairs(names: string[]): Tunnel[] {
     }
   }
   return out;
-}
-
-export function nodeByName(plan: Plan, name: string): PlannedNode | undefined {
-  return plan.nodes.find((n) => n.name === name);
 }

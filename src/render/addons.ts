@@ -30,15 +30,15 @@ import type { Plan } from '../plan/plan.ts';
 import { CLUSTER_ADMINS_GROUP, IDENTITY } from '../pki/specs.ts';
 import { file, type RenderedFile } from './files.ts';
 
-export type AddonObject = IServiceAccount | IClusterRole | IClusterRoleBinding | IConfigMap | IDeployment | IService;
+type AddonObject = IServiceAccount | IClusterRole | IClusterRoleBinding | IConfigMap | IDeployment | IService;
 
 /** Every object kube-ipsec applies carries this label (and the field manager of the same name). */
-export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'kube-ipsec' } as const;
+const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'kube-ipsec' } as const;
 
 /** CoreDNS replicas: two, so that one minion going away leaves name resolution up. */
 export const COREDNS_REPLICAS = 2;
 /** The Service keeps kubeadm's name, which tools and docs look for. */
-export const DNS_SERVICE = { namespace: 'kube-system', name: 'kube-dns' } as const;
+const DNS_SERVICE = { namespace: 'kube-system', name: 'kube-dns' } as const;
 const DNS_LABELS = { 'k8s-app': 'kube-dns' } as const;
 
 /** CoreDNS's configuration for the cluster domain (kubeadm's Corefile, with the plan's domain). */
@@ -69,7 +69,7 @@ export function corefile(domain: string): string {
 `;
 }
 
-export function corednsObjects(plan: Plan): AddonObject[] {
+function corednsObjects(plan: Plan): AddonObject[] {
   const ns = DNS_SERVICE.namespace;
   const labels = { ...DNS_LABELS, ...MANAGED_BY };
   const serviceAccount: IServiceAccount = { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'coredns', namespace: ns, labels } };
@@ -181,7 +181,7 @@ export function clusterAdminsObjects(): AddonObject[] {
  * and friends. Its certificate carries no group: this binding (kubeadm's) grants it exactly
  * system:kubelet-api-admin, and nothing else.
  */
-export function rbacObjects(): AddonObject[] {
+function rbacObjects(): AddonObject[] {
   const binding: IClusterRoleBinding = {
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'ClusterRoleBinding',

@@ -1,7 +1,7 @@
 // What a node installs besides rendered files: OS packages, pinned release archives (with
 // their checksums and which member goes where) and the units to run, in bring-up order.
 // Written into the node's tree (node.env, artifacts.tsv) for provision/ to act on.
-import type { Artifact } from '../config/defaults.ts';
+import type { Artifact } from '../config/pins.ts';
 import { PATHS, UNITS } from '../plan/paths.ts';
 import type { Plan, PlannedImage, PlannedNode } from '../plan/plan.ts';
 import { runtimeUnits } from './context.ts';
@@ -68,7 +68,7 @@ export function imageArchives(plan: Plan, node: PlannedNode): ImageArchive[] {
  * archive's file name in binaries.dir, where it is installed. provision/install-binaries reads
  * the `image:` prefix.
  */
-export function imageArchiveRow(a: ImageArchive): string[] {
+function imageArchiveRow(a: ImageArchive): string[] {
   return [`image:${a.image.ref}`, a.image.id ?? '-', a.image.archive, a.dest];
 }
 
@@ -77,7 +77,7 @@ export function imageArchiveRow(a: ImageArchive): string[] {
  * openssl plugin, without which charon has neither ECDSA keys nor AES-GCM. nftables: the node
  * network's guard and pod-source NAT (iptables cannot order a filter after NAT).
  */
-export const BASE_PACKAGES = ['strongswan-starter', 'strongswan-charon', 'libstrongswan-standard-plugins', 'iptables', 'nftables', 'iproute2', 'kmod', 'conntrack', 'ca-certificates', 'curl'];
+const BASE_PACKAGES = ['strongswan-starter', 'strongswan-charon', 'libstrongswan-standard-plugins', 'iptables', 'nftables', 'iproute2', 'kmod', 'conntrack', 'ca-certificates', 'curl'];
 
 /**
  * What `kube-ipsec check` runs on a node besides the packages above: strongSwan's vici client
@@ -85,10 +85,10 @@ export const BASE_PACKAGES = ['strongswan-starter', 'strongswan-charon', 'libstr
  * streams. Every node gets them, so that `npm run check` works right after `vagrant up` with
  * any box, not only with kube-ipsec's own.
  */
-export const CHECK_PACKAGES = ['strongswan-swanctl', 'iputils-ping', 'tcpdump', 'socat'];
+const CHECK_PACKAGES = ['strongswan-swanctl', 'iputils-ping', 'tcpdump', 'socat'];
 
 /** Packages a node that runs pods needs for its runtime (containerd comes as a release archive). */
-export const RUNTIME_PACKAGES: Record<Plan['runtime'], string[]> = { docker: ['docker.io'], containerd: [] };
+const RUNTIME_PACKAGES: Record<Plan['runtime'], string[]> = { docker: ['docker.io'], containerd: [] };
 
 /** OS packages (Debian/Ubuntu names) the node needs. */
 export function osPackages(plan: Plan, node: PlannedNode): string[] {

@@ -3,7 +3,7 @@ import type { IpsecCniConfList } from '../cni/netconf.ts';
 import { PATHS } from '../plan/paths.ts';
 import type { Plan, PlannedNode } from '../plan/plan.ts';
 
-export const CNI_VERSION = '1.1.0';
+const CNI_VERSION = '1.1.0';
 
 export function cniConflist(plan: Plan, node: PlannedNode): string {
   const conflist: IpsecCniConfList = {

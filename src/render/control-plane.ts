@@ -17,7 +17,7 @@ import { addonFiles, addonManifests } from './addons.ts';
 import { render } from './context.ts';
 
 /** How long the add-on unit waits for the API server's /readyz before it gives up, saying so. */
-export const ADDONS_READY_TIMEOUT_S = 300;
+const ADDONS_READY_TIMEOUT_S = 300;
 
 export function controlPlaneFiles(ctx: RenderContext): RenderedFile[] {
   const { plan, pki } = ctx;

@@ -7,9 +7,9 @@ import { join, relative } from 'node:path';
 import { packagePath } from '../package-root.ts';
 import type { Flag } from './flags.ts';
 
-export const TEMPLATE_DIR = packagePath('templates');
+const TEMPLATE_DIR = packagePath('templates');
 
-export type Template = (view: object) => string;
+type Template = (view: object) => string;
 
 /** Compiled templates by target path ("/etc/ipsec.conf"). */
 export interface TemplateSet {

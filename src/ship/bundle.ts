@@ -22,7 +22,7 @@ export interface ShipFile {
   source: { content: string } | { file: string };
 }
 
-export interface ShipArchive {
+interface ShipArchive {
   name: string;
   url: string;
   checksum: string;
@@ -54,7 +54,7 @@ export interface LocalFile {
   digest: string;
 }
 
-export async function hashFile(file: string, algorithm = 'sha256'): Promise<LocalFile> {
+async function hashFile(file: string, algorithm = 'sha256'): Promise<LocalFile> {
   const hash = createHash(algorithm);
   for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
   return { file, size: statSync(file).size, digest: hash.digest('hex') };

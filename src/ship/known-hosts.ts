@@ -30,7 +30,7 @@ export function keyType(blob: Buffer): string {
 }
 
 /** The name a host is recorded under: `host` on port 22, `[host]:port` otherwise. */
-export function hostKeyName(host: string, port: number): string {
+function hostKeyName(host: string, port: number): string {
   return port === 22 ? host : `[${host}]:${port}`;
 }
 

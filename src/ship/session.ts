@@ -11,14 +11,14 @@ import { pipeline } from 'node:stream/promises';
 import { packagePath } from '../package-root.ts';
 import { PATHS } from '../plan/paths.ts';
 import { fileDiff, type PatchMaker } from '../render/output.ts';
-import { affectedUnits, type RestartRule } from '../render/restarts.ts';
+import { affectedUnits } from '../render/restarts.ts';
 import { SECRET } from '../render/files.ts';
 import type { ShipFile, NodeBundle } from './bundle.ts';
 import { tarSize, tarStream, type TarEntry } from './tar.ts';
 import { shellQuote } from '../shell.ts';
 import { ShipError, type RemoteProcess, type Transport } from './transport.ts';
 
-export const PROVISION_DIR = packagePath('provision');
+const PROVISION_DIR = packagePath('provision');
 
 export interface ShipOptions {
   /** The node's root: `/`, or a scratch directory (tests). */
@@ -127,7 +127,7 @@ export async function shipNode(transport: Transport, bundle: NodeBundle, opts: S
       // final stamps, so the next session need not read any of them again.
       ...(opts.rollback ? [] : [{ path: 'sha256.tsv', mode: 0o600, content: bundle.files.map((f) => `${f.sha256}\t${f.path}\n`).join('') }]),
       ...uploads.map((f): TarEntry => ({ path: `tree${f.path}`, mode: f.mode, ...('file' in f.source ? { file: f.source.file, size: f.size } : { content: f.source.content }) })),
-      ...(await Promise.all(archives.map(async (a): Promise<TarEntry> => ({ path: `archives/${a.name}`, mode: 0o644, file: a.file, size: await a.verify() })))),
+      ...(await verifiedArchives(archives)),
     ];
     result.uploaded = { files: uploads.length + archives.length, bytes: tarSize(entries) };
     if (bundle.allowAbsent?.missing.length) progress(`not in binaries.dir (binaries.allowAbsent): ${bundle.allowAbsent.missing.join(', ')}`);
@@ -318,4 +318,16 @@ class StreamReader {
     this.buffered = this.buffered.subarray(n);
     return out;
   }
+}
+
+/**
+ * Every archive verified (in parallel); when several fail, the error is the first one's in the
+ * bundle's order, not whichever hash happened to fail first, so a run names the same archive
+ * each time.
+ */
+async function verifiedArchives(archives: NodeBundle['archives']): Promise<TarEntry[]> {
+  const sizes = await Promise.allSettled(archives.map((a) => a.verify()));
+  const failed = sizes.find((s) => s.status === 'rejected');
+  if (failed) throw failed.reason;
+  return archives.map((a, i) => ({ path: `archives/${a.name}`, mode: 0o644, file: a.file, size: (sizes[i] as PromiseFulfilledResult<number>).value }));
 }

@@ -19,7 +19,7 @@ export interface NodeTarget extends SshTarget {
 /** Runs a command, resolving with its stdout (rejecting with its stderr). */
 export type RunCommand = (file: string, args: string[], options: { cwd: string; env: NodeJS.ProcessEnv }) => Promise<string>;
 
-export const runCommand: RunCommand = (file, args, options) =>
+const runCommand: RunCommand = (file, args, options) =>
   new Promise((res, rej) =>
     execFile(file, args, { ...options, encoding: 'utf8', maxBuffer: 1 << 20 }, (err, stdout, stderr) =>
       err ? rej(new Error(String(stderr).trim() || err.message)) : res(String(stdout)),

@@ -10,9 +10,9 @@ import { clusterCommandLine, clusterPaths } from '../cli-args.ts';
 import { ConfigError } from '../config/errors.ts';
 import { loadClusterFile } from '../config/load.ts';
 import { PATHS } from '../plan/paths.ts';
-import { planCluster } from '../plan/plan.ts';
+import { planCluster, type Plan } from '../plan/plan.ts';
 import { processRunner } from '../run.ts';
-import { reportTable, summary } from './decide.ts';
+import { reportTable, summary, type Finding } from './decide.ts';
 import { smokeRun } from './manifests.ts';
 import { kubectlKube, runSmoke } from './smoke.ts';
 
@@ -45,7 +45,7 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const { configFile, outDir } = clusterPaths(args);
-  let plan;
+  let plan: Plan;
   try {
     plan = planCluster(loadClusterFile(configFile));
   } catch (err) {
@@ -63,7 +63,7 @@ export async function main(argv: string[]): Promise<number> {
   const run = smokeRun(plan, randomBytes(3).toString('hex'));
   const started = performance.now();
   const say = (line: string) => console.log(`smoke: ${line} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
-  let findings;
+  let findings: Finding[];
   try {
     findings = await runSmoke({ plan, run, kube: kubectlKube(processRunner, kubeconfig, args.kubectl), say, podTimeoutMs: timeout * 1000, keep: args.keep });
   } catch (err) {

@@ -10,7 +10,7 @@ import type { Plan } from '../plan/plan.ts';
 
 export const SMOKE_PORT = 8080;
 export const SERVICE_PORT = 80;
-export const APP_LABEL = 'kube-ipsec-smoke';
+const APP_LABEL = 'kube-ipsec-smoke';
 
 export interface SmokeRun {
   namespace: string;

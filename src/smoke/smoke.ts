@@ -61,9 +61,9 @@ export function kubectlKube(runner: Runner, kubeconfig: string, kubectl = 'kubec
 }
 
 /** An HTTP GET from this machine (the NodePort probe), bounded. */
-export type HttpGet = (url: string, timeoutMs: number) => Promise<{ ok: true; answer: string } | { ok: false; why: string }>;
+type HttpGet = (url: string, timeoutMs: number) => Promise<{ ok: true; answer: string } | { ok: false; why: string }>;
 
-export const fetchGet: HttpGet = async (url, timeoutMs) => {
+const fetchGet: HttpGet = async (url, timeoutMs) => {
   try {
     const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
     const body = (await res.text()).trim();

@@ -6,7 +6,7 @@ import type { ClusterConfig } from '../config/defaults.ts';
 /** kube-ipsec's own box for vagrant-libvirt, built from Debian packages by `npm run box`. */
 export const LOCAL_BOX = 'kube-ipsec/debian12';
 
-export const PROVIDERS = ['libvirt', 'virtualbox'] as const;
+const PROVIDERS = ['libvirt', 'virtualbox'] as const;
 export type Provider = (typeof PROVIDERS)[number];
 
 export interface ProviderBox {

@@ -45,7 +45,7 @@ export interface E2eLab {
   cleanup(): Promise<void>;
 }
 
-export interface Snapshot {
+interface Snapshot {
   pids: LabProcess[];
   netnsInodes: number[];
 }

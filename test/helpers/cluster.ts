@@ -12,7 +12,7 @@ import { memoryStore, type PkiStore } from '../../src/pki/store.ts';
 import { planCluster, type Plan } from '../../src/plan/plan.ts';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-export const DEFAULT_CLUSTER_FILE = `${repoRoot}cluster.yaml`;
+const DEFAULT_CLUSTER_FILE = `${repoRoot}cluster.yaml`;
 export const defaultClusterYaml = () => readFileSync(DEFAULT_CLUSTER_FILE, 'utf8');
 
 /** The default cluster.yaml with `edits` applied as `path → value` (undefined deletes). */
@@ -53,12 +53,6 @@ export function bigClusterYaml(minions: number): string {
 }
 
 export const FIXED_NOW = new Date('2026-01-15T12:00:00Z');
-
-/** Deterministic "randomness" so issued material is reproducible within a test. */
-export function counterRandom(seed = 1): (n: number) => Uint8Array {
-  let counter = seed;
-  return (n) => Uint8Array.from({ length: n }, () => (counter = (counter * 1103515245 + 12345) % 2 ** 31) & 255);
-}
 
 export async function issuePki(p: Plan, store: PkiStore = memoryStore(), now = FIXED_NOW): Promise<PkiMaterials> {
   return (await ensurePki(p, store, { now, random: (n) => webcrypto.getRandomValues(new Uint8Array(n)) })).materials;

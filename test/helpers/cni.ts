@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run, type ExecResult, type NetnsLab } from './netns.ts';
 
-export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 export const PLUGIN = join(repoRoot, 'dist', 'ipsec-cni');
 export const REF_PLUGINS = '/usr/lib/cni';
 
@@ -62,8 +62,7 @@ export function cniEnv(call: CniCall): Record<string, string> {
 }
 
 /** Runs `plugin` (default: ipsec-cni) inside `nodeNs` with `stdin` as the configuration. */
-export async function cni(
-  lab: NetnsLab,
+async function cni(
   nodeNs: string,
   call: CniCall,
   stdin: unknown,
@@ -81,7 +80,7 @@ export async function cni(
 }
 
 /** Links in a namespace ('' = the root namespace), by name. */
-export async function links(lab: NetnsLab | undefined, ns: string): Promise<string[]> {
+export async function links(ns: string): Promise<string[]> {
   const argv = ns ? ['ip', '-n', ns, '-o', 'link', 'show'] : ['ip', '-o', 'link', 'show'];
   const r = await run(argv);
   return r.stdout
@@ -122,7 +121,7 @@ export async function cniFixture(tag: string): Promise<CniFixture> {
       node,
       dir,
       pod: (name) => lab.add(name),
-      cni: (call, stdin, plugin) => cni(lab, node, { logFallback: join(dir, 'fallback.log'), ...call }, stdin, plugin),
+      cni: (call, stdin, plugin) => cni(node, { logFallback: join(dir, 'fallback.log'), ...call }, stdin, plugin),
       async cleanup() {
         await lab.cleanup();
         rmSync(dir, { recursive: true, force: true });

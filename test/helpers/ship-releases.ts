@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { stringify } from 'yaml';
 import { PINNED } from '../../src/config/pins.ts';
-import type { ImagePin, Versions } from '../../src/config/defaults.ts';
+import type { Versions } from '../../src/config/pins.ts';
 import { imageArchiveName } from '../../src/plan/plan.ts';
 
 /** Members of each pinned archive; an empty list is a bare binary (runc). */
@@ -98,4 +98,3 @@ function tar(args: string[]): void {
   if (r.status !== 0) throw new Error(`tar ${args.join(' ')}: ${r.stderr}`);
 }
 
-export type { ImagePin };

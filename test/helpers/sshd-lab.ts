@@ -16,9 +16,9 @@ import { fingerprint } from '../../src/ship/known-hosts.ts';
 import { netnsLab, type NetnsLab } from './netns.ts';
 import { recorderEnv, repoRoot } from './ship-node.ts';
 
-export const HOST_IP = '192.168.10.1';
+const HOST_IP = '192.168.10.1';
 
-export interface LabNode {
+interface LabNode {
   name: string;
   ip: string;
   ns: string;
@@ -191,9 +191,9 @@ function killGroup(pid: number): void {
 }
 
 /** How the CLI is started: built (bin/kube-ipsec, what users run; rebuilt from src/ if stale), or its TypeScript through tsx. */
-export type CliVia = 'tsx' | 'built';
+type CliVia = 'tsx' | 'built';
 
-export function cliArgv(via: CliVia = 'built'): string[] {
+function cliArgv(via: CliVia = 'built'): string[] {
   return via === 'built' ? [process.execPath, join(repoRoot, 'bin', 'kube-ipsec')] : [join(repoRoot, 'node_modules', '.bin', 'tsx'), join(repoRoot, 'src', 'cli.ts')];
 }
 

@@ -155,8 +155,8 @@ describe('bad input', () => {
     expect(typeof r.json.cniVersion).toBe('string');
     if (c.msg) expect(r.json.msg).toMatch(c.msg);
     // nothing left behind: no bridge or veth on the node, only lo + our placeholder in the pod
-    expect(await links(fx.lab, fx.node)).toEqual(['lo']);
-    expect(await links(fx.lab, podNs)).toEqual(['lo', 'taken0']);
+    expect(await links(fx.node)).toEqual(['lo']);
+    expect(await links(podNs)).toEqual(['lo', 'taken0']);
   });
 
   it('gave back every address a failed ADD had taken', () => {

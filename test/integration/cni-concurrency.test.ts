@@ -50,7 +50,7 @@ async function verify(): Promise<void> {
   for (const [i, addr] of live) expect(store[addr.split('/')[0]!]).toMatchObject({ containerId: `ctr${i}`, ifname: 'eth0' });
   const kernel = await Promise.all(pods.map(async (ns, i) => [i, await ipv4Addresses(ns)] as const));
   for (const [i, addrs] of kernel) expect(addrs, `pod ${i}`).toEqual(live.has(i) ? [live.get(i)] : []);
-  const veths = (await links(fx.lab, fx.node)).filter((l) => l.startsWith('veth'));
+  const veths = (await links(fx.node)).filter((l) => l.startsWith('veth'));
   expect(veths).toHaveLength(live.size);
 }
 
@@ -63,5 +63,5 @@ it('64 parallel ADDs on a fresh node, then 192 more mixed operations: no duplica
   await round([], range(64, 128)); // 64 DELs
   expect(live.size).toBe(0);
   expect(readStore(join(fx.dir, 'ipam'), NET).allocations).toEqual({});
-  expect(await links(fx.lab, fx.node)).toEqual(['lo', 'br-conc']);
+  expect(await links(fx.node)).toEqual(['lo', 'br-conc']);
 }, 120_000);

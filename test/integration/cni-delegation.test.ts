@@ -59,7 +59,7 @@ describe('host-local', () => {
     const r = await fx.cni({ command: 'ADD', containerId: 'hlfail', netns: fx.lab.path(ns) }, hostLocal());
     expect(r.json).toMatchObject({ code: 100 });
     expect(hlReservations()).toEqual([]);
-    expect((await links(fx.lab, fx.node)).filter((l) => l.startsWith('veth'))).toEqual([]);
+    expect((await links(fx.node)).filter((l) => l.startsWith('veth'))).toEqual([]);
   });
 
   it('passes the delegate’s own error through', async () => {
@@ -80,7 +80,7 @@ describe('host-local', () => {
     // GC with an empty valid list removes our host veth (host-local keeps its own files)
     const gc = await fx.cni({ command: 'GC' }, hostLocal('1.1.0', { 'cni.dev/valid-attachments': [] }));
     expect(gc.code, gc.stdout).toBe(0);
-    expect(await links(fx.lab, fx.node)).not.toContain(add.json.interfaces[0].name);
+    expect(await links(fx.node)).not.toContain(add.json.interfaces[0].name);
     expect((await fx.cni({ command: 'DEL', containerId: 'hlgc', netns: fx.lab.path(ns) }, hostLocal())).code).toBe(0);
     expect(hlReservations()).toEqual([]);
   });

@@ -32,7 +32,7 @@ function podman(args: string[], allowFail = false) {
 }
 
 beforeAll(async () => {
-  rootLinksBefore = await links(undefined, '');
+  rootLinksBefore = await links('');
   fx = await cniFixture('cnio');
   net = `${fx.lab.prefix}net`;
   image = `localhost/${fx.lab.prefix}busybox:1`;
@@ -69,7 +69,7 @@ afterAll(async () => {
     for (const s of sandboxes) if (existsSync(s)) await run(['ip', 'netns', 'del', s.split('/').pop()!], { allowFail: true });
     await fx.cleanup();
   }
-  expect((await links(undefined, '')).filter((l) => !rootLinksBefore.includes(l))).toEqual([]);
+  expect((await links('')).filter((l) => !rootLinksBefore.includes(l))).toEqual([]);
 }, 120_000);
 
 it('podman starts two containers on ipsec-cni: distinct IPs, they ping each other and the gateway, rm releases both', async () => {
@@ -95,14 +95,14 @@ it('podman starts two containers on ipsec-cni: distinct IPs, they ping each othe
   expect((await podman(['exec', containers[1]!, 'ping', '-c1', '-W2', '10.246.1.1'])).stdout).toMatch(/1 packets received/);
 
   // The bridge and the host veths are in the node namespace.
-  const nodeLinks = await links(fx.lab, fx.node);
+  const nodeLinks = await links(fx.node);
   expect(nodeLinks).toContain('br-podman');
   expect(nodeLinks.filter((l) => l.startsWith('veth'))).toHaveLength(2);
-  expect(await links(undefined, '')).not.toContain('br-podman');
+  expect(await links('')).not.toContain('br-podman');
 
   await podman(['rm', '-f', '-t', '0', ...containers]);
   expect(readStore(join(fx.dir, 'ipam'), net).allocations).toEqual({});
-  expect((await links(fx.lab, fx.node)).filter((l) => l.startsWith('veth'))).toEqual([]);
+  expect((await links(fx.node)).filter((l) => l.startsWith('veth'))).toEqual([]);
   const log = readFileSync(join(fx.dir, 'cni.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   expect(log.filter((l) => l.cmd === 'ADD' && l.ok)).toHaveLength(2);
   expect(log.filter((l) => l.cmd === 'DEL' && l.ok).length).toBeGreaterThanOrEqual(2);

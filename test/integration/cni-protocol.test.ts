@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { cniFixture, ipv4Addresses, links, readStore, type CniFixture } from '../helpers/cni.ts';
+import { cniFixture, ipv4Addresses, links, readStore, type CniFixture, type CniOutcome } from '../helpers/cni.ts';
 import { run } from '../helpers/netns.ts';
 
 let fx: CniFixture;
@@ -38,13 +38,13 @@ async function addPod(name: string, extra: Record<string, unknown> = {}, args?: 
 const allocated = () => Object.keys(readStore(join(fx.dir, 'ipam'), NET).allocations).sort();
 
 beforeAll(async () => {
-  rootLinksBefore = await links(undefined, '');
+  rootLinksBefore = await links('');
   fx = await cniFixture('cnip');
 });
 afterAll(async () => {
   await fx?.cleanup();
   // Nothing of ours in the root namespace, ever.
-  const after = await links(undefined, '');
+  const after = await links('');
   expect(after.filter((l) => !rootLinksBefore.includes(l))).toEqual([]);
 });
 
@@ -184,7 +184,7 @@ describe('store lock', () => {
         // already gone
       }
     };
-    let r;
+    let r: CniOutcome;
     const before = allocated();
     try {
       while ((await run(['flock', '-n', '-x', lockFile, 'true'], { allowFail: true })).code === 0);
@@ -252,7 +252,7 @@ describe('DEL', () => {
     const r = await fx.cni({ command: 'DEL', containerId: id }, conf());
     expect(r.code, r.stdout).toBe(0);
     expect(allocated()).not.toContain(ip);
-    expect(await links(fx.lab, fx.node)).not.toContain(result.interfaces[0].name);
+    expect(await links(fx.node)).not.toContain(result.interfaces[0].name);
     expect(await ipv4Addresses(ns)).toEqual([]); // deleting the host end took the pod end with it
   });
 
@@ -279,7 +279,7 @@ describe('GC', () => {
     expect(r.code, r.stdout).toBe(0);
     const store = readStore(join(fx.dir, 'ipam'), 'gcnet');
     expect(Object.values(store.allocations).map((a) => a.containerId)).toEqual(['ctr-g1']);
-    const nodeLinks = await links(fx.lab, fx.node);
+    const nodeLinks = await links(fx.node);
     expect(nodeLinks).toContain(pods[0]!.result.interfaces[0].name);
     expect(nodeLinks).not.toContain(pods[1]!.result.interfaces[0].name);
     expect(nodeLinks).not.toContain(pods[2]!.result.interfaces[0].name);
@@ -308,7 +308,7 @@ describe('STATUS', () => {
     const ns2 = await fx.pod('st2');
     const refused = await fx.cni({ command: 'ADD', containerId: 'ctr-st2', netns: fx.lab.path(ns2) }, statusConf({}));
     expect(refused.json).toMatchObject({ code: 101 });
-    expect(await links(fx.lab, ns2)).toEqual(['lo']);
+    expect(await links(ns2)).toEqual(['lo']);
     expect((await fx.cni({ command: 'DEL', containerId: 'ctr-st1', netns: fx.lab.path(ns) }, statusConf({}))).code).toBe(0);
     expect((await fx.cni({ command: 'STATUS' }, statusConf({}))).code).toBe(0);
   });

@@ -52,7 +52,9 @@ const node = (name: string) => lab.nodes.get(name)!;
 const installed = (name: string, path: string) => readFileSync(join(node(name).root, path), 'utf8');
 const roots = () => new Map(NODES.map((n) => [n.name, snapshot(node(n.name).root)]));
 const mutations = (name: string) => recorded(node(name).record, 'systemctl');
-const clearAll = () => NODES.forEach((n) => clearRecords(node(n.name).record));
+const clearAll = () => {
+  for (const n of NODES) clearRecords(node(n.name).record);
+};
 /**
  * Installed files whose remembered hash (the node's hashes.tsv) is missing, has another stamp
  * than the file has now, or is wrong: each one the next session would hash again.

@@ -18,7 +18,7 @@ import { addonManifests } from '../../src/render/addons.ts';
 import type { RenderedFile } from '../../src/render/files.ts';
 import { renderCluster, type RenderedCluster } from '../../src/render/index.ts';
 import { loadTemplates } from '../../src/render/templates.ts';
-import { clusterYaml, FIXED_NOW, issuePki, plan as makePlan } from '../helpers/cluster.ts';
+import { clusterYaml, FIXED_NOW, plan as makePlan } from '../helpers/cluster.ts';
 import { legacyMemoryStore } from '../helpers/legacy-state.ts';
 import { fileAt, flagValue, ipsecConns } from '../helpers/parse.ts';
 

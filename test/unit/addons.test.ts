@@ -1,7 +1,7 @@
 // Cluster add-ons and air-gapped images, as rendered from the plan. Every rendered Kubernetes
 // object is validated against the API's OpenAPI schema by kubernetes-models (the models and
-// precompiled validators generated from the Kubernetes release's OpenAPI spec; see the README
-// for which release and why), never against a schema written here.
+// precompiled validators generated from the Kubernetes release's OpenAPI spec; see
+// docs/check-and-smoke.md, "What was verified where", for which release and why), never against a schema written here.
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';

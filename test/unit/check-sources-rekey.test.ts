@@ -121,7 +121,7 @@ describe('rekey', () => {
     expect(rekeyTooLong(short)).toBeUndefined();
     expect(rekeyTooLong({ child: 3600, ike: 10800, margin: 540 })).toMatch(/^with ipsec.lifetime 3600 s and ikeLifetime 10800 s \(rekeyMargin 540 s\), 2 CHILD_SA rekeys and 1 IKE_SA rekey take up to 172 min: name the check/);
     // The lab's short lifetimes are short enough.
-    expect(rekeyTooLong({ child: Number.parseInt(SHORT_LIFETIMES.lifetime), ike: Number.parseInt(SHORT_LIFETIMES.ikeLifetime), margin: Number.parseInt(SHORT_LIFETIMES.rekeyMargin) })).toBeUndefined();
+    expect(rekeyTooLong({ child: Number.parseInt(SHORT_LIFETIMES.lifetime, 10), ike: Number.parseInt(SHORT_LIFETIMES.ikeLifetime, 10), margin: Number.parseInt(SHORT_LIFETIMES.rekeyMargin, 10) })).toBeUndefined();
   });
 
   it('plans from when the SAs are due: the last pair\'s second CHILD_SA rekey or its IKE_SA rekey', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decodeConfig, logFileOf, validateConfig } from '../../src/cni/config.ts';
-import { CniError, ErrorCode } from '../../src/cni/spec/errors.ts';
+import { type CniError, ErrorCode } from '../../src/cni/spec/errors.ts';
 import { formatIpv4 } from '../../src/cni/ipv4.ts';
 
 const good = { cniVersion: '1.0.0', name: 'pods', type: 'ipsec-cni', subnet: '10.240.1.0/24' };

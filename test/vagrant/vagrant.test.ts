@@ -98,7 +98,7 @@ describe.sequential('vagrant up --provision with vagrant-libvirt under software 
     }
 
     await cluster.sshConfig();
-    // Where a first boot of the box goes under software emulation (for the README's times).
+    // Where a first boot of the box goes under software emulation (for docs/benchmarks.md).
     console.log(`master's first boot:\n${(await onNode('master', 'systemd-analyze; systemd-analyze blame | head -8', true)).stdout}`);
     const started = performance.now();
     expect(await waitFor(() => cluster.everyPairUp(), 180_000, 2000), 'every pair of nodes has its tunnel').toBe(true);

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { down } from '../../src/lab/down.ts';
-import { openLab } from '../../src/lab/lab.ts';
+import { openLab } from '../../src/lab/open.ts';
 import type { Cleanup, NodeConnection } from '../../src/check/cluster.ts';
 import { CHECK_NAMES, formatReport, type CheckReport } from '../../src/check/report.ts';
 import { readNodeFile } from '../../src/check/target.ts';
@@ -168,7 +168,7 @@ describe.each([
     // The lab's cluster.yaml is what a user of any provisioned cluster has: nodes[].ssh to
     // the VMs with pinned host keys. The check runs where the VMs' management network is.
     const before = await ipamStores();
-    expect(Object.values(before).every((s) => s !== undefined && s.includes('allocations'))).toBe(true);
+    expect(Object.values(before).every((s) => s?.includes('allocations'))).toBe(true);
     const r = await clusterCheck([
       '--config', join(stateDir, 'cluster.yaml'),
       '--out', join(stateDir, 'out'),

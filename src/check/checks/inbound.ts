@@ -9,7 +9,8 @@
 // went nowhere fails instead of passing. What must still reach the pod does: a NodePort on
 // the node's own address (kube-proxy's rules, kube-proxy.ts) from the same attacker, the
 // node itself, and another pod of the node across the bridge.
-import { packetOf, startCapture, type Capture } from '../capture.ts';
+import { packetOf, startCapture } from '../capture.ts';
+import type { Capture } from '../target.ts';
 import { craftFrame, sendFramesScript } from '../frames.ts';
 import { guardDropped, readGuard, type GuardCounts } from '../guard.ts';
 import type { ProxiedService } from '../kube-proxy.ts';

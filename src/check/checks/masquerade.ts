@@ -1,8 +1,8 @@
 // Pod egress to the upstream router leaves with the node's address (masqueraded); pod→pod
 // traffic keeps the pod's own source (or it would miss the IPsec selectors). Seen by tcpdump
 // at the receivers; when it goes wrong, the node's nat table says which rule did it.
-import { echoSources, startCapture, type Capture } from '../capture.ts';
-import { nodesWithPods, type CheckTarget, type CheckNode, type CheckPod, type CheckTopology } from '../target.ts';
+import { echoSources, startCapture } from '../capture.ts';
+import { nodesWithPods, type Capture, type CheckTarget, type CheckNode, type CheckPod, type CheckTopology } from '../target.ts';
 import type { PairStatus } from '../mesh.ts';
 import { egressRewrites, explainPodToPodRewrite, parseNatRules } from '../nat.ts';
 import { ping } from '../probe.ts';
@@ -28,7 +28,7 @@ export interface MasqueradeSeen {
  * One case per node with pods: its first pod to upstream, and to the first pod of the next
  * node with pods whose tunnel to it is up (a down tunnel is the tunnels check's finding).
  */
-export function masqueradeCases(lab: CheckTarget, pairs: PairStatus[]): MasqueradeCase[] {
+function masqueradeCases(lab: CheckTarget, pairs: PairStatus[]): MasqueradeCase[] {
   const withPods = nodesWithPods(lab.topology);
   const ip = (p: CheckPod) => lab.pods[p.ns]?.ip ?? '';
   const up = (a: string, b: string) => pairs.some((p) => p.up && ((p.a === a && p.b === b) || (p.a === b && p.b === a)));

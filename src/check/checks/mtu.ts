@@ -6,7 +6,7 @@ import { nodeConflist } from '../pods.ts';
 import { ping, type Reachability } from '../probe.ts';
 import type { CheckResult } from '../report.ts';
 
-export const ICMP_ECHO_HEADERS = 28; // IPv4 20 + ICMP 8
+const ICMP_ECHO_HEADERS = 28; // IPv4 20 + ICMP 8
 
 /**
  * Largest n in [0, max] with probe(n) true, assuming probe is monotone (true up to some

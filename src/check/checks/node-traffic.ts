@@ -13,10 +13,10 @@ import { selectorsOf } from '../mesh.ts';
 import { addressBook } from './traffic.ts';
 
 /** The port of the check's listeners on the node addresses. */
-export const NODE_PORT = 8090;
+const NODE_PORT = 8090;
 
 /** Whether the mesh carries node addresses (ipsec.nodeEncryption): a node's own address is among its selectors. */
-export const encryptsNodes = (n: CheckNode): boolean => selectorsOf(n).includes(`${n.ip}/32`);
+const encryptsNodes = (n: CheckNode): boolean => selectorsOf(n).includes(`${n.ip}/32`);
 
 export function nodeTrafficNotApplicable(t: CheckTopology): string | undefined {
   return t.nodes.every(encryptsNodes) ? undefined : 'ipsec.nodeEncryption is off: node-to-node traffic is not part of the mesh (only pod traffic is)';

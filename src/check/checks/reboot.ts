@@ -84,7 +84,7 @@ export function afterBootProblems(node: CheckNode, podCidr: string, bridge: stri
   return problems;
 }
 
-export interface RebootMeasure {
+interface RebootMeasure {
   victim: CheckNode;
   seconds: { ssh?: number; traffic?: number; tunnels?: number };
   capture: CaptureSummary;
@@ -101,7 +101,7 @@ export interface RebootMeasure {
   errors: string[];
 }
 
-export function rebootResult(m: RebootMeasure, podCidr: string, bridge: string): CheckResult {
+function rebootResult(m: RebootMeasure, podCidr: string, bridge: string): CheckResult {
   const v = m.victim.name;
   const problems = [...m.errors];
   if (m.capture.clearPod.length) problems.push(`${m.capture.clearPod.length} clear-text pod packets on the underlay while ${v} rebooted, e.g. \`${m.capture.clearPod[0]}\``);

@@ -17,12 +17,12 @@ import { pingSummary, sinkListener } from '../probe.ts';
 import { timer } from '../../clock.ts';
 
 /** Rekeys every pair must go through while the flows run. */
-export const CHILD_REKEYS = 2;
-export const IKE_REKEYS = 1;
+const CHILD_REKEYS = 2;
+const IKE_REKEYS = 1;
 /** Ping rate and TCP line rate of each flow (per second). */
 const RATE = 10;
 /** Longest run the check starts unless it is named (`--only rekey`): the labs' lifetimes fit in it, a production cluster's (hours) do not. */
-export const UNNAMED_BOUND_S = 600;
+const UNNAMED_BOUND_S = 600;
 /** Time for the rekey exchanges themselves, and for the flows' last packets, on top of the schedule. */
 const SLACK_S = 10;
 const TCP_BASE_PORT = 8180;
@@ -138,7 +138,7 @@ export async function checkRekey(lab: CheckTarget): Promise<CheckResult> {
   const seconds = Math.ceil(plannedSeconds(t.lifetimes, first.map((s) => s.sas)));
   const count = seconds * RATE;
   const log = new SpiLog();
-  t.nodes.forEach((n, i) => log.record(t, n, first[i]!.sas));
+  for (const [i, n] of t.nodes.entries()) log.record(t, n, first[i]!.sas);
 
   const servers: Background[] = [];
   let outcomes: FlowOutcome[] = [];
@@ -150,7 +150,7 @@ export async function checkRekey(lab: CheckTarget): Promise<CheckResult> {
     const poller = (async () => {
       while (polling) {
         const now = await Promise.all(t.nodes.map((n) => readNodeSas(lab, n.name)));
-        t.nodes.forEach((n, i) => log.record(t, n, now[i]!.sas));
+        for (const [i, n] of t.nodes.entries()) log.record(t, n, now[i]!.sas);
         await new Promise((r) => setTimeout(r, 2000));
       }
     })();

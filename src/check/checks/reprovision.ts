@@ -4,7 +4,6 @@
 // PIDs say what really happened — and strongSwan runs with the new value; every other VM is
 // untouched (same files, same units, same timestamps). The value is then put back the same way.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseDocument } from 'yaml';
 import { PATHS, UNITS } from '../../plan/paths.ts';
 import { affectedUnits, parseRestartMap, type RestartAction } from '../../render/restarts.ts';
@@ -32,7 +31,7 @@ export function reportedActions(output: string, node: string): { unit: string; a
   return [...output.matchAll(new RegExp(`^${node}: (restart|reload) (\\S+)$`, 'gm'))].map((m) => ({ unit: m[2]!, action: m[1] as RestartAction }));
 }
 
-export async function snapshot(lab: CheckTarget, node: string): Promise<NodeSnapshot> {
+async function snapshot(lab: CheckTarget, node: string): Promise<NodeSnapshot> {
   const units = [UNITS.modulesLoad, UNITS.sysctl, ...(await nodeUnits(lab, node))];
   const hashes = await lab.runner.run(lab.backend.onNode(node, ['sh', '-c', `awk -F'\\t' '!/^#/ && NF == 2 { print $2 }' ${PATHS.provisionStateDir}/installed.tsv | xargs -r sha256sum`]), { timeoutMs: 120_000 });
   const files = new Map(hashes.stdout.split('\n').filter(Boolean).map((l) => [l.slice(66), l.slice(0, 64)] as [string, string]));

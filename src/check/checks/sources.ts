@@ -16,10 +16,10 @@ import { addressBook } from './traffic.ts';
 import type { PairStatus } from '../mesh.ts';
 import { cidr, formatIpv4, lastAddress } from '../../plan/ipv4.ts';
 
-export type SourceKind = 'node-address' | 'node-tcp' | 'nodeport' | 'service';
+type SourceKind = 'node-address' | 'node-tcp' | 'nodeport' | 'service';
 
 /** What each kind of probe is, for the report. */
-export const SOURCE_KINDS: Record<SourceKind, string> = {
+const SOURCE_KINDS: Record<SourceKind, string> = {
   'node-address': 'node → remote pod, ping from the node address',
   'node-tcp': 'node → remote pod, TCP bound to the node address',
   nodeport: 'NodePort (kube-proxy DNAT + masquerade mark) → pod on another node',
@@ -45,7 +45,7 @@ export interface SourceProbe {
 }
 
 /** The check's emulated services: cluster IPs from the top of the service range, NodePorts from the top of kube-proxy's default range. */
-export const SERVICE_PORT = 65080;
+const SERVICE_PORT = 65080;
 const NODEPORT_TOP = 32767;
 
 /** Service j of the check (j = index of the destination node among the nodes with pods). */
@@ -174,6 +174,7 @@ export async function checkSources(lab: CheckTarget, pairs: PairStatus[] = []): 
   let answered: boolean[] = [];
   let lines: string[] = [];
   const guards = new Map<string, { before?: GuardCounts; after?: GuardCounts }>();
+  let failure: Error | undefined;
   try {
     for (const n of t.nodes) guards.set(n.name, { before: await readGuard(lab, n.name) });
     const capture = await captureUnderlay(lab, 'sources');
@@ -183,10 +184,17 @@ export async function checkSources(lab: CheckTarget, pairs: PairStatus[] = []): 
       lines = await capture.stop();
     }
     for (const n of t.nodes) guards.get(n.name)!.after = await readGuard(lab, n.name);
-  } finally {
-    const errors = await setup.teardown();
-    if (errors.length) throw new Error(errors.join('; '));
+  } catch (err) {
+    failure = err as Error;
   }
+  // Teardown always runs; a failure of the probes stays the error reported, with teardown's
+  // problems added to it rather than replacing it.
+  const errors = await setup.teardown();
+  if (failure) {
+    if (errors.length) failure.message += `; teardown: ${errors.join('; ')}`;
+    throw failure;
+  }
+  if (errors.length) throw new Error(errors.join('; '));
   const drops = new Map([...guards].map(([n, g]) => [n, guardDropped(g.before, g.after)]));
   const down = pairs.filter((p) => !p.up).map((p) => [p.a, p.b] as const);
   return sourcesResult(setup.probes, answered, classifyCapture(lines, t.podCidr), drops, addressBook(lab), down);

@@ -19,8 +19,8 @@ export interface PingProbe {
   dst: string;
 }
 
-export const nodeRow = (node: string) => `${node} (node)`;
-export const podsRow = (node: string) => `${node} pods`;
+const nodeRow = (node: string) => `${node} (node)`;
+const podsRow = (node: string) => `${node} pods`;
 
 /** Every pod → every pod of the other nodes, every node → every remote pod. */
 export function pingProbes(t: CheckTopology, podIps: Record<string, { ip: string }>): PingProbe[] {

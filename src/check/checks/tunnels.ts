@@ -9,7 +9,7 @@ import { formatMatrix, type CheckResult } from '../report.ts';
 import type { CheckTarget, CheckTopology } from '../target.ts';
 
 /** How long a mesh may take to reach one SA pair per peer before the check fails. */
-export const SETTLE_S = 30;
+const SETTLE_S = 30;
 
 export interface Settled {
   pairs: PairStatus[];

@@ -95,7 +95,7 @@ export async function readUnitState(lab: CheckTarget, node: string): Promise<Pic
   return { node, units, props, present: new Set(exists.stdout.split('\n').filter(Boolean)) };
 }
 
-export async function readNodeUnits(lab: CheckTarget, node: string): Promise<NodeUnits> {
+async function readNodeUnits(lab: CheckTarget, node: string): Promise<NodeUnits> {
   const { units, props, present } = await readUnitState(lab, node);
   const idle = idleUnits(units, props, present);
   let verify: string[] = [];

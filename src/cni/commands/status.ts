@@ -1,12 +1,13 @@
 // STATUS (spec 1.1.0): can this plugin serve ADD right now? 50 = no; 51 = no, and pods
 // already on the network may have lost connectivity (their bridge is gone or broken).
 import type { Call } from '../context.ts';
+import type { LinkJson } from '../kernel.ts';
 import { CniError, ErrorCode } from '../spec/errors.ts';
 import type { StoreReader } from '../ipam/store.ts';
 
 export function status(call: Call): void {
   const { config, deps } = call;
-  let bridge;
+  let bridge: LinkJson | undefined;
   try {
     bridge = deps.links.inspectNode(config.bridge);
   } catch (e) {

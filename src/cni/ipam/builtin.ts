@@ -6,7 +6,7 @@ import type { Invocation } from '../spec/env.ts';
 import { CniError, ErrorCode } from '../spec/errors.ts';
 import type { Result } from '../spec/result.ts';
 import { broadcast, formatCidr, formatIpv4 } from '../ipv4.ts';
-import { allocate, findByAttachment, freeCount, release, retainOnly, type Allocation, type Pool } from './allocator.ts';
+import { allocate, findByAttachment, freeCount, release, retainOnly, type Allocation, type Pool, type StoreData } from './allocator.ts';
 import type { FileStore } from './store.ts';
 import type { Ipam, IpamAdd } from './ipam.ts';
 
@@ -85,7 +85,7 @@ export class BuiltinIpam implements Ipam {
   status(): void {
     const dir = this.config.dataDir;
     if (exists(dir) && !isWritable(dir)) throw new CniError(ErrorCode.NotAvailable, `IPAM directory ${dir} is not writable`);
-    let data;
+    let data: StoreData;
     try {
       data = this.store.read();
     } catch (e) {

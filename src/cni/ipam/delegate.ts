@@ -17,7 +17,7 @@ export class DelegateIpam implements Ipam {
   constructor(
     private readonly ipam: DelegateIpamConfig,
     private readonly config: PluginConfig,
-    private readonly inv: Invocation,
+    inv: Invocation,
     private readonly runner: Runner,
     private readonly env: Record<string, string | undefined>,
     findExecutable: (name: string, dirs: readonly string[]) => string | undefined,

@@ -5,7 +5,6 @@
 export const NLMSG_ERROR = 2;
 export const NLMSG_DONE = 3;
 export const NLM_F_REQUEST = 0x1;
-export const NLM_F_MULTI = 0x2;
 export const NLM_F_ACK = 0x4;
 export const NLM_F_DUMP = 0x300;
 export const NLM_F_REPLACE = 0x100;
@@ -14,16 +13,16 @@ export const NLM_F_CREATE = 0x400;
 
 export const RTM_NEWLINK = 16;
 export const RTM_DELLINK = 17;
-export const RTM_GETLINK = 18;
+const RTM_GETLINK = 18;
 export const RTM_NEWADDR = 20;
-export const RTM_GETADDR = 22;
+const RTM_GETADDR = 22;
 export const RTM_NEWROUTE = 24;
-export const RTM_GETROUTE = 26;
+const RTM_GETROUTE = 26;
 
-export const AF_UNSPEC = 0;
+const AF_UNSPEC = 0;
 export const AF_INET = 2;
-export const AF_INET6 = 10;
-export const IFF_UP = 0x1;
+const AF_INET6 = 10;
+const IFF_UP = 0x1;
 
 const IFLA_ADDRESS = 1;
 const IFLA_IFNAME = 3;
@@ -92,7 +91,7 @@ export function macBytes(mac: string): Uint8Array {
   return Uint8Array.from(parts, (p) => parseInt(p, 16));
 }
 
-export function formatMac(b: Uint8Array): string {
+function formatMac(b: Uint8Array): string {
   return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(':');
 }
 
@@ -140,7 +139,7 @@ export function formatIp(b: Uint8Array): string {
 }
 
 /** "10.1.2.3/24" or "default"/"0.0.0.0/0" → parts. */
-export function parsePrefix(cidr: string): { ip: string; prefix: number } {
+function parsePrefix(cidr: string): { ip: string; prefix: number } {
   if (cidr === 'default') return { ip: '0.0.0.0', prefix: 0 };
   const [ip, len] = cidr.split('/');
   const prefix = len === undefined ? (ip!.includes(':') ? 128 : 32) : Number(len);

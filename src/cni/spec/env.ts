@@ -3,7 +3,7 @@
 import { CniError, ErrorCode } from './errors.ts';
 import { isValidIfname } from '../names.ts';
 
-export const COMMANDS = ['ADD', 'DEL', 'CHECK', 'VERSION', 'GC', 'STATUS'] as const;
+const COMMANDS = ['ADD', 'DEL', 'CHECK', 'VERSION', 'GC', 'STATUS'] as const;
 export type Command = (typeof COMMANDS)[number];
 
 export interface Invocation {
@@ -19,7 +19,7 @@ export interface Invocation {
 }
 
 /** Spec: "must start with an alphanumeric character, optionally followed by … alphanumeric, _ . -". */
-const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.\-]*$/;
+const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
 const NEEDS: Record<Command, { containerId: boolean; netns: boolean; ifname: boolean }> = {
   ADD: { containerId: true, netns: true, ifname: true },

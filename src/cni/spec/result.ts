@@ -16,7 +16,7 @@ export interface Interface {
   pciID?: string;
 }
 
-export interface IpConfig {
+interface IpConfig {
   /** CIDR: address with the subnet's prefix length. */
   address: string;
   gateway?: string;
@@ -35,7 +35,7 @@ export interface Route {
   scope?: number;
 }
 
-export interface Dns {
+interface Dns {
   nameservers?: string[];
   domain?: string;
   search?: string[];
@@ -116,7 +116,7 @@ export function parseResult(raw: unknown, where: string): Result {
       const w = `${where}.ips[${n}]`;
       if (!isObject(ip)) fail(w, 'must be an object');
       const address = optString(ip, 'address', w);
-      if (!address || !address.includes('/')) fail(w, "'address' must be an address in CIDR notation");
+      if (!address?.includes('/')) fail(w, "'address' must be an address in CIDR notation");
       const index = optNumber(ip, 'interface', w);
       if (index !== undefined && (index < 0 || (result.interfaces && index >= result.interfaces.length))) {
         fail(w, `'interface' ${index} does not name an entry of 'interfaces'`);

@@ -7,7 +7,7 @@ export const CURRENT_VERSION = '1.1.0';
 
 type Triple = [number, number, number];
 
-export function parseVersion(v: string): Triple | undefined {
+function parseVersion(v: string): Triple | undefined {
   const m = /^(\d+)\.(\d+)\.(\d+)$/.exec(v);
   return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : undefined;
 }

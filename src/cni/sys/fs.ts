@@ -15,7 +15,7 @@ const X_OK = 1;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-export function openFile(path: string, flags: number, mode = 0o644): number {
+function openFile(path: string, flags: number, mode = 0o644): number {
   return check(libc().open(cstr(path), flags | O_CLOEXEC, mode) as number, `open ${path}`);
 }
 
@@ -43,7 +43,7 @@ function readAll(fd: number, what: string): string {
   return decoder.decode(all);
 }
 
-export function writeAll(fd: number, text: string | Uint8Array, what: string): void {
+function writeAll(fd: number, text: string | Uint8Array, what: string): void {
   let data = typeof text === 'string' ? encoder.encode(text) : text;
   while (data.length) {
     const n = libc().write(fd, data, data.length) as number;
@@ -130,10 +130,6 @@ export function syncDir(dir: string): void {
 export function dirname(path: string): string {
   const i = path.lastIndexOf('/');
   return i <= 0 ? '/' : path.slice(0, i);
-}
-
-export function basename(path: string): string {
-  return path.slice(path.lastIndexOf('/') + 1);
 }
 
 export function joinPath(dir: string, name: string): string {

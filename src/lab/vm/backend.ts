@@ -2,18 +2,16 @@
 // namespace; a pod namespace lives inside its node's VM; the wire and the upstream router
 // are namespaces on this host as in the namespace lab. strongSwan is its systemd unit.
 import { remoteBackground, remoteCapture } from '../../check/remote.ts';
-import type { ClusterBackend } from '../../check/target.ts';
+import { NETNS_DIR, type ClusterBackend } from '../../check/target.ts';
 import { labOf, type Lab, type LabParts } from '../lab.ts';
 import { DEFAULT_PLUGIN } from '../plugin.ts';
 import { provisionLab } from './provision.ts';
 import { localBackground, localCapture } from '../local.ts';
 import { inNetns } from '../network.ts';
-import { NETNS_DIR, isOurs } from '../procs.ts';
+import { isOurs } from '../procs.ts';
 import type { Runner } from '../../run.ts';
 import type { LabState } from '../state.ts';
-import type { LabTopology } from '../topology.ts';
 import { vmNamed } from './layout.ts';
-import { QEMU_COMM } from './qemu.ts';
 import { masterUp, openMaster, sshArgv, type SshTarget } from './ssh.ts';
 import { strongswanUnit } from '../../check/systemd.ts';
 
@@ -25,16 +23,12 @@ export interface VmBackend extends ClusterBackend {
   connect(nodes?: string[], timeoutMs?: number): Promise<void>;
 }
 
-export function isVmBackend(b: ClusterBackend): b is VmBackend {
-  return b.kind === 'vm';
-}
-
 /** A VM lab: its VMs reached over ssh, re-provisioned (the reprovision check) by `kube-ipsec provision` with the lab's plugin. */
 export function vmLab(parts: LabParts, plugin = DEFAULT_PLUGIN): Lab {
   return labOf(parts, vmBackend(parts), (extra) => provisionLab(parts, plugin, () => {}, extra));
 }
 
-export function vmBackend(lab: LabParts): VmBackend {
+function vmBackend(lab: LabParts): VmBackend {
   const vm = lab.state.data.vm;
   if (!vm) throw new Error(`the lab in ${lab.stateDir} records no VMs`);
   const t = lab.topology;

@@ -9,7 +9,7 @@ import { basename, join } from 'node:path';
 import type { Runner } from '../../run.ts';
 
 export const DEFAULT_BINARIES_DIR = '/var/cache/kube-ipsec/binaries';
-export const DEBIAN_POOL = 'https://deb.debian.org/debian';
+const DEBIAN_POOL = 'https://deb.debian.org/debian';
 
 export interface DebianPackage {
   name: string;

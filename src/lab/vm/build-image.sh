@@ -266,7 +266,7 @@ printf 'kube-ipsec-box\n' >box/etc/hostname
 printf '127.0.0.1 localhost\n127.0.1.1 kube-ipsec-box\n' >box/etc/hosts
 # Standalone use of the box: its default synced folder is rsync (no NFS, no 9p needed).
 cat >"$work/Vagrantfile" <<'EOF'
-# kube-ipsec box (Debian 12, vagrant-libvirt): see kube-ipsec's README.
+# kube-ipsec box (Debian 12, vagrant-libvirt): see kube-ipsec's docs/getting-started.md.
 Vagrant.configure("2") do |config|
   config.vm.synced_folder ".", "/vagrant", type: "rsync"
 end

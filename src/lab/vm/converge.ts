@@ -25,7 +25,7 @@ export interface Convergence {
 }
 
 /** Writes each node's ipsec.conf as `variant` has it, from the rendered text `rendered` of each node. */
-export async function writeVariant(lab: Lab, rendered: Map<string, string>, variant: MeshVariant): Promise<void> {
+async function writeVariant(lab: Lab, rendered: Map<string, string>, variant: MeshVariant): Promise<void> {
   await Promise.all(
     lab.topology.nodes.map((n) =>
       lab.runner.run(lab.backend.onNode(n.name, ['sh', '-c', `cat > ${PATHS.ipsecConf}`]), { input: meshVariant(rendered.get(n.name)!, variant), timeoutMs: 30_000 }),

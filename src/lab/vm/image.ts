@@ -11,14 +11,14 @@ import { packagePath } from '../../package-root.ts';
 import { everyOsPackage } from '../../render/artifacts.ts';
 import type { Runner } from '../../run.ts';
 
-export const BUILD_SCRIPT = packagePath('src', 'lab', 'vm', 'build-image.sh');
+const BUILD_SCRIPT = packagePath('src', 'lab', 'vm', 'build-image.sh');
 export const DEFAULT_IMAGE_CACHE = '/var/cache/kube-ipsec/images';
-export const DEFAULT_MIRROR = 'http://deb.debian.org/debian';
+const DEFAULT_MIRROR = 'http://deb.debian.org/debian';
 
 /** What a VM needs besides the node's own packages: an init, device manager, sshd, sysctl, its kernel. */
 export const VM_BASE_PACKAGES = ['systemd', 'systemd-sysv', 'udev', 'kmod', 'iproute2', 'procps', 'openssh-server', 'linux-image-cloud-amd64', 'initramfs-tools'];
 /** What a Vagrant base box has besides: sudo for the vagrant user, DNS from DHCP (resolved, on D-Bus), rsync synced folders. */
-export const VM_BOX_PACKAGES = ['sudo', 'dbus', 'systemd-resolved', 'rsync'];
+const VM_BOX_PACKAGES = ['sudo', 'dbus', 'systemd-resolved', 'rsync'];
 
 export interface ImageRecipe {
   suite: 'bookworm';
@@ -54,7 +54,7 @@ export function recipeKey(r: ImageRecipe): string {
   return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
 }
 
-export function imageFiles(dir: string, key: string): NodeImage {
+function imageFiles(dir: string, key: string): NodeImage {
   return { key, dir, kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.gz'), disk: join(dir, 'disk.img'), box: join(dir, 'libvirt.box') };
 }
 
@@ -90,6 +90,7 @@ export async function ensureImage(o: EnsureImageOptions): Promise<NodeImage> {
     '[ -f "$1/disk.img" ] && [ -f "$1/recipe.json" ] && exit 0',
     'rm -rf "$2"; mkdir -p "$2"',
     'printf "%s\\n" "$3" >"$2/recipe.json"',
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: bash's "${@:7}", not a template.
     'bash "$4" "$2" "$5" "$6" "${@:7}" >"$2.log" 2>&1 || { tail -25 "$2.log" >&2; exit 1; }',
     'mv "$2.log" "$2/build.log"',
     'mv "$2" "$1"',

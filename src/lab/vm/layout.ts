@@ -30,7 +30,7 @@ export interface VmLayout {
 }
 
 /** Management networks tried in order: the first that overlaps none of the cluster's ranges. */
-export const MGMT_CANDIDATES = ['100.64.10.0/24', '100.127.10.0/24', '172.31.254.0/24', '10.255.254.0/24'];
+const MGMT_CANDIDATES = ['100.64.10.0/24', '100.127.10.0/24', '172.31.254.0/24', '10.255.254.0/24'];
 
 export function managementNetwork(plan: Plan): Cidr {
   const taken = [plan.network.nodeCidr, plan.network.podCidr, plan.network.serviceCidr].map(cidr);

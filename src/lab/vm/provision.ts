@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { kubeIpsecArgv, PACKAGE_ROOT } from '../../package-root.ts';
 import { LabError } from '../host.ts';
 import type { LabParts } from '../lab.ts';
-import { NETNS_DIR } from '../procs.ts';
+import { NETNS_DIR } from '../../check/target.ts';
 
 
 /**

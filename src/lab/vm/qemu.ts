@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { accessSync, closeSync, constants, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
-import { NETNS_DIR } from '../procs.ts';
+import { NETNS_DIR } from '../../check/target.ts';
 import type { NodeImage } from './image.ts';
 import type { VmNode } from './layout.ts';
 
@@ -49,7 +49,7 @@ export const KERNEL_CMDLINE = 'console=ttyS0 panic=-1 net.ifnames=0 quiet system
  * reset (every reboot) with a randomized kernel stalled 10-60 s in early module loading, in
  * about two boots out of three; without it every boot took the same ~1 s there.
  */
-export function kernelCmdline(accel: Accel): string {
+function kernelCmdline(accel: Accel): string {
   return accel.accel === 'tcg' ? `${KERNEL_CMDLINE} nokaslr` : KERNEL_CMDLINE;
 }
 
@@ -125,13 +125,13 @@ export function pidFromFile(files: VmFiles): number | undefined {
   }
 }
 
-export interface KvmProbe {
+interface KvmProbe {
   ok: boolean;
   detail: string;
 }
 
 /** Can this process open /dev/kvm? */
-export function kvmDeviceUsable(): string | undefined {
+function kvmDeviceUsable(): string | undefined {
   try {
     accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
     return undefined;
@@ -140,14 +140,14 @@ export function kvmDeviceUsable(): string | undefined {
   }
 }
 
-export const PROBE_MARK = 'Run /init as init process';
+const PROBE_MARK = 'Run /init as init process';
 
 /**
  * Boots the image's kernel under KVM (no disk, no network) and reports whether it reaches its
  * initrd. Some hosts have a /dev/kvm that cannot run an ordinary guest kernel (nested PVM
  * hypervisors need PVM-built guests, some reject the host CPU's MSRs): only a boot tells.
  */
-export function probeKvm(image: NodeImage, timeoutMs = 20_000): Promise<KvmProbe> {
+function probeKvm(image: NodeImage, timeoutMs = 20_000): Promise<KvmProbe> {
   const argv = [
     '-machine', 'pc,accel=kvm', '-cpu', 'host', '-m', '256', '-smp', '1',
     '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',

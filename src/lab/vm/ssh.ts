@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fingerprint } from '../../ship/known-hosts.ts';
 import { shellQuote } from '../../shell.ts';
-import { NETNS_DIR } from '../procs.ts';
+import { NETNS_DIR } from '../../check/target.ts';
 import type { Runner } from '../../run.ts';
 import type { SeedKeys, VmLayout, VmNode } from './layout.ts';
 
@@ -21,7 +21,7 @@ export interface LabKeys {
   hosts: Map<string, { key: string; pub: string; fingerprint: string }>;
 }
 
-export function sshDir(stateDir: string): string {
+function sshDir(stateDir: string): string {
   return join(stateDir, 'ssh');
 }
 
@@ -58,7 +58,7 @@ export interface SshTarget {
   vm: VmNode;
 }
 
-export function controlPath(stateDir: string, node: string): string {
+function controlPath(stateDir: string, node: string): string {
   return join(sshDir(stateDir), `${node}.ctl`);
 }
 
@@ -88,7 +88,7 @@ export function sshArgv(t: SshTarget, argv: readonly string[]): string[] {
 }
 
 /** argv of the master connection (runs until the VM goes away or it is stopped). */
-export function masterArgv(t: SshTarget): string[] {
+function masterArgv(t: SshTarget): string[] {
   return inWire(t, ['ssh', ...options(t), '-o', 'ControlMaster=yes', '-o', 'ControlPersist=no', '-N', `root@${t.vm.mgmtIp}`]);
 }
 

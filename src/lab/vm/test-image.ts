@@ -6,7 +6,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync 
 import { join } from 'node:path';
 import type { Runner } from '../../run.ts';
 
-export const BUSYBOX = '/bin/busybox';
+const BUSYBOX = '/bin/busybox';
 export const TEST_IMAGE = 'kube-ipsec.test/smoke:busybox';
 
 export interface BuiltImage {

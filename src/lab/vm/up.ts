@@ -7,7 +7,6 @@
 import { availableParallelism } from 'node:os';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Document } from 'yaml';
 import { parseCluster } from '../../config/load.ts';
 import { PATHS } from '../../plan/paths.ts';
@@ -19,7 +18,6 @@ import type { Lab } from '../lab.ts';
 import { meshStatus } from '../../check/mesh.ts';
 import { ipBatch } from '../network.ts';
 import { mapLimit } from '../../check/probe.ts';
-import { NETNS_DIR } from '../procs.ts';
 import { provisionLab } from './provision.ts';
 import { createPods } from '../../check/pods.ts';
 import { processRunner, waitFor, type Runner } from '../../run.ts';
@@ -29,7 +27,7 @@ import { labTopology, upstreamBatch, type LabTopology } from '../topology.ts';
 import { assertRoomForLab, DEFAULT_PLUGIN } from '../up.ts';
 import { vmLab, type VmBackend } from './backend.ts';
 import { debianPackage, DEFAULT_BINARIES_DIR } from './binaries.ts';
-import { DEFAULT_IMAGE_CACHE, ensureImage, type NodeImage } from './image.ts';
+import { ensureImage, type NodeImage } from './image.ts';
 import { labTaps, seedText, vmLayout, vmWireBatch, type VmLayout } from './layout.ts';
 import { chooseAccel, overlayArgv, qemuArgv, QEMU, QEMU_COMM, startQemu, vmFiles } from './qemu.ts';
 import { generateKeys, seedKeys, type LabKeys } from './ssh.ts';
@@ -68,7 +66,7 @@ const TOOLS: Record<string, string> = {
   podman: 'podman',
 };
 
-export function vmPreflight(plugin: string): void {
+function vmPreflight(plugin: string): void {
   if (process.getuid?.() !== 0) throw new LabError('the VM lab needs root (network namespaces, taps, qemu, debootstrap): run it as root');
   const problems = Object.entries(TOOLS)
     .filter(([tool]) => !onPath(tool))

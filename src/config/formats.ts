@@ -52,7 +52,7 @@ const TAKEN_NAMES: [RegExp, string][] = [
 ];
 
 /** Why `name` cannot be the pod bridge, or undefined if it can. */
-export function bridgeNameProblem(name: string): { problem: string; fix: string } | undefined {
+function bridgeNameProblem(name: string): { problem: string; fix: string } | undefined {
   const fix = 'name a bridge of its own, e.g. ipsec-br01 (the default)';
   if (!new RegExp(BRIDGE_NAME_PATTERN).test(name)) {
     return { problem: 'is not an interface name: a letter, then letters, digits, _ . or -; at most 15 characters', fix };

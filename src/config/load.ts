@@ -178,6 +178,7 @@ function structuralIssue(
  * unit or a script), or a leading dash (an option, on a command line).
  */
 function oddCharacter(value: string): string | undefined {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for.
   const m = /[\x00-\x1f\x7f\u0085\u2028\u2029]/u.exec(value);
   if (m) {
     const code = `U+${m[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;

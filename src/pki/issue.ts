@@ -22,7 +22,7 @@ export interface Credential {
   key: string;
 }
 
-export interface CaMaterial {
+interface CaMaterial {
   cert: string;
   /** Only for a CA whose key a node needs (CaSpec.keyOnMaster): the others' keys never leave the state. */
   key?: string;
@@ -63,7 +63,7 @@ export interface PkiReport {
 }
 
 /** Credentials replaced in two steps (see the file comment); `retire` ends a rotation. */
-export const ROTATING = ['ike-ca', 'encryption-key'] as const satisfies readonly (CaId | 'encryption-key')[];
+const ROTATING = ['ike-ca', 'encryption-key'] as const satisfies readonly (CaId | 'encryption-key')[];
 export type RotatingId = (typeof ROTATING)[number];
 
 export interface PkiOptions {
@@ -90,7 +90,7 @@ export class PkiRequestError extends Error {
 }
 
 const SA_ID = 'sa';
-export const ENCRYPTION_KEY_ID = 'encryption-key';
+const ENCRYPTION_KEY_ID = 'encryption-key';
 const PREVIOUS = '.previous';
 /**
  * Digests of certificate+key pairs already proven to match. Parsing a PEM private key costs
@@ -117,7 +117,7 @@ export function credentialIds(plan: Plan): string[] {
 }
 
 /** Rotations whose previous generation the state still holds. */
-export function openRotations(store: PkiStore): RotatingId[] {
+function openRotations(store: PkiStore): RotatingId[] {
   return ROTATING.filter((id) => store.read(previousName(id)) !== undefined);
 }
 

@@ -8,8 +8,8 @@
 // adds an 8-byte UDP header.
 import { espTrailerBytes } from '../config/proposals.ts';
 
-export const ESP_OVERHEAD = 77;
-export const NAT_T_OVERHEAD = 8;
+const ESP_OVERHEAD = 77;
+const NAT_T_OVERHEAD = 8;
 /**
  * strongSwan's userspace ESP (kernel-libipsec) routes through a TUN device with a fixed
  * MTU of 1400 and always encapsulates in UDP; larger packets are truncated, not fragmented.

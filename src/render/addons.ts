@@ -164,7 +164,7 @@ function corednsObjects(plan: Plan): AddonObject[] {
  * cluster admin.conf cannot create it (it has no rights before it exists): the add-on unit
  * applies this manifest with super-admin.conf first, when admin.conf cannot yet.
  */
-export function clusterAdminsObjects(): AddonObject[] {
+function clusterAdminsObjects(): AddonObject[] {
   const binding: IClusterRoleBinding = {
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'ClusterRoleBinding',

@@ -11,7 +11,7 @@
 import { chmodSync, closeSync, constants, existsSync, fstatSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import type { RenderedCluster } from './index.ts';
-import { SECRET, type RenderedFile } from './files.ts';
+import { SECRET } from './files.ts';
 import { isRenderOutput, OUT_MARKER, OUT_MARKER_TEXT, outputDirProblem, realPath, type Protected } from './ownership.ts';
 
 /** out/ itself: it holds every node's keys, the CA key among them. */
@@ -91,7 +91,7 @@ export function writeOutput(outDir: string, tree: OutputTree, scope?: string, pr
 }
 
 /** Render refuses to write or preview into `outDir` (outputDirProblem says why). */
-export class OutputRefusedError extends Error {
+class OutputRefusedError extends Error {
   constructor(
     readonly outDir: string,
     readonly problem: string,
@@ -260,4 +260,3 @@ export function fileDiff(createTwoFilesPatch: PatchMaker, path: string, before: 
   return header + createTwoFilesPatch(a, b, before ?? '', after ?? '', undefined, undefined, { context: 3 }).split('\n').slice(1).join('\n');
 }
 
-export type { RenderedFile };

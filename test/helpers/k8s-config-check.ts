@@ -15,7 +15,7 @@ function goBinary(): string {
 }
 
 /** Path of the built checker; builds it first if this source has not been built yet. */
-export function k8sConfigCheck(): string {
+function k8sConfigCheck(): string {
   const digest = createHash('sha256');
   for (const f of ['main.go', 'go.mod', 'go.sum']) digest.update(readFileSync(join(SOURCE, f)));
   const dir = join(CACHE, digest.digest('hex').slice(0, 16));

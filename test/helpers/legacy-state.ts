@@ -7,7 +7,7 @@ import type { RenderedFile } from '../../src/render/files.ts';
 import { readTree } from '../../src/lab/render.ts';
 import { repoRoot } from './cluster.ts';
 
-export const LEGACY_DIR = `${repoRoot}test/fixtures/legacy-one-ca`;
+const LEGACY_DIR = `${repoRoot}test/fixtures/legacy-one-ca`;
 const STATE = join(LEGACY_DIR, 'state');
 
 /** The legacy state dir in memory (writes stay there). */

@@ -37,7 +37,7 @@ const cases: Case[] = [
   {
     name: 'minion1 without the inbound chain',
     tag: 'inno',
-    edit: { from: /\n\t# Inbound, the guard's mirror[^]*?\tchain inbound \{\n[^]*?\n\t\}\n/, to: '\n' },
+    edit: { from: /\n\t# Inbound, the guard's mirror[\s\S]*?\tchain inbound \{\n[\s\S]*?\n\t\}\n/, to: '\n' },
     ok: false,
     // Its pod got all four; the two posing as minion2-pod1 were answered to minion2-pod1, through the tunnel.
     values: { probes: 12, arrived: 4, answered: 2, counted: 8, controls: 9, controlsAnswered: 9 },

@@ -75,6 +75,7 @@ const RUNTIME_PATHS = [
   '/var/lib/cni/ipsec-cni/', // the plugin's IPAM store (dataDir), made by its first ADD
   '/var/lib/kube-ipsec/', // provisioning's own state: stage, txn, archive cache, image archives
   '/var/lib/kube-ipsec-check/', // the reboot check's captures through a boot
+  '/var/lib/etcd', // etcd's data dir (--data-dir), made by etcd at its first start
   '/etc/ssh/ssh_host_ed25519_key.pub', // sshd's host key, made on the node at its first boot
   '/etc/vbox/networks.conf', // VirtualBox's host-only ranges: the host's, not a node's
   '/etc/netns/', // iproute2's per-namespace /etc: the host's (the lab does not use it)

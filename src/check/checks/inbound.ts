@@ -45,9 +45,9 @@ export interface InboundProbe {
 }
 
 /** What must still reach the victim's pod, and how. */
-export type ControlKind = 'nodeport' | 'node' | 'bridge';
+type ControlKind = 'nodeport' | 'node' | 'bridge';
 
-export const CONTROL_KINDS: Record<ControlKind, string> = {
+const CONTROL_KINDS: Record<ControlKind, string> = {
   nodeport: "a NodePort on the node's address, from the attacker (kube-proxy's DNAT after the inbound chain)",
   node: 'the node itself (kubelet probes, hostNetwork processes)',
   bridge: 'another pod of the node, across the bridge (bridged frames pass prerouting too)',
@@ -267,6 +267,7 @@ export async function checkInbound(lab: CheckTarget): Promise<CheckResult> {
   const captures: Capture[] = [];
   const installed: InstalledServices[] = [];
   const seen: InboundSeen = { pods: {}, attackers: {}, counted: {}, controls: [] };
+  let failure: Error | undefined;
   try {
     for (const pod of targets) listeners.push(await tokenListener(lab, pod.ns, pod.name));
     const links = new Map<string, { dev: string; mac: string }>();
@@ -298,10 +299,17 @@ export async function checkInbound(lab: CheckTarget): Promise<CheckResult> {
     // The rendered kube-proxy's mode: masqueradeAll off, the pod range as its cluster CIDR.
     for (const c of controls.filter((x) => x.service)) await installServices(lab, c.victim, [c.service!], { masqueradeAll: false, clusterCidr: t.podCidr }, (s) => installed.push(s));
     for (const c of controls) seen.controls.push((await tcpRead(lab, c.ns, c.dst, c.port)) === c.token);
-  } finally {
-    const errors = (await Promise.all(installed.map((s) => s.remove()))).filter((e): e is string => e !== undefined);
-    await Promise.all([...captures.map((c) => c.stop()), ...listeners.map((l) => l.stop())].map((p) => p.catch((e: Error) => errors.push(e.message))));
-    if (errors.length) throw new Error(errors.join('; '));
+  } catch (err) {
+    failure = err as Error;
   }
+  // Teardown always runs; a failure of the probes stays the error reported, with teardown's
+  // problems added to it rather than replacing it (as in sources).
+  const errors = (await Promise.all(installed.map((s) => s.remove()))).filter((e): e is string => e !== undefined);
+  await Promise.all([...captures.map((c) => c.stop()), ...listeners.map((l) => l.stop())].map((p) => p.catch((e: Error) => errors.push(e.message))));
+  if (failure) {
+    if (errors.length) failure.message += `; teardown: ${errors.join('; ')}`;
+    throw failure;
+  }
+  if (errors.length) throw new Error(errors.join('; '));
   return inboundResult(probes, controls, seen);
 }

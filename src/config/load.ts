@@ -3,6 +3,7 @@
 // throws one ConfigError listing all of them with file:line and a fix.
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import { readFileSync } from 'node:fs';
+import { applyBuiltBinaries } from '../binaries/manifest.ts';
 import { isAlias, isMap, isPair, isScalar, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
 import { parseCidr } from '../plan/ipv4.ts';
 import { applyDefaults, type ClusterConfig } from './defaults.ts';
@@ -16,7 +17,13 @@ import { validateCluster } from './validate.ts';
 // start of the CLI cost more than everything else the render does for a warm cluster.
 const validateStructure = validate as ValidateFunction<RawClusterConfig>;
 
+/** cluster.yaml as provisioning uses it: with the checksums of what npm run binaries built in binaries.dir. */
 export function loadClusterFile(file: string): ClusterConfig {
+  return applyBuiltBinaries(readClusterFile(file), file);
+}
+
+/** cluster.yaml as written, without what binaries.dir holds (npm run binaries itself). */
+export function readClusterFile(file: string): ClusterConfig {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

@@ -27,20 +27,22 @@ export interface ImagePin {
 
 export const PINNED: Versions = {
   kubernetes: {
-    version: 'v1.35.0',
-    // sha512 from kubernetes/kubernetes CHANGELOG/CHANGELOG-1.35.md, "Downloads for v1.35.0"
+    // v1.37: current, supported until 2027-10-28. Built from source with Go 1.26 (npm run
+    // binaries); sha512 from kubernetes/kubernetes CHANGELOG/CHANGELOG-1.37.md, "Downloads for v1.37.1".
+    version: 'v1.37.1',
     server: {
-      url: 'https://dl.k8s.io/v1.35.0/kubernetes-server-linux-amd64.tar.gz',
-      checksum: 'sha512:23af53c49de841a0d5c19d9525d820cecc9d55367c132296a5f381d051438bf06dcddff3d0236df8ba6011a6aa5d0ffc31960d277c7f53a0ad98e66d6f8d6a0a',
+      url: 'https://dl.k8s.io/v1.37.1/kubernetes-server-linux-amd64.tar.gz',
+      checksum: 'sha512:7460f368c6049dfec1121a0bb3528257f47439e4a0c3d8b1740377cf21073e45c7d911845b8de61d68aae6b57cafa24885d8378f183a26bc2df0d321c4993afd',
     },
     node: {
-      url: 'https://dl.k8s.io/v1.35.0/kubernetes-node-linux-amd64.tar.gz',
-      checksum: 'sha512:179278fecb65d246443f58cef00ca2f2a9d0ac6fbdb310994f0ac7fca249f7bdc1c79ea7f3e5455c1e2d2460f5447d006bfa579f97b502ee7034b2a1927f934a',
+      url: 'https://dl.k8s.io/v1.37.1/kubernetes-node-linux-amd64.tar.gz',
+      checksum: 'sha512:cb81a63367c2bafce9aecd1253ed0377d535e1c11e1ef61c02d34e57d27ea65bf8bb5cc20988b824be41faa8e7ab932d7af5aac8a5878494e40974bb5bc27dfb',
     },
   },
   etcd: {
-    // The etcd release Kubernetes v1.35 itself ships with (registry.k8s.io/etcd:3.6.6-0).
-    // sha256 as published in the release's SHA256SUMS (cross-checked in several public pins).
+    // A 3.6 release (kubeadm v1.37 defaults to 3.7.0; 3.6 stays supported as an external etcd,
+    // MinExternalEtcdVersion 3.5.24). sha256 as published in the release's SHA256SUMS
+    // (cross-checked in several public pins).
     version: 'v3.6.6',
     archive: {
       url: 'https://github.com/etcd-io/etcd/releases/download/v3.6.6/etcd-v3.6.6-linux-amd64.tar.gz',
@@ -48,11 +50,14 @@ export const PINNED: Versions = {
     },
   },
   criDockerd: {
-    // kubernetes-sigs/kubespray roles/kubespray_defaults/vars/main/checksums.yml cri_dockerd_archive_checksums
-    version: '0.3.24',
+    // 0.3.17: the first that reports the cgroup driver to the kubelet, and the newest release the
+    // Go module proxy serves (0.3.18 and later are refused there, so npm run binaries could not
+    // build them). kubernetes-sigs/kubespray roles/kubespray_defaults/vars/main/checksums.yml
+    // cri_dockerd_archive_checksums (the AUR's cri-dockerd-bin 0.3.17 has the same sha256).
+    version: '0.3.17',
     archive: {
-      url: 'https://github.com/Mirantis/cri-dockerd/releases/download/v0.3.24/cri-dockerd-0.3.24.amd64.tgz',
-      checksum: 'sha256:dd4b7f514c248a3aaca398f467430a4c58aae9a77ea8b96a2f5b5d6fba0948d1',
+      url: 'https://github.com/Mirantis/cri-dockerd/releases/download/v0.3.17/cri-dockerd-0.3.17.amd64.tgz',
+      checksum: 'sha256:5568d571c2cfee7a31ce0b35b7fcc65b96c85b573ee6645151c4d022ed92a626',
     },
   },
   containerd: {
@@ -69,29 +74,29 @@ export const PINNED: Versions = {
     },
   },
   images: {
-    // Container images, each pinned by tag and, where a stored public source gives it, by the
-    // registry's manifest digest (nodes that pull use `image@digest`). `id` is the image ID
-    // (sha256 of the linux/amd64 config): what an air-gapped archive (docker save) is checked
-    // against. No stored source gives the amd64 config digest of these three images, so no `id`
-    // is pinned by default: an archive is then checked for integrity (config and every layer
-    // against their digests) and for carrying this tag; set `id` to pin its content too.
+    // Container images, each pinned by tag and by the registry's manifest-list digest (nodes
+    // that pull use `image@digest`). `id` is the image ID (sha256 of the linux/amd64 config):
+    // what an air-gapped archive is checked against. No stored source gives the config digest
+    // of the upstream images, so none is pinned by default: an archive is then checked for
+    // integrity and for carrying this tag. npm run binaries pins the ID of what it builds.
     coredns: {
-      // Kubernetes v1.35 ships CoreDNS v1.13.1 (kubeadm's CoreDNSVersion; `kubeadm config images
-      // list` for v1.35.0). No stored source has the digest of registry.k8s.io/coredns/coredns:
-      // v1.13.1, so the CoreDNS project's own image of that release is used, whose digest several
-      // public pins agree on (docker.io/coredns/coredns:1.13.1).
-      image: 'docker.io/coredns/coredns:1.13.1',
-      digest: 'sha256:9b9128672209474da07c91439bf15ed704ae05ad918dd6454e5b6ae14e35fee6',
+      // kubeadm v1.37's CoreDNSVersion (cmd/kubeadm/app/constants). Digest: kubernetes/k8s.io
+      // PR 9712 ("Promote coredns to v1.14.6", gcrane digest).
+      image: 'registry.k8s.io/coredns/coredns:v1.14.6',
+      digest: 'sha256:900f9c109f7a33545d3c811516e8376df9019147b750f5ce3e254468769176ea',
     },
     pause: {
-      // kubeadm's PauseVersion for v1.35; digest as pinned in many public manifests.
-      image: 'registry.k8s.io/pause:3.10.1',
-      digest: 'sha256:278fb9dbcca9518083ad1e11276933a2e96f23de604a3a08cc3c80002767d24c',
+      // kubeadm v1.37's PauseVersion. Digest: as about ten public manifests pin it (no promotion
+      // record of Kubernetes' own was found).
+      image: 'registry.k8s.io/pause:3.10.2',
+      digest: 'sha256:f548e0e8e3dc1896ca956272154dde3314e8cc4fde0a57577ee9fa1c63f5baf4',
     },
     smoke: {
-      // Kubernetes' own e2e test image: `netexec` serves HTTP, and it carries nslookup/dig.
-      image: 'registry.k8s.io/e2e-test-images/agnhost:2.53',
-      digest: 'sha256:99c6b4bb4a1e1df3f0b3752168c89358794d02258ebebc26bf21c29399011a85',
+      // Kubernetes' own e2e test image at the version v1.37's tests use (test/utils/image/
+      // manifest.go): `netexec` serves HTTP, `serve-hostname` the demo. Digest from one public
+      // upgrade-test script; 2.66.0's (sha256:e518c9d6…) is the newest in a promotion PR.
+      image: 'registry.k8s.io/e2e-test-images/agnhost:2.66.1',
+      digest: 'sha256:6e2eef87d0dc77e070a7549bc5fdfa290c0fefe3359eb33c2ad1eda692fe66a4',
     },
   },
 };

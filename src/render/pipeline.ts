@@ -1,6 +1,7 @@
 // The render job end to end: cluster.yaml → config → plan → PKI (state dir) → files →
 // out/. Side effects (reading the config, the state dir, out/) are confined to here and
 // to the store/output modules; everything between is pure.
+import { applyBuiltBinaries } from '../binaries/manifest.ts';
 import { webcrypto } from 'node:crypto';
 import { ConfigError } from '../config/errors.ts';
 import { loadClusterFile, parseCluster } from '../config/load.ts';
@@ -40,7 +41,7 @@ export interface RenderResult {
 }
 
 export async function runRender(job: RenderJob): Promise<RenderResult> {
-  const config = job.configText === undefined ? loadClusterFile(job.configFile) : parseCluster(job.configText, job.configFile);
+  const config = job.configText === undefined ? loadClusterFile(job.configFile) : applyBuiltBinaries(parseCluster(job.configText, job.configFile), job.configFile);
   const plan = planCluster(config);
   if (job.node !== undefined && !plan.nodes.some((n) => n.name === job.node)) {
     throw new ConfigError(job.configFile, [

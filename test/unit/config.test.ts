@@ -24,7 +24,7 @@ describe('cluster.yaml defaults', () => {
     const c = parseCluster('nodes:\n  - {name: master, role: master, ip: 192.168.10.10}\n  - {name: minion1, ip: 192.168.10.21}\n');
     expect(c.network.podCidr).toBe('10.240.0.0/16');
     expect(c.nodes[1]).toMatchObject({ role: 'minion', memory: 2048, cpus: 2 });
-    expect(c.versions.kubernetes.version).toMatch(/^v1\.3[5-6]\./);
+    expect(c.versions.kubernetes.version).toMatch(/^v1\.3[5-7]\./);
     expect(c.versions.kubernetes.server.checksum).toMatch(/^sha512:[0-9a-f]{128}$/);
   });
 

@@ -35,6 +35,8 @@ interface IpsecCniNetConf {
 /** The .conflist the renderer writes for a node. */
 export interface IpsecCniConfList {
   cniVersion: string;
+  /** CNI spec 1.1: the versions the list may be used at; a runtime picks the highest it knows. */
+  cniVersions?: string[];
   name: string;
   plugins: [Omit<IpsecCniNetConf, 'cniVersion' | 'name'>, ...Record<string, unknown>[]];
 }

@@ -54,12 +54,16 @@ export const PATHS = {
   imagesScript: '/usr/local/lib/kube-ipsec/load-images',
 
   kubeletConfig: '/var/lib/kubelet/config.yaml',
+  kubeletResolvConfScript: '/usr/local/lib/kube-ipsec/kubelet-resolv-conf',
+  kubeletResolvConf: '/run/kube-ipsec/resolv.conf',
   kubeletServingCert: '/var/lib/kubelet/pki/kubelet.crt',
   kubeletServingKey: '/var/lib/kubelet/pki/kubelet.key',
   kubeProxyConfig: '/var/lib/kube-proxy/config.yaml',
 
   binDir: '/usr/local/bin',
   cniBinDir: '/opt/cni/bin',
+  /** Debian's containernetworking-plugins (loopback, host-local, …). */
+  debianCniBinDir: '/usr/lib/cni',
   cniPlugin: '/opt/cni/bin/ipsec-cni',
   cniConfDir: '/etc/cni/net.d',
   cniConflist: '/etc/cni/net.d/10-kube-ipsec.conflist',

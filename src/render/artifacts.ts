@@ -87,8 +87,13 @@ const BASE_PACKAGES = ['strongswan-starter', 'strongswan-charon', 'libstrongswan
  */
 const CHECK_PACKAGES = ['strongswan-swanctl', 'iputils-ping', 'tcpdump', 'socat'];
 
-/** Packages a node that runs pods needs for its runtime (containerd comes as a release archive). */
-const RUNTIME_PACKAGES: Record<Plan['runtime'], string[]> = { docker: ['docker.io'], containerd: [] };
+/**
+ * Packages a node that runs pods needs for its runtime (containerd comes as a release archive).
+ * containernetworking-plugins: the `loopback` plugin, which both runtimes call for every pod's
+ * lo (from /usr/lib/cni). apparmor: on a kernel with AppArmor on, dockerd loads its
+ * docker-default profile with apparmor_parser and refuses to start containers without it.
+ */
+const RUNTIME_PACKAGES: Record<Plan['runtime'], string[]> = { docker: ['docker.io', 'apparmor', 'containernetworking-plugins'], containerd: ['containernetworking-plugins'] };
 
 /** OS packages (Debian/Ubuntu names) the node needs. */
 export function osPackages(plan: Plan, node: PlannedNode): string[] {

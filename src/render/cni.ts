@@ -3,11 +3,18 @@ import type { IpsecCniConfList } from '../cni/netconf.ts';
 import { PATHS } from '../plan/paths.ts';
 import type { Plan, PlannedNode } from '../plan/plan.ts';
 
-const CNI_VERSION = '1.1.0';
+/**
+ * The version a runtime that predates CNI 1.1 reads: cri-dockerd 0.3.17 vendors libcni 1.1.2,
+ * which refuses a list at 1.1.0 ("unsupported CNI result version"). Runtimes with libcni ≥ 1.2
+ * read `cniVersions` and use the highest they support, 1.1.0 (STATUS, GC).
+ */
+const CNI_VERSION = '1.0.0';
+const CNI_VERSIONS = ['1.0.0', '1.1.0'];
 
 export function cniConflist(plan: Plan, node: PlannedNode): string {
   const conflist: IpsecCniConfList = {
     cniVersion: CNI_VERSION,
+    cniVersions: CNI_VERSIONS,
     name: plan.cluster.name,
     plugins: [
       {

@@ -21,6 +21,8 @@ export function kubeletConfiguration(plan: Plan, generated: string): string {
       authorization: { mode: 'Webhook' },
       clusterDomain: plan.cluster.domain,
       clusterDNS: [plan.network.clusterDns],
+      // Written before each start by kubelet-resolv-conf: the node's resolvers without loopback ones.
+      resolvConf: PATHS.kubeletResolvConf,
       containerRuntimeEndpoint: runtimeEndpoint,
       cgroupDriver: 'systemd',
       // Serving certificate from the cluster CA with the node IP, verified by the apiserver.

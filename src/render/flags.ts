@@ -80,6 +80,10 @@ export function apiserverFlags(plan: Plan): Flag[] {
     ['service-account-key-file', PATHS.serviceAccountPub],
     ['service-account-signing-key-file', PATHS.serviceAccountKey],
     ['profiling', 'false'],
+    // cri-dockerd cannot serve exec/attach/port-forward over the WebSocket streams the API
+    // server speaks to kubelets ≥ 1.36 by default (Mirantis/cri-dockerd issue 569; minikube and
+    // kubespray set the same): the API server keeps to SPDY towards the kubelet.
+    ...(plan.runtime === 'docker' ? [['feature-gates', 'ExtendWebSocketsToKubelet=false'] as const] : []),
     ['v', '2'],
   ];
 }
@@ -155,7 +159,8 @@ export function criDockerdFlags(plan: Plan): Flag[] {
   return [
     ['container-runtime-endpoint', 'fd://'],
     ['network-plugin', 'cni'],
-    ['cni-bin-dir', PATHS.cniBinDir],
+    // ipsec-cni, then Debian's plugins (the loopback one every pod's lo needs).
+    ['cni-bin-dir', `${PATHS.cniBinDir},${PATHS.debianCniBinDir}`],
     ['cni-conf-dir', PATHS.cniConfDir],
     // kubelet 1.35 dropped --pod-infra-container-image; the runtime owns the sandbox image.
     ['pod-infra-container-image', plan.images.pause.ref],

@@ -27,6 +27,7 @@ export function workerFiles(ctx: RenderContext, node: PlannedNode): RenderedFile
     file(PATHS.kubeletServingCert, cred('kubelet-serving').cert),
     secret(PATHS.kubeletServingKey, cred('kubelet-serving').key),
     file(PATHS.kubeletConfig, kubeletConfiguration(plan, GENERATED)),
+    file(PATHS.kubeletResolvConfScript, render(ctx, PATHS.kubeletResolvConfScript, view), EXECUTABLE),
     unit(ctx, UNITS.kubelet, { ...view, binary: componentBinary('kubelet'), flags: kubeletFlags(node) }),
     kc(PATHS.kubeProxyKubeconfig, IDENTITY.kubeProxy, 'kube-proxy'),
     file(PATHS.kubeProxyConfig, kubeProxyConfiguration(plan, node.name, GENERATED)),

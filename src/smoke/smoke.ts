@@ -87,7 +87,12 @@ export interface SmokeOptions {
   sleep?: (ms: number) => Promise<void>;
 }
 
-const CURL = (url: string) => ['curl', '-sS', '-m', '5', url];
+/**
+ * An HTTP GET from inside a pod, at most 5 s: curl where the image has it (the registry's
+ * agnhost, on a Debian base), else BusyBox wget under timeout (the agnhost npm run binaries
+ * builds; BusyBox's own wget -T does not bound a connect that gets no answer).
+ */
+const CURL = (url: string) => ['sh', '-c', 'if command -v curl >/dev/null; then exec curl -sS -m 5 "$1"; else exec timeout 5 wget -q -O - "$1"; fi', 'sh', url];
 const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export async function runSmoke(o: SmokeOptions): Promise<Finding[]> {

@@ -99,18 +99,19 @@ describe('cluster add-ons', () => {
 
   it('images are pinned by digest where nodes pull, by tag (and image ID) in an air-gapped install', () => {
     const pulled = objects.find((o) => o.object.kind === 'Deployment')!.object as any;
-    expect(pulled.spec.template.spec.containers[0].image).toMatch(/^docker\.io\/coredns\/coredns:1\.13\.1@sha256:[0-9a-f]{64}$/);
-    expect(fileOf(plan, 'minion1', `${PATHS.systemdDir}/${UNITS.criDockerService}`)!.content).toMatch(/--pod-infra-container-image=registry\.k8s\.io\/pause:3\.10\.1@sha256:[0-9a-f]{64}/);
+    expect(pulled.spec.template.spec.containers[0].image).toMatch(/^registry\.k8s\.io\/coredns\/coredns:v1\.14\.6@sha256:[0-9a-f]{64}$/);
+    expect(fileOf(plan, 'minion1', `${PATHS.systemdDir}/${UNITS.criDockerService}`)!.content).toMatch(/--pod-infra-container-image=registry\.k8s\.io\/pause:3\.10\.2@sha256:[0-9a-f]{64}/);
     const airGapped = planOf({ binaries: { dir: './binaries' } });
     const deployment = addonObjects(airGapped).find((o) => o.object.kind === 'Deployment')!.object as any;
-    expect(deployment.spec.template.spec.containers[0].image).toBe('docker.io/coredns/coredns:1.13.1');
+    expect(deployment.spec.template.spec.containers[0].image).toBe('registry.k8s.io/coredns/coredns:v1.14.6');
     expect(deployment.spec.template.spec.containers[0].imagePullPolicy).toBe('IfNotPresent');
   });
 
   it('are applied by a oneshot unit on the master after the API server, waiting on /readyz with a bound', () => {
     const unit = fileOf(plan, 'master', `${PATHS.systemdDir}/${UNITS.addons}`)!.content;
     expect(unit).toMatch(/^Type=oneshot$/m);
-    expect(unit).toMatch(/^Requires=kube-apiserver\.service$/m);
+    expect(unit).toMatch(/^Wants=kube-apiserver\.service$/m);
+    expect(unit).toMatch(/^Restart=on-failure$/m);
     expect(unit).toMatch(/^After=kube-apiserver\.service/m);
     const script = fileOf(plan, 'master', PATHS.addonsScript)!;
     expect(script.mode).toBe(0o755);
@@ -137,8 +138,8 @@ describe('air-gapped images', () => {
 
   it('are named in artifacts.tsv of the nodes that run pods, with the pinned image ID or -', () => {
     const tsv = fileOf(airGapped, 'minion1', PATHS.artifacts)!.content;
-    expect(tsv).toContain(`image:registry.k8s.io/pause:3.10.1\t-\tpause-3.10.1.tar\t${PATHS.imagesDir}/pause-3.10.1.tar\n`);
-    expect(tsv).toContain(`image:docker.io/coredns/coredns:1.13.1\t-\tcoredns-1.13.1.tar\t${PATHS.imagesDir}/coredns-1.13.1.tar\n`);
+    expect(tsv).toContain(`image:registry.k8s.io/pause:3.10.2\t-\tpause-3.10.2.tar\t${PATHS.imagesDir}/pause-3.10.2.tar\n`);
+    expect(tsv).toContain(`image:registry.k8s.io/coredns/coredns:v1.14.6\t-\tcoredns-v1.14.6.tar\t${PATHS.imagesDir}/coredns-v1.14.6.tar\n`);
     expect(tsv).toContain(`image:kube-ipsec.test/smoke:1\tsha256:${'ab'.repeat(32)}\tsmoke-1.tar\t${PATHS.imagesDir}/smoke-1.tar\n`);
     expect(fileOf(airGapped, 'master', PATHS.artifacts)!.content).not.toMatch(/^image:/m);
     expect(fileOf(online, 'minion1', PATHS.artifacts)!.content).not.toMatch(/^image:/m);
@@ -161,7 +162,7 @@ describe('air-gapped images', () => {
   it('a changed archive re-runs the loader only', () => {
     const rules = parseRestartMap(fileOf(airGapped, 'minion1', PATHS.restartMap)!.content);
     const affected = (...paths: string[]) => affectedUnits(rules, new Set(paths)).map((a) => `${a.action} ${a.unit}`);
-    expect(affected(`${PATHS.imagesDir}/coredns-1.13.1.tar`)).toEqual([`restart ${UNITS.images}`]);
+    expect(affected(`${PATHS.imagesDir}/coredns-v1.14.6.tar`)).toEqual([`restart ${UNITS.images}`]);
     expect(affected(PATHS.imagesList)).toEqual([`restart ${UNITS.images}`]);
   });
 });

@@ -40,6 +40,7 @@ describe('restart map', () => {
         PATHS.caCert,
         `${PATHS.systemdDir}/${UNITS.kubelet}`,
         '/usr/local/bin/kubelet',
+        PATHS.kubeletResolvConfScript,
         PATHS.kubeletConfig,
         PATHS.kubeletServingCert,
         PATHS.kubeletServingKey,

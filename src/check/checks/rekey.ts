@@ -158,7 +158,7 @@ export async function checkRekey(lab: CheckTarget): Promise<CheckResult> {
     try {
       const results = await Promise.all(
         flows.map(async (f) => {
-          const ping = lab.runner.run(lab.backend.inNs(f.ns, ['ping', '-n', '-q', '-i', String(1 / RATE), '-c', String(count), '-W', '2', ip(f.dstNs)]), { allowFail: true, timeoutMs: (seconds + 60) * 1000 });
+          const ping = lab.runner.run(lab.backend.inNs(f.ns, ['ping', '-n', '-q', '-i', String(1 / RATE), '-c', String(count), '-w', String(seconds + 30), ip(f.dstNs)]), { allowFail: true, timeoutMs: (seconds + 60) * 1000 });
           const script = `i=0; while [ $i -lt ${count} ]; do echo $i; i=$((i+1)); sleep ${1 / RATE}; done`;
           const tcp = lab.runner.run(lab.backend.inNs(f.ns, ['socat', '-u', `SYSTEM:${script}`, `TCP:${ip(f.dstNs)}:${f.port},connect-timeout=5`]), { allowFail: true, timeoutMs: (seconds * 2 + 60) * 1000 });
           const [p, c] = await Promise.all([ping, tcp]);

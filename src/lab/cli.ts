@@ -49,7 +49,10 @@ options:
   --lifetimes L     up: short (default: SA lifetimes of ${SHORT_LIFETIMES.lifetime}/${SHORT_LIFETIMES.ikeLifetime}, margin ${SHORT_LIFETIMES.rekeyMargin},
                     so that check sees rekeys) or rendered (cluster.yaml's)
   --vm              up: VMs instead of namespaces (check/status/down know from the state)
-  --memory MB       up --vm: memory of each VM (default 768)
+  --memory MB       up --vm: memory of every VM (default: each node's, as
+                    cluster.yaml sizes its Vagrant VM)
+  --binaries DIR    up --vm: what npm run binaries built (default ./binaries):
+                    Kubernetes runs in the VMs; none: the network alone
   --accel A         up --vm: auto (default: KVM if it boots the image), kvm or tcg
   --image-cache DIR up --vm: node images by recipe (default /var/cache/kube-ipsec/images)
   --keep            up: leave a failed lab in place for inspection
@@ -72,7 +75,8 @@ export async function main(argv: string[]): Promise<number> {
         esp: { type: 'string', default: 'auto' },
         lifetimes: { type: 'string', default: 'short' },
         vm: { type: 'boolean', default: false },
-        memory: { type: 'string', default: '768' },
+        memory: { type: 'string' },
+        binaries: { type: 'string' },
         accel: { type: 'string', default: 'auto' },
         'image-cache': { type: 'string' },
         keep: { type: 'boolean', default: false },
@@ -105,8 +109,8 @@ export async function main(argv: string[]): Promise<number> {
     if (!Number.isInteger(pods) || pods < 1 || pods > 50) throw new LabError(`--pods must be an integer from 1 to 50, not ${o.pods}`);
     const unknown = (only ?? []).filter((n) => !CHECK_NAMES.includes(n));
     if (unknown.length) throw new LabError(`--only: unknown check(s) ${unknown.join(', ')}; known: ${CHECK_NAMES.join(', ')}`);
-    const memoryMb = Number(o.memory);
-    if (!Number.isInteger(memoryMb) || memoryMb < 384 || memoryMb > 16384) throw new LabError(`--memory must be MB from 384 to 16384, not ${o.memory}`);
+    const memoryMb = o.memory === undefined ? undefined : Number(o.memory);
+    if (memoryMb !== undefined && (!Number.isInteger(memoryMb) || memoryMb < 384 || memoryMb > 16384)) throw new LabError(`--memory must be MB from 384 to 16384, not ${o.memory}`);
     if (!['short', 'rendered'].includes(o.lifetimes)) throw new LabError(`--lifetimes must be short or rendered, not ${o.lifetimes}`);
     const lifetimes = o.lifetimes as LabLifetimes;
     if (!['auto', 'kvm', 'tcg'].includes(o.accel)) throw new LabError(`--accel must be auto, kvm or tcg, not ${o.accel}`);
@@ -114,7 +118,18 @@ export async function main(argv: string[]): Promise<number> {
       case 'up': {
         if (o.vm) {
           if (o.out !== undefined || o.esp !== 'auto') throw new LabError('--vm renders the cluster itself with ESP in the kernel: --out and --esp do not apply');
-          const vm: VmUpOptions = { configFile, stateDir, prefix: o.prefix, podsPerMinion: pods, lifetimes, memoryMb, accel: o.accel as 'auto' | 'kvm' | 'tcg', log: indented, ...(o['image-cache'] !== undefined && { imageCache: resolve(o['image-cache']) }) };
+          const vm: VmUpOptions = {
+            configFile,
+            stateDir,
+            prefix: o.prefix,
+            podsPerMinion: pods,
+            lifetimes,
+            accel: o.accel as 'auto' | 'kvm' | 'tcg',
+            log: indented,
+            ...(memoryMb !== undefined && { memoryMb }),
+            ...(o['image-cache'] !== undefined && { imageCache: resolve(o['image-cache']) }),
+            ...(o.binaries !== undefined && { built: o.binaries === 'none' ? 'none' : resolve(o.binaries) }),
+          };
           return await upCommand({ stateDir, prefix: o.prefix, keep: o.keep }, { what: 'lab up --vm', onVms: true, start: () => vmUp(vm) });
         }
         const ns: UpOptions = { configFile, stateDir, prefix: o.prefix, podsPerMinion: pods, lifetimes, esp: o.esp as EspMode | 'auto', log: indented, ...(o.out !== undefined && { outDir: resolve(o.out) }) };

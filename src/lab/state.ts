@@ -62,6 +62,8 @@ export interface VmStateData {
   bootSeconds: Record<string, number>;
   /** Seconds the product's provisioning took for every node. */
   provisionSeconds?: number;
+  /** Seconds after provisioning until every minion was Ready and CoreDNS available (built binaries only). */
+  kubernetes?: { nodesReady: number; dnsReady: number };
   /** Seconds this `up` spent building the image (absent: it was cached). */
   imageBuildSeconds?: number;
 }

@@ -126,14 +126,27 @@ describe("Debian's etcd as the air-gapped etcd archive", () => {
       doc,
       layout,
       { dir: '/s/ssh', clientKey: '/s/ssh/id_ed25519', knownHosts: '/s/ssh/known_hosts', hosts },
-      { upstream: 'v3.4.23', url: 'https://deb.debian.org/debian/pool/main/e/etcd/etcd-server_3.4.23-4+b4_amd64.deb', sha256: 'ab'.repeat(32), file: '/cache/bin/etcd-server_3.4.23-4+b4_amd64.deb' },
-      { dir: '/cache/bin', smoke: { image: 'kube-ipsec.test/smoke:busybox', id: `sha256:${'cd'.repeat(32)}` } },
+      {
+        dir: '/cache/bin',
+        allowAbsent: true,
+        smoke: { image: 'kube-ipsec.test/smoke:busybox', id: `sha256:${'cd'.repeat(32)}` },
+        etcd: { upstream: 'v3.4.23', url: 'https://deb.debian.org/debian/pool/main/e/etcd/etcd-server_3.4.23-4+b4_amd64.deb', sha256: 'ab'.repeat(32) },
+      },
     );
     const js = doc.toJS() as { nodes: { name: string; ssh: object }[]; binaries: object; versions: { etcd: object; images: object } };
     expect(js.versions.images).toEqual({ smoke: { image: 'kube-ipsec.test/smoke:busybox', id: `sha256:${'cd'.repeat(32)}` } });
     expect(js.nodes[1]).toMatchObject({ name: 'minion1', ssh: { host: '100.64.10.11', port: 22, user: 'root', privateKey: '/s/ssh/id_ed25519', hostKey: 'SHA256:minion1' } });
     expect(js.binaries).toEqual({ dir: '/cache/bin', allowAbsent: true });
     expect(js.versions.etcd).toEqual({ version: 'v3.4.23', archive: { url: 'https://deb.debian.org/debian/pool/main/e/etcd/etcd-server_3.4.23-4+b4_amd64.deb', checksum: `sha256:${'ab'.repeat(32)}` } });
+  });
+
+  it('with built binaries: only ssh and binaries.dir, nothing absent allowed, the pinned versions kept', () => {
+    const doc = parseDocument(clusterYaml(threeNodes));
+    const hosts = new Map(layout.nodes.map((v) => [v.name, { key: '', pub: '', fingerprint: `SHA256:${v.name}` }]));
+    labOverrides(doc, layout, { dir: '/s/ssh', clientKey: '/s/ssh/id_ed25519', knownHosts: '/s/ssh/known_hosts', hosts }, { dir: '/lab/binaries' });
+    const js = doc.toJS() as { binaries: object; versions?: object };
+    expect(js.binaries).toEqual({ dir: '/lab/binaries' });
+    expect(js.versions).toBeUndefined();
   });
 });
 

@@ -117,6 +117,10 @@ ifname() { # the interface with MAC $1 (the initrd loaded virtio_net; allow udev
 printf '%s\n' "${v[HOSTNAME]}" >/etc/hostname
 printf '%s' "${v[HOSTNAME]}" >/proc/sys/kernel/hostname
 printf '127.0.0.1 localhost\n127.0.1.1 %s\n' "${v[HOSTNAME]}" >/etc/hosts
+# A regular file (the image's is resolved's stub symlink, dangling with resolved off): the
+# kubelet reads it for pods, and CoreDNS forwards names outside the cluster to the router.
+rm -f /etc/resolv.conf
+printf 'nameserver %s\n' "${v[GATEWAY]}" >/etc/resolv.conf
 mgmt=$(ifname "${v[MGMT_MAC]}")
 underlay=$(ifname "${v[UNDERLAY_MAC]}")
 ip -batch - <<EOT

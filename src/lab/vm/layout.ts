@@ -22,6 +22,7 @@ export interface VmNode {
   underlayMac: string;
   underlayTap: string;
   memoryMb: number;
+  cpus: number;
 }
 
 export interface VmLayout {
@@ -44,7 +45,11 @@ export function macOf(role: 0 | 1, index: number): string {
   return `52:54:00:${hex(0xa0 + role)}:${hex((index >> 8) & 255)}:${hex(index & 255)}`;
 }
 
-export function vmLayout(plan: Plan, t: LabTopology, memoryMb: number): VmLayout {
+/**
+ * The VMs of the lab: each node's memory and CPUs as cluster.yaml sizes its Vagrant VM
+ * (nodes[].memory/cpus, vagrant.memory/cpus), unless `memoryMb` overrides every VM's memory.
+ */
+export function vmLayout(plan: Plan, t: LabTopology, memoryMb?: number): VmLayout {
   const mgmt = managementNetwork(plan);
   if (t.nodes.length > 250) throw new Error(`the VM lab runs at most 250 VMs, not ${t.nodes.length}`);
   const link = (suffix: string) => {
@@ -57,6 +62,7 @@ export function vmLayout(plan: Plan, t: LabTopology, memoryMb: number): VmLayout
     mgmt: { bridge: link('mg'), cidr: formatCidr(mgmt), hostIp, hostAddress: `${hostIp}/${mgmt.prefix}` },
     nodes: t.nodes.map((n, index) => {
       const ip = formatIpv4(addressAt(mgmt, 10 + index));
+      const planned = plan.nodes.find((p) => p.name === n.name)!.vm;
       return {
         name: n.name,
         index,
@@ -66,7 +72,8 @@ export function vmLayout(plan: Plan, t: LabTopology, memoryMb: number): VmLayout
         mgmtTap: link(`v${index}m`),
         underlayMac: macOf(1, index),
         underlayTap: link(`v${index}u`),
-        memoryMb,
+        memoryMb: memoryMb ?? planned.memory,
+        cpus: planned.cpus,
       };
     }),
   };

@@ -61,7 +61,7 @@ export function qemuArgv(image: NodeImage, vm: VmNode, files: VmFiles, accel: Ac
     '-machine', `pc,accel=${accel.accel}`,
     '-cpu', accel.cpu,
     '-m', String(vm.memoryMb),
-    '-smp', '1',
+    '-smp', String(vm.cpus),
     '-nodefaults', '-no-user-config', '-display', 'none',
     '-serial', `file:${files.console}`,
     '-pidfile', files.pidfile,

@@ -31,7 +31,9 @@ import { ensureImage, type NodeImage } from './image.ts';
 import { labTaps, seedText, vmLayout, vmWireBatch, type VmLayout } from './layout.ts';
 import { chooseAccel, overlayArgv, qemuArgv, QEMU, QEMU_COMM, startQemu, vmFiles } from './qemu.ts';
 import { generateKeys, seedKeys, type LabKeys } from './ssh.ts';
-import { buildTestImage, TEST_IMAGE, type BuiltImage } from './test-image.ts';
+import { buildTestImage, TEST_IMAGE } from './test-image.ts';
+import { builtBinaries, labBinariesDir, waitForKubernetes } from './live.ts';
+import { MANIFEST_FILE } from '../../binaries/manifest.ts';
 
 export interface VmUpOptions {
   configFile: string;
@@ -43,7 +45,14 @@ export interface VmUpOptions {
   memoryMb?: number;
   accel?: 'auto' | 'kvm' | 'tcg';
   imageCache?: string;
+  /** Where Debian's etcd-server .deb is cached, for a lab without built binaries. */
   binariesDir?: string;
+  /**
+   * The output of `npm run binaries` (default ./binaries): Kubernetes runs in the VMs. `none`,
+   * or no build there: the network alone (Debian's etcd, a busybox smoke image, Kubernetes
+   * units installed and idle).
+   */
+  built?: string | 'none';
   /** VMs booting at once (default: the host's CPUs). */
   parallelBoots?: number;
   /** short (default): lifetimes of seconds, so that check sees rekeys; rendered: cluster.yaml's. */
@@ -95,15 +104,17 @@ export async function vmUp(opts: VmUpOptions): Promise<VmUpResult> {
   log(image.builtIn !== undefined ? `node image ${image.key} built in ${image.builtIn.toFixed(0)} s` : `node image ${image.key} (cached in ${dirname(image.dir)})`);
   const accel = await chooseAccel(image, opts.accel ?? 'auto');
   log(`accelerator: ${accel.why}`);
-  const etcd = await debianPackage(runner, 'etcd-server', opts.binariesDir ?? DEFAULT_BINARIES_DIR);
-  log(`etcd for the master: Debian's etcd-server ${etcd.version} (${etcd.file})`);
+  const built = opts.built === 'none' ? undefined : builtBinaries(opts.built);
+  if (opts.built !== undefined && opts.built !== 'none' && !built) {
+    throw new LabError(`${opts.built} holds no ${MANIFEST_FILE}: run npm run binaries -- --dir ${opts.built}, or pass --binaries none for the network alone`);
+  }
 
   // The plan (and so the layout and keys) first; the render needs the keys' fingerprints.
   const configFile = resolve(opts.configFile);
   const lifetimes = opts.lifetimes ?? 'short';
   const plan = planCluster(parseCluster(withLabOverrides(readFileSync(configFile, 'utf8'), 'kernel', lifetimes), configFile));
   const topology = labTopology(plan, opts.prefix, opts.podsPerMinion);
-  const layout = vmLayout(plan, topology, opts.memoryMb ?? 768);
+  const layout = vmLayout(plan, topology, opts.memoryMb);
   const state = LabState.create(stateDir, {
     backend: 'vm',
     prefix: opts.prefix,
@@ -114,16 +125,28 @@ export async function vmUp(opts: VmUpOptions): Promise<VmUpResult> {
     vm: { layout, image: { key: image.key, dir: image.dir }, accel, taps: [], overlays: [], bootSeconds: {}, ...(image.builtIn !== undefined && { imageBuildSeconds: image.builtIn }) },
   });
   const keys = await generateKeys(runner, stateDir, layout);
-  // The lab's own air-gapped directory: Debian's etcd, and a smoke-test image built here from
-  // busybox-static, which provisioning verifies and loads into every minion's docker.
+  // The lab's own binaries.dir: the built release (links), or Debian's etcd and a smoke image
+  // built here from busybox-static; provisioning verifies and installs either as a user's.
   const binariesDir = join(stateDir, 'binaries');
   mkdirSync(binariesDir, { recursive: true });
-  const etcdArchive = join(binariesDir, basename(etcd.file));
-  if (!existsSync(etcdArchive)) linkOrCopy(etcd.file, etcdArchive);
-  const smoke = await buildTestImage(runner, join(stateDir, 'image-build'), join(binariesDir, imageArchiveName(TEST_IMAGE)));
-  log(`smoke image ${smoke.image} (${smoke.id}) built from busybox-static by podman: ${smoke.archive}`);
-  const files = await renderForLab(configFile, stateDir, 'kernel', lifetimes, (doc) => labOverrides(doc, layout, keys, etcd, { dir: binariesDir, smoke }));
-  log(`rendered ${files.outDir} for VMs (ESP in the kernel; ssh, binaries.dir and etcd set for the lab): ${seconds(clock())}`);
+  let smoke: { image: string; id: string };
+  let files: Awaited<ReturnType<typeof renderForLab>>;
+  if (built) {
+    labBinariesDir(built, binariesDir);
+    smoke = { image: built.manifest.images.smoke.image, id: built.manifest.images.smoke.id };
+    log(`binaries: Kubernetes ${built.manifest.builtFor.kubernetes}, etcd ${built.manifest.builtFor.etcd}, cri-dockerd ${built.manifest.builtFor.criDockerd} built by npm run binaries (${built.dir})`);
+    files = await renderForLab(configFile, stateDir, 'kernel', lifetimes, (doc) => labOverrides(doc, layout, keys, { dir: binariesDir }));
+  } else {
+    const etcd = await debianPackage(runner, 'etcd-server', opts.binariesDir ?? DEFAULT_BINARIES_DIR);
+    log(`etcd for the master: Debian's etcd-server ${etcd.version} (${etcd.file}); no built binaries: Kubernetes stays idle`);
+    const etcdArchive = join(binariesDir, basename(etcd.file));
+    if (!existsSync(etcdArchive)) linkOrCopy(etcd.file, etcdArchive);
+    const test = await buildTestImage(runner, join(stateDir, 'image-build'), join(binariesDir, imageArchiveName(TEST_IMAGE)));
+    smoke = test;
+    log(`smoke image ${test.image} (${test.id}) built from busybox-static by podman: ${test.archive}`);
+    files = await renderForLab(configFile, stateDir, 'kernel', lifetimes, (doc) => labOverrides(doc, layout, keys, { dir: binariesDir, smoke: test, etcd, allowAbsent: true }));
+  }
+  log(`rendered ${files.outDir} for VMs (ESP in the kernel; ssh and binaries.dir set for the lab): ${seconds(clock())}`);
 
   const lab = vmLab({ stateDir, state, topology, views: new Map(), runner }, plugin);
   const backend = lab.backend as VmBackend;
@@ -155,6 +178,8 @@ export async function vmUp(opts: VmUpOptions): Promise<VmUpResult> {
   state.updateVm({ provisionSeconds });
   log(`provisioned every node with \`kube-ipsec provision\`: ${seconds(provisionSeconds)}`);
   await checkLoadedImage(runner, backend, plan, smoke, log);
+  const kubernetes = built ? await waitForKubernetes(runner, (argv) => backend.onNode(plan.master.name, argv), plan, log) : undefined;
+  if (kubernetes) state.updateVm({ kubernetes });
 
   const sinceProvisioned = timer();
   const converged = await waitFor(async () => (await meshStatus(lab)).every((p) => p.up), 120_000, 250);
@@ -172,7 +197,7 @@ export async function vmUp(opts: VmUpOptions): Promise<VmUpResult> {
  * The image archive went the product's way (verified by provision/install-binaries, loaded by
  * kube-ipsec-images.service): every minion's docker must now hold it, with the pinned image ID.
  */
-async function checkLoadedImage(runner: Runner, backend: VmBackend, plan: Plan, image: BuiltImage, log: (line: string) => void): Promise<void> {
+async function checkLoadedImage(runner: Runner, backend: VmBackend, plan: Plan, image: { image: string; id: string }, log: (line: string) => void): Promise<void> {
   await mapLimit(plan.minions, plan.minions.length, async (m) => {
     const r = await runner.run(backend.onNode(m.name, ['docker', 'image', 'inspect', '--format', '{{.Id}}', image.image]), { allowFail: true, timeoutMs: 60_000 });
     const id = r.stdout.trim();
@@ -183,13 +208,16 @@ async function checkLoadedImage(runner: Runner, backend: VmBackend, plan: Plan, 
   });
 }
 
-/** The lab's cluster.yaml: ssh to the management addresses with pinned host keys, the lab's binaries and smoke image. */
+/**
+ * The lab's cluster.yaml: ssh to the management addresses with pinned host keys, and the lab's
+ * binaries.dir; without built binaries also Debian's etcd and the busybox smoke image, with
+ * the absent Kubernetes archives allowed.
+ */
 export function labOverrides(
   doc: Document,
   layout: VmLayout,
   keys: LabKeys,
-  etcd: { upstream: string; url: string; sha256: string; file: string },
-  binaries: { dir: string; smoke?: { image: string; id: string } },
+  binaries: { dir: string; allowAbsent?: boolean; smoke?: { image: string; id: string }; etcd?: { upstream: string; url: string; sha256: string } },
 ): void {
   const nodes = doc.get('nodes') as { items: unknown[] } | undefined;
   layout.nodes.forEach((v) => {
@@ -197,9 +225,10 @@ export function labOverrides(
     if (index < 0) throw new Error(`internal: node ${v.name} is not in cluster.yaml`);
     doc.setIn(['nodes', index, 'ssh'], doc.createNode({ host: v.mgmtIp, port: 22, user: 'root', privateKey: keys.clientKey, hostKey: keys.hosts.get(v.name)!.fingerprint }));
   });
-  doc.setIn(['binaries'], doc.createNode({ dir: binaries.dir, allowAbsent: true }));
+  doc.setIn(['binaries'], doc.createNode({ dir: binaries.dir, ...(binaries.allowAbsent && { allowAbsent: true }) }));
   if (binaries.smoke) doc.setIn(['versions', 'images', 'smoke'], doc.createNode({ image: binaries.smoke.image, id: binaries.smoke.id }));
-  doc.setIn(['versions', 'etcd'], doc.createNode({ version: etcd.upstream, archive: { url: etcd.url, checksum: `sha256:${etcd.sha256}` } }));
+  const etcd = binaries.etcd;
+  if (etcd) doc.setIn(['versions', 'etcd'], doc.createNode({ version: etcd.upstream, archive: { url: etcd.url, checksum: `sha256:${etcd.sha256}` } }));
 }
 
 async function buildVmNetwork(runner: Runner, t: LabTopology, layout: VmLayout): Promise<void> {

@@ -2,6 +2,7 @@
 // image archives into the binaries dir, then record them in kube-ipsec-binaries.json, last, so
 // that a manifest never names a file that is not complete. A file already there, packed from
 // the same build and with the recorded sha256, is left as it is.
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Versions } from '../config/pins.ts';
@@ -50,7 +51,8 @@ export async function buildBinaries(o: BuildBinariesOptions): Promise<BuildBinar
     }
   }
   const previous = readManifest(o.dir);
-  const packKey = (names: string[], extra: unknown) => `${PACK_REVISION}:${names.map((n) => keyOf.get(n)).join(',')}:${JSON.stringify(extra)}`;
+  const packKey = (names: string[], extra: unknown) =>
+    createHash('sha256').update(JSON.stringify([PACK_REVISION, names.map((n) => keyOf.get(n)), extra])).digest('hex').slice(0, 16);
   const upToDate = async (file: string, entry: { sha256: string; key: string } | undefined, key: string) =>
     entry !== undefined && entry.key === key && existsSync(file) && (await sha256File(file)) === entry.sha256;
 

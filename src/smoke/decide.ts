@@ -17,7 +17,7 @@ export interface List<T> {
 
 /** One line of the result table: a check on one subject (a node, a pod, a pair, an address). */
 export interface Finding {
-  check: 'node' | 'pod' | 'pod IP' | 'pod → pod' | 'service DNS' | 'NodePort';
+  check: 'node' | 'pod' | 'pod IP' | 'pod → pod' | 'logs' | 'exec' | 'port-forward' | 'service DNS' | 'NodePort';
   subject: string;
   ok: boolean;
   /** What was seen (PASS) or what is wrong and its likely cause (FAIL). */
@@ -141,6 +141,15 @@ export function podToPodFinding(from: string, to: string, targetIp: string, prob
   if (o.ok) return pass('pod → pod', subject, `http://${targetIp}:8080 answered ${o.answer}`);
   const cause = o.code === 28 ? `: the tunnel ${from}↔${to} may be down or dropping pod traffic (npm run check; on ${from}: ipsec statusall)` : o.code === 7 ? `: the packet reached ${targetIp} but nothing listens (is ${targetPod} the pod at that address?)` : '';
   return fail('pod → pod', subject, `http://${targetIp}:8080 from ${from}: ${o.why}${cause}`);
+}
+
+/**
+ * `kubectl logs`, `exec` and `port-forward`: the API server's streams to the kubelet, through
+ * the runtime (with cri-dockerd, SPDY only: the ExtendWebSocketsToKubelet gate is off).
+ */
+export function streamFinding(check: 'logs' | 'exec' | 'port-forward', pod: string, outcome: { ok: true; answer: string } | { ok: false; why: string }): Finding {
+  const cause = ': the API server reaches the kubelet on port 10250 (kubelet-client certificate, system:kubelet-api-admin) and the kubelet the runtime';
+  return outcome.ok ? pass(check, pod, outcome.answer) : fail(check, pod, `${outcome.why}${cause}`);
 }
 
 // --- cluster DNS -----------------------------------------------------------------------------

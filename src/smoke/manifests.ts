@@ -67,8 +67,16 @@ export function smokeObjects(plan: Plan, run: SmokeRun): (INamespace | IPod | IS
   return [ns, ...pods, service(run.service, 'ClusterIP'), service(run.nodePortService, 'NodePort')];
 }
 
-export function smokeYaml(plan: Plan, run: SmokeRun): string {
-  return smokeObjects(plan, run)
-    .map((o) => stringify(o))
-    .join('---\n');
+/**
+ * The run's objects in the order the API server takes them: the Namespace alone first, because
+ * pods are refused until its `default` ServiceAccount exists, which the controller-manager
+ * creates moments after the Namespace ("error looking up service account … not found").
+ */
+export function smokeYamlSteps(plan: Plan, run: SmokeRun): { namespace: string; workload: string } {
+  const objects = smokeObjects(plan, run);
+  return { namespace: toYaml(objects.filter((o) => o.kind === 'Namespace')), workload: toYaml(objects.filter((o) => o.kind !== 'Namespace')) };
+}
+
+function toYaml(objects: object[]): string {
+  return objects.map((o) => stringify(o)).join('---\n');
 }

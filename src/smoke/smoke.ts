@@ -2,6 +2,7 @@
 // pods and Services, waits for them with bounded timeouts and a progress line per step, runs
 // the probes (curl inside the pods, HTTP from this machine to every NodePort), and removes all
 // of it again. Every decision about what it sees is in decide.ts.
+import { spawn } from 'node:child_process';
 import type { IEndpointSlice } from 'kubernetes-models/discovery.k8s.io/v1/EndpointSlice';
 import type { IEvent } from 'kubernetes-models/v1/Event';
 import type { INamespace } from 'kubernetes-models/v1/Namespace';
@@ -19,12 +20,13 @@ import {
   podToPodFinding,
   probeOutcome,
   serviceDnsFinding,
+  streamFinding,
   type DnsState,
   type Finding,
   type HttpProbe,
   type List,
 } from './decide.ts';
-import { SERVICE_PORT, SMOKE_PORT, serviceName, smokeYaml, type SmokeRun } from './manifests.ts';
+import { SERVICE_PORT, SMOKE_PORT, serviceName, smokeYamlSteps, type SmokeRun } from './manifests.ts';
 
 /** What the smoke test needs from the cluster: kubectl's verbs, behind an interface. */
 export interface Kube {
@@ -34,6 +36,10 @@ export interface Kube {
   apply(yaml: string): Promise<void>;
   /** `kubectl exec` of argv in the pod's container; never throws for the command's own exit status. */
   exec(namespace: string, pod: string, argv: string[], timeoutMs: number): Promise<HttpProbe>;
+  /** `kubectl logs` of the pod's container. */
+  logs(namespace: string, pod: string, timeoutMs: number): Promise<HttpProbe>;
+  /** One HTTP GET of `path` through `kubectl port-forward` to the pod's `port`. */
+  portForwardGet(namespace: string, pod: string, port: number, path: string, timeoutMs: number): Promise<{ ok: true; answer: string } | { ok: false; why: string }>;
   /** Starts deleting the namespace (and all in it). */
   deleteNamespace(namespace: string): Promise<void>;
 }
@@ -54,10 +60,52 @@ export function kubectlKube(runner: Runner, kubeconfig: string, kubectl = 'kubec
       const r = await runner.run([...base, '-n', namespace, 'exec', pod, '--', ...argv], { allowFail: true, timeoutMs });
       return { code: r.code, stdout: r.stdout, stderr: r.stderr };
     },
+    async logs(namespace, pod, timeoutMs) {
+      const r = await runner.run([...base, '-n', namespace, 'logs', pod], { allowFail: true, timeoutMs });
+      return { code: r.code, stdout: r.stdout, stderr: r.stderr };
+    },
+    portForwardGet(namespace, pod, port, path, timeoutMs) {
+      return portForwardGet([...base, '-n', namespace, 'port-forward', `pod/${pod}`, `:${port}`], path, timeoutMs);
+    },
     async deleteNamespace(namespace) {
       await runner.run([...base, 'delete', 'namespace', namespace, '--wait=false', '--ignore-not-found'], { timeoutMs: 60_000 });
     },
   };
+}
+
+/**
+ * `kubectl port-forward … :PORT` picks a free local port and prints it ("Forwarding from
+ * 127.0.0.1:NNNNN -> PORT"); one GET through it, then the forwarder is stopped. A process that
+ * runs until stopped, so spawned here rather than through the Runner.
+ */
+function portForwardGet(argv: string[], path: string, timeoutMs: number): Promise<{ ok: true; answer: string } | { ok: false; why: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    let settled = false;
+    let requested = false;
+    const finish = (r: { ok: true; answer: string } | { ok: false; why: string }) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      child.kill('SIGTERM');
+      resolve(r);
+    };
+    const deadline = Date.now() + timeoutMs;
+    const timer = setTimeout(() => finish({ ok: false, why: `no answer through the forward within ${timeoutMs / 1000} s${err ? `: ${err.trim().split('\n').pop()}` : ''}` }), timeoutMs);
+    child.stderr.on('data', (d: Buffer) => (err += d));
+    child.on('error', (e) => finish({ ok: false, why: e.message }));
+    child.on('close', (code) => finish({ ok: false, why: `kubectl port-forward exited ${code}: ${err.trim().split('\n').pop() ?? ''}` }));
+    child.stdout.on('data', async (d: Buffer) => {
+      out += d;
+      const m = /Forwarding from 127\.0\.0\.1:(\d+)/.exec(out);
+      // One request: every connection makes kubectl print a line, which must not start another.
+      if (!m || settled || requested) return;
+      requested = true;
+      finish(await fetchGet(`http://127.0.0.1:${m[1]}${path}`, Math.max(1000, deadline - Date.now())));
+    });
+  });
 }
 
 /** An HTTP GET from this machine (the NodePort probe), bounded. */
@@ -103,7 +151,10 @@ export async function runSmoke(o: SmokeOptions): Promise<Finding[]> {
   findings.push(...nodeFindings(plan, (await kube.get<List<INode>>(['nodes'])) ?? { items: [] }));
   try {
     say(`creating namespace ${run.namespace}: ${run.pods.size} pod(s) (${plan.images.smoke.ref}), Services ${run.service} and ${run.nodePortService}`);
-    await kube.apply(smokeYaml(plan, run));
+    const steps = smokeYamlSteps(plan, run);
+    await kube.apply(steps.namespace);
+    await waitForDefaultServiceAccount(o, sleep);
+    await kube.apply(steps.workload);
     const pods = await waitForPods(o, sleep);
     const events = (await kube.get<List<IEvent>>(['events', '-n', run.namespace]))?.items ?? [];
     const ready = new Map<string, IPod>();
@@ -126,6 +177,18 @@ export async function runSmoke(o: SmokeOptions): Promise<Finding[]> {
         const probe = await kube.exec(run.namespace, src.metadata!.name!, CURL(`http://${ip}:${SMOKE_PORT}/hostname`), 20_000);
         findings.push(podToPodFinding(from, to, ip, probe, dst.metadata!.name!));
       }
+    }
+
+    const [firstNode, first] = [...ready][0] ?? [];
+    if (first) {
+      const pod = first.metadata!.name!;
+      say(`kubectl logs, exec and port-forward: ${pod} on ${firstNode}`);
+      const logs = await o.kube.logs(run.namespace, pod, 30_000);
+      findings.push(streamFinding('logs', pod, logs.code === 0 && logs.stdout.trim() ? { ok: true, answer: `${logs.stdout.trim().split('\n').length} lines, e.g. "${logs.stdout.trim().split('\n')[0]!.slice(0, 60)}"` } : { ok: false, why: logs.code === 0 ? 'no lines' : logs.stderr.trim() || `exit ${logs.code}` }));
+      const exec = await kube.exec(run.namespace, pod, ['hostname'], 30_000);
+      findings.push(streamFinding('exec', pod, exec.code === 0 && exec.stdout.trim() === pod ? { ok: true, answer: `hostname: ${pod}` } : { ok: false, why: exec.code === 0 ? `hostname answered "${exec.stdout.trim()}"` : exec.stderr.trim() || `exit ${exec.code}` }));
+      const forwarded = await kube.portForwardGet(run.namespace, pod, SMOKE_PORT, '/hostname', 60_000);
+      findings.push(streamFinding('port-forward', pod, forwarded.ok && forwarded.answer !== pod ? { ok: false, why: `answered "${forwarded.answer}"` } : forwarded.ok ? { ok: true, answer: `localhost → :${SMOKE_PORT}/hostname answered ${pod}` } : forwarded));
     }
 
     const name = serviceName(plan, run);
@@ -158,6 +221,15 @@ export async function runSmoke(o: SmokeOptions): Promise<Finding[]> {
     else await cleanup(o, sleep);
   }
   return findings;
+}
+
+/** The namespace's `default` ServiceAccount, made by the controller-manager; bounded at 60 s. */
+async function waitForDefaultServiceAccount(o: SmokeOptions, sleep: (ms: number) => Promise<void>): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (!(await o.kube.get(['serviceaccount', 'default', '-n', o.run.namespace]))) {
+    if (Date.now() >= deadline) throw new Error(`namespace ${o.run.namespace} has no default ServiceAccount after 60 s: is kube-controller-manager running? (on the master: systemctl status kube-controller-manager)`);
+    await sleep(1_000);
+  }
 }
 
 async function waitForPods(o: SmokeOptions, sleep: (ms: number) => Promise<void>): Promise<Map<string, IPod>> {

@@ -26,7 +26,7 @@ import {
   type DnsState,
   type List,
 } from '../../src/smoke/decide.ts';
-import { serviceName, smokeObjects, smokeRun, smokeYaml } from '../../src/smoke/manifests.ts';
+import { serviceName, smokeObjects, smokeRun, smokeYamlSteps } from '../../src/smoke/manifests.ts';
 import { runSmoke, type Kube } from '../../src/smoke/smoke.ts';
 import { plan as planOf } from '../helpers/cluster.ts';
 
@@ -163,7 +163,9 @@ describe('manifests', () => {
     const p = objects[1] as IPod;
     expect(p.spec!.nodeSelector).toEqual({ 'kubernetes.io/hostname': 'minion1' });
     expect(p.spec!.containers[0]!.image).toBe(plan.images.smoke.ref);
-    expect(parseAllDocuments(smokeYaml(plan, run)).length).toBe(objects.length);
+    const steps = smokeYamlSteps(plan, run);
+    expect(parseAllDocuments(steps.namespace).map((d) => d.toJS().kind)).toEqual(['Namespace']);
+    expect(parseAllDocuments(steps.workload).length).toBe(objects.length - 1);
     expect(serviceName(plan, run)).toBe('smoke.kube-ipsec-smoke-a1b2c3.svc.cluster.local');
   });
 
@@ -176,7 +178,7 @@ describe('manifests', () => {
 });
 
 /** An API server in memory: applied objects, pods that become Ready (or not) on their node. */
-function fakeKube(opts: { podIp: (node: string) => string | undefined; curl: (pod: string, url: string) => { code: number; stdout: string }; applyFails?: boolean }) {
+function fakeKube(opts: { podIp: (node: string) => string | undefined; curl: (pod: string, url: string) => { code: number; stdout: string }; applyFails?: boolean; portForwardFails?: boolean }) {
   const state = { namespace: undefined as string | undefined, pods: [] as IPod[], deleted: [] as string[], nodePort: 31234 };
   const kube: Kube = {
     async get<T>(args: string[]) {
@@ -188,13 +190,18 @@ function fakeKube(opts: { podIp: (node: string) => string | undefined; curl: (po
       if (what === 'service' && name === 'kube-dns') return fixture('kube-dns-service') as T;
       if (what === 'service') return { spec: { ports: [{ port: 80, nodePort: state.nodePort }] } } as T;
       if (what === 'endpointslices') return fixture('kube-dns-slices-not-ready') as T;
+      if (what === 'serviceaccount') return (state.namespace ? { metadata: { name: 'default', namespace: state.namespace } } : undefined) as T;
       if (what === 'namespace') return (state.namespace ? { metadata: { name: state.namespace } } : undefined) as T;
       throw new Error(`unexpected get ${args.join(' ')}`);
     },
     async apply(yaml) {
       if (opts.applyFails) throw new Error('kubectl apply: the server has asked for the client to provide credentials');
       const docs = parseAllDocuments(yaml).map((d) => d.toJS());
-      state.namespace = docs.find((d) => d.kind === 'Namespace').metadata.name;
+      const ns = docs.find((d) => d.kind === 'Namespace');
+      if (ns) state.namespace = ns.metadata.name;
+      // The API server's ServiceAccount admission: no pod before the namespace's default account.
+      if (docs.some((d) => d.kind === 'Pod') && !state.namespace) throw new Error('pods "smoke-minion1" is forbidden: error looking up service account');
+      if (!docs.some((d) => d.kind === 'Pod')) return;
       state.pods = docs
         .filter((d) => d.kind === 'Pod')
         .map((d) => {
@@ -204,7 +211,14 @@ function fakeKube(opts: { podIp: (node: string) => string | undefined; curl: (po
         });
     },
     async exec(_ns, podName, argv) {
+      if (argv.join(' ') === 'hostname') return { code: 0, stdout: `${podName}\n`, stderr: '' };
       return { ...opts.curl(podName, argv[argv.length - 1]!), stderr: '' };
+    },
+    async logs(_ns, pod) {
+      return { code: 0, stdout: `I1207 started HTTP server on port 8080 (${pod})\n`, stderr: '' };
+    },
+    async portForwardGet(_ns, pod) {
+      return opts.portForwardFails ? { ok: false, why: 'error upgrading connection: unable to upgrade connection' } : { ok: true, answer: pod };
     },
     async deleteNamespace(ns) {
       state.deleted.push(ns);
@@ -225,12 +239,18 @@ describe('runSmoke (in-memory API server)', () => {
     const findings = await runSmoke({ plan, run, kube, say: (l) => lines.push(l), sleep: async () => {}, httpGet: async () => ({ ok: true, answer: 'smoke-minion1' }) });
     expect(findings.filter((f) => !f.ok)).toEqual([]);
     expect(findings.filter((f) => f.check === 'pod → pod')).toHaveLength(6);
+    expect(findings.filter((f) => ['logs', 'exec', 'port-forward'].includes(f.check)).map((f) => `${f.check} ${f.subject}: ${f.detail}`)).toEqual([
+      'logs smoke-minion1: 1 lines, e.g. "I1207 started HTTP server on port 8080 (smoke-minion1)"',
+      'exec smoke-minion1: hostname: smoke-minion1',
+      'port-forward smoke-minion1: localhost → :8080/hostname answered smoke-minion1',
+    ]);
     expect(findings.filter((f) => f.check === 'NodePort').map((f) => f.subject)).toEqual(['minion1 192.168.10.21:31234', 'minion2 192.168.10.22:31234', 'minion3 192.168.10.23:31234']);
     expect(lines).toEqual([
       'nodes: reading 3 node(s) from the API server',
       expect.stringMatching(/^creating namespace kube-ipsec-smoke-feed01: 3 pod\(s\)/),
       'pods Ready 3/3',
       'pod → pod: HTTP between the pods of every pair of 3 node(s)',
+      'kubectl logs, exec and port-forward: smoke-minion1 on minion1',
       'service DNS: smoke.kube-ipsec-smoke-feed01.svc.cluster.local from a pod on each node',
       'NodePort 31234: from this machine to every node that runs kube-proxy',
       'removing namespace kube-ipsec-smoke-feed01',

@@ -1,6 +1,7 @@
-// `kube-ipsec lab up | check | status | down`: the rendered cluster's pod network in network
+// `kube-ipsec lab up | check | status | ssh | down`: the rendered cluster's pod network in network
 // namespaces on this host (root), proven with real strongSwan, the real plugin and tcpdump.
 import { join, resolve } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { clusterPaths, CLUSTER_OPTIONS, commandLine } from '../cli-args.ts';
 import { ConfigError } from '../config/errors.ts';
@@ -22,6 +23,7 @@ import { SHORT_LIFETIMES, type LabLifetimes } from './render.ts';
 
 const HELP = `usage: npm run lab -- <up|check|status|down> [options]     (as root)
        npm run lab -- up --vm [options]                         the nodes as qemu VMs
+       npm run lab -- ssh NODE [-- COMMAND…]                    a command on a lab node
 
   up        render cluster.yaml (the lab's overrides: ESP in userspace where the kernel
             has none, short SA lifetimes), one network namespace per node on an underlay
@@ -36,6 +38,8 @@ const HELP = `usage: npm run lab -- <up|check|status|down> [options]     (as roo
             ipsec.nodeEncryption), re-provisioning one minion and rebooting it; exits 1 if
             anything fails
   status    tunnels, pods and their IPs per node, read from the running lab
+  ssh       run COMMAND on NODE (a login shell without one), as \`vagrant ssh -c\` does:
+            on a VM lab with Kubernetes, \`npm run lab -- ssh master -- kubectl get nodes\`
   down      stop what the lab started (by PID), delete its namespaces and files
 
 options:
@@ -48,7 +52,7 @@ options:
   --esp MODE        up: auto (default), userspace or kernel
   --lifetimes L     up: short (default: SA lifetimes of ${SHORT_LIFETIMES.lifetime}/${SHORT_LIFETIMES.ikeLifetime}, margin ${SHORT_LIFETIMES.rekeyMargin},
                     so that check sees rekeys) or rendered (cluster.yaml's)
-  --vm              up: VMs instead of namespaces (check/status/down know from the state)
+  --vm              up: VMs instead of namespaces (check/status/ssh/down know from the state)
   --memory MB       up --vm: memory of every VM (default: each node's, as
                     cluster.yaml sizes its Vagrant VM)
   --binaries DIR    up --vm: what npm run binaries built (default ./binaries):
@@ -90,7 +94,7 @@ export async function main(argv: string[]): Promise<number> {
   });
   if (typeof o === 'number') return o;
   const [command, ...extra] = o.positionals;
-  if (!command || extra.length || !['up', 'check', 'status', 'down'].includes(command)) {
+  if (!command || (extra.length && command !== 'ssh') || !['up', 'check', 'status', 'down', 'ssh'].includes(command)) {
     console.error(`${command ? `unknown command: ${o.positionals.join(' ')}` : 'which command?'}\n\n${HELP}`);
     return 2;
   }
@@ -152,6 +156,14 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(o.json ? JSON.stringify(s, null, 2) + '\n' : formatStatus(s));
         return 0;
       }
+      case 'ssh': {
+        const [node, ...argv] = extra;
+        const lab = openLab(stateDir);
+        requireUp(lab);
+        const names = lab.topology.nodes.map((n) => n.name);
+        if (!node || !names.includes(node)) throw new LabError(`ssh: ${node ? `no node ${node} in the lab` : 'which node?'} (nodes: ${names.join(', ')}); e.g. npm run lab -- ssh ${names[0]} -- kubectl get nodes`);
+        return runOnNode(lab.backend.onNode(node, argv.length ? argv : ['bash', '-l']), argv.length === 0);
+      }
       case 'down': {
         const r = await down(stateDir);
         if (!r.found) console.log(`no lab recorded in ${stateDir}: nothing to do`);
@@ -198,4 +210,15 @@ async function upCommand(o: { stateDir: string; prefix: string; keep: boolean },
   }
   console.log(`lab ${o.prefix} up${run.onVms ? ' on VMs' : ''} in ${elapsed().toFixed(1)} s (state ${o.stateDir}); next: npm run lab -- check`);
   return 0;
+}
+
+/**
+ * A command on a lab node with this terminal (as `vagrant ssh -c` runs one); its exit status is
+ * the command's. Without a command, a login shell, with a terminal when this one has one.
+ */
+function runOnNode(argv: string[], interactive: boolean): number {
+  const i = argv.indexOf('ssh');
+  const withTty = interactive && process.stdin.isTTY && i >= 0 ? [...argv.slice(0, i + 1), '-t', ...argv.slice(i + 1)] : argv;
+  const r = spawnSync(withTty[0]!, withTty.slice(1), { stdio: 'inherit' });
+  return r.status ?? 1;
 }

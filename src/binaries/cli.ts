@@ -4,10 +4,11 @@
 // outputs are all in place and recorded does no work.
 import { dirname, relative, resolve } from 'node:path';
 import { clusterCommandLine, clusterPaths } from '../cli-args.ts';
+import type { ClusterConfig } from '../config/defaults.ts';
 import { ConfigError } from '../config/errors.ts';
 import { readClusterFile } from '../config/load.ts';
 import { processRunner } from '../run.ts';
-import { buildBinaries, DEFAULT_CACHE_DIR } from './build-all.ts';
+import { buildBinaries, DEFAULT_CACHE_DIR, type BuildBinariesResult } from './build-all.ts';
 import { findGo } from './go.ts';
 
 const HELP = `usage: npm run binaries -- [options]
@@ -27,7 +28,7 @@ export async function main(argv: string[]): Promise<number> {
   const args = clusterCommandLine(HELP, argv, { dir: { type: 'string' }, cache: { type: 'string' } });
   if (typeof args === 'number') return args;
   const { configFile } = clusterPaths(args);
-  let config;
+  let config: ClusterConfig;
   try {
     // As written: a binaries.dir built for other versions is what this run replaces.
     config = readClusterFile(configFile);
@@ -41,7 +42,7 @@ export async function main(argv: string[]): Promise<number> {
   const dir = args.dir !== undefined ? resolve(args.dir) : resolve(dirname(configFile), config.binaries.dir ?? 'binaries');
   const cacheDir = resolve(args.cache ?? process.env.KUBE_IPSEC_BUILD_CACHE ?? DEFAULT_CACHE_DIR);
   const started = Date.now();
-  let result;
+  let result: BuildBinariesResult;
   try {
     const go = await findGo(processRunner);
     result = await buildBinaries({ versions: config.versions, runtime: config.runtime, dir, cacheDir, ...go, runner: processRunner, log: (l) => console.log(l) });

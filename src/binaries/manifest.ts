@@ -54,7 +54,7 @@ export function readManifest(dir: string): BinariesManifest | undefined {
 }
 
 /** A kube-ipsec-binaries.json that cannot be used. */
-export class ManifestError extends Error {
+class ManifestError extends Error {
   constructor(
     readonly file: string,
     readonly problem: string,

@@ -16,7 +16,7 @@ export interface GoBuild {
   ldflags: string[];
 }
 
-export type GoSource =
+type GoSource =
   /** A generated wrapper module that requires `requires` (k8s.io/kubernetes: with its staging modules replaced). */
   | { kind: 'wrapper'; requires: ModuleVersion[]; kubernetesStaging?: ModuleVersion; tools: string[]; go: string }
   /** The module's own tree in the module cache (its go.mod and go.sum): its replace lines hold. */

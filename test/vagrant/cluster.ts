@@ -1,12 +1,13 @@
 // A kube-ipsec cluster run by Vagrant inside a libvirt sandbox, as the end-to-end test and
-// the vagrant bench drive it: its cluster.yaml (the binaries npm run binaries built), vagrant commands from the repository's Vagrantfile with this cluster's paths, and
+// the vagrant bench drive it: its cluster.yaml (the VM lab's air-gapped etcd, everything else
+// absent), vagrant commands from the repository's Vagrantfile with this cluster's paths, and
 // root commands on the nodes over the ssh config `vagrant ssh-config` prints.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { ikeSas } from '../../src/check/vici.ts';
-import { builtBinaries, DEFAULT_BUILT_DIR, masterKubectl } from '../../src/lab/vm/live.ts';
-import type { RunResult } from '../../src/run.ts';
+import { debianPackage } from '../../src/lab/vm/binaries.ts';
+import { processRunner, type RunResult } from '../../src/run.ts';
 import { shellQuote } from '../../src/shell.ts';
 import { LOCAL_BOX } from '../../src/vagrant/providers.ts';
 import { repoRoot } from '../helpers/cluster.ts';
@@ -63,33 +64,28 @@ export class VagrantCluster {
     };
   }
 
-  /**
-   * cluster.yaml of a master and two minions on kube-ipsec's box, sized for a 2-core host under
-   * software emulation (the control plane gets both CPUs), installing what npm run binaries
-   * built in the repository's binaries/ (air-gapped: the sandbox has no way out).
-   */
-  writeConfig(): void {
-    const built = builtBinaries();
-    if (!built) throw new Error(`${DEFAULT_BUILT_DIR} holds no build: npm run test:vagrant runs npm run binaries first`);
-    const size = (i: number) => (i === 0 ? 'memory: 2048, cpus: 2' : 'memory: 1536, cpus: 1');
+  /** cluster.yaml of a master and two minions on kube-ipsec's box, 768 MB and one CPU each, air-gapped etcd. */
+  async writeConfig(): Promise<void> {
+    const etcd = await debianPackage(processRunner, 'etcd-server');
+    mkdirSync(this.path('binaries'), { recursive: true });
+    copyFileSync(etcd.file, this.path('binaries', basename(etcd.file)));
     writeFileSync(
       this.path('cluster.yaml'),
       [
         'nodes:',
-        ...NODES.map((n, i) => `  - { name: ${n.name}, ${i === 0 ? 'role: master, ' : ''}ip: ${n.ip}, ${size(i)} }`),
+        ...NODES.map((n, i) => `  - { name: ${n.name}, ${i === 0 ? 'role: master, ' : ''}ip: ${n.ip} }`),
         'ipsec:',
         '  dpdDelay: 5s',
         'vagrant:',
+        '  memory: 768',
+        '  cpus: 1',
         `  libvirt: { box: ${LOCAL_BOX} }`,
-        `binaries: { dir: ${JSON.stringify(built.dir)} }`,
+        'binaries: { dir: ./binaries, allowAbsent: true }',
+        'versions:',
+        `  etcd: { version: ${etcd.upstream}, archive: { url: ${etcd.url}, checksum: sha256:${etcd.sha256} } }`,
         '',
       ].join('\n'),
     );
-  }
-
-  /** kubectl on the master as root (the admin credential), with its output. */
-  kubectl(args: string[], allowFail = false): Promise<RunResult> {
-    return this.onNode('master', masterKubectl(args).map(shellQuote).join(' '), allowFail);
   }
 
   /** A vagrant command in the sandbox, from the repository (the Vagrantfile); its stamped output kept in logs/. */

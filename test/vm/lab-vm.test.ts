@@ -215,37 +215,29 @@ describe.each([
     expect(r.code, `smoke:\n${r.stdout}\n${r.stderr}`).toBe(0);
   }, 20 * 60_000);
 
-  // kube-ipsec check over ssh is the same code whatever the mesh carries: the default lab runs it.
-  if (!nodeEncryption) it('passes `kube-ipsec check` over ssh, destructive checks named, and leaves the nodes as it found them', async () => {
+  // kube-ipsec check over ssh is the same code whatever the mesh carries: the default lab runs
+  // it, beside the real kube-proxy's chains and the cluster's own pods. Its default set: what
+  // leaves the cluster as it is (fail-closed, reprovision and reboot ran in `lab check` above).
+  if (!nodeEncryption) it('passes `kube-ipsec check` over ssh with Kubernetes running, and leaves the nodes as it found them', async () => {
     // The lab's cluster.yaml is what a user of any provisioned cluster has: nodes[].ssh to
     // the VMs with pinned host keys. The check runs where the VMs' management network is.
     const before = await ipamStores();
     expect(Object.values(before).every((s) => s?.includes('allocations'))).toBe(true);
-    const r = await clusterCheck([
-      '--config', join(stateDir, 'cluster.yaml'),
-      '--out', join(stateDir, 'out'),
-      '--state', join(stateDir, 'pki'),
-      '--only', CHECK_NAMES.join(','),
-      '--victim', 'minion1',
-      '--reboot-victim', 'minion1',
-      '--json',
-    ]);
+    const r = await clusterCheck(['--config', join(stateDir, 'cluster.yaml'), '--out', join(stateDir, 'out'), '--state', join(stateDir, 'pki'), '--json']);
     const report = JSON.parse(r.stdout) as CheckJson;
     console.log(formatReport(report));
     const failed = report.results.filter((x) => !x.ok && !x.skipped).map((x) => `${x.name}: ${x.problems.join('; ')}`);
     expect(failed).toEqual([]);
-    expect(report.results.map((x) => x.name)).toEqual([...CHECK_NAMES]);
+    expect(report.results.map((x) => x.name)).toEqual(CHECK_NAMES.filter((c) => !['fail-closed', 'reprovision', 'reboot'].includes(c)));
     // No machine outside the cluster here: masquerade says why, and does not count as passed.
     expect(report.results.filter((x) => x.skipped).map((x) => x.name)).toEqual(['node-traffic', 'masquerade']);
     expect(r.code, r.stderr).toBe(0);
-    // Every capture ran on the nodes' underlay (eth1; ssh is on eth0): raw ESP seen there, none in UDP.
+    // Every capture ran on the nodes' underlay (eth1; ssh is on eth0): raw ESP seen there, none in
+    // UDP, no clear-text pod packet although the cluster's own pods (CoreDNS) talk across nodes.
     expect(report.cluster.nodes.map((n) => [n.name, n.underlay, n.systemd, n.hostKey])).toEqual(['master', ...MINIONS].map((n) => [n, 'eth1', true, 'pinned in cluster.yaml']));
     const capture = report.results.find((x) => x.name === 'capture')!;
     expect(capture.values).toMatchObject({ clearPod: 0, espUdp: 0 });
     expect(capture.values?.esp).toBeGreaterThan(0);
-    const reboot = report.results.find((x) => x.name === 'reboot')!;
-    expect(reboot.values).toMatchObject({ clearPod: 0, staleAfter: 0 });
-    expect(reboot.values?.staleBefore).toBeGreaterThan(0);
     // Test pods deleted through the plugin; each store byte for byte as it was.
     expect(report.cluster.cleanup).toMatchObject({ pods: 4, podsDeleted: 4, problems: [] });
     expect(report.cluster.cleanup.stores.every((s) => s.asFound), JSON.stringify(report.cluster.cleanup.stores)).toBe(true);

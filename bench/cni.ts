@@ -123,10 +123,13 @@ function cpuPerAdd(file: string, pods: number): number {
     const m = /^(\d+)m([\d.]+)s$/.exec(t);
     return m ? Number(m[1]) * 60 + Number(m[2]) : NaN;
   };
-  const perRound = readFileSync(file, 'utf8').trim().split('\n').map((l) => {
-    const [u0, s0, u1, s1] = l.trim().split(/\s+/).map(sec) as [number, number, number, number];
-    return ((u1 - u0) + (s1 - s0)) * 1000 / pods;
-  });
+  const perRound = readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => {
+      const [u0, s0, u1, s1] = l.trim().split(/\s+/).map(sec) as [number, number, number, number];
+      return ((u1 - u0 + (s1 - s0)) * 1000) / pods;
+    });
   return median(perRound);
 }
 
@@ -159,7 +162,25 @@ async function startup(plugin: string, dir: string): Promise<Record<string, numb
   if (hf.code !== 0) return 'hyperfine not installed (scripts/test-deps installs it)';
   const out = join(dir, 'hyperfine.json');
   await exec(
-    ['hyperfine', '-N', '-w', '5', '-r', '100', '--export-json', out, '-n', 'ipsec-cni', plugin, '-n', 'go-bridge', `${REF_PLUGINS}/bridge`, '-n', 'node-floor', 'node -e 0'],
+    [
+      'hyperfine',
+      '-N',
+      '-w',
+      '5',
+      '-r',
+      '100',
+      '--export-json',
+      out,
+      '-n',
+      'ipsec-cni',
+      plugin,
+      '-n',
+      'go-bridge',
+      `${REF_PLUGINS}/bridge`,
+      '-n',
+      'node-floor',
+      'node -e 0',
+    ],
     { env: { ...process.env, CNI_COMMAND: 'VERSION', IPSEC_CNI_LOG: '/dev/null' } as Record<string, string> },
   );
   const res = JSON.parse(readFileSync(out, 'utf8')).results as { command: string; median: number }[];
@@ -171,25 +192,46 @@ const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '-');
 export async function run(argv: string[]): Promise<number> {
   const o = options(argv);
   const plugin = assertPluginBuilt();
-  for (const p of ['bridge', 'host-local']) if (!existsSync(join(REF_PLUGINS, p))) throw new Error(`${REF_PLUGINS}/${p} missing (apt: containernetworking-plugins)`);
+  for (const p of ['bridge', 'host-local'])
+    if (!existsSync(join(REF_PLUGINS, p))) throw new Error(`${REF_PLUGINS}/${p} missing (apt: containernetworking-plugins)`);
   const lab = netnsLab('cnbench');
   const dir = mkdtempSync(join(tmpdir(), lab.prefix));
   try {
     const node = await lab.add('node');
     await exec(['cp', plugin, join(dir, 'ipsec-cni')]);
     writeFileSync(join(dir, 'driver.sh'), DRIVER);
-    writeFileSync(join(dir, 'ours.json'), JSON.stringify({
-      cniVersion: '1.0.0', name: 'bench-ours', type: 'ipsec-cni', bridge: 'bn-ours', subnet: '10.250.0.0/22',
-      dataDir: join(dir, 'ipam'), logFile: '/dev/null',
-    }));
+    writeFileSync(
+      join(dir, 'ours.json'),
+      JSON.stringify({
+        cniVersion: '1.0.0',
+        name: 'bench-ours',
+        type: 'ipsec-cni',
+        bridge: 'bn-ours',
+        subnet: '10.250.0.0/22',
+        dataDir: join(dir, 'ipam'),
+        logFile: '/dev/null',
+      }),
+    );
     // The lab's ref-bridge.json, with its own bridge, subnet and host-local directory.
-    writeFileSync(join(dir, 'ref.json'), JSON.stringify({
-      cniVersion: '1.0.0', name: 'bench-ref', type: 'bridge', bridge: 'bn-ref', isGateway: true, ipMasq: false,
-      ipam: { type: 'host-local', dataDir: join(dir, 'host-local'), ranges: [[{ subnet: '10.251.0.0/22' }]], routes: [{ dst: '0.0.0.0/0' }] },
-    }));
-    console.log(`ipsec-cni vs Go reference bridge+host-local: ${o.rounds} round(s) x ${o.pods} pods, parallel ${o.pods} ADDs ${o.parallel} at a time, inside netns ${node}`);
+    writeFileSync(
+      join(dir, 'ref.json'),
+      JSON.stringify({
+        cniVersion: '1.0.0',
+        name: 'bench-ref',
+        type: 'bridge',
+        bridge: 'bn-ref',
+        isGateway: true,
+        ipMasq: false,
+        ipam: { type: 'host-local', dataDir: join(dir, 'host-local'), ranges: [[{ subnet: '10.251.0.0/22' }]], routes: [{ dst: '0.0.0.0/0' }] },
+      }),
+    );
+    console.log(
+      `ipsec-cni vs Go reference bridge+host-local: ${o.rounds} round(s) x ${o.pods} pods, parallel ${o.pods} ADDs ${o.parallel} at a time, inside netns ${node}`,
+    );
     const prefix = lab.prefix.slice(0, -1); // the driver adds "-…": names stay under the lab's prefix
-    await exec(['ip', 'netns', 'exec', node, 'bash', join(dir, 'driver.sh'), dir, prefix, String(o.pods), String(o.parallel), String(o.rounds), REF_PLUGINS], { timeoutMs: 15 * 60_000 });
+    await exec(['ip', 'netns', 'exec', node, 'bash', join(dir, 'driver.sh'), dir, prefix, String(o.pods), String(o.parallel), String(o.rounds), REF_PLUGINS], {
+      timeoutMs: 15 * 60_000,
+    });
 
     const s = (p: string, what: string) => stats(readRaw(join(dir, `${p}.${what}.raw`)));
     const add = { ours: s('ours', 'ADD'), ref: s('ref', 'ADD') };
@@ -199,8 +241,12 @@ export async function run(argv: string[]): Promise<number> {
       ref: median(readRaw(join(dir, 'ref.parallel.raw')).map((x) => x.ms)),
     };
     const parRounds = {
-      ours: readRaw(join(dir, 'ours.parallel.raw')).map((x) => f1(x.ms)).join(', '),
-      ref: readRaw(join(dir, 'ref.parallel.raw')).map((x) => f1(x.ms)).join(', '),
+      ours: readRaw(join(dir, 'ours.parallel.raw'))
+        .map((x) => f1(x.ms))
+        .join(', '),
+      ref: readRaw(join(dir, 'ref.parallel.raw'))
+        .map((x) => f1(x.ms))
+        .join(', '),
     };
     const cpu = { ours: cpuPerAdd(join(dir, 'ours.cpu.raw'), o.pods), ref: cpuPerAdd(join(dir, 'ref.cpu.raw'), o.pods) };
     const first = { ours: readRaw(join(dir, 'ours.first-add.raw'))[0]?.ms ?? NaN, ref: readRaw(join(dir, 'ref.first-add.raw'))[0]?.ms ?? NaN };
@@ -225,8 +271,12 @@ export async function run(argv: string[]): Promise<number> {
       if (target !== undefined && !(ratio <= target)) missed++;
       console.log(`${name.padEnd(38)}${f1(ours).padStart(11)}${f1(ref).padStart(11)}${(ratio.toFixed(2) + 'x').padStart(8)}   ${verdict}`);
     }
-    console.log(`\nparallel rounds (ms): ipsec-cni ${parRounds.ours}; reference ${parRounds.ref} (wall time follows the machine's load; CPU per ADD much less)`);
-    console.log(`samples: ADD ${add.ours.n}/${add.ref.n}, DEL ${del.ours.n}/${del.ref.n} (ours/ref); bash fork+exec of /bin/true ${f1(spawn)} ms is inside every per-call figure`);
+    console.log(
+      `\nparallel rounds (ms): ipsec-cni ${parRounds.ours}; reference ${parRounds.ref} (wall time follows the machine's load; CPU per ADD much less)`,
+    );
+    console.log(
+      `samples: ADD ${add.ours.n}/${add.ref.n}, DEL ${del.ours.n}/${del.ref.n} (ours/ref); bash fork+exec of /bin/true ${f1(spawn)} ms is inside every per-call figure`,
+    );
     if (typeof boot === 'object') console.log(`startup floor: a Node.js plugin could not start faster than 'node -e 0' = ${f1(boot['node-floor']!)} ms`);
     else console.log(`startup: ${boot}`);
 
@@ -243,7 +293,11 @@ export async function run(argv: string[]): Promise<number> {
     ];
     const leftovers = JSON.parse(readFileSync(join(dir, 'ipam', 'bench-ours.json'), 'utf8')).allocations as Record<string, unknown>;
     if (Object.keys(leftovers).length) problems.push(`ours: ${Object.keys(leftovers).length} allocation(s) left after all DELs`);
-    console.log(problems.length ? `\nPROBLEMS:\n  ${problems.join('\n  ')}` : '\nall ADDs and DELs succeeded; no address handed out twice in any parallel round; store empty at the end');
+    console.log(
+      problems.length
+        ? `\nPROBLEMS:\n  ${problems.join('\n  ')}`
+        : '\nall ADDs and DELs succeeded; no address handed out twice in any parallel round; store empty at the end',
+    );
     if (problems.length) {
       const err = readFileSync(join(dir, 'stderr.log'), 'utf8').trim();
       if (err) console.log(`plugin stderr:\n${err.split('\n').slice(0, 10).join('\n')}`);

@@ -60,7 +60,11 @@ const WHOLE_BOUND_MS = 30_000;
 
 /** Seconds from `t0` until every pair (of `node`) holds exactly one SA pair at both ends; undefined: not within the bound. */
 async function whole(lab: Lab, t0: number, node?: string): Promise<number | undefined> {
-  const ok = await waitFor(async () => (await meshStatus(lab)).filter((p) => !node || p.a === node || p.b === node).every((p) => p.single), WHOLE_BOUND_MS, 250);
+  const ok = await waitFor(
+    async () => (await meshStatus(lab)).filter((p) => !node || p.a === node || p.b === node).every((p) => p.single),
+    WHOLE_BOUND_MS,
+    250,
+  );
   return ok ? seconds(t0) : undefined;
 }
 
@@ -88,7 +92,8 @@ async function recovery(lab: Lab, victim: LabNode): Promise<{ tunnels: number; t
   if (!(await waitFor(() => allUp(lab, victim.name), WAIT_MS, POLL_MS))) throw new Error(`${victim.name} did not recover`);
   const tunnels = seconds(t0);
   const flows = trafficOf(lab, victim);
-  if (!(await waitFor(async () => (await mapLimit(flows, 8, (f) => reaches(lab, f.ns, f.dst, 1, 0.2))).every(Boolean), WAIT_MS, 0))) throw new Error('no traffic');
+  if (!(await waitFor(async () => (await mapLimit(flows, 8, (f) => reaches(lab, f.ns, f.dst, 1, 0.2))).every(Boolean), WAIT_MS, 0)))
+    throw new Error('no traffic');
   const traffic = seconds(t0);
   const w = await whole(lab, t0, victim.name);
   return { tunnels, traffic, ...(w !== undefined && { whole: w }) };
@@ -143,7 +148,10 @@ export async function run(argv: string[]): Promise<number> {
         // The lab's own rendering (userspace ESP, cluster.yaml's lifetimes: no rekey during a round), edited for the reference.
         const outDir = join(dir, 'out');
         await runRender({ configFile, configText: withLabOverrides(clusterOf(size), 'userspace', 'rendered'), outDir, stateDir: join(dir, 'pki') });
-        if (initiators === 'both') for (const n of readdirSync(outDir)) if (existsSync(join(outDir, n, 'etc/ipsec.conf'))) writeFileSync(join(outDir, n, 'etc/ipsec.conf'), everyEndInitiates(readFileSync(join(outDir, n, 'etc/ipsec.conf'), 'utf8')));
+        if (initiators === 'both')
+          for (const n of readdirSync(outDir))
+            if (existsSync(join(outDir, n, 'etc/ipsec.conf')))
+              writeFileSync(join(outDir, n, 'etc/ipsec.conf'), everyEndInitiates(readFileSync(join(outDir, n, 'etc/ipsec.conf'), 'utf8')));
         const lab = await up({ configFile, outDir, esp: 'userspace', stateDir, prefix: `bl${size}${randomBytes(2).toString('hex')}`, podsPerMinion: 1 });
         const starts: { listening: number; converged: number; whole?: number }[] = [];
         for (let i = 0; i < rounds; i++) starts.push(await convergence(lab));
@@ -155,10 +163,14 @@ export async function run(argv: string[]): Promise<number> {
         const pairs = (size * (size - 1)) / 2;
         const what = initiators === 'one' ? 'one initiator per pair (rendered)' : 'every end initiates (reference: the mesh before)';
         console.log(`\n${size} nodes (${pairs} tunnels, ${pairs * 2} IKE_SA ends), ${what}:`);
-        console.log(`  convergence, all charons launched → every SA pair up:   ${stats(conv)}  ${median(conv) <= TARGET_S ? 'meets' : 'MISSES'} ≤ ${TARGET_S} s`);
+        console.log(
+          `  convergence, all charons launched → every SA pair up:   ${stats(conv)}  ${median(conv) <= TARGET_S ? 'meets' : 'MISSES'} ≤ ${TARGET_S} s`,
+        );
         console.log(`    of which charon start-up (every control socket listening): ${stats(starts.map((x) => x.listening))}`);
         console.log(`    → exactly one IKE_SA and one CHILD_SA per pair:        ${boundedStats(starts.map((x) => x.whole))}`);
-        console.log(`  recovery, ipsec stop+start of one node → its tunnels up: ${stats(rec.map((r) => r.tunnels))}  ${median(rec.map((r) => r.tunnels)) <= TARGET_S ? 'meets' : 'MISSES'} ≤ ${TARGET_S} s`);
+        console.log(
+          `  recovery, ipsec stop+start of one node → its tunnels up: ${stats(rec.map((r) => r.tunnels))}  ${median(rec.map((r) => r.tunnels)) <= TARGET_S ? 'meets' : 'MISSES'} ≤ ${TARGET_S} s`,
+        );
         console.log(`  recovery → its pod reaches every other node again:       ${stats(rec.map((r) => r.traffic))}`);
         console.log(`    → its pairs back to one SA pair each:                  ${boundedStats(rec.map((r) => r.whole))}`);
         console.log(`  charon SIGKILLed, starter respawns it → tunnels up:      ${stats(crashed)}  (bounded by starter's respawn delay, not by IKE)`);
@@ -169,6 +181,7 @@ export async function run(argv: string[]): Promise<number> {
       }
     }
   }
-  if (missed) console.log('\na target was missed: charon start-up (above) and the IKE exchanges of every pair share the cores; see README "Try it without VMs"');
+  if (missed)
+    console.log('\na target was missed: charon start-up (above) and the IKE exchanges of every pair share the cores; see README "Try it without VMs"');
   return 0;
 }

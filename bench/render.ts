@@ -48,7 +48,6 @@ async function keygenMs(type: 'rsa' | 'ec', n: number): Promise<number> {
   return performance.now() - t;
 }
 
-
 export async function run(argv: string[]): Promise<number> {
   const root = mkdtempSync(join(tmpdir(), 'kube-ipsec-bench-render-'));
   try {
@@ -67,8 +66,12 @@ export async function run(argv: string[]): Promise<number> {
     const rsaKey = (await keygenMs('rsa', 8)) / 8;
 
     console.log('render, in process (median):');
-    console.log(`  default cluster (4 nodes, 23 credentials)   cold ${cold.toFixed(0)} ms (target < ${COLD_TARGET_MS} ms: ${cold < COLD_TARGET_MS ? 'met' : 'MISSED'})   warm ${warm.toFixed(0)} ms`);
-    console.log(`  same cluster with pki.keyAlgorithm rsa-2048 cold ${coldRsa.toFixed(0)} ms   → ECDSA P-256 cold render is ${(coldRsa / cold).toFixed(1)}× faster`);
+    console.log(
+      `  default cluster (4 nodes, 23 credentials)   cold ${cold.toFixed(0)} ms (target < ${COLD_TARGET_MS} ms: ${cold < COLD_TARGET_MS ? 'met' : 'MISSED'})   warm ${warm.toFixed(0)} ms`,
+    );
+    console.log(
+      `  same cluster with pki.keyAlgorithm rsa-2048 cold ${coldRsa.toFixed(0)} ms   → ECDSA P-256 cold render is ${(coldRsa / cold).toFixed(1)}× faster`,
+    );
     console.log(`  254 minions (255 nodes, 32 385 tunnels)     warm ${warmBig.toFixed(0)} ms`);
     console.log(`  key generation per key: ECDSA P-256 ${ec.toFixed(2)} ms, RSA-2048 ${rsaKey.toFixed(0)} ms (${(rsaKey / ec).toFixed(0)}×)`);
     const runs5 = { runs: quick ? 3 : 5, cwd: repoRoot };

@@ -38,7 +38,16 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-const provisionArgs = (lab: SshdLab, config: string) => ['--config', config, '--out', join(lab.dir, 'out'), '--known-hosts', lab.knownHosts, '--root', lab.rootOption];
+const provisionArgs = (lab: SshdLab, config: string) => [
+  '--config',
+  config,
+  '--out',
+  join(lab.dir, 'out'),
+  '--known-hosts',
+  lab.knownHosts,
+  '--root',
+  lab.rootOption,
+];
 
 async function provision(lab: SshdLab, config: string, nodeLine: string, args: string[]): Promise<Timing> {
   const t = performance.now();
@@ -89,7 +98,20 @@ export async function run(argv: string[]): Promise<number> {
     const ssh: number[] = [];
     for (let i = 0; i < 5; i++) {
       const t = performance.now();
-      const r = spawnSync('ip', ['netns', 'exec', lab.hostNs, 'ssh', '-i', lab.clientKey, '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${lab.knownHosts}`, 'root@192.168.10.22', 'true']);
+      const r = spawnSync('ip', [
+        'netns',
+        'exec',
+        lab.hostNs,
+        'ssh',
+        '-i',
+        lab.clientKey,
+        '-o',
+        'BatchMode=yes',
+        '-o',
+        `UserKnownHostsFile=${lab.knownHosts}`,
+        'root@192.168.10.22',
+        'true',
+      ]);
       if (r.status !== 0) throw new Error(`ssh reference failed: ${r.stderr}`);
       ssh.push((performance.now() - t) / 1000);
     }
@@ -98,8 +120,12 @@ export async function run(argv: string[]): Promise<number> {
     console.log('provision over ssh2, sshd lab (4 nodes, scratch roots, the real 100 MB dist/ipsec-cni):');
     console.log(row('full cluster from empty roots', full));
     console.log(row('no-op re-provision of minion2', noop));
-    console.log(`    of which minion2's ssh session ${median(noop.map((t) => t.node)).toFixed(2)} s; target < ${NOOP_TARGET_S} s: ${own < NOOP_TARGET_S ? 'met' : 'MISSED'} (own time)`);
-    console.log(`  reference: OpenSSH \`ssh root@node true\`  ${median(ssh).toFixed(2)} s → the no-op session costs ${(median(noop.map((t) => t.node)) / median(ssh)).toFixed(1)}× one bare ssh command`);
+    console.log(
+      `    of which minion2's ssh session ${median(noop.map((t) => t.node)).toFixed(2)} s; target < ${NOOP_TARGET_S} s: ${own < NOOP_TARGET_S ? 'met' : 'MISSED'} (own time)`,
+    );
+    console.log(
+      `  reference: OpenSSH \`ssh root@node true\`  ${median(ssh).toFixed(2)} s → the no-op session costs ${(median(noop.map((t) => t.node)) / median(ssh)).toFixed(1)}× one bare ssh command`,
+    );
 
     // The no-op as a whole command, in the host namespace (hyperfine runs there).
     const args = [...provisionArgs(lab, config), '--node', 'minion2'].join(' ');
@@ -121,9 +147,12 @@ export async function run(argv: string[]): Promise<number> {
     // connection (ControlMaster), against a new OpenSSH connection each time.
     const ctl = join(lab.dir, 'bench-master.ctl');
     const openssh = `ssh -i ${lab.clientKey} -o BatchMode=yes -o UserKnownHostsFile=${lab.knownHosts} -o ControlPath=${ctl}`;
-    const master = spawn('ip', ['netns', 'exec', lab.hostNs, 'sh', '-c', `exec ${openssh} -o ControlMaster=yes -o ControlPersist=no -N root@192.168.10.22`], { stdio: 'ignore' });
+    const master = spawn('ip', ['netns', 'exec', lab.hostNs, 'sh', '-c', `exec ${openssh} -o ControlMaster=yes -o ControlPersist=no -N root@192.168.10.22`], {
+      stdio: 'ignore',
+    });
     try {
-      for (let i = 0; i < 100 && spawnSync('ip', ['netns', 'exec', lab.hostNs, 'sh', '-c', `${openssh} -O check root@192.168.10.22`]).status !== 0; i++) await new Promise((r) => setTimeout(r, 50));
+      for (let i = 0; i < 100 && spawnSync('ip', ['netns', 'exec', lab.hostNs, 'sh', '-c', `${openssh} -O check root@192.168.10.22`]).status !== 0; i++)
+        await new Promise((r) => setTimeout(r, 50));
       console.log('one command on a node (`true`; hyperfine, in the host namespace):');
       const one = hyperfine(
         [
@@ -136,7 +165,9 @@ export async function run(argv: string[]): Promise<number> {
     } finally {
       master.kill('SIGTERM');
     }
-    console.log(`  npm run provision -- --node minion2: ${whole.toFixed(2)} s; target ≤ ${NOOP_COMMAND_TARGET_S} s: ${whole <= NOOP_COMMAND_TARGET_S ? 'met' : 'MISSED'}`);
+    console.log(
+      `  npm run provision -- --node minion2: ${whole.toFixed(2)} s; target ≤ ${NOOP_COMMAND_TARGET_S} s: ${whole <= NOOP_COMMAND_TARGET_S ? 'met' : 'MISSED'}`,
+    );
     return own < NOOP_TARGET_S && whole <= NOOP_COMMAND_TARGET_S ? 0 : 1;
   } finally {
     await lab.cleanup();

@@ -65,7 +65,14 @@ export async function run(argv: string[]): Promise<number> {
   assertPluginBuilt();
   const quick = argv.includes('--quick');
   const image = await ensureImage({ runner: processRunner, log: (l) => console.log(`  ${l}`) });
-  const results: { vagrant?: UpTimes; sequential?: UpTimes; noop?: Times[]; changed?: Times[]; cli?: Times[]; lab?: { wall: number; boot: number; provision: number; convergence: number; noop: Times[] } } = {};
+  const results: {
+    vagrant?: UpTimes;
+    sequential?: UpTimes;
+    noop?: Times[];
+    changed?: Times[];
+    cli?: Times[];
+    lab?: { wall: number; boot: number; provision: number; convergence: number; noop: Times[] };
+  } = {};
   let status = 0;
 
   const sb = await LibvirtSandbox.start('kvb');
@@ -82,8 +89,18 @@ export async function run(argv: string[]): Promise<number> {
     const toggle = `if grep -q 'dpdDelay: 5s' ${config}; then sed -i 's/dpdDelay: 5s/dpdDelay: 7s/' ${config}; else sed -i 's/dpdDelay: 7s/dpdDelay: 5s/' ${config}; fi`;
     const runs = quick ? 2 : 3;
     console.log(`vagrant provision minion2 (hyperfine, ${runs} runs each):`);
-    results.noop = hyperfine([{ label: 'vagrant provision minion2 (no-op)', command: 'vagrant provision minion2' }], { runs, warmup: 0, cwd: repoRoot, prefix: inSandbox });
-    results.changed = hyperfine([{ label: 'vagrant provision minion2 (ipsec.dpdDelay changed)', command: 'vagrant provision minion2', prepare: toggle }], { runs, warmup: 0, cwd: repoRoot, prefix: inSandbox });
+    results.noop = hyperfine([{ label: 'vagrant provision minion2 (no-op)', command: 'vagrant provision minion2' }], {
+      runs,
+      warmup: 0,
+      cwd: repoRoot,
+      prefix: inSandbox,
+    });
+    results.changed = hyperfine([{ label: 'vagrant provision minion2 (ipsec.dpdDelay changed)', command: 'vagrant provision minion2', prepare: toggle }], {
+      runs,
+      warmup: 0,
+      cwd: repoRoot,
+      prefix: inSandbox,
+    });
     for (const l of formatTimes([...results.noop, ...results.changed], 'vagrant provision minion2 (no-op)')) console.log(l);
 
     // The same no-op through kube-ipsec provision: targets through `vagrant ssh-config`, and
@@ -98,9 +115,15 @@ export async function run(argv: string[]): Promise<number> {
         return `  - { name: ${name}, ${rest.trim()}, ssh: { host: ${h.hostname}, port: ${h.port ?? 22}, user: ${h.user}, privateKey: ${h.identityFiles[0]} } }`;
       }),
     );
-    const provision = (file: string) => `npm run --silent provision -- --config ${file} --out ${cluster.path('out')} --state ${cluster.path('state')} --node minion2`;
+    const provision = (file: string) =>
+      `npm run --silent provision -- --config ${file} --out ${cluster.path('out')} --state ${cluster.path('state')} --node minion2`;
     for (const file of [config, pinned]) {
-      const first = await sb.run(['sh', '-c', `${provision(file)} --accept-new-host-keys`], { cwd: repoRoot, vars: cluster.vars(), allowFail: true, timeoutMs: 600_000 });
+      const first = await sb.run(['sh', '-c', `${provision(file)} --accept-new-host-keys`], {
+        cwd: repoRoot,
+        vars: cluster.vars(),
+        allowFail: true,
+        timeoutMs: 600_000,
+      });
       if (first.code !== 0) throw new Error(`kube-ipsec provision --node minion2 (${file}) failed:\n${first.stdout}\n${first.stderr}`);
     }
     console.log(`the same no-op through kube-ipsec provision (hyperfine):`);
@@ -114,7 +137,9 @@ export async function run(argv: string[]): Promise<number> {
     );
     for (const l of formatTimes(results.cli, 'ssh minion2 true (OpenSSH, reference)')) console.log(l);
     const whole = results.cli[0]!.median;
-    console.log(`  npm run provision -- --node minion2 (pinned): ${whole.toFixed(2)} s; target ≤ ${NOOP_COMMAND_TARGET_S} s: ${whole <= NOOP_COMMAND_TARGET_S ? 'met' : 'MISSED'}`);
+    console.log(
+      `  npm run provision -- --node minion2 (pinned): ${whole.toFixed(2)} s; target ≤ ${NOOP_COMMAND_TARGET_S} s: ${whole <= NOOP_COMMAND_TARGET_S ? 'met' : 'MISSED'}`,
+    );
     if (whole > NOOP_COMMAND_TARGET_S) status = 1;
 
     if (!quick) {
@@ -140,15 +165,32 @@ export async function run(argv: string[]): Promise<number> {
     const wall = (performance.now() - t) / 1000;
     const vm = lab.state.data.vm!;
     const boot = Math.max(...Object.values(vm.bootSeconds));
-    const args = ['provision', '--config', join(stateDir, 'cluster.yaml'), '--out', join(stateDir, 'out'), '--state', join(stateDir, 'pki'), '--known-hosts', join(stateDir, 'ssh', 'known_hosts'), '--node', 'minion2'];
-    const noop = hyperfine([{ label: 'npm run provision -- --node minion2 (VM lab)', command: `npm run --silent ${cmd(args.slice(0, 1))} -- ${cmd(args.slice(1))}` }], {
-      runs: quick ? 3 : 10,
-      warmup: 1,
-      cwd: repoRoot,
-      prefix: ['nsenter', `--net=${NETNS_DIR}/${lab.topology.wire.ns}`],
-    });
+    const args = [
+      'provision',
+      '--config',
+      join(stateDir, 'cluster.yaml'),
+      '--out',
+      join(stateDir, 'out'),
+      '--state',
+      join(stateDir, 'pki'),
+      '--known-hosts',
+      join(stateDir, 'ssh', 'known_hosts'),
+      '--node',
+      'minion2',
+    ];
+    const noop = hyperfine(
+      [{ label: 'npm run provision -- --node minion2 (VM lab)', command: `npm run --silent ${cmd(args.slice(0, 1))} -- ${cmd(args.slice(1))}` }],
+      {
+        runs: quick ? 3 : 10,
+        warmup: 1,
+        cwd: repoRoot,
+        prefix: ['nsenter', `--net=${NETNS_DIR}/${lab.topology.wire.ns}`],
+      },
+    );
     results.lab = { wall, boot, provision: vm.provisionSeconds ?? NaN, convergence: lab.state.data.convergedIn ?? NaN, noop };
-    console.log(`VM lab (lab up --vm, same cluster): ${s(wall)} wall, of which the slowest VM's boot to sshd ${s(boot)}, kube-ipsec provision of every node ${s(results.lab.provision)}; tunnels ${s(results.lab.convergence)} after`);
+    console.log(
+      `VM lab (lab up --vm, same cluster): ${s(wall)} wall, of which the slowest VM's boot to sshd ${s(boot)}, kube-ipsec provision of every node ${s(results.lab.provision)}; tunnels ${s(results.lab.convergence)} after`,
+    );
     for (const l of formatTimes(noop)) console.log(l);
   } finally {
     const r = await down(stateDir);
@@ -161,9 +203,14 @@ export async function run(argv: string[]): Promise<number> {
   const l = results.lab!;
   console.log('vagrant against the VM lab (same cluster, same run):');
   console.log(`  up, provisioned, converged:  vagrant ${s(v.wall + v.convergence)}   VM lab ${s(l.wall)}   ${((v.wall + v.convergence) / l.wall).toFixed(2)}×`);
-  if (results.sequential) console.log(`  vagrant up --no-parallel:    ${s(results.sequential.wall + results.sequential.convergence)}   ${((results.sequential.wall + results.sequential.convergence) / (v.wall + v.convergence)).toFixed(2)}× the parallel up`);
+  if (results.sequential)
+    console.log(
+      `  vagrant up --no-parallel:    ${s(results.sequential.wall + results.sequential.convergence)}   ${((results.sequential.wall + results.sequential.convergence) / (v.wall + v.convergence)).toFixed(2)}× the parallel up`,
+    );
   const noopVagrant = results.noop![0]!.median;
   const noopLab = l.noop[0]!.median;
-  console.log(`  no-op re-provision of minion2: vagrant provision ${s(noopVagrant)}   npm run provision (pinned) ${s(results.cli![0]!.median)}   VM lab ${s(noopLab)}   → vagrant ${(noopVagrant / noopLab).toFixed(1)}× the VM lab's`);
+  console.log(
+    `  no-op re-provision of minion2: vagrant provision ${s(noopVagrant)}   npm run provision (pinned) ${s(results.cli![0]!.median)}   VM lab ${s(noopLab)}   → vagrant ${(noopVagrant / noopLab).toFixed(1)}× the VM lab's`,
+  );
   return status;
 }

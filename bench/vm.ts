@@ -60,10 +60,13 @@ export async function run(argv: string[]): Promise<number> {
     const { lab } = await vmUp({ configFile, stateDir, prefix, lifetimes: 'rendered', runner: processRunner, log: () => {} });
     const vm = lab.state.data.vm!;
     console.log(`VMs (${vm.accel.accel}, ${vm.layout.nodes[0]!.memoryMb} MB each; ${vm.accel.why}):`);
-    for (const [node, seconds] of Object.entries(vm.bootSeconds)) console.log(`  boot to sshd  ${node.padEnd(8)} ${s(seconds)}   reference ~${REFERENCE.boot} s (boot to multi-user, one VM, idle host)`);
+    for (const [node, seconds] of Object.entries(vm.bootSeconds))
+      console.log(`  boot to sshd  ${node.padEnd(8)} ${s(seconds)}   reference ~${REFERENCE.boot} s (boot to multi-user, one VM, idle host)`);
     console.log(`  full provisioning (3 nodes, kube-ipsec provision over ssh)  ${s(vm.provisionSeconds)}`);
 
-    console.log('mesh convergence with kernel ESP (every strongSwan started at once; until every node reaches every peer, every SA pair is up, every pair holds one):');
+    console.log(
+      'mesh convergence with kernel ESP (every strongSwan started at once; until every node reaches every peer, every SA pair is up, every pair holds one):',
+    );
     const variants: MeshVariant[] = ['rendered', 'every-end', 'route'];
     const rounds = new Map<MeshVariant, Convergence[]>(variants.map((v) => [v, []]));
     const recovery = new Map<MeshVariant, number[]>(variants.map((v) => [v, []]));
@@ -79,7 +82,12 @@ export async function run(argv: string[]): Promise<number> {
     for (const variant of variants) {
       const r = rounds.get(variant)!;
       const all = (f: (c: Convergence) => number | undefined) => r.map((c) => s(f(c))).join(' / ');
-      console.log(`  ${VARIANT_WORDS[variant].padEnd(38)} traffic ${all((c) => c.traffic)}   all SAs ${all((c) => c.sas)}   whole ${all((c) => c.whole)}   one restarted strongSwan back ${recovery.get(variant)!.map((x) => s(x)).join(' / ')}`);
+      console.log(
+        `  ${VARIANT_WORDS[variant].padEnd(38)} traffic ${all((c) => c.traffic)}   all SAs ${all((c) => c.sas)}   whole ${all((c) => c.whole)}   one restarted strongSwan back ${recovery
+          .get(variant)!
+          .map((x) => s(x))
+          .join(' / ')}`,
+      );
     }
     // Back to the rendered mesh: the file, and charons that loaded it (a reload keeps the
     // variant's SAs and traps), whole again before the reboot is measured.
@@ -89,7 +97,9 @@ export async function run(argv: string[]): Promise<number> {
     const reboot = await checkReboot(lab, {});
     if (!reboot.ok) status = 1;
     const v = reboot.values ?? {};
-    console.log(`minion reboot (systemctl reboot → …): sshd ${s(v.rebootToSsh)}, tunnels ${s(v.rebootToTunnels)}, traffic ${s(v.rebootToTraffic)}; ${v.clearPod ?? '?'} clear-text pod packets`);
+    console.log(
+      `minion reboot (systemctl reboot → …): sshd ${s(v.rebootToSsh)}, tunnels ${s(v.rebootToTunnels)}, traffic ${s(v.rebootToTraffic)}; ${v.clearPod ?? '?'} clear-text pod packets`,
+    );
     for (const p of reboot.problems) console.log(`  ✗ ${p}`);
   } finally {
     const r = await down(stateDir);

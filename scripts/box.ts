@@ -31,8 +31,13 @@ function homeOf(user: string): string {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const values = commandLine(HELP, () =>
-    parseArgs({ args: argv, options: { force: { type: 'boolean', default: false }, 'image-cache': { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } } }).values,
+  const values = commandLine(
+    HELP,
+    () =>
+      parseArgs({
+        args: argv,
+        options: { force: { type: 'boolean', default: false }, 'image-cache': { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } },
+      }).values,
   );
   if (typeof values === 'number') return values;
   const imageCache = values['image-cache'] ?? DEFAULT_IMAGE_CACHE;

@@ -22,9 +22,16 @@ const bun = join(root, 'node_modules', '.bin', 'bun');
 const build = spawnSync(
   bun,
   [
-    'build', '--compile', '--minify', '--bytecode', `--target=${target}`,
-    '--no-compile-autoload-dotenv', '--no-compile-autoload-bunfig',
-    join(root, 'src/cni/main.ts'), '--outfile', outfile,
+    'build',
+    '--compile',
+    '--minify',
+    '--bytecode',
+    `--target=${target}`,
+    '--no-compile-autoload-dotenv',
+    '--no-compile-autoload-bunfig',
+    join(root, 'src/cni/main.ts'),
+    '--outfile',
+    outfile,
   ],
   { stdio: 'inherit' },
 );

@@ -27,7 +27,9 @@ export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** README.md and every page under docs/ (ADRs included), as paths relative to the repository. */
 export function docFiles(): string[] {
   const walk = (dir: string): string[] =>
-    readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith('.md') ? [join(dir, e.name)] : []));
+    readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((e) =>
+      e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith('.md') ? [join(dir, e.name)] : [],
+    );
   return ['README.md', 'CONTRIBUTING.md', 'CHANGELOG.md', ...walk('docs')].filter((f) => existsSync(join(ROOT, f)));
 }
 
@@ -98,13 +100,7 @@ async function outputOf(commands: string[]): Promise<string> {
 // ---- generated regions ---------------------------------------------------------------------
 
 async function cliRegion(): Promise<string> {
-  const parts = [
-    'Every subcommand, as `kube-ipsec <command>` (the `bin` of the package) or `npm run <command> --`:',
-    '',
-    '```text',
-    usage().trimEnd(),
-    '```',
-  ];
+  const parts = ['Every subcommand, as `kube-ipsec <command>` (the `bin` of the package) or `npm run <command> --`:', '', '```text', usage().trimEnd(), '```'];
   for (const name of Object.keys(COMMANDS)) parts.push('', `## ${name}`, '', `\`npm run ${name} -- --help\`:`, '', '```text', await helpOf(name), '```');
   return parts.join('\n');
 }
@@ -198,7 +194,9 @@ async function conflistRegion(): Promise<string> {
   const tree = await renderedTree();
   try {
     const text = readFileSync(join(tree.out, 'minion1', PATHS.cniConflist), 'utf8');
-    return [`\`${PATHS.cniConflist}\` on minion1, as \`npm run render\` writes it for the default cluster.yaml:`, '', '```json', text.trimEnd(), '```'].join('\n');
+    return [`\`${PATHS.cniConflist}\` on minion1, as \`npm run render\` writes it for the default cluster.yaml:`, '', '```json', text.trimEnd(), '```'].join(
+      '\n',
+    );
   } finally {
     tree.remove();
   }

@@ -22,10 +22,7 @@ export function validatorText(): string {
   // verbose: errors carry their schema, whose description becomes the hint in messages.
   const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true, code: { source: true, esm: true, formats: _`formats` } });
   for (const [name, check] of Object.entries(formats)) ajv.addFormat(name, check);
-  const code = standaloneCode.default(ajv, ajv.compile(clusterSchema)).replace(
-    'require("ajv/dist/runtime/ucs2length").default',
-    'ucs2length',
-  );
+  const code = standaloneCode.default(ajv, ajv.compile(clusterSchema)).replace('require("ajv/dist/runtime/ucs2length").default', 'ucs2length');
   if (code.includes('require(')) throw new Error('generated validator still requires a CommonJS module');
   return [
     '// @ts-nocheck',

@@ -45,8 +45,20 @@ export function hyperfine(commands: Timed[], o: HyperfineOptions): Times[] {
     const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', cwd: o.cwd });
     if (r.error) throw new Error(`hyperfine is required (apt-get install hyperfine): ${r.error.message}`);
     if (r.status !== 0) throw new Error(`hyperfine failed: ${r.stderr.trim()}`);
-    const data = JSON.parse(readFileSync(json, 'utf8')) as { results: { command: string; mean: number; stddev: number; median: number; min: number; max: number; user: number; system: number; times: number[] }[] };
-    return data.results.map((x) => ({ label: x.command, mean: x.mean, stddev: x.stddev, median: x.median, min: x.min, max: x.max, user: x.user, system: x.system, runs: x.times.length }));
+    const data = JSON.parse(readFileSync(json, 'utf8')) as {
+      results: { command: string; mean: number; stddev: number; median: number; min: number; max: number; user: number; system: number; times: number[] }[];
+    };
+    return data.results.map((x) => ({
+      label: x.command,
+      mean: x.mean,
+      stddev: x.stddev,
+      median: x.median,
+      min: x.min,
+      max: x.max,
+      user: x.user,
+      system: x.system,
+      runs: x.times.length,
+    }));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -52,7 +52,10 @@ export async function buildBinaries(o: BuildBinariesOptions): Promise<BuildBinar
   }
   const previous = readManifest(o.dir);
   const packKey = (names: string[], extra: unknown) =>
-    createHash('sha256').update(JSON.stringify([PACK_REVISION, names.map((n) => keyOf.get(n)), extra])).digest('hex').slice(0, 16);
+    createHash('sha256')
+      .update(JSON.stringify([PACK_REVISION, names.map((n) => keyOf.get(n)), extra]))
+      .digest('hex')
+      .slice(0, 16);
   const upToDate = async (file: string, entry: { sha256: string; key: string } | undefined, key: string) =>
     entry !== undefined && entry.key === key && existsSync(file) && (await sha256File(file)) === entry.sha256;
 
@@ -65,7 +68,10 @@ export async function buildBinaries(o: BuildBinariesOptions): Promise<BuildBinar
   try {
     for (const spec of plan.archives) {
       const file = join(o.dir, spec.file);
-      const key = packKey(spec.members.map((m) => m.binary), spec);
+      const key = packKey(
+        spec.members.map((m) => m.binary),
+        spec,
+      );
       const before = previous?.archives[spec.file];
       if (await upToDate(file, before, key)) {
         archives[spec.file] = before!;
@@ -81,7 +87,10 @@ export async function buildBinaries(o: BuildBinariesOptions): Promise<BuildBinar
       const file = join(o.dir, archive);
       // Host files (busybox-static) by content: an upgraded package makes a new image.
       const hostFiles = await Promise.all(spec.files.flatMap((f) => ('hostFile' in f ? [sha256File(f.hostFile)] : [])));
-      const key = packKey(spec.files.flatMap((f) => ('binary' in f ? [f.binary] : [])), { spec, hostFiles });
+      const key = packKey(
+        spec.files.flatMap((f) => ('binary' in f ? [f.binary] : [])),
+        { spec, hostFiles },
+      );
       const before = previous?.images[spec.key as ImageKey];
       if (before && before.archive === archive && (await upToDate(file, before, key))) {
         images[spec.key] = before;

@@ -32,7 +32,10 @@ export interface BuiltRecipe {
 }
 
 export function recipeKey(recipe: Recipe, goVersion: string): string {
-  return createHash('sha256').update(JSON.stringify({ recipe, goVersion, revision: BUILD_REVISION })).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(JSON.stringify({ recipe, goVersion, revision: BUILD_REVISION }))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 export function binaryNames(recipe: Recipe): string[] {
@@ -82,7 +85,9 @@ async function moduleDir(tc: Toolchain, m: ModuleVersion, work: string): Promise
   const r = await tc.runner.run([tc.go, 'mod', 'download', '-json', `${m.path}@${m.version}`], { env: goEnv(work), allowFail: true, timeoutMs: 1800_000 });
   const info = JSON.parse(r.stdout || '{}') as { Dir?: string; GoMod?: string; Error?: string };
   if (r.code !== 0 || !info.Dir || !info.GoMod) {
-    throw new Error(`${m.path}@${m.version} cannot be fetched from the Go module proxy: ${info.Error ?? r.stderr.trim()} (is the version pinned in versions: one that was released?)`);
+    throw new Error(
+      `${m.path}@${m.version} cannot be fetched from the Go module proxy: ${info.Error ?? r.stderr.trim()} (is the version pinned in versions: one that was released?)`,
+    );
   }
   return { dir: info.Dir, goMod: info.GoMod };
 }
@@ -96,15 +101,25 @@ async function buildGo(recipe: GoRecipe, tc: Toolchain, work: string, out: strin
   } else {
     cwd = join(work, 'wrapper');
     mkdirSync(cwd);
-    const replaces = src.kubernetesStaging ? stagingReplaces(readFileSync((await moduleDir(tc, src.kubernetesStaging, work)).goMod, 'utf8'), src.kubernetesStaging.version) : [];
-    writeFileSync(join(cwd, 'go.mod'), wrapperGoMod({ module: `kube-ipsec.local/build/${recipe.name}`, go: src.go, requires: src.requires, replaces, tools: src.tools }));
-    tc.log(`${recipe.name}: go mod tidy (${src.requires.map((r) => `${r.path}@${r.version}`).join(', ')}${replaces.length ? `, ${replaces.length} staging modules replaced` : ''})`);
+    const replaces = src.kubernetesStaging
+      ? stagingReplaces(readFileSync((await moduleDir(tc, src.kubernetesStaging, work)).goMod, 'utf8'), src.kubernetesStaging.version)
+      : [];
+    writeFileSync(
+      join(cwd, 'go.mod'),
+      wrapperGoMod({ module: `kube-ipsec.local/build/${recipe.name}`, go: src.go, requires: src.requires, replaces, tools: src.tools }),
+    );
+    tc.log(
+      `${recipe.name}: go mod tidy (${src.requires.map((r) => `${r.path}@${r.version}`).join(', ')}${replaces.length ? `, ${replaces.length} staging modules replaced` : ''})`,
+    );
     await goRun(tc, ['mod', 'tidy'], cwd, work);
   }
   if (recipe.expect) {
     const m = src.kind === 'module' ? src.module : src.requires[0]!;
     const got = readFileSync(join((await moduleDir(tc, m, work)).dir, recipe.expect.file), 'utf8').trim();
-    if (got !== recipe.expect.content) throw new Error(`${m.path}@${m.version} has ${recipe.expect.file} ${got}, not ${recipe.expect.content}: pin versions.images to the ${recipe.expect.file.split('/').at(-2)} this release carries (${got})`);
+    if (got !== recipe.expect.content)
+      throw new Error(
+        `${m.path}@${m.version} has ${recipe.expect.file} ${got}, not ${recipe.expect.content}: pin versions.images to the ${recipe.expect.file.split('/').at(-2)} this release carries (${got})`,
+      );
   }
   for (const b of recipe.builds) {
     tc.log(`${recipe.name}: go build ${b.packages.map((p) => p.binary).join(' ')} (CGO_ENABLED=${b.cgo ? 1 : 0})`);
@@ -120,7 +135,16 @@ async function buildGo(recipe: GoRecipe, tc: Toolchain, work: string, out: strin
  * otherwise build from that empty vendor/ (its default when go.mod says go ≥ 1.14).
  */
 export function goBuildArgs(b: GoBuild, outDir: string): string[] {
-  return ['build', '-mod=readonly', '-trimpath', ...(b.tags.length ? [`-tags=${b.tags.join(',')}`] : []), `-ldflags=${b.ldflags.join(' ')}`, '-o', `${outDir}/`, ...b.packages.map((p) => p.pkg)];
+  return [
+    'build',
+    '-mod=readonly',
+    '-trimpath',
+    ...(b.tags.length ? [`-tags=${b.tags.join(',')}`] : []),
+    `-ldflags=${b.ldflags.join(' ')}`,
+    '-o',
+    `${outDir}/`,
+    ...b.packages.map((p) => p.pkg),
+  ];
 }
 
 /**

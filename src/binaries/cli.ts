@@ -45,7 +45,15 @@ export async function main(argv: string[]): Promise<number> {
   let result: BuildBinariesResult;
   try {
     const go = await findGo(processRunner);
-    result = await buildBinaries({ versions: config.versions, runtime: config.runtime, dir, cacheDir, ...go, runner: processRunner, log: (l) => console.log(l) });
+    result = await buildBinaries({
+      versions: config.versions,
+      runtime: config.runtime,
+      dir,
+      cacheDir,
+      ...go,
+      runner: processRunner,
+      log: (l) => console.log(l),
+    });
   } catch (err) {
     console.error(`binaries: ${(err as Error).message}`);
     return 1;

@@ -12,7 +12,8 @@ export async function findGo(runner: Runner): Promise<Pick<Toolchain, 'go' | 'go
   const r = await runner.run([go, 'env', 'GOVERSION'], { allowFail: true, env: { ...process.env, GOTOOLCHAIN: 'local' } }).catch(() => undefined);
   const version = r?.code === 0 ? r.stdout.trim() : undefined;
   if (!version) throw new Error(`no Go toolchain: install Go ${MINIMUM.join('.')} or newer (https://go.dev/dl, into /usr/local/go)`);
-  if (!goAtLeast(version, MINIMUM)) throw new Error(`${go} is ${version}; building the pinned Kubernetes needs Go ${MINIMUM.join('.')} or newer (https://go.dev/dl)`);
+  if (!goAtLeast(version, MINIMUM))
+    throw new Error(`${go} is ${version}; building the pinned Kubernetes needs Go ${MINIMUM.join('.')} or newer (https://go.dev/dl)`);
   return { go, goVersion: version };
 }
 

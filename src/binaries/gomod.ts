@@ -18,7 +18,8 @@ export function stagingReplaces(releaseGoMod: string, kubernetesVersion: string)
   if (!m) throw new Error(`not a Kubernetes release version: '${kubernetesVersion}' (expected v1.<minor>.<patch>)`);
   const version = `v0.${m[1]}.${m[2]}`;
   const replaces = replaceLines(releaseGoMod).filter((r) => r.target.startsWith('./staging/'));
-  if (replaces.length === 0) throw new Error(`the go.mod of k8s.io/kubernetes ${kubernetesVersion} replaces no staging module: not a Kubernetes release's go.mod`);
+  if (replaces.length === 0)
+    throw new Error(`the go.mod of k8s.io/kubernetes ${kubernetesVersion} replaces no staging module: not a Kubernetes release's go.mod`);
   return replaces.map((r) => ({ path: r.path, version }));
 }
 
@@ -58,8 +59,14 @@ export function wrapperGoMod(w: WrapperModule): string {
     '',
     `go ${w.go}`,
     '',
-    ...block('require', w.requires.map((r) => `${r.path} ${r.version}`)),
-    ...block('replace', w.replaces.map((r) => `${r.path} => ${r.path} ${r.version}`)),
+    ...block(
+      'require',
+      w.requires.map((r) => `${r.path} ${r.version}`),
+    ),
+    ...block(
+      'replace',
+      w.replaces.map((r) => `${r.path} => ${r.path} ${r.version}`),
+    ),
     ...block('tool', w.tools),
   ].join('\n');
 }

@@ -37,7 +37,13 @@ export function imageConfig(spec: ImageSpec, diffId: string): string {
   return JSON.stringify(config);
 }
 
-export async function writeImageArchive(runner: Runner, spec: ImageSpec, binaries: ReadonlyMap<string, string>, dest: string, workDir: string): Promise<WrittenImage> {
+export async function writeImageArchive(
+  runner: Runner,
+  spec: ImageSpec,
+  binaries: ReadonlyMap<string, string>,
+  dest: string,
+  workDir: string,
+): Promise<WrittenImage> {
   const stage = join(workDir, `image-${spec.key}`);
   rmSync(stage, { recursive: true, force: true });
   const rootfs = join(stage, 'rootfs');
@@ -65,7 +71,9 @@ export async function writeImageArchive(runner: Runner, spec: ImageSpec, binarie
     writeFileSync(join(out, `${id}.json`), config);
     writeFileSync(join(out, 'manifest.json'), JSON.stringify([{ Config: `${id}.json`, RepoTags: [spec.image], Layers: [`${layerDir}/layer.tar`] }]));
     const tmp = `${dest}.tmp`;
-    await runner.run(['tar', ...REPRODUCIBLE_TAR, '--mode=u=rwX,go=rX', '-C', out, '-cf', tmp, 'manifest.json', `${id}.json`, layerDir], { timeoutMs: 600_000 });
+    await runner.run(['tar', ...REPRODUCIBLE_TAR, '--mode=u=rwX,go=rX', '-C', out, '-cf', tmp, 'manifest.json', `${id}.json`, layerDir], {
+      timeoutMs: 600_000,
+    });
     renameSync(tmp, dest);
     return { id: `sha256:${id}`, sha256: await sha256File(dest) };
   } finally {

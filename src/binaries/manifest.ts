@@ -124,7 +124,9 @@ export function applyBuiltBinaries(config: ClusterConfig, configFile: string): C
     m = readManifest(resolve(dirname(configFile), dir));
   } catch (err) {
     if (!(err instanceof ManifestError)) throw err;
-    throw new ConfigError(configFile, [{ path: 'binaries.dir', value: dir, problem: `${err.file} ${err.problem}`, fix: 'run npm run binaries again, or remove that file' }]);
+    throw new ConfigError(configFile, [
+      { path: 'binaries.dir', value: dir, problem: `${err.file} ${err.problem}`, fix: 'run npm run binaries again, or remove that file' },
+    ]);
   }
   if (!m) return config;
   const drift = versionDrift(m.builtFor, builtFor(config.versions));

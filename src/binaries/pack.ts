@@ -36,7 +36,9 @@ export async function packArchive(runner: Runner, spec: ArchiveSpec, binaries: R
         mkdirSync(join(stage, dirname(m.path)), { recursive: true });
         copyFileSync(from(m.binary), join(stage, m.path));
       }
-      await runner.run(['tar', ...REPRODUCIBLE_TAR, '--mode=u=rwX,go=rX', '--use-compress-program=gzip -n', '-C', stage, '-cf', tmp, ...topLevel(spec)], { timeoutMs: 1800_000 });
+      await runner.run(['tar', ...REPRODUCIBLE_TAR, '--mode=u=rwX,go=rX', '--use-compress-program=gzip -n', '-C', stage, '-cf', tmp, ...topLevel(spec)], {
+        timeoutMs: 1800_000,
+      });
     } finally {
       rmSync(stage, { recursive: true, force: true });
     }

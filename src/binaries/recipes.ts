@@ -113,9 +113,23 @@ export function binariesPlan(versions: Versions, runtime: 'docker' | 'containerd
   const kubernetes: GoRecipe = {
     kind: 'go',
     name: 'kubernetes',
-    source: { kind: 'wrapper', requires: [k8sModule], kubernetesStaging: k8sModule, tools: [...['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kube-proxy', 'kubectl', 'kubelet'].map((b) => cmd(b).pkg), 'k8s.io/kubernetes/test/images/agnhost'], go: '1.26.0' },
+    source: {
+      kind: 'wrapper',
+      requires: [k8sModule],
+      kubernetesStaging: k8sModule,
+      tools: [
+        ...['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kube-proxy', 'kubectl', 'kubelet'].map((b) => cmd(b).pkg),
+        'k8s.io/kubernetes/test/images/agnhost',
+      ],
+      go: '1.26.0',
+    },
     builds: [
-      { packages: ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kube-proxy', 'kubectl'].map(cmd), cgo: false, tags: K8S_TAGS, ldflags: k8sLdflags },
+      {
+        packages: ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kube-proxy', 'kubectl'].map(cmd),
+        cgo: false,
+        tags: K8S_TAGS,
+        ldflags: k8sLdflags,
+      },
       { packages: [cmd('kubelet')], cgo: true, tags: K8S_TAGS, ldflags: k8sLdflags },
       // test/images/agnhost/Makefile: CGO_ENABLED=0, -ldflags "-s -w"
       { packages: [{ pkg: 'k8s.io/kubernetes/test/images/agnhost', binary: 'agnhost' }], cgo: false, tags: [], ldflags: ['-s', '-w'] },
@@ -127,8 +141,23 @@ export function binariesPlan(versions: Versions, runtime: 'docker' | 'containerd
   const etcd: GoRecipe = {
     kind: 'go',
     name: 'etcd',
-    source: { kind: 'wrapper', requires: ['server', 'etcdctl'].map((m) => ({ path: `go.etcd.io/etcd/${m}/v3`, version: etcdVersion })), tools: ['go.etcd.io/etcd/server/v3', 'go.etcd.io/etcd/etcdctl/v3'], go: '1.24' },
-    builds: [{ packages: [{ pkg: 'go.etcd.io/etcd/server/v3', binary: 'etcd' }, { pkg: 'go.etcd.io/etcd/etcdctl/v3', binary: 'etcdctl' }], cgo: false, tags: [], ldflags: ['-s', '-w'] }],
+    source: {
+      kind: 'wrapper',
+      requires: ['server', 'etcdctl'].map((m) => ({ path: `go.etcd.io/etcd/${m}/v3`, version: etcdVersion })),
+      tools: ['go.etcd.io/etcd/server/v3', 'go.etcd.io/etcd/etcdctl/v3'],
+      go: '1.24',
+    },
+    builds: [
+      {
+        packages: [
+          { pkg: 'go.etcd.io/etcd/server/v3', binary: 'etcd' },
+          { pkg: 'go.etcd.io/etcd/etcdctl/v3', binary: 'etcdctl' },
+        ],
+        cgo: false,
+        tags: [],
+        ldflags: ['-s', '-w'],
+      },
+    ],
   };
   // cri-dockerd's Makefile and packaging/static/Makefile: its own tree (for its replace block),
   // CGO_ENABLED=0, -trimpath, the version stamped in cmd/version.
@@ -137,7 +166,14 @@ export function binariesPlan(versions: Versions, runtime: 'docker' | 'containerd
     kind: 'go',
     name: 'cri-dockerd',
     source: { kind: 'module', module: { path: 'github.com/Mirantis/cri-dockerd', version: moduleVersion(criVersion) } },
-    builds: [{ packages: [{ pkg: '.', binary: 'cri-dockerd' }], cgo: false, tags: [], ldflags: ['-s', '-w', `-X github.com/Mirantis/cri-dockerd/cmd/version.Version=${criVersion.replace(/^v/, '')}`] }],
+    builds: [
+      {
+        packages: [{ pkg: '.', binary: 'cri-dockerd' }],
+        cgo: false,
+        tags: [],
+        ldflags: ['-s', '-w', `-X github.com/Mirantis/cri-dockerd/cmd/version.Version=${criVersion.replace(/^v/, '')}`],
+      },
+    ],
   };
   // CoreDNS's Makefile: its own tree, CGO_ENABLED=0, -ldflags "-s -w".
   const corednsVersion = moduleVersion(imageTag(versions.images.coredns.image));
@@ -149,13 +185,23 @@ export function binariesPlan(versions: Versions, runtime: 'docker' | 'containerd
   };
   // build/pause/Makefile: $(CC) -Os -Wall -Werror -static -DVERSION=v$(TAG)-$(REV)
   const pauseVersion = imageTag(versions.images.pause.image);
-  const pause: CRecipe = { kind: 'c', name: 'pause', module: k8sModule, file: 'build/pause/linux/pause.c', binary: 'pause', cflags: ['-Os', '-Wall', '-Werror', '-static', `-DVERSION=v${pauseVersion}-0`] };
+  const pause: CRecipe = {
+    kind: 'c',
+    name: 'pause',
+    module: k8sModule,
+    file: 'build/pause/linux/pause.c',
+    binary: 'pause',
+    cflags: ['-Os', '-Wall', '-Werror', '-static', `-DVERSION=v${pauseVersion}-0`],
+  };
 
   const server = versions.kubernetes.server.url;
   const node = versions.kubernetes.node.url;
   const etcdDir = `etcd-${etcdVersion}-linux-amd64`;
   const archives: ArchiveSpec[] = [
-    { file: basename(server), members: ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubectl'].map((b) => ({ path: `kubernetes/server/bin/${b}`, binary: b })) },
+    {
+      file: basename(server),
+      members: ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubectl'].map((b) => ({ path: `kubernetes/server/bin/${b}`, binary: b })),
+    },
     { file: basename(node), members: ['kubelet', 'kube-proxy', 'kubectl'].map((b) => ({ path: `kubernetes/node/bin/${b}`, binary: b })) },
     { file: basename(versions.etcd.archive.url), members: ['etcd', 'etcdctl'].map((b) => ({ path: `${etcdDir}/${b}`, binary: b })) },
     { file: basename(versions.criDockerd.archive.url), members: [{ path: 'cri-dockerd/cri-dockerd', binary: 'cri-dockerd' }] },
@@ -164,13 +210,23 @@ export function binariesPlan(versions: Versions, runtime: 'docker' | 'containerd
     // build/pause/Dockerfile_linux: FROM scratch, ADD pause, USER 65535:65535, ENTRYPOINT /pause
     { key: 'pause', image: versions.images.pause.image, files: [{ path: 'pause', binary: 'pause' }], links: {}, entrypoint: ['/pause'], user: '65535:65535' },
     // coredns' Dockerfile: the binary on a distroless base, ENTRYPOINT /coredns, EXPOSE 53 53/udp
-    { key: 'coredns', image: versions.images.coredns.image, files: [{ path: 'coredns', binary: 'coredns' }], links: {}, entrypoint: ['/coredns'], ports: ['53/tcp', '53/udp'] },
+    {
+      key: 'coredns',
+      image: versions.images.coredns.image,
+      files: [{ path: 'coredns', binary: 'coredns' }],
+      links: {},
+      entrypoint: ['/coredns'],
+      ports: ['53/tcp', '53/udp'],
+    },
     // test/images/agnhost/Dockerfile: ENTRYPOINT ["/agnhost"], CMD ["pause"]; its Debian base's
     // shell tools (sh, wget, timeout, nslookup) come from Debian's busybox-static here.
     {
       key: 'smoke',
       image: versions.images.smoke.image,
-      files: [{ path: 'agnhost', binary: 'agnhost' }, { path: 'bin/busybox', hostFile: '/bin/busybox' }],
+      files: [
+        { path: 'agnhost', binary: 'agnhost' },
+        { path: 'bin/busybox', hostFile: '/bin/busybox' },
+      ],
       links: Object.fromEntries(AGNHOST_APPLETS.map((a) => [`bin/${a}`, 'busybox'])),
       entrypoint: ['/agnhost'],
       cmd: ['pause'],
@@ -178,4 +234,3 @@ export function binariesPlan(versions: Versions, runtime: 'docker' | 'containerd
   ];
   return { recipes: [kubernetes, etcd, criDockerd, coredns, pause], archives, images };
 }
-

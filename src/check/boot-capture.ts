@@ -74,7 +74,11 @@ export async function startBootCapture(runner: Runner, onNode: OnNode, node: str
     `systemctl enable --now --quiet ${s.unit}`,
   ].join(' && ');
   await runner.run(onNode(node, ['sh', '-c', install]), { timeoutMs: 60_000 });
-  const listening = await waitFor(async () => (await runner.run(onNode(node, ['sh', '-c', `ls ${s.dir}/capture.*.pcap >/dev/null 2>&1`]), { allowFail: true, timeoutMs: 20_000 })).code === 0, 30_000, 200);
+  const listening = await waitFor(
+    async () => (await runner.run(onNode(node, ['sh', '-c', `ls ${s.dir}/capture.*.pcap >/dev/null 2>&1`]), { allowFail: true, timeoutMs: 20_000 })).code === 0,
+    30_000,
+    200,
+  );
   if (!listening) {
     const status = await runner.run(onNode(node, ['systemctl', 'status', '--no-pager', '--lines=5', s.unit]), { allowFail: true, timeoutMs: 20_000 });
     await runner.run(onNode(node, ['sh', '-c', removeScript(s, path)]), { allowFail: true, timeoutMs: 60_000 });
@@ -97,7 +101,9 @@ export async function startBootCapture(runner: Runner, onNode: OnNode, node: str
     const files = lines.filter((l) => l === `${MARK}file`).length;
     // A node that booted again must have started the capture again: otherwise its boot went unwatched.
     if (bootNow !== undefined && bootNow !== bootBefore && files < 2) {
-      throw new Error(`${node} rebooted, but the capture across its reboot (${s.unit}) did not start again at boot: what it sent while it came back was not seen (journalctl -u ${s.unit} on ${node})`);
+      throw new Error(
+        `${node} rebooted, but the capture across its reboot (${s.unit}) did not start again at boot: what it sent while it came back was not seen (journalctl -u ${s.unit} on ${node})`,
+      );
     }
     return lines.filter((l) => !l.startsWith(MARK));
   };

@@ -54,7 +54,8 @@ interface CheckSpec {
   run(r: CheckRun): Promise<CheckResult[]>;
 }
 
-const kernelEsp = (t: CheckTarget) => (t.espMode === 'kernel' ? undefined : "ESP runs in strongSwan's userspace here (kernel-libipsec): there are no kernel SAs to look at");
+const kernelEsp = (t: CheckTarget) =>
+  t.espMode === 'kernel' ? undefined : "ESP runs in strongSwan's userspace here (kernel-libipsec): there are no kernel SAs to look at";
 const systemd = (t: CheckTarget): string | undefined => {
   if (t.backend.systemd) return undefined;
   // Said by the backend when it knows which nodes and why; namespaces on one host otherwise.
@@ -106,7 +107,10 @@ const SPECS: CheckSpec[] = [
 
 export async function check(target: CheckTarget, opts: CheckOptions = {}): Promise<CheckReport> {
   const nodes = target.topology.nodes.map((n) => n.name);
-  for (const [flag, node] of [['--victim', opts.victim], ['--reboot-victim', opts.rebootVictim]] as const) {
+  for (const [flag, node] of [
+    ['--victim', opts.victim],
+    ['--reboot-victim', opts.rebootVictim],
+  ] as const) {
     if (node !== undefined && !nodes.includes(node)) throw new CheckError(`${flag} ${node} is not a node of ${target.label} (nodes: ${nodes.join(', ')})`);
   }
   const unknown = (opts.only ?? []).filter((n) => !CHECK_NAMES.includes(n));

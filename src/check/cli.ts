@@ -83,7 +83,10 @@ export async function main(argv: string[]): Promise<number> {
     say(`${n.name.padEnd(10)} ${n.ssh} (${n.source}), host key ${n.hostKey}; underlay ${n.underlay}${n.systemd ? '' : '; no systemd'}`);
   }
   const names = cluster.nodes.map((n) => n.name);
-  for (const [flag, node] of [['--victim', o.victim], ['--reboot-victim', o['reboot-victim']]] as const) {
+  for (const [flag, node] of [
+    ['--victim', o.victim],
+    ['--reboot-victim', o['reboot-victim']],
+  ] as const) {
     if (node !== undefined && !names.includes(node)) {
       console.error(`${flag} ${node} is not a node of ${cluster.target.label} (nodes: ${names.join(', ')})`);
       await cluster.close();
@@ -116,7 +119,11 @@ export async function main(argv: string[]): Promise<number> {
     printCleanup(await cluster.close(), console.error);
     return 1;
   }
-  say(`test pods: ${Object.entries(cluster.target.pods).map(([ns, p]) => `${ns} ${p.ip}`).join(', ')}`);
+  say(
+    `test pods: ${Object.entries(cluster.target.pods)
+      .map(([ns, p]) => `${ns} ${p.ip}`)
+      .join(', ')}`,
+  );
   let report: CheckReport;
   try {
     report = await check(cluster.target, {

@@ -43,7 +43,15 @@ export function clusterTopology(plan: Plan, prefix: string, podsPerNode: number)
       : [];
     return { name: n.name, role: n.role, ns: n.name, ip: n.ip, podSubnet: n.podSubnet, gateway: n.gateway, selectors: n.selectors, pods };
   });
-  return { prefix, podCidr: plan.network.podCidr, nodeCidr: plan.network.nodeCidr, serviceCidr: plan.network.serviceCidr, lifetimes: saLifetimes(plan.ipsec), underlayMtu: plan.network.underlayMtu, nodes };
+  return {
+    prefix,
+    podCidr: plan.network.podCidr,
+    nodeCidr: plan.network.nodeCidr,
+    serviceCidr: plan.network.serviceCidr,
+    lifetimes: saLifetimes(plan.ipsec),
+    underlayMtu: plan.network.underlayMtu,
+    nodes,
+  };
 }
 
 export interface ClusterOptions {
@@ -140,7 +148,14 @@ export async function openCluster(o: ClusterOptions): Promise<ClusterSession> {
     const sessions = perNodeSessions(base);
     const runner = interruptible(sessions);
     const runDir = `${REMOTE_DIR}/${prefix}`;
-    backend = sshBackend({ runner, control: sessions, topology, ssh: new Map(verified.map((v) => [v.ssh.name, v.ssh])), runDir, nodeEncryption: plan.ipsec.nodeEncryption });
+    backend = sshBackend({
+      runner,
+      control: sessions,
+      topology,
+      ssh: new Map(verified.map((v) => [v.ssh.name, v.ssh])),
+      runDir,
+      nodeEncryption: plan.ipsec.nodeEncryption,
+    });
     await backend.connect();
     return session(o, plan, topology, backend, runner, sessions, runDir, local, verified);
   } catch (err) {
@@ -201,7 +216,16 @@ function session(
         const removal = await removePods(cleanupExec, made);
         c.podsDeleted = removal.deleted;
         c.problems.push(...removal.problems);
-        c.stores = await Promise.all(stores.map((s) => restoreStore(cleanupExec, s).catch((err: Error) => ({ node: s.node, path: s.path, asFound: false, detail: `could not be read back: ${err.message}` }))));
+        c.stores = await Promise.all(
+          stores.map((s) =>
+            restoreStore(cleanupExec, s).catch((err: Error) => ({
+              node: s.node,
+              path: s.path,
+              asFound: false,
+              detail: `could not be read back: ${err.message}`,
+            })),
+          ),
+        );
       }
       if (interrupted) c.restored.push(...(await putBack(cleanupExec.runner, backend, topology, strongswanBefore)));
       await Promise.all(
@@ -238,7 +262,9 @@ function session(
     })),
     async makePods() {
       strongswanBefore = new Map(
-        await Promise.all(topology.nodes.map(async (n) => [n.name, backend.systemd ? (await backend.strongswanState(n.name)).pids.length > 0 : false] as const)),
+        await Promise.all(
+          topology.nodes.map(async (n) => [n.name, backend.systemd ? (await backend.strongswanState(n.name)).pids.length > 0 : false] as const),
+        ),
       );
       stores.push(...(await Promise.all(podNodes.map((n) => snapshotStore(target, n)))));
       pods = await createPods(target);
@@ -265,9 +291,12 @@ function provisionAgain(o: ClusterOptions, config: string, extra: string[]): Pro
   const argv = [
     ...kubeIpsecArgv(),
     'provision',
-    '--config', config,
-    '--out', o.outDir,
-    '--state', o.stateDir,
+    '--config',
+    config,
+    '--out',
+    o.outDir,
+    '--state',
+    o.stateDir,
     ...o.knownHosts.flatMap((f) => ['--known-hosts', f]),
     ...(o.acceptNewHostKeys ? ['--accept-new-host-keys'] : []),
     ...extra,
@@ -282,7 +311,11 @@ function provisionAgain(o: ClusterOptions, config: string, extra: string[]): Pro
     });
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`kube-ipsec provision ${extra.join(' ')} failed (exit ${code}): ${(err || out).trim().split('\n').slice(-4).join(' | ')}`))));
+    child.on('close', (code) =>
+      code === 0
+        ? resolve(out)
+        : reject(new Error(`kube-ipsec provision ${extra.join(' ')} failed (exit ${code}): ${(err || out).trim().split('\n').slice(-4).join(' | ')}`)),
+    );
   });
 }
 
@@ -294,13 +327,22 @@ async function putBack(runner: Runner, backend: SshBackend, t: CheckTopology, st
       if (!backend.facts(n.name).systemd) return;
       const units = [PROBE_UNIT, EARLY_PROBE_UNIT].map((u) => `${PATHS.systemdDir}/${u}`);
       const probes = await runner.run(
-        backend.onNode(n.name, ['sh', '-c', `removed=; for f; do [ -e "$f" ] || continue; systemctl disable --now --quiet "$(basename "$f")"; rm -f "$f"; removed=1; done; [ -z "$removed" ] || { systemctl daemon-reload; echo removed; }`, 'probes', ...units]),
+        backend.onNode(n.name, [
+          'sh',
+          '-c',
+          `removed=; for f; do [ -e "$f" ] || continue; systemctl disable --now --quiet "$(basename "$f")"; rm -f "$f"; removed=1; done; [ -z "$removed" ] || { systemctl daemon-reload; echo removed; }`,
+          'probes',
+          ...units,
+        ]),
         { allowFail: true, timeoutMs: 60_000 },
       );
       if (probes.stdout.includes('removed')) done.push(`${n.name}: the reboot check's probe units removed`);
       if (strongswanBefore.get(n.name)) {
         const unit = UNITS.strongswan;
-        const r = await runner.run(backend.onNode(n.name, ['sh', '-c', `systemctl is-active --quiet ${unit} || { systemctl start ${unit} && echo started; }`]), { allowFail: true, timeoutMs: 60_000 });
+        const r = await runner.run(
+          backend.onNode(n.name, ['sh', '-c', `systemctl is-active --quiet ${unit} || { systemctl start ${unit} && echo started; }`]),
+          { allowFail: true, timeoutMs: 60_000 },
+        );
         if (r.code !== 0) done.push(`${n.name}: strongSwan could not be started again: ${r.stderr.trim()}`);
         else if (r.stdout.includes('started')) done.push(`${n.name}: strongSwan started again (the check had stopped it)`);
       }

@@ -100,10 +100,16 @@ function duplicates(a: CheckNode, b: CheckNode, ends: Record<string, EndStatus>)
 /** Why a pair is not up: a dead charon, a connection that disagrees with the plan, or the IKE/CHILD state. */
 function diagnosePair(a: CheckNode, b: CheckNode, sa: NodeSas, sb: NodeSas): string {
   const pair = `${a.name} ↔ ${b.name}`;
-  for (const [node, s] of [[a, sa], [b, sb]] as const) {
+  for (const [node, s] of [
+    [a, sa],
+    [b, sb],
+  ] as const) {
     if (s.error) return `${pair}: charon on ${node.name} does not answer (${s.error}): strongSwan is not running there`;
   }
-  for (const [local, peer, s] of [[a, b, sa], [b, a, sb]] as const) {
+  for (const [local, peer, s] of [
+    [a, b, sa],
+    [b, a, sb],
+  ] as const) {
     const selector = connProblem(local, peer, s.conns);
     if (selector) return `${pair}: ${selector}`;
   }
@@ -114,7 +120,8 @@ function diagnosePair(a: CheckNode, b: CheckNode, sa: NodeSas, sb: NodeSas): str
   }
   const children = [...sa.sas, ...sb.sas].filter((x) => x.remoteHost === a.ip || x.remoteHost === b.ip).flatMap((x) => x.children);
   const odd = children.find((c) => c.state === 'INSTALLED');
-  if (odd) return `${pair}: CHILD_SA carries ${odd.localTs.join(',')} === ${odd.remoteTs.join(',')}, the plan says ${selectorsOf(a).join(',')} === ${selectorsOf(b).join(',')}`;
+  if (odd)
+    return `${pair}: CHILD_SA carries ${odd.localTs.join(',')} === ${odd.remoteTs.join(',')}, the plan says ${selectorsOf(a).join(',')} === ${selectorsOf(b).join(',')}`;
   return `${pair}: IKE_SA established but no CHILD_SA installed: the two ends' traffic selectors (leftsubnet/rightsubnet) do not match`;
 }
 

@@ -100,7 +100,9 @@ export async function createPods(lab: ClusterExec & { topology: CheckTopology },
   const nodes = lab.topology.nodes.filter((n) => n.pods.length && (!only || only.includes(n.name)));
   await Promise.all(
     nodes.map((n) =>
-      lab.runner.run(lab.backend.onNode(n.name, ['sh', '-c', n.pods.map((p) => `ip netns add ${p.ns} && ip -n ${p.ns} link set lo up`).join(' && ')]), { timeoutMs: 60_000 }),
+      lab.runner.run(lab.backend.onNode(n.name, ['sh', '-c', n.pods.map((p) => `ip netns add ${p.ns} && ip -n ${p.ns} link set lo up`).join(' && ')]), {
+        timeoutMs: 60_000,
+      }),
     ),
   );
   const made = await Promise.all(nodes.flatMap((n) => n.pods.map(async (p) => [p.ns, await addPod(lab, p)] as const)));

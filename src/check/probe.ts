@@ -62,7 +62,12 @@ export const LISTEN_PORT = 8080;
  */
 export async function tokenListener(lab: ClusterExec, ns: string, token: string, port = LISTEN_PORT, bind?: string): Promise<Background> {
   const listen = `TCP-LISTEN:${port},fork,reuseaddr${bind ? `,bind=${bind}` : ''}`;
-  return listening(lab, ns, port, await lab.backend.background(ns, ['socat', '-T', '10', listen, `SYSTEM:echo ${token}`], `listener ${token} on ${bind ?? ''}:${port} in ${ns}`));
+  return listening(
+    lab,
+    ns,
+    port,
+    await lab.backend.background(ns, ['socat', '-T', '10', listen, `SYSTEM:echo ${token}`], `listener ${token} on ${bind ?? ''}:${port} in ${ns}`),
+  );
 }
 
 /** A TCP listener in a namespace that writes everything its one connection brings to its output (what stop() returns). */
@@ -72,10 +77,14 @@ export async function sinkListener(lab: ClusterExec, ns: string, port: number): 
 
 /** `bg` once something listens on `port` in `ns` (ss); stopped, and an error, if nothing does within 15 s. */
 async function listening(lab: ClusterExec, ns: string, port: number, bg: Background): Promise<Background> {
-  const up = await waitFor(async () => {
-    const r = await lab.runner.run(lab.backend.inNs(ns, ['ss', '-Hltn', `sport = :${port}`]), { allowFail: true, timeoutMs: 20_000 });
-    return r.stdout.trim() !== '';
-  }, 15_000, 100);
+  const up = await waitFor(
+    async () => {
+      const r = await lab.runner.run(lab.backend.inNs(ns, ['ss', '-Hltn', `sport = :${port}`]), { allowFail: true, timeoutMs: 20_000 });
+      return r.stdout.trim() !== '';
+    },
+    15_000,
+    100,
+  );
   if (!up) {
     const out = await bg.stop();
     throw new Error(`the listener on :${port} in ${ns} did not start: ${out.trim() || 'no output'}`);
@@ -89,7 +98,10 @@ async function listening(lab: ClusterExec, ns: string, port: number, bg: Backgro
  */
 export async function tcpRead(lab: ClusterExec, ns: string, dst: string, port: number, bind?: string, timeoutS = 5): Promise<string | undefined> {
   const target = `TCP:${dst}:${port},connect-timeout=${timeoutS}${bind ? `,bind=${bind}` : ''}`;
-  const r = await lab.runner.run(lab.backend.inNs(ns, ['socat', '-T', String(timeoutS), '-u', target, 'STDOUT']), { allowFail: true, timeoutMs: (timeoutS * 2 + 10) * 1000 });
+  const r = await lab.runner.run(lab.backend.inNs(ns, ['socat', '-T', String(timeoutS), '-u', target, 'STDOUT']), {
+    allowFail: true,
+    timeoutMs: (timeoutS * 2 + 10) * 1000,
+  });
   return r.code === 0 ? r.stdout.trim() : undefined;
 }
 

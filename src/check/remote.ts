@@ -61,17 +61,39 @@ async function startRemote(runner: Runner, onNode: OnNode, w: RemoteWhere, argv:
 }
 
 /** `argv` in the background on a node or in one of its pods; stop() returns what it printed. */
-export async function remoteBackground(runner: Runner, onNode: OnNode, w: RemoteWhere, argv: readonly string[], name: string, o: RemoteOptions = {}): Promise<Background> {
+export async function remoteBackground(
+  runner: Runner,
+  onNode: OnNode,
+  w: RemoteWhere,
+  argv: readonly string[],
+  name: string,
+  o: RemoteOptions = {},
+): Promise<Background> {
   const p = await startRemote(runner, onNode, w, argv, name, o);
   return { stop: () => p.stop(`cat '${p.log}' 2>/dev/null; rm -f '${p.log}'`) };
 }
 
 /** tcpdump on a node or in one of its pods, writing to the node's tmpfs; stop() reads the packets back. */
-export async function remoteCapture(runner: Runner, onNode: OnNode, w: RemoteWhere, dev: string, name: string, filter: string[] = [], o: RemoteOptions = {}): Promise<Capture> {
+export async function remoteCapture(
+  runner: Runner,
+  onNode: OnNode,
+  w: RemoteWhere,
+  dev: string,
+  name: string,
+  filter: string[] = [],
+  o: RemoteOptions = {},
+): Promise<Capture> {
   const file = `${o.dir ?? REMOTE_DIR}/${safeName(name)}.pcap`;
   await runner.run(onNode(w.node, ['rm', '-f', file]), { allowFail: true, timeoutMs: 20_000 });
   const options = [...(o.snaplen ? ['-s', String(o.snaplen)] : []), ...(o.direction ? ['-Q', o.direction] : [])];
-  const p = await startRemote(runner, onNode, w, ['tcpdump', '--immediate-mode', '-nn', '-U', '-Z', 'root', ...options, '-i', dev, '-w', file, ...filter], name, o);
+  const p = await startRemote(
+    runner,
+    onNode,
+    w,
+    ['tcpdump', '--immediate-mode', '-nn', '-U', '-Z', 'root', ...options, '-i', dev, '-w', file, ...filter],
+    name,
+    o,
+  );
   const where = `${dev} in ${w.pod ?? w.node}${w.pod ? ` (${w.node})` : ''}`;
   const readLog = async () => (await runner.run(onNode(w.node, ['cat', p.log]), { allowFail: true, timeoutMs: 20_000 })).stdout;
   if (!(await waitFor(async () => /listening on/.test(await readLog()), 20_000, 100))) {

@@ -2,7 +2,22 @@
 // points at its cause, and the matrices (pure formatting).
 
 /** Every check, in the order `check` runs them. */
-export const CHECK_NAMES = ['tunnels', 'pings', 'capture', 'sources', 'inbound', 'node-traffic', 'masquerade', 'mtu', 'kernel-esp', 'units', 'rekey', 'fail-closed', 'reprovision', 'reboot'] as const;
+export const CHECK_NAMES = [
+  'tunnels',
+  'pings',
+  'capture',
+  'sources',
+  'inbound',
+  'node-traffic',
+  'masquerade',
+  'mtu',
+  'kernel-esp',
+  'units',
+  'rekey',
+  'fail-closed',
+  'reprovision',
+  'reboot',
+] as const;
 export type CheckName = (typeof CHECK_NAMES)[number];
 
 export interface CheckResult {
@@ -38,7 +53,12 @@ export function formatMatrix(corner: string, rows: string[], cols: string[], cel
   const body = rows.map((r) => [r, ...cols.map((c) => cell(r, c))]);
   const all = [[corner, ...cols], ...body];
   const widths = all[0]!.map((_, i) => Math.max(...all.map((line) => line[i]!.length)));
-  return all.map((line) => line.map((v, i) => (i === 0 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join('  ').trimEnd());
+  return all.map((line) =>
+    line
+      .map((v, i) => (i === 0 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!)))
+      .join('  ')
+      .trimEnd(),
+  );
 }
 
 export function formatResult(res: CheckResult): string {
@@ -53,7 +73,11 @@ export function formatVerdict(r: CheckReport): string {
   const failed = applied.filter((x) => !x.ok).map((x) => x.name);
   const skipped = r.results.filter((x) => x.skipped).map((x) => x.name);
   const na = skipped.length ? `; ${skipped.length} not applicable (${skipped.join(', ')})` : '';
-  return (r.ok ? `${r.target}: all ${applied.length} checks passed${na}` : `${r.target}: ${failed.length} of ${applied.length} checks failed (${failed.join(', ')})${na}`) + '\n';
+  return (
+    (r.ok
+      ? `${r.target}: all ${applied.length} checks passed${na}`
+      : `${r.target}: ${failed.length} of ${applied.length} checks failed (${failed.join(', ')})${na}`) + '\n'
+  );
 }
 
 export function formatReport(r: CheckReport): string {

@@ -206,7 +206,10 @@ export function sshBackend(o: SshBackendOptions): SshBackend {
                 masters.set(name, m);
                 break;
               }
-              if (Date.now() >= deadline) throw new CheckError(`${name}: no ssh connection to ${node(name).user}@${node(name).host}:${node(name).port} within ${Math.round(timeoutMs / 1000)} s: ${m.problem}`);
+              if (Date.now() >= deadline)
+                throw new CheckError(
+                  `${name}: no ssh connection to ${node(name).user}@${node(name).host}:${node(name).port} within ${Math.round(timeoutMs / 1000)} s: ${m.problem}`,
+                );
               await new Promise((r) => setTimeout(r, 1000));
             }
           }

@@ -88,7 +88,11 @@ export function strongswanUnit(run: NodeRun): Pick<ClusterBackend, 'startStrongs
   return {
     async startStrongswan(node) {
       await run(node, ['systemctl', 'start', unit], { timeoutMs: 60_000 });
-      const up = await waitFor(async () => /^Connections:/m.test((await run(node, ['ipsec', 'statusall'], { allowFail: true, timeoutMs: 20_000 })).stdout), 30_000, 250);
+      const up = await waitFor(
+        async () => /^Connections:/m.test((await run(node, ['ipsec', 'statusall'], { allowFail: true, timeoutMs: 20_000 })).stdout),
+        30_000,
+        250,
+      );
       if (!up) throw new Error(`strongSwan on ${node} started but charon has no connections after 30 s (journalctl -u ${unit} on ${node})`);
     },
     async stopStrongswan(node) {

@@ -35,7 +35,10 @@ export async function snapshotStore(lab: ClusterExec, node: string): Promise<Sto
 
 /** The store's content, undefined if the node has none; a node that cannot be asked is an error, never "no store". */
 async function readStore(lab: ClusterExec, node: string, path: string): Promise<string | undefined> {
-  const r = await lab.runner.run(lab.backend.onNode(node, ['sh', '-c', '[ -e "$1" ] || exit 3; cat -- "$1"', 'read-store', path]), { allowFail: true, timeoutMs: 20_000 });
+  const r = await lab.runner.run(lab.backend.onNode(node, ['sh', '-c', '[ -e "$1" ] || exit 3; cat -- "$1"', 'read-store', path]), {
+    allowFail: true,
+    timeoutMs: 20_000,
+  });
   if (r.code === 3) return undefined;
   if (r.code !== 0) throw new Error(`${node}: cannot read ${path}: ${(r.stderr || r.stdout).trim() || `exit ${r.code}`}`);
   return r.stdout;
@@ -80,7 +83,9 @@ export function restoration(s: Pick<StoreSnapshot, 'path' | 'network'>, before: 
   } catch (err) {
     return { action: 'leave', why: `it was unreadable before the check: ${(err as Error).message}` };
   }
-  return allocationsNow === allocationsBefore ? { action: 'restore', nowSha256: sha256(now) } : { action: 'leave', why: 'other pods took or released addresses meanwhile' };
+  return allocationsNow === allocationsBefore
+    ? { action: 'restore', nowSha256: sha256(now) }
+    : { action: 'leave', why: 'other pods took or released addresses meanwhile' };
 }
 
 /**
@@ -89,10 +94,7 @@ export function restoration(s: Pick<StoreSnapshot, 'path' | 'network'>, before: 
  * file, fsync, rename, fsync of the directory). The old content comes on stdin.
  */
 export function restoreArgv(s: StoreSnapshot, r: Extract<Restoration, { nowSha256: string }>): string[] {
-  const put =
-    r.action === 'restore'
-      ? 'cat >"$1.tmp" && sync "$1.tmp" && mv -f "$1.tmp" "$1"'
-      : 'cat >/dev/null && rm -f "$1"';
+  const put = r.action === 'restore' ? 'cat >"$1.tmp" && sync "$1.tmp" && mv -f "$1.tmp" "$1"' : 'cat >/dev/null && rm -f "$1"';
   const script = `[ "$(sha256sum <"$1" | cut -d' ' -f1)" = "$2" ] || exit 3; ${put} && sync "$(dirname "$1")"`;
   return ['flock', '-w', '10', s.lock, 'sh', '-c', script, 'restore-store', s.path, r.nowSha256];
 }
@@ -116,7 +118,9 @@ export async function restoreStore(lab: ClusterExec, s: StoreSnapshot): Promise<
   if (done.code === 3) return out(false, 'left as it is: a pod changed it while the check put it back');
   if (done.code !== 0) return out(false, `could not be put back: ${(done.stderr || done.stdout).trim()}`);
   const after = await readStore(lab, s.node, s.path);
-  return after === s.text ? out(true, r.action === 'restore' ? 'as found (its rotation cursor put back)' : 'as found (none, as before)') : out(false, 'differs after putting it back');
+  return after === s.text
+    ? out(true, r.action === 'restore' ? 'as found (its rotation cursor put back)' : 'as found (none, as before)')
+    : out(false, 'differs after putting it back');
 }
 
 export interface PodRemoval {
@@ -145,7 +149,10 @@ export async function removePods(lab: ClusterExec, pods: CheckPod[]): Promise<Po
     [...byNode].map(async ([node, ps]) => {
       // `ip netns del` of a namespace that is gone (a reboot) fails: only those that exist.
       const script = `for ns; do [ -e ${NETNS_DIR}/"$ns" ] && ip netns del "$ns"; done; true`;
-      const r = await lab.runner.run(lab.backend.onNode(node, ['sh', '-c', script, 'del-netns', ...ps.map((p) => p.ns)]), { allowFail: true, timeoutMs: 30_000 });
+      const r = await lab.runner.run(lab.backend.onNode(node, ['sh', '-c', script, 'del-netns', ...ps.map((p) => p.ns)]), {
+        allowFail: true,
+        timeoutMs: 30_000,
+      });
       if (r.code !== 0) problems.push(`${node}: deleting the test pods' network namespaces: ${(r.stderr || r.stdout).trim()}`);
     }),
   );

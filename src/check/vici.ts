@@ -88,7 +88,9 @@ const str = (v: ViciValue | undefined): string => (typeof v === 'string' ? v : '
 const seconds = (key: string, v: ViciValue | undefined): Record<string, number> => (typeof v === 'string' && /^\d+$/.test(v) ? { [key]: Number(v) } : {});
 const list = (v: ViciValue | undefined): string[] => (Array.isArray(v) ? v : typeof v === 'string' ? [v] : []);
 const sections = (v: ViciValue | undefined): [string, ViciSection][] =>
-  v && typeof v === 'object' && !Array.isArray(v) ? (Object.entries(v).filter(([, s]) => typeof s === 'object' && !Array.isArray(s)) as [string, ViciSection][]) : [];
+  v && typeof v === 'object' && !Array.isArray(v)
+    ? (Object.entries(v).filter(([, s]) => typeof s === 'object' && !Array.isArray(s)) as [string, ViciSection][])
+    : [];
 
 /** The named sections of every message of one type (e.g. each IKE_SA of every `list-sa event`). */
 function entries(text: string, type: string): [string, ViciSection][] {

@@ -10,11 +10,9 @@ declare module 'bun:ffi' {
 }
 
 declare const Bun: {
-  spawnSync(options: {
-    cmd: string[];
-    stdin?: Uint8Array;
-    stdout?: 'pipe';
-    stderr?: 'pipe';
-    env?: Record<string, string | undefined>;
-  }): { exitCode: number | null; stdout: { toString(): string }; stderr: { toString(): string } };
+  spawnSync(options: { cmd: string[]; stdin?: Uint8Array; stdout?: 'pipe'; stderr?: 'pipe'; env?: Record<string, string | undefined> }): {
+    exitCode: number | null;
+    stdout: { toString(): string };
+    stderr: { toString(): string };
+  };
 };

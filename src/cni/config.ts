@@ -83,17 +83,10 @@ export function decodeConfig(stdin: string): Record<string, unknown> {
 export function configVersion(raw: Record<string, unknown>): string {
   const v = raw.cniVersion;
   if (typeof v !== 'string' || v === '') {
-    throw new CniError(
-      ErrorCode.IncompatibleVersion,
-      `'cniVersion' is missing; this plugin supports ${SUPPORTED_VERSIONS.join(', ')}`,
-    );
+    throw new CniError(ErrorCode.IncompatibleVersion, `'cniVersion' is missing; this plugin supports ${SUPPORTED_VERSIONS.join(', ')}`);
   }
   if (!isSupportedVersion(v)) {
-    throw new CniError(
-      ErrorCode.IncompatibleVersion,
-      `incompatible CNI version '${v}'`,
-      `this plugin supports ${SUPPORTED_VERSIONS.join(', ')}`,
-    );
+    throw new CniError(ErrorCode.IncompatibleVersion, `incompatible CNI version '${v}'`, `this plugin supports ${SUPPORTED_VERSIONS.join(', ')}`);
   }
   return v;
 }

@@ -46,7 +46,7 @@ export function broadcast(c: Cidr): number {
 }
 
 export function contains(c: Cidr, ip: number): boolean {
-  return ((ip & mask(c.prefix)) >>> 0) === c.network;
+  return (ip & mask(c.prefix)) >>> 0 === c.network;
 }
 
 export function formatCidr(c: Cidr): string {

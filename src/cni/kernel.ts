@@ -62,4 +62,3 @@ export function toLinkJson(link: Link, names: Map<number, string>, addrs: Addr[]
     .map((a) => ({ family: a.address.includes(':') ? 'inet6' : 'inet', local: a.address, prefixlen: a.prefix }));
   return j;
 }
-

@@ -99,10 +99,17 @@ export class Links {
 
       step = `creating veth pair ${plan.hostVeth}/${plan.ifname}`;
       try {
-        node.do(newVethPair({
-          host: plan.hostVeth, hostMac: plan.hostMac, master: bridge.index,
-          peer: plan.ifname, peerMac: plan.containerMac, mtu: plan.mtu, peerNetnsFd: nsFd,
-        }));
+        node.do(
+          newVethPair({
+            host: plan.hostVeth,
+            hostMac: plan.hostMac,
+            master: bridge.index,
+            peer: plan.ifname,
+            peerMac: plan.containerMac,
+            mtu: plan.mtu,
+            peerNetnsFd: nsFd,
+          }),
+        );
       } catch (e) {
         if (sysErrno(e) === Errno.EEXIST) {
           throw new CniError(

@@ -36,9 +36,7 @@ const COMMANDS: Record<Exclude<Command, 'VERSION'>, (call: Call) => Result | voi
 
 function store(call: Call): FileStore | undefined {
   const { config } = call;
-  return config.ipam.kind === 'builtin'
-    ? new FileStore(config.ipam.dataDir, config.name, flockLocker, config.ipam.lockTimeoutMs)
-    : undefined;
+  return config.ipam.kind === 'builtin' ? new FileStore(config.ipam.dataDir, config.name, flockLocker, config.ipam.lockTimeoutMs) : undefined;
 }
 
 function ipam(call: Call): Ipam {

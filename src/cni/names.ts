@@ -4,13 +4,7 @@
 
 /** Linux dev_valid_name(): 1..15 bytes, not "." or "..", no '/', ':' or whitespace. */
 export function isValidIfname(name: string): boolean {
-  return (
-    name.length > 0 &&
-    Buffer.byteLength(name) <= 15 &&
-    name !== '.' &&
-    name !== '..' &&
-    !/[/:\s]/.test(name)
-  );
+  return name.length > 0 && Buffer.byteLength(name) <= 15 && name !== '.' && name !== '..' && !/[/:\s]/.test(name);
 }
 
 /** 64-bit FNV-1a of the UTF-8 bytes of `s`, as 16 hex digits. */

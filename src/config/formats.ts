@@ -42,13 +42,19 @@ const TAKEN_NAMES: [RegExp, string][] = [
   // Kernel names of NICs, and udev's predictable ones (systemd.net-naming-scheme(7): en
   // Ethernet, wl WLAN, ww WWAN, ib InfiniBand, sl SLIP). The Vagrant boxes' NAT and private
   // network NICs are eth0/eth1, or enp0s3/enp0s8 (VirtualBox), ens5/ens6 (libvirt).
-  [/^(eth|en|wl|ww|ib|sl|usb)/, 'a network card\'s name (eth*, en*, wl*, ww*, ib*, sl*, usb*): on a Vagrant VM eth1 or enp0s8 is the underlay, which the guard would then let traffic out of in clear'],
-  [/^veth/, 'the prefix of the pods\' veth interfaces (the CNI plugin names each veth<hash>)'],
-  [/^ipsec\d+$/, 'strongSwan\'s userspace ESP device (kernel-libipsec creates ipsec0)'],
+  [
+    /^(eth|en|wl|ww|ib|sl|usb)/,
+    "a network card's name (eth*, en*, wl*, ww*, ib*, sl*, usb*): on a Vagrant VM eth1 or enp0s8 is the underlay, which the guard would then let traffic out of in clear",
+  ],
+  [/^veth/, "the prefix of the pods' veth interfaces (the CNI plugin names each veth<hash>)"],
+  [/^ipsec\d+$/, "strongSwan's userspace ESP device (kernel-libipsec creates ipsec0)"],
   // Fallback devices the kernel creates when a tunnel module loads (ip_vti for IPsec, ipip,
   // sit, gre, ip6_tunnel, ip6_gre).
   [/^(ip_vti0|ip6_vti0|tunl0|sit0|ip6tnl0|gre0|gretap0|erspan0|ip6gre0|ip6erspan0)$/, 'a device the kernel creates when its tunnel module loads'],
-  [/^(docker0|cni0|cni-podman\d+|podman\d+|kube-ipvs0|nodelocaldns|flannel\.\d+|cilium_.*|cali.*|br-[0-9a-f]+)$/, 'a device that container runtimes or other Kubernetes networks create'],
+  [
+    /^(docker0|cni0|cni-podman\d+|podman\d+|kube-ipvs0|nodelocaldns|flannel\.\d+|cilium_.*|cali.*|br-[0-9a-f]+)$/,
+    'a device that container runtimes or other Kubernetes networks create',
+  ],
 ];
 
 /** Why `name` cannot be the pod bridge, or undefined if it can. */

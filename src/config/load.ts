@@ -53,11 +53,18 @@ export function parseCluster(text: string, file = 'cluster.yaml'): ClusterConfig
   const locate = (path: (string | number)[], key?: string) => position(doc, lineCounter, path, key);
 
   if (!validateStructure(data)) {
-    throw new ConfigError(file, dedupe(validateStructure.errors ?? []).map((e) => structuralIssue(e, data, locate)));
+    throw new ConfigError(
+      file,
+      dedupe(validateStructure.errors ?? []).map((e) => structuralIssue(e, data, locate)),
+    );
   }
   const config = applyDefaults(data as RawClusterConfig);
   const issues = validateCluster(config).map((issue) => ({ ...issue, ...locate(issue.pathParts) }));
-  if (issues.length) throw new ConfigError(file, issues.map(({ pathParts: _, ...rest }) => rest));
+  if (issues.length)
+    throw new ConfigError(
+      file,
+      issues.map(({ pathParts: _, ...rest }) => rest),
+    );
   return config;
 }
 
@@ -88,8 +95,18 @@ function toData(doc: Document, lineCounter: LineCounter, file: string): unknown 
     const pos = at === undefined ? {} : (({ line, col }) => ({ line, column: col }))(lineCounter.linePos(at));
     throw new ConfigError(file, [
       bomb
-        ? { path: '(yaml)', problem: `its aliases expand to more than ${MAX_ALIAS_COUNT} copies (a "billion laughs" document?)`, fix: 'write the values out instead of nesting aliases of aliases', ...pos }
-        : { path: '(yaml)', problem: err.message.replace(/^./, (c) => c.toLowerCase()), fix: 'set the anchor (&name) before the alias (*name) that uses it', ...pos },
+        ? {
+            path: '(yaml)',
+            problem: `its aliases expand to more than ${MAX_ALIAS_COUNT} copies (a "billion laughs" document?)`,
+            fix: 'write the values out instead of nesting aliases of aliases',
+            ...pos,
+          }
+        : {
+            path: '(yaml)',
+            problem: err.message.replace(/^./, (c) => c.toLowerCase()),
+            fix: 'set the anchor (&name) before the alias (*name) that uses it',
+            ...pos,
+          },
     ]);
   }
 }
@@ -128,11 +145,7 @@ function dedupe(errors: ErrorObject[]): ErrorObject[] {
   });
 }
 
-function structuralIssue(
-  e: ErrorObject,
-  data: unknown,
-  locate: (path: (string | number)[], key?: string) => { line?: number; column?: number },
-): ConfigIssue {
+function structuralIssue(e: ErrorObject, data: unknown, locate: (path: (string | number)[], key?: string) => { line?: number; column?: number }): ConfigIssue {
   const parts = e.instancePath
     .split('/')
     .slice(1)
@@ -162,18 +175,36 @@ function structuralIssue(
       const format = (e.params as { format: string }).format;
       const explained = typeof value === 'string' ? formatProblem(format, value) : undefined;
       if (explained) return { ...base, value, problem: explained.problem, fix: explained.fix };
-      const reason = format === 'ipv4-cidr' && typeof value === 'string' && !parseCidr(value).ok ? (parseCidr(value) as { reason: string }).reason : `is not a valid ${format}`;
+      const reason =
+        format === 'ipv4-cidr' && typeof value === 'string' && !parseCidr(value).ok
+          ? (parseCidr(value) as { reason: string }).reason
+          : `is not a valid ${format}`;
       const example = format === 'ipv4' ? 'e.g. 192.168.10.21' : 'e.g. 10.240.0.0/16';
-      return { ...base, value, problem: reason, fix: `write a ${format === 'ipv4' ? 'dotted-quad IPv4 address' : 'network address with prefix length'}, ${example}${hint}` };
+      return {
+        ...base,
+        value,
+        problem: reason,
+        fix: `write a ${format === 'ipv4' ? 'dotted-quad IPv4 address' : 'network address with prefix length'}, ${example}${hint}`,
+      };
     }
     case 'enum': {
       const allowed = (e.params as { allowedValues: unknown[] }).allowedValues;
       return { ...base, value, problem: 'is not one of the allowed values', fix: `use one of: ${allowed.join(', ')}${hint}` };
     }
     case 'type':
-      return { ...base, value, problem: `must be ${withArticle((e.params as { type: string }).type)}`, fix: `write ${withArticle((e.params as { type: string }).type)} here${hint}` };
+      return {
+        ...base,
+        value,
+        problem: `must be ${withArticle((e.params as { type: string }).type)}`,
+        fix: `write ${withArticle((e.params as { type: string }).type)} here${hint}`,
+      };
     case 'pattern':
-      return { ...base, value, problem: (typeof value === 'string' && oddCharacter(value)) || 'has the wrong form', fix: `${description ?? `match ${(e.params as { pattern: string }).pattern}`}` };
+      return {
+        ...base,
+        value,
+        problem: (typeof value === 'string' && oddCharacter(value)) || 'has the wrong form',
+        fix: `${description ?? `match ${(e.params as { pattern: string }).pattern}`}`,
+      };
     default:
       return { ...base, value, problem: e.message ?? 'is invalid', fix: description ?? 'see schema/cluster.schema.json' };
   }

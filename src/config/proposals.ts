@@ -43,7 +43,12 @@ const ALLOWED: Record<string, Algorithm> = {
   chacha20poly1305: { role: 'aead', esp: GCM },
   // AES-CBC and AES-CTR, with an HMAC-SHA-2 integrity algorithm.
   aes: { role: 'cipher', esp: { ...CBC, icv: 0 } },
-  ...Object.fromEntries([128, 192, 256].flatMap((bits) => [[`aes${bits}`, { role: 'cipher', esp: { ...CBC, icv: 0 } }], [`aes${bits}ctr`, { role: 'cipher', esp: { ...CTR, icv: 0 } }]])),
+  ...Object.fromEntries(
+    [128, 192, 256].flatMap((bits) => [
+      [`aes${bits}`, { role: 'cipher', esp: { ...CBC, icv: 0 } }],
+      [`aes${bits}ctr`, { role: 'cipher', esp: { ...CTR, icv: 0 } }],
+    ]),
+  ),
   sha256: { role: 'integrity', esp: { iv: 0, block: 1, icv: 16 } },
   sha2_256: { role: 'integrity', esp: { iv: 0, block: 1, icv: 16 } },
   sha384: { role: 'integrity', esp: { iv: 0, block: 1, icv: 24 } },
@@ -55,7 +60,22 @@ const ALLOWED: Record<string, Algorithm> = {
   prfsha512: { role: 'prf' },
   // Key exchange of at least 128-bit strength (strongSwan's "round 1" and "round 2" groups).
   ...Object.fromEntries(
-    ['ecp256', 'ecp384', 'ecp521', 'ecp256bp', 'ecp384bp', 'ecp512bp', 'curve25519', 'x25519', 'curve448', 'x448', 'modp3072', 'modp4096', 'modp6144', 'modp8192'].map((k) => [k, { role: 'group' }]),
+    [
+      'ecp256',
+      'ecp384',
+      'ecp521',
+      'ecp256bp',
+      'ecp384bp',
+      'ecp512bp',
+      'curve25519',
+      'x25519',
+      'curve448',
+      'x448',
+      'modp3072',
+      'modp4096',
+      'modp6144',
+      'modp8192',
+    ].map((k) => [k, { role: 'group' }]),
   ),
   esn: { role: 'esn' },
   noesn: { role: 'esn' },
@@ -68,7 +88,10 @@ const REFUSED: [RegExp, string][] = [
   [/^(des|3des|cast128|blowfish(128|192|256)?)$/, 'is a broken or 64-bit-block cipher (strongSwan: must not be used)'],
   [/^(prf)?md5(_128)?$/, 'is MD5 (strongSwan: must not be used)'],
   [/^(prf)?sha(1)?(_160)?$/, 'is SHA-1 (strongSwan: must not be used)'],
-  [/^(modp(512|768|1024|1536)|modp1024s160|modp2048s224|modp2048s256|ecp192|ecp224|ecp224bp)$/, 'is a weak Diffie-Hellman group (strongSwan: must not be used)'],
+  [
+    /^(modp(512|768|1024|1536)|modp1024s160|modp2048s224|modp2048s256|ecp192|ecp224|ecp224bp)$/,
+    'is a weak Diffie-Hellman group (strongSwan: must not be used)',
+  ],
   [/^modp2048$/, 'is MODP-2048, 112-bit strength (below the 128 bits every other algorithm here has)'],
   [/^(none|modpnone|modpnull)$/, 'is no key exchange (modpnull is for testing only)'],
   [/^(aes|camellia)(128|192|256)(gcm|ccm)(8|12|64|96)$/, 'is an AEAD with a truncated ICV (8 or 12 bytes): forgeries get easier'],
@@ -92,7 +115,10 @@ export const EXAMPLES: Record<ProposalKind, string> = {
 
 /** The allowed keywords, as a message's fix lists them. */
 function alternatives(kind: ProposalKind): string {
-  const list = (role: Role) => allowedKeywords(role, kind).filter((k) => !/^(aes\d+gcm(128)?|sha2_\d+|x25519|x448)$/.test(k)).join(', ');
+  const list = (role: Role) =>
+    allowedKeywords(role, kind)
+      .filter((k) => !/^(aes\d+gcm(128)?|sha2_\d+|x25519|x448)$/.test(k))
+      .join(', ');
   return (
     `e.g. ${EXAMPLES[kind]} (AEAD: ${list('aead')}; or a cipher: ${list('cipher')} with integrity: ${list('integrity')}` +
     `${kind === 'ike' ? `; PRF: ${list('prf')}` : ''}; groups: ${list('group')}; and a final !)`
@@ -112,23 +138,31 @@ export function proposalProblem(kind: ProposalKind, value: string): ProposalProb
   if (!value.endsWith('!')) {
     return {
       token: value,
-      problem: "does not end in `!`: without it strongSwan appends its default proposals, which accept 3DES, SHA-1 and MODP-2048",
+      problem: 'does not end in `!`: without it strongSwan appends its default proposals, which accept 3DES, SHA-1 and MODP-2048',
       fix: `append ! (e.g. ${EXAMPLES[kind]})`,
     };
   }
   const proposals = value.slice(0, -1).split(',');
   for (const proposal of proposals) {
     if (proposal.includes('!')) {
-      return { token: proposal, problem: `has \`!\` inside the list: strongSwan honours only one, at the very end, and would drop the proposal "${proposal}"`, fix: 'write one ! at the end of the whole string' };
+      return {
+        token: proposal,
+        problem: `has \`!\` inside the list: strongSwan honours only one, at the very end, and would drop the proposal "${proposal}"`,
+        fix: 'write one ! at the end of the whole string',
+      };
     }
     if (!/^[a-z0-9_]+(-[a-z0-9_]+)*$/.test(proposal)) {
-      return { token: proposal, problem: `"${proposal}" is not a proposal (keywords separated by single dashes; proposals separated by commas)`, fix: `write e.g. ${EXAMPLES[kind]}` };
+      return {
+        token: proposal,
+        problem: `"${proposal}" is not a proposal (keywords separated by single dashes; proposals separated by commas)`,
+        fix: `write e.g. ${EXAMPLES[kind]}`,
+      };
     }
     const roles = new Map<Role, string[]>();
     for (const keyword of proposal.split('-')) {
       const algorithm = ALLOWED[keyword];
       if (!algorithm) {
-        const reason = REFUSED.find(([re]) => re.test(keyword))?.[1] ?? 'is not on kube-ipsec\'s allow-list of strong algorithms';
+        const reason = REFUSED.find(([re]) => re.test(keyword))?.[1] ?? "is not on kube-ipsec's allow-list of strong algorithms";
         return { token: keyword, problem: `\`${keyword}\` ${reason}`, fix };
       }
       roles.set(algorithm.role, [...(roles.get(algorithm.role) ?? []), keyword]);
@@ -136,8 +170,10 @@ export function proposalProblem(kind: ProposalKind, value: string): ProposalProb
     const has = (role: Role) => roles.get(role)?.[0];
     const problem = (p: string) => ({ token: proposal, problem: `proposal "${proposal}" ${p}`, fix });
     if (!has('aead') && !has('cipher')) return problem('has no encryption algorithm');
-    if (has('aead') && has('cipher')) return problem(`mixes an AEAD (${has('aead')}) with a classic cipher (${has('cipher')}): strongSwan drops such a proposal`);
-    if (has('aead') && has('integrity')) return problem(`adds ${has('integrity')} to the AEAD ${has('aead')}, which authenticates by itself (strongSwan would silently drop ${has('integrity')})`);
+    if (has('aead') && has('cipher'))
+      return problem(`mixes an AEAD (${has('aead')}) with a classic cipher (${has('cipher')}): strongSwan drops such a proposal`);
+    if (has('aead') && has('integrity'))
+      return problem(`adds ${has('integrity')} to the AEAD ${has('aead')}, which authenticates by itself (strongSwan would silently drop ${has('integrity')})`);
     if (has('cipher') && !has('integrity')) return problem(`has the cipher ${has('cipher')} without an integrity algorithm: encryption without authentication`);
     if (kind === 'esp' && has('prf')) return problem(`has the PRF ${has('prf')}, which only IKE uses (strongSwan would silently drop it)`);
     if (kind === 'ike' && has('esn')) return problem(`has ${has('esn')}, which only ESP uses`);
@@ -154,7 +190,10 @@ export function proposalProblem(kind: ProposalKind, value: string): ProposalProb
 export function espTrailerBytes(esp: string): number {
   let worst = 0;
   for (const proposal of esp.replace(/!$/, '').split(',')) {
-    const algorithms = proposal.split('-').map((k) => ALLOWED[k]?.esp).filter((a) => a !== undefined);
+    const algorithms = proposal
+      .split('-')
+      .map((k) => ALLOWED[k]?.esp)
+      .filter((a) => a !== undefined);
     const ciphers = algorithms.filter((a) => a.iv > 0);
     const icv = Math.max(0, ...algorithms.map((a) => a.icv));
     for (const c of ciphers) worst = Math.max(worst, c.iv + (c.block - 1) + 2 + icv);

@@ -26,7 +26,8 @@ const artifact = {
       // A URL as artifacts.tsv carries it to the node (one row per archive, tab-separated):
       // no whitespace or control character, no query or fragment, and a last path segment
       // that names the archive (install-binaries caches and looks it up by that name).
-      pattern: "^https://([A-Za-z0-9.-]+|\\[[0-9A-Fa-f:.]+\\])(:[0-9]{1,5})?/([A-Za-z0-9._~%!$&'()*+,;=:@-]+/)*[A-Za-z0-9_~%!$&'()*+,;=:@-][A-Za-z0-9._~%!$&'()*+,;=:@-]*$",
+      pattern:
+        "^https://([A-Za-z0-9.-]+|\\[[0-9A-Fa-f:.]+\\])(:[0-9]{1,5})?/([A-Za-z0-9._~%!$&'()*+,;=:@-]+/)*[A-Za-z0-9_~%!$&'()*+,;=:@-][A-Za-z0-9._~%!$&'()*+,;=:@-]*$",
       description: 'Where the provisioner downloads it: https://host/path/<archive file name>, without whitespace, query or fragment.',
     },
     checksum: {
@@ -48,7 +49,11 @@ const imagePin = {
       description: 'registry/repository:tag (a tag is required; an air-gapped archive must carry it).',
     },
     digest: { type: 'string', pattern: '^sha256:[0-9a-f]{64}$', description: 'Registry manifest (list) digest: nodes that pull use image@digest.' },
-    id: { type: 'string', pattern: '^sha256:[0-9a-f]{64}$', description: 'Image ID (sha256 of the image config, `docker image inspect -f {{.Id}}`): an air-gapped archive must hold exactly this image.' },
+    id: {
+      type: 'string',
+      pattern: '^sha256:[0-9a-f]{64}$',
+      description: 'Image ID (sha256 of the image config, `docker image inspect -f {{.Id}}`): an air-gapped archive must hold exactly this image.',
+    },
   },
 } as const;
 
@@ -67,7 +72,11 @@ export const clusterSchema = {
       description: 'Names: the cluster and its DNS domain.',
       properties: {
         name: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 63, description: 'Cluster name (kubeconfig cluster entry, CA name).' },
-        domain: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$', description: 'Cluster DNS domain, e.g. cluster.local.' },
+        domain: {
+          type: 'string',
+          pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$',
+          description: 'Cluster DNS domain, e.g. cluster.local.',
+        },
       },
     },
     network: {
@@ -77,7 +86,7 @@ export const clusterSchema = {
       properties: {
         nodeCidr: { ...cidr, description: 'Underlay network holding every node IP (the Vagrant private network).' },
         podCidr: { ...cidr, description: 'Whole pod range; every node gets one subnet of it.' },
-        nodeSubnetPrefix: { type: 'integer', minimum: 8, maximum: 30, description: 'Prefix length of each node\'s pod subnet (24 = one /24 per node).' },
+        nodeSubnetPrefix: { type: 'integer', minimum: 8, maximum: 30, description: "Prefix length of each node's pod subnet (24 = one /24 per node)." },
         serviceCidr: { ...cidr, description: 'Service (ClusterIP) range; its first address is the kubernetes service VIP.' },
         clusterDns: { ...ipv4, description: 'Cluster DNS service IP; must lie inside serviceCidr.' },
         bridge: {
@@ -103,7 +112,7 @@ export const clusterSchema = {
           name: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 63, description: 'Host name (a DNS label).' },
           role: { type: 'string', enum: ['master', 'minion'], description: 'master runs etcd and the control plane; minions run pods. Default: minion.' },
           ip: { ...ipv4, description: 'Node address on the underlay network.' },
-          podSubnet: { ...cidr, description: 'This node\'s pod subnet. Default: master → index 0, <name><N> → index N.', examples: ['10.240.7.0/24'] },
+          podSubnet: { ...cidr, description: "This node's pod subnet. Default: master → index 0, <name><N> → index N.", examples: ['10.240.7.0/24'] },
           memory: { type: 'integer', minimum: 512, description: 'VM memory in MiB. Default: vagrant.memory.' },
           cpus: { type: 'integer', minimum: 1, description: 'VM CPUs. Default: vagrant.cpus.' },
           ssh: {
@@ -116,10 +125,10 @@ export const clusterSchema = {
                 maxLength: 253,
                 // A host name or an IPv4/IPv6 address, never something ssh reads as an option.
                 pattern: '^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*)$',
-                description: 'Host name or address to connect to (a host name or an IP address, never an option). Default: the node\'s ip.',
+                description: "Host name or address to connect to (a host name or an IP address, never an option). Default: the node's ip.",
                 examples: ['192.168.121.17'],
               },
-              port: { type: 'integer', minimum: 1, maximum: 65535, description: 'sshd\'s port. Default: 22.' },
+              port: { type: 'integer', minimum: 1, maximum: 65535, description: "sshd's port. Default: 22." },
               user: {
                 type: 'string',
                 pattern: '^[A-Za-z_][A-Za-z0-9_.-]{0,31}$',
@@ -162,7 +171,10 @@ export const clusterSchema = {
           required: ['version', 'archive'],
           properties: {
             version: { type: 'string', pattern: '^v3\\.[4-9]\\.[0-9]+$', description: 'etcd release, v3.4 or newer.' },
-            archive: { ...artifact, description: 'The release archive, or a Debian etcd-server .deb (the daemon is taken from its data; etcdctl is not installed).' },
+            archive: {
+              ...artifact,
+              description: 'The release archive, or a Debian etcd-server .deb (the daemon is taken from its data; etcdctl is not installed).',
+            },
           },
         },
         criDockerd: {
@@ -189,10 +201,10 @@ export const clusterSchema = {
         images: {
           type: 'object',
           additionalProperties: false,
-          description: 'Container images the cluster runs (CoreDNS, the runtime\'s pause image, the smoke test). Override one image whole.',
+          description: "Container images the cluster runs (CoreDNS, the runtime's pause image, the smoke test). Override one image whole.",
           properties: {
-            coredns: { ...imagePin, description: 'CoreDNS, the cluster DNS (an add-on on the master\'s tree).' },
-            pause: { ...imagePin, description: 'The runtime\'s pause (sandbox) image.' },
+            coredns: { ...imagePin, description: "CoreDNS, the cluster DNS (an add-on on the master's tree)." },
+            pause: { ...imagePin, description: "The runtime's pause (sandbox) image." },
             smoke: { ...imagePin, description: 'agnhost, the pods `npm run smoke` deploys.' },
           },
         },
@@ -206,7 +218,8 @@ export const clusterSchema = {
         dir: {
           type: 'string',
           minLength: 1,
-          description: 'Air-gapped install: a host directory (relative to cluster.yaml) holding the archives named as in their URLs, and the image archives; nothing is downloaded.',
+          description:
+            'Air-gapped install: a host directory (relative to cluster.yaml) holding the archives named as in their URLs, and the image archives; nothing is downloaded.',
           examples: ['./binaries'],
         },
         allowAbsent: {
@@ -221,7 +234,11 @@ export const clusterSchema = {
       additionalProperties: false,
       description: 'The strongSwan full mesh: authentication, proposals, lifetimes, what it carries.',
       properties: {
-        auth: { type: 'string', enum: ['pubkey', 'psk'], description: 'pubkey: per-node certificates from the IKE CA, which is trusted for IKE only; psk: one random key per node pair.' },
+        auth: {
+          type: 'string',
+          enum: ['pubkey', 'psk'],
+          description: 'pubkey: per-node certificates from the IKE CA, which is trusted for IKE only; psk: one random key per node pair.',
+        },
         // The pattern lets editors flag what the format refuses; the format says why (proposals.ts).
         ike: {
           type: 'string',
@@ -237,17 +254,21 @@ export const clusterSchema = {
         },
         ikeLifetime: { ...duration, description: 'IKE_SA lifetime (rekeyed in place, reauth=no): a duration such as 45s, 20m, 3h or 1d.' },
         lifetime: { ...duration, description: 'CHILD_SA lifetime (the new SA is installed before the old one goes): a duration such as 45s, 20m, 3h or 1d.' },
-        rekeyMargin: { ...duration, description: 'How long before a lifetime ends the rekey starts; shorter than both lifetimes: a duration such as 45s, 20m, 3h or 1d.' },
+        rekeyMargin: {
+          ...duration,
+          description: 'How long before a lifetime ends the rekey starts; shorter than both lifetimes: a duration such as 45s, 20m, 3h or 1d.',
+        },
         dpdDelay: { ...duration, description: 'Dead-peer detection interval: a duration such as 45s, 20m, 3h or 1d.' },
         nodeEncryption: {
           type: 'boolean',
           description:
-            'Also encrypt node-to-node traffic (kubelet, apiserver, etcd, a pod to another node\'s address): the node addresses join the IPsec selectors. Needs espMode kernel. IKE and ssh from outside the cluster stay as they are.',
+            "Also encrypt node-to-node traffic (kubelet, apiserver, etcd, a pod to another node's address): the node addresses join the IPsec selectors. Needs espMode kernel. IKE and ssh from outside the cluster stay as they are.",
         },
         espMode: {
           type: 'string',
           enum: ['kernel', 'userspace'],
-          description: 'kernel: ESP in the kernel (VMs). userspace: strongSwan\'s kernel-libipsec over a TUN device, for kernels without ESP (the namespace lab).',
+          description:
+            "kernel: ESP in the kernel (VMs). userspace: strongSwan's kernel-libipsec over a TUN device, for kernels without ESP (the namespace lab).",
         },
       },
     },
@@ -284,7 +305,7 @@ export const clusterSchema = {
             cpuMode: {
               type: 'string',
               enum: ['host-passthrough', 'host-model', 'maximum', 'custom'],
-              description: 'Guest CPU. Default: host-passthrough with kvm, maximum (QEMU\'s max: AES-NI emulated) with qemu.',
+              description: "Guest CPU. Default: host-passthrough with kvm, maximum (QEMU's max: AES-NI emulated) with qemu.",
             },
             cpuModel: {
               type: 'string',

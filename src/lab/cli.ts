@@ -114,14 +114,16 @@ export async function main(argv: string[]): Promise<number> {
     const unknown = (only ?? []).filter((n) => !CHECK_NAMES.includes(n));
     if (unknown.length) throw new LabError(`--only: unknown check(s) ${unknown.join(', ')}; known: ${CHECK_NAMES.join(', ')}`);
     const memoryMb = o.memory === undefined ? undefined : Number(o.memory);
-    if (memoryMb !== undefined && (!Number.isInteger(memoryMb) || memoryMb < 384 || memoryMb > 16384)) throw new LabError(`--memory must be MB from 384 to 16384, not ${o.memory}`);
+    if (memoryMb !== undefined && (!Number.isInteger(memoryMb) || memoryMb < 384 || memoryMb > 16384))
+      throw new LabError(`--memory must be MB from 384 to 16384, not ${o.memory}`);
     if (!['short', 'rendered'].includes(o.lifetimes)) throw new LabError(`--lifetimes must be short or rendered, not ${o.lifetimes}`);
     const lifetimes = o.lifetimes as LabLifetimes;
     if (!['auto', 'kvm', 'tcg'].includes(o.accel)) throw new LabError(`--accel must be auto, kvm or tcg, not ${o.accel}`);
     switch (command) {
       case 'up': {
         if (o.vm) {
-          if (o.out !== undefined || o.esp !== 'auto') throw new LabError('--vm renders the cluster itself with ESP in the kernel: --out and --esp do not apply');
+          if (o.out !== undefined || o.esp !== 'auto')
+            throw new LabError('--vm renders the cluster itself with ESP in the kernel: --out and --esp do not apply');
           const vm: VmUpOptions = {
             configFile,
             stateDir,
@@ -136,7 +138,16 @@ export async function main(argv: string[]): Promise<number> {
           };
           return await upCommand({ stateDir, prefix: o.prefix, keep: o.keep }, { what: 'lab up --vm', onVms: true, start: () => vmUp(vm) });
         }
-        const ns: UpOptions = { configFile, stateDir, prefix: o.prefix, podsPerMinion: pods, lifetimes, esp: o.esp as EspMode | 'auto', log: indented, ...(o.out !== undefined && { outDir: resolve(o.out) }) };
+        const ns: UpOptions = {
+          configFile,
+          stateDir,
+          prefix: o.prefix,
+          podsPerMinion: pods,
+          lifetimes,
+          esp: o.esp as EspMode | 'auto',
+          log: indented,
+          ...(o.out !== undefined && { outDir: resolve(o.out) }),
+        };
         return await upCommand({ stateDir, prefix: o.prefix, keep: o.keep }, { what: 'lab up', onVms: false, start: () => up(ns) });
       }
       case 'check': {
@@ -161,13 +172,19 @@ export async function main(argv: string[]): Promise<number> {
         const lab = openLab(stateDir);
         requireUp(lab);
         const names = lab.topology.nodes.map((n) => n.name);
-        if (!node || !names.includes(node)) throw new LabError(`ssh: ${node ? `no node ${node} in the lab` : 'which node?'} (nodes: ${names.join(', ')}); e.g. npm run lab -- ssh ${names[0]} -- kubectl get nodes`);
+        if (!node || !names.includes(node))
+          throw new LabError(
+            `ssh: ${node ? `no node ${node} in the lab` : 'which node?'} (nodes: ${names.join(', ')}); e.g. npm run lab -- ssh ${names[0]} -- kubectl get nodes`,
+          );
         return runOnNode(lab.backend.onNode(node, argv.length ? argv : ['bash', '-l']), argv.length === 0);
       }
       case 'down': {
         const r = await down(stateDir);
         if (!r.found) console.log(`no lab recorded in ${stateDir}: nothing to do`);
-        else if (r.taps) console.log(`lab down: stopped ${r.processes.stopped.length} processes (VMs, ssh), deleted ${r.taps.length} taps, ${r.namespaces.length} namespaces and ${r.overlays?.length ?? 0} overlays`);
+        else if (r.taps)
+          console.log(
+            `lab down: stopped ${r.processes.stopped.length} processes (VMs, ssh), deleted ${r.taps.length} taps, ${r.namespaces.length} namespaces and ${r.overlays?.length ?? 0} overlays`,
+          );
         else console.log(`lab down: stopped ${r.processes.stopped.length} processes, deleted ${r.podsDeleted} pods and ${r.namespaces.length} namespaces`);
         for (const w of r.warnings) console.error(`warning: ${w}`);
         return r.warnings.length ? 1 : 0;
@@ -190,7 +207,10 @@ const indented = (line: string) => console.log(`  ${line}`);
  * Runs `up` (either backend) and reports its time. A failed `up` removes only what this run
  * recorded (an existing lab is never touched), unless --keep leaves it for inspection.
  */
-async function upCommand(o: { stateDir: string; prefix: string; keep: boolean }, run: { what: string; onVms: boolean; start: () => Promise<unknown> }): Promise<number> {
+async function upCommand(
+  o: { stateDir: string; prefix: string; keep: boolean },
+  run: { what: string; onVms: boolean; start: () => Promise<unknown> },
+): Promise<number> {
   const elapsed = timer();
   const existed = readState(o.stateDir) !== undefined;
   try {
@@ -204,7 +224,9 @@ async function upCommand(o: { stateDir: string; prefix: string; keep: boolean },
     } else {
       const r = await down(o.stateDir);
       const taps = r.taps ? `${r.taps.length} taps, ` : '';
-      console.error(`removed what it had created (${r.processes.stopped.length} processes, ${taps}${r.namespaces.length} namespaces); --keep leaves it for inspection`);
+      console.error(
+        `removed what it had created (${r.processes.stopped.length} processes, ${taps}${r.namespaces.length} namespaces); --keep leaves it for inspection`,
+      );
     }
     return 1;
   }

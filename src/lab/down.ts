@@ -38,7 +38,15 @@ const LAB_FILES = [STATE_FILE, 'nodes', 'out', 'pki', 'cluster.yaml', 'captures'
 export async function down(stateDir: string, opts: { runner?: Runner; log?: (line: string) => void } = {}): Promise<DownReport> {
   const runner = opts.runner ?? processRunner;
   const log = opts.log ?? (() => {});
-  const report: DownReport = { found: false, podsDeleted: 0, processes: { stopped: [], skipped: [], survivors: [] }, namespaces: [], strangers: [], mountsLeft: [], warnings: [] };
+  const report: DownReport = {
+    found: false,
+    podsDeleted: 0,
+    processes: { stopped: [], skipped: [], survivors: [] },
+    namespaces: [],
+    strangers: [],
+    mountsLeft: [],
+    warnings: [],
+  };
   const data = readState(stateDir);
   if (!data) return report;
   report.found = true;
@@ -59,15 +67,19 @@ export async function down(stateDir: string, opts: { runner?: Runner; log?: (lin
     const deadline = Date.now() + 5000;
     for (;;) {
       const found = processesIn(names);
-      const daemons = found.filter((p) => LAB_DAEMONS.has(p.comm)).map((p): LabProcess => ({ ...p, role: p.comm === 'sleep' ? 'view' : p.comm === 'tcpdump' ? 'capture' : 'strongswan', what: `${p.comm} in ${p.ns}` }));
-      if (daemons.length) merge(report.processes, await stopProcesses([daemons.filter((p) => p.comm === 'starter'), daemons.filter((p) => p.comm !== 'starter')]));
+      const daemons = found
+        .filter((p) => LAB_DAEMONS.has(p.comm))
+        .map((p): LabProcess => ({ ...p, role: p.comm === 'sleep' ? 'view' : p.comm === 'tcpdump' ? 'capture' : 'strongswan', what: `${p.comm} in ${p.ns}` }));
+      if (daemons.length)
+        merge(report.processes, await stopProcesses([daemons.filter((p) => p.comm === 'starter'), daemons.filter((p) => p.comm !== 'starter')]));
       if (!found.length || Date.now() > deadline) break;
       await new Promise((r) => setTimeout(r, 100));
     }
     for (const p of report.processes.survivors) report.warnings.push(`${p.what} (pid ${p.pid}) survived SIGKILL`);
 
     report.strangers = processesIn(names);
-    for (const s of report.strangers) report.warnings.push(`pid ${s.pid} (${s.comm}) in ${s.ns} was not started by the lab: left alone (its namespace lives on until it exits)`);
+    for (const s of report.strangers)
+      report.warnings.push(`pid ${s.pid} (${s.comm}) in ${s.ns} was not started by the lab: left alone (its namespace lives on until it exits)`);
     report.namespaces = await deleteNamespaces(runner, names);
   }
   log(`stopped ${report.processes.stopped.length} processes, deleted ${report.namespaces.length} namespaces and ${report.podsDeleted} pods`);
@@ -121,7 +133,9 @@ async function deletePods(lab: Lab, warnings: string[]): Promise<number> {
 function processGroups(lab: Lab): LabProcess[][] {
   const recorded = lab.state.data.processes;
   const fromPidFiles = lab.topology.nodes.flatMap((node) =>
-    strongswanProcesses(lab.views.get(node.name)!).map((p): LabProcess => ({ pid: p.pid, comm: p.comm, ns: node.ns, role: 'strongswan', node: node.name, what: `${p.comm} of ${node.name}` })),
+    strongswanProcesses(lab.views.get(node.name)!).map(
+      (p): LabProcess => ({ pid: p.pid, comm: p.comm, ns: node.ns, role: 'strongswan', node: node.name, what: `${p.comm} of ${node.name}` }),
+    ),
   );
   const all = [...recorded, ...fromPidFiles].filter((p, i, a) => a.findIndex((q) => q.pid === p.pid) === i);
   return [

@@ -50,7 +50,9 @@ export function preflight(plugin: string): void {
 
 function requireLibipsec(): void {
   if (!existsSync(LIBIPSEC_PLUGIN)) {
-    throw new LabError(`${LIBIPSEC_PLUGIN} is missing: this kernel has no ESP, so the lab needs strongSwan's userspace ESP (apt-get install libcharon-extra-plugins)`);
+    throw new LabError(
+      `${LIBIPSEC_PLUGIN} is missing: this kernel has no ESP, so the lab needs strongSwan's userspace ESP (apt-get install libcharon-extra-plugins)`,
+    );
   }
 }
 
@@ -60,9 +62,31 @@ function requireLibipsec(): void {
  */
 async function kernelHasEsp(runner: Runner): Promise<boolean> {
   const key = `0x${'11'.repeat(20)}`;
-  const r = await runner.run(['unshare', '--net', 'ip', 'xfrm', 'state', 'add', 'src', '127.0.0.1', 'dst', '127.0.0.2', 'proto', 'esp', 'spi', '0x100', 'aead', 'rfc4106(gcm(aes))', key, '128'], {
-    allowFail: true,
-  });
+  const r = await runner.run(
+    [
+      'unshare',
+      '--net',
+      'ip',
+      'xfrm',
+      'state',
+      'add',
+      'src',
+      '127.0.0.1',
+      'dst',
+      '127.0.0.2',
+      'proto',
+      'esp',
+      'spi',
+      '0x100',
+      'aead',
+      'rfc4106(gcm(aes))',
+      key,
+      '128',
+    ],
+    {
+      allowFail: true,
+    },
+  );
   return r.code === 0;
 }
 

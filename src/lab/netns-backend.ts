@@ -51,7 +51,8 @@ export function netnsBackend(lab: NetnsParts): ClusterBackend {
     },
     requireUp() {
       const dead = lab.topology.nodes.filter((n) => !lab.views.get(n.name)?.holder);
-      if (dead.length) throw new LabError(`the lab's node views of ${dead.map((n) => n.name).join(', ')} are gone: run \`npm run lab -- down\`, then \`up\` again`);
+      if (dead.length)
+        throw new LabError(`the lab's node views of ${dead.map((n) => n.name).join(', ')} are gone: run \`npm run lab -- down\`, then \`up\` again`);
     },
   };
 }

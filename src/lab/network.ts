@@ -27,7 +27,11 @@ export function prefixedNamespaces(prefix: string): string[] {
 
 /** Namespaces, then the underlay (bridge + one veth pair per machine), then addresses and routes. */
 export async function buildNetwork(runner: Runner, t: LabTopology): Promise<void> {
-  await ipBatch(runner, undefined, labNamespaces(t).map((ns) => `netns add ${ns}`));
+  await ipBatch(
+    runner,
+    undefined,
+    labNamespaces(t).map((ns) => `netns add ${ns}`),
+  );
   await ipBatch(runner, t.wire.ns, wireBatch(t));
   await Promise.all([
     ipBatch(runner, t.upstream.ns, upstreamBatch(t)),

@@ -72,7 +72,6 @@ export function removeView(view: NodeView): void {
   rmSync(view.dir, { recursive: true, force: true });
 }
 
-
 /** The shell commands that build the node's mount view. */
 function viewMounts(view: NodeView): string[] {
   const tops = readdirSync(treeDir(view), { withFileTypes: true })

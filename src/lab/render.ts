@@ -52,7 +52,13 @@ export function withLabOverrides(yamlText: string, espMode: EspMode, lifetimes: 
  * lab's cluster.yaml (the user's, with the lab's overrides) is kept as <stateDir>/cluster.yaml.
  * The plan it returns is the lab's (its lifetimes are what the nodes run).
  */
-export async function renderForLab(configFile: string, stateDir: string, espMode: EspMode, lifetimes: LabLifetimes, edit?: (doc: Document) => void): Promise<LabFiles> {
+export async function renderForLab(
+  configFile: string,
+  stateDir: string,
+  espMode: EspMode,
+  lifetimes: LabLifetimes,
+  edit?: (doc: Document) => void,
+): Promise<LabFiles> {
   loadClusterFile(configFile); // problems are reported against the file as the user wrote it
   const text = withLabOverrides(readFileSync(configFile, 'utf8'), espMode, lifetimes, edit);
   mkdirSync(stateDir, { recursive: true });

@@ -67,7 +67,16 @@ export async function labStatus(lab: Lab): Promise<LabStatus> {
           return { name: p.name, ns: p.ns, ip, ...(mtu !== undefined && { mtu }), ...(stored && { stored }) };
         }),
       );
-      return { name: n.name, role: n.role, ip: n.ip, podSubnet: n.podSubnet, strongswan: strongswan.pids, strongswanState: strongswan.detail, pods, allocations: Object.keys(store).length };
+      return {
+        name: n.name,
+        role: n.role,
+        ip: n.ip,
+        podSubnet: n.podSubnet,
+        strongswan: strongswan.pids,
+        strongswanState: strongswan.detail,
+        pods,
+        allocations: Object.keys(store).length,
+      };
     }),
   );
   const pairs = await meshStatus(lab);
@@ -85,7 +94,13 @@ export async function labStatus(lab: Lab): Promise<LabStatus> {
       accel: `${d.vm.accel.accel}, ${d.vm.layout.nodes[0]?.memoryMb ?? '?'} MB per VM`,
       vms: d.vm.layout.nodes.map((v) => {
         const p = d.processes.find((x) => x.role === 'vm' && x.node === v.name);
-        return { node: v.name, ...(p && { pid: p.pid }), running: p !== undefined && isOurs(p), mgmtIp: v.mgmtIp, ...(d.vm!.bootSeconds[v.name] !== undefined && { bootSeconds: d.vm!.bootSeconds[v.name] }) };
+        return {
+          node: v.name,
+          ...(p && { pid: p.pid }),
+          running: p !== undefined && isOurs(p),
+          mgmtIp: v.mgmtIp,
+          ...(d.vm!.bootSeconds[v.name] !== undefined && { bootSeconds: d.vm!.bootSeconds[v.name] }),
+        };
       }),
     }),
   };
@@ -99,13 +114,22 @@ export function formatStatus(s: LabStatus): string {
   ];
   if (s.vms) {
     out.push(`VMs (${s.accel}):`);
-    for (const v of s.vms) out.push(`  ${v.node.padEnd(10)} qemu ${v.running ? `pid ${v.pid}` : 'NOT RUNNING'}, ssh root@${v.mgmtIp}${v.bootSeconds !== undefined ? `, booted to sshd in ${v.bootSeconds.toFixed(1)} s` : ''}`);
+    for (const v of s.vms)
+      out.push(
+        `  ${v.node.padEnd(10)} qemu ${v.running ? `pid ${v.pid}` : 'NOT RUNNING'}, ssh root@${v.mgmtIp}${v.bootSeconds !== undefined ? `, booted to sshd in ${v.bootSeconds.toFixed(1)} s` : ''}`,
+      );
     out.push('');
   }
   const rows = s.nodes.map((n) => [n.name, n.role, n.ip, n.podSubnet, n.strongswanState, `${n.allocations} IPs`]);
   const head = ['node', 'role', 'underlay', 'pod subnet', 'strongSwan', 'IPAM store'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  for (const r of [head, ...rows]) out.push(r.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd());
+  for (const r of [head, ...rows])
+    out.push(
+      r
+        .map((v, i) => v.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    );
   out.push('', 'tunnels (IKE_SAs/CHILD_SAs at the row node):');
   const names = s.nodes.map((n) => n.name);
   const pair = (x: string, y: string) => s.pairs.find((p) => (p.a === x && p.b === y) || (p.a === y && p.b === x));
@@ -119,7 +143,10 @@ export function formatStatus(s: LabStatus): string {
   );
   out.push('', 'pods:');
   for (const n of s.nodes) {
-    for (const p of n.pods) out.push(`  ${p.name.padEnd(16)} ${(p.ip || 'no eth0').padEnd(15)} mtu ${p.mtu ?? '-'}  netns ${p.ns}${p.stored && p.stored !== p.ip ? `  (store says ${p.stored})` : ''}`);
+    for (const p of n.pods)
+      out.push(
+        `  ${p.name.padEnd(16)} ${(p.ip || 'no eth0').padEnd(15)} mtu ${p.mtu ?? '-'}  netns ${p.ns}${p.stored && p.stored !== p.ip ? `  (store says ${p.stored})` : ''}`,
+      );
   }
   return out.join('\n') + '\n';
 }

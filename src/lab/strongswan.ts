@@ -30,10 +30,14 @@ export async function startStrongswan(runner: Runner, view: NodeView, timeoutMs 
   await ipsec(runner, view, ['start']);
   // charon's control socket first (a file check, no process), then ask for the connections.
   await waitFor(async () => existsSync(ctl), timeoutMs, 10);
-  const up = await waitFor(async () => {
-    const r = await ipsec(runner, view, ['statusall'], true);
-    return r.code === 0 && /^Connections:/m.test(r.stdout);
-  }, timeoutMs, 50);
+  const up = await waitFor(
+    async () => {
+      const r = await ipsec(runner, view, ['statusall'], true);
+      return r.code === 0 && /^Connections:/m.test(r.stdout);
+    },
+    timeoutMs,
+    50,
+  );
   if (!up) throw new Error(`strongSwan in ${view.ns} did not come up within ${timeoutMs} ms`);
   await runUnitCommands(runner, view, execLines(dropIns, 'ExecStartPost'));
   return strongswanPids(view);

@@ -126,12 +126,7 @@ export function wireBatch(t: LabTopology): string[] {
 
 /** `ip -batch` lines, run inside a node's namespace: its underlay address and default route. */
 export function nodeBatch(t: LabTopology, node: LabNode): string[] {
-  return [
-    'link set lo up',
-    `addr add ${node.address} dev ${node.dev}`,
-    `link set ${node.dev} up`,
-    `route add default via ${t.upstream.ip} dev ${node.dev}`,
-  ];
+  return ['link set lo up', `addr add ${node.address} dev ${node.dev}`, `link set ${node.dev} up`, `route add default via ${t.upstream.ip} dev ${node.dev}`];
 }
 
 /** `ip -batch` lines for the upstream router (it answers, it does not forward). */

@@ -49,7 +49,9 @@ export function assertRoomForLab(stateDir: string, prefix: string): void {
   }
   const squatters = prefixedNamespaces(prefix);
   if (squatters.length) {
-    throw new LabError(`namespaces with the prefix ${prefix}- already exist (${squatters.slice(0, 3).join(', ')}${squatters.length > 3 ? ', …' : ''}): another lab uses this prefix; choose another with --prefix`);
+    throw new LabError(
+      `namespaces with the prefix ${prefix}- already exist (${squatters.slice(0, 3).join(', ')}${squatters.length > 3 ? ', …' : ''}): another lab uses this prefix; choose another with --prefix`,
+    );
   }
 }
 
@@ -64,11 +66,22 @@ export async function up(opts: UpOptions): Promise<Lab> {
   const clock = () => `${Math.round(lap() * 1000)} ms`;
 
   const espMode = await chooseEspMode(runner, opts.esp ?? 'auto');
-  const files = opts.outDir ? useRendered(resolve(opts.configFile), resolve(opts.outDir), espMode) : await renderForLab(resolve(opts.configFile), stateDir, espMode, opts.lifetimes ?? 'short');
+  const files = opts.outDir
+    ? useRendered(resolve(opts.configFile), resolve(opts.outDir), espMode)
+    : await renderForLab(resolve(opts.configFile), stateDir, espMode, opts.lifetimes ?? 'short');
   const topology = labTopology(files.plan, opts.prefix, opts.podsPerMinion);
-  log(`${opts.outDir ? 'read' : 'rendered'} ${files.outDir} (ESP in the ${espMode === 'userspace' ? 'userspace: this kernel has none' : 'kernel'}): ${clock()}`);
+  log(
+    `${opts.outDir ? 'read' : 'rendered'} ${files.outDir} (ESP in the ${espMode === 'userspace' ? 'userspace: this kernel has none' : 'kernel'}): ${clock()}`,
+  );
 
-  const state = LabState.create(stateDir, { backend: 'netns', prefix: opts.prefix, configFile: resolve(opts.configFile), outDir: files.outDir, espMode, topology });
+  const state = LabState.create(stateDir, {
+    backend: 'netns',
+    prefix: opts.prefix,
+    configFile: resolve(opts.configFile),
+    outDir: files.outDir,
+    espMode,
+    topology,
+  });
   const parts = { stateDir, state, topology, views: new Map<string, NodeView>(), runner };
   const lab = labOf(parts, netnsBackend(parts));
   state.addNamespaces(labNamespaces(topology));
@@ -96,9 +109,7 @@ export async function up(opts: UpOptions): Promise<Lab> {
   );
   clock();
 
-  const pods = await Promise.all(
-    topology.nodes.flatMap((node) => node.pods.map(async (pod) => [pod.ns, await addPod(lab, pod)] as const)),
-  );
+  const pods = await Promise.all(topology.nodes.flatMap((node) => node.pods.map(async (pod) => [pod.ns, await addPod(lab, pod)] as const)));
   state.update({ pods: Object.fromEntries(pods), phase: 'up' });
   log(`${pods.length} pods through ${plugin}: ${clock()}`);
   return lab;

@@ -129,9 +129,16 @@ function openRotations(store: PkiStore): RotatingId[] {
 function rotationConflict(store: PkiStore, reissue: 'all' | string[] | undefined, retire: readonly string[]): PkiRequestError | undefined {
   const open = openRotations(store);
   const unknown = retire.filter((id) => !(ROTATING as readonly string[]).includes(id));
-  if (unknown.length) return new PkiRequestError('--retire', unknown.join(','), `only a rotation can be retired (${ROTATING.join(', ')})`, `use one of: ${ROTATING.join(', ')}`);
+  if (unknown.length)
+    return new PkiRequestError('--retire', unknown.join(','), `only a rotation can be retired (${ROTATING.join(', ')})`, `use one of: ${ROTATING.join(', ')}`);
   const notOpen = retire.filter((id) => !open.includes(id as RotatingId));
-  if (notOpen.length) return new PkiRequestError('--retire', notOpen.join(','), 'no rotation of it is in progress (nothing to retire)', open.length ? `rotations in progress: ${open.join(', ')}` : 'nothing is being rotated');
+  if (notOpen.length)
+    return new PkiRequestError(
+      '--retire',
+      notOpen.join(','),
+      'no rotation of it is in progress (nothing to retire)',
+      open.length ? `rotations in progress: ${open.join(', ')}` : 'nothing is being rotated',
+    );
   const stillOpen = open.filter((id) => !retire.includes(id));
   const restarted = stillOpen.filter((id) => reissue === 'all' || reissue?.includes(id));
   if (restarted.length) {
@@ -180,7 +187,11 @@ export async function ensurePki(plan: Plan, store: PkiStore, options: PkiOptions
     const x = await loadIssuer();
     const issuers = new Map<CaId, Promise<{ certPem: string; key: Awaited<ReturnType<typeof x.importPrivateKey>>; alg: KeyAlgorithm }>>();
     const issuerOf = (ca: CaId) => {
-      if (!issuers.has(ca)) issuers.set(ca, x.importPrivateKey(store.read(`${ca}.key`)!, alg).then((key) => ({ certPem: store.read(`${ca}.crt`)!, key, alg })));
+      if (!issuers.has(ca))
+        issuers.set(
+          ca,
+          x.importPrivateKey(store.read(`${ca}.key`)!, alg).then((key) => ({ certPem: store.read(`${ca}.crt`)!, key, alg })),
+        );
       return issuers.get(ca)!;
     };
     // Keys are generated concurrently on the thread pool; signing is cheap.
@@ -188,7 +199,13 @@ export async function ensurePki(plan: Plan, store: PkiStore, options: PkiOptions
       specs.map(async (spec, i) => {
         if (!reasons[i]) return;
         const keys = await x.generateKeyPair(alg);
-        const cert = await x.issueCertificate(spec, keys.publicKey, await issuerOf(spec.ca), x.validityFrom(options.now, plan.pki.certValidityDays), options.random(16));
+        const cert = await x.issueCertificate(
+          spec,
+          keys.publicKey,
+          await issuerOf(spec.ca),
+          x.validityFrom(options.now, plan.pki.certValidityDays),
+          options.random(16),
+        );
         store.write(`${spec.id}.key`, await x.privateKeyToPem(keys.privateKey), true);
         store.write(`${spec.id}.crt`, cert, false);
       }),
@@ -318,7 +335,9 @@ function parseEncryptionKey(text: string, where: string): EncryptionKey {
   const m = ENCRYPTION_KEY_FORMAT.exec(text);
   if (!m) {
     // Never replaced silently: Secrets in etcd are encrypted with it, and a new key cannot read them.
-    throw new Error(`${where} is damaged (not "key-<14 digits>-<4 hex> <base64 of 32 bytes>"). The API server encrypts Secrets with this key: restore the file from a backup of the state dir; if the cluster holds no Secret you need, delete it and render again to start with a new key.`);
+    throw new Error(
+      `${where} is damaged (not "key-<14 digits>-<4 hex> <base64 of 32 bytes>"). The API server encrypts Secrets with this key: restore the file from a backup of the state dir; if the cluster holds no Secret you need, delete it and render again to start with a new key.`,
+    );
   }
   return { name: m[1]!, secret: m[2]! };
 }
@@ -334,7 +353,10 @@ function ensureEncryptionKey(store: PkiStore, forced: boolean, options: PkiOptio
   const reason = current === undefined ? 'missing' : forced ? 're-issue requested' : undefined;
   if (!reason) return undefined;
   if (current) store.write(previousName(ENCRYPTION_KEY_ID), `${current.name} ${current.secret}\n`, true);
-  const stamp = options.now.toISOString().replace(/[^0-9]/g, '').slice(0, 14);
+  const stamp = options.now
+    .toISOString()
+    .replace(/[^0-9]/g, '')
+    .slice(0, 14);
   const name = `key-${stamp}-${Buffer.from(options.random(2)).toString('hex')}`;
   store.write(ENCRYPTION_KEY_ID, `${name} ${Buffer.from(options.random(32)).toString('base64')}\n`, true);
   return reason;
@@ -375,7 +397,15 @@ function whyReissueCa(spec: CaSpec, store: PkiStore, alg: KeyAlgorithm, now: Dat
   }
 }
 
-function whyReissue(spec: CertSpec, store: PkiStore, ca: X509Certificate, alg: KeyAlgorithm, plan: Plan, now: Date, verifiedDigest?: string): string | undefined {
+function whyReissue(
+  spec: CertSpec,
+  store: PkiStore,
+  ca: X509Certificate,
+  alg: KeyAlgorithm,
+  plan: Plan,
+  now: Date,
+  verifiedDigest?: string,
+): string | undefined {
   const certPem = store.read(`${spec.id}.crt`);
   const keyPem = store.read(`${spec.id}.key`);
   if (!certPem) return 'missing';
@@ -389,7 +419,8 @@ function whyReissue(spec: CertSpec, store: PkiStore, ca: X509Certificate, alg: K
     if (key && f.publicKey !== key.facts!.publicKey) return 'key does not match certificate';
     if (proven && f.publicKeyAlgorithm !== alg) return `key is ${f.publicKeyAlgorithm ?? 'of an unknown type'}, pki.keyAlgorithm is ${alg}`;
     const same = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
-    if (f.commonName !== spec.commonName || !same(f.organizations, spec.organizations)) return `subject changed (was CN=${f.commonName}${f.organizations.map((o) => `, O=${o}`).join('')})`;
+    if (f.commonName !== spec.commonName || !same(f.organizations, spec.organizations))
+      return `subject changed (was CN=${f.commonName}${f.organizations.map((o) => `, O=${o}`).join('')})`;
     if (!same(f.dnsNames, spec.dnsNames) || !same(f.ipAddresses, spec.ipAddresses)) return 'subject alternative names changed';
     if (!same(f.usages, spec.usages)) return 'usages changed';
     return expiryReason(f.notAfter, now, plan.pki.renewBeforeDays);

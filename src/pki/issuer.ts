@@ -101,7 +101,6 @@ export interface Issuer {
   alg: KeyAlgorithm;
 }
 
-
 export async function issueCertificate(spec: CertSpec, publicKey: CryptoKey, issuer: Issuer, validity: Validity, random: Uint8Array): Promise<string> {
   const ca = new x509.X509Certificate(issuer.certPem);
   const keyUsage = x509.KeyUsageFlags.digitalSignature | (issuer.alg === 'rsa-2048' ? x509.KeyUsageFlags.keyEncipherment : 0);
@@ -117,7 +116,10 @@ export async function issueCertificate(spec: CertSpec, publicKey: CryptoKey, iss
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(keyUsage, true),
-      new x509.ExtendedKeyUsageExtension(spec.usages.map((u) => EKU[u]), false),
+      new x509.ExtendedKeyUsageExtension(
+        spec.usages.map((u) => EKU[u]),
+        false,
+      ),
       ...(sans.length ? [new x509.SubjectAlternativeNameExtension(sans, false)] : []),
       await x509.SubjectKeyIdentifierExtension.create(publicKey),
       await x509.AuthorityKeyIdentifierExtension.create(ca),
@@ -125,4 +127,3 @@ export async function issueCertificate(spec: CertSpec, publicKey: CryptoKey, iss
   });
   return cert.toString('pem') + '\n';
 }
-

@@ -75,7 +75,7 @@ export const RESERVED_NODE_NAMES: ReadonlyMap<string, string> = new Map([
   [IDENTITY.apiserverKubeletClient, "the API server's identity towards kubelets (bound to system:kubelet-api-admin)"],
   [IDENTITY.apiserverEtcdClient, "the API server's etcd client identity"],
   [IDENTITY.etcdHealthcheckClient, "etcd's health-check client identity"],
-  [IDENTITY.frontProxyClient, 'the aggregation layer\'s identity (--requestheader-allowed-names)'],
+  [IDENTITY.frontProxyClient, "the aggregation layer's identity (--requestheader-allowed-names)"],
   [IDENTITY.admin, "admin.conf's user"],
   [IDENTITY.superAdmin, "super-admin.conf's user"],
   ['kube-controller-manager', 'the controller manager (system:kube-controller-manager)'],

@@ -89,7 +89,12 @@ function corednsObjects(plan: Plan): AddonObject[] {
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:coredns' },
     subjects: [{ kind: 'ServiceAccount', name: 'coredns', namespace: ns }],
   };
-  const config: IConfigMap = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'coredns', namespace: ns, labels }, data: { Corefile: corefile(plan.cluster.domain) } };
+  const config: IConfigMap = {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: 'coredns', namespace: ns, labels },
+    data: { Corefile: corefile(plan.cluster.domain) },
+  };
   const deployment: IDeployment = {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -105,7 +110,9 @@ function corednsObjects(plan: Plan): AddonObject[] {
           serviceAccountName: 'coredns',
           // One replica per minion while there are minions to spare; with fewer minions than
           // replicas they share (ScheduleAnyway), rather than leaving DNS down.
-          topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: { ...DNS_LABELS } } }],
+          topologySpreadConstraints: [
+            { maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: { ...DNS_LABELS } } },
+          ],
           affinity: {
             podAntiAffinity: {
               preferredDuringSchedulingIgnoredDuringExecution: [
@@ -132,7 +139,13 @@ function corednsObjects(plan: Plan): AddonObject[] {
                 { name: 'metrics', containerPort: 9153, protocol: 'TCP' },
               ],
               securityContext: { allowPrivilegeEscalation: false, capabilities: { add: ['NET_BIND_SERVICE'], drop: ['ALL'] }, readOnlyRootFilesystem: true },
-              livenessProbe: { httpGet: { path: '/health', port: 8080, scheme: 'HTTP' }, initialDelaySeconds: 60, timeoutSeconds: 5, successThreshold: 1, failureThreshold: 5 },
+              livenessProbe: {
+                httpGet: { path: '/health', port: 8080, scheme: 'HTTP' },
+                initialDelaySeconds: 60,
+                timeoutSeconds: 5,
+                successThreshold: 1,
+                failureThreshold: 5,
+              },
               readinessProbe: { httpGet: { path: '/ready', port: 8181, scheme: 'HTTP' } },
             },
           ],
@@ -144,7 +157,12 @@ function corednsObjects(plan: Plan): AddonObject[] {
   const service: IService = {
     apiVersion: 'v1',
     kind: 'Service',
-    metadata: { name: DNS_SERVICE.name, namespace: ns, labels: { ...labels, 'kubernetes.io/name': 'CoreDNS' }, annotations: { 'prometheus.io/port': '9153', 'prometheus.io/scrape': 'true' } },
+    metadata: {
+      name: DNS_SERVICE.name,
+      namespace: ns,
+      labels: { ...labels, 'kubernetes.io/name': 'CoreDNS' },
+      annotations: { 'prometheus.io/port': '9153', 'prometheus.io/scrape': 'true' },
+    },
     spec: {
       selector: { ...DNS_LABELS },
       clusterIP: plan.network.clusterDns,

@@ -55,7 +55,13 @@ export function auditPolicy(generated: string): string {
           namespaces: ['kube-system'],
           resources: [{ group: 'coordination.k8s.io', resources: ['leases'] }],
         },
-        { level: 'None', resources: [{ group: '', resources: ['events'] }, { group: 'events.k8s.io', resources: ['events'] }] },
+        {
+          level: 'None',
+          resources: [
+            { group: '', resources: ['events'] },
+            { group: 'events.k8s.io', resources: ['events'] },
+          ],
+        },
         // Named although the catch-all below says the same: whatever is added above it later,
         // these never get a level that records bodies.
         {

@@ -34,16 +34,22 @@ export function artifactMembers(plan: Plan, node: PlannedNode): ArtifactMember[]
   if (node.role === 'master') {
     const etcdDir = `etcd-${v.etcd.version}-linux-amd64`;
     // Debian splits etcd: etcd-server has the daemon, etcdctl is in etcd-client.
-    const etcd = isDebianPackage(v.etcd.archive) ? [bin(v.etcd.archive, './usr/bin/etcd')] : [bin(v.etcd.archive, `${etcdDir}/etcd`), bin(v.etcd.archive, `${etcdDir}/etcdctl`)];
-    return [...['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubectl'].map((b) => bin(v.kubernetes.server, `kubernetes/server/bin/${b}`)), ...etcd];
+    const etcd = isDebianPackage(v.etcd.archive)
+      ? [bin(v.etcd.archive, './usr/bin/etcd')]
+      : [bin(v.etcd.archive, `${etcdDir}/etcd`), bin(v.etcd.archive, `${etcdDir}/etcdctl`)];
+    return [
+      ...['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubectl'].map((b) => bin(v.kubernetes.server, `kubernetes/server/bin/${b}`)),
+      ...etcd,
+    ];
   }
   const members = ['kubelet', 'kube-proxy', 'kubectl'].map((b) => bin(v.kubernetes.node, `kubernetes/node/bin/${b}`));
   if (plan.runtime === 'docker') members.push(bin(v.criDockerd.archive, 'cri-dockerd/cri-dockerd'));
   else {
-    members.push(
-      ...['containerd', 'containerd-shim-runc-v2', 'ctr'].map((b) => bin(v.containerd.archive, `bin/${b}`)),
-      { artifact: v.containerd.runc, member: '-', dest: '/usr/local/sbin/runc' },
-    );
+    members.push(...['containerd', 'containerd-shim-runc-v2', 'ctr'].map((b) => bin(v.containerd.archive, `bin/${b}`)), {
+      artifact: v.containerd.runc,
+      member: '-',
+      dest: '/usr/local/sbin/runc',
+    });
   }
   return members;
 }
@@ -77,7 +83,18 @@ function imageArchiveRow(a: ImageArchive): string[] {
  * openssl plugin, without which charon has neither ECDSA keys nor AES-GCM. nftables: the node
  * network's guard and pod-source NAT (iptables cannot order a filter after NAT).
  */
-const BASE_PACKAGES = ['strongswan-starter', 'strongswan-charon', 'libstrongswan-standard-plugins', 'iptables', 'nftables', 'iproute2', 'kmod', 'conntrack', 'ca-certificates', 'curl'];
+const BASE_PACKAGES = [
+  'strongswan-starter',
+  'strongswan-charon',
+  'libstrongswan-standard-plugins',
+  'iptables',
+  'nftables',
+  'iproute2',
+  'kmod',
+  'conntrack',
+  'ca-certificates',
+  'curl',
+];
 
 /**
  * What `kube-ipsec check` runs on a node besides the packages above: strongSwan's vici client
@@ -93,7 +110,10 @@ const CHECK_PACKAGES = ['strongswan-swanctl', 'iputils-ping', 'tcpdump', 'socat'
  * lo (from /usr/lib/cni). apparmor: on a kernel with AppArmor on, dockerd loads its
  * docker-default profile with apparmor_parser and refuses to start containers without it.
  */
-const RUNTIME_PACKAGES: Record<Plan['runtime'], string[]> = { docker: ['docker.io', 'apparmor', 'containernetworking-plugins'], containerd: ['containernetworking-plugins'] };
+const RUNTIME_PACKAGES: Record<Plan['runtime'], string[]> = {
+  docker: ['docker.io', 'apparmor', 'containernetworking-plugins'],
+  containerd: ['containernetworking-plugins'],
+};
 
 /** OS packages (Debian/Ubuntu names) the node needs. */
 export function osPackages(plan: Plan, node: PlannedNode): string[] {

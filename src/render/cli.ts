@@ -49,7 +49,9 @@ export async function main(argv: string[]): Promise<number> {
       ...result.pki.retired.map((id) => `pki: ${id} rotation finished: its previous generation is gone from the state and, once provisioned, from the nodes`),
       ...result.pki.open.map((id) => `pki: ${id} rotation in progress: ${ROTATION_NEXT_STEP[id]}`),
     ];
-    const pkiLine = issued.length ? `pki: issued ${issued.length} (${summarizeReasons(issued)}), reused ${reused.length}` : `pki: all ${reused.length} credentials reused`;
+    const pkiLine = issued.length
+      ? `pki: issued ${issued.length} (${summarizeReasons(issued)}), reused ${reused.length}`
+      : `pki: all ${reused.length} credentials reused`;
     if (result.diff !== undefined) {
       process.stdout.write(result.diff || 'no changes\n');
       console.error(pkiLine.replace('issued', 'would issue'));
@@ -78,7 +80,8 @@ export async function main(argv: string[]): Promise<number> {
 /** What finishes an open rotation (docs/security.md, Rotation). */
 const ROTATION_NEXT_STEP: Record<RotatingId, string> = {
   'ike-ca': 'nodes trust the previous and the new IKE CA; once every node is provisioned, finish it with --retire ike-ca',
-  'encryption-key': 'the API server reads Secrets with the previous and the new key; once the master is provisioned and kube-ipsec-addons.service has rewritten every Secret, finish it with --retire encryption-key',
+  'encryption-key':
+    'the API server reads Secrets with the previous and the new key; once the master is provisioned and kube-ipsec-addons.service has rewritten every Secret, finish it with --retire encryption-key',
 };
 
 /** "ca, apiserver: missing; ipsec@minion1: subject alternative names changed" (ids grouped by reason). */

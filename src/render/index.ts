@@ -33,7 +33,10 @@ export function renderCluster(plan: Plan, pki: PkiMaterials, templates: Template
     ];
     files.push(...manifestFiles(plan, node, files));
     assertUniquePaths(node.name, files);
-    nodes.set(node.name, files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)));
+    nodes.set(
+      node.name,
+      files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
+    );
   }
   return { nodes, readme: renderReadme(plan, nodes), summary: clusterSummary(plan) };
 }

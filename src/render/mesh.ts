@@ -38,7 +38,15 @@ export function meshFiles(ctx: RenderContext, node: PlannedNode): RenderedFile[]
     unitDropIn(ctx, UNITS.strongswan, '10-kube-ipsec.conf', view),
     file(PATHS.ikeGateScript, render(ctx, PATHS.ikeGateScript, { ...view, timeoutSeconds: IKE_GATE_TIMEOUT_S }), EXECUTABLE),
     file(PATHS.nodeNetworkScript, render(ctx, PATHS.nodeNetworkScript, view), EXECUTABLE),
-    file(PATHS.nodeNetworkRules, render(ctx, PATHS.nodeNetworkRules, { ...ipsecView, localSelectors: node.selectors, peerIps: node.peers.map((p) => p.ip), masqueradeMark: masqueradeMark(plan.network.masqueradeBit) })),
+    file(
+      PATHS.nodeNetworkRules,
+      render(ctx, PATHS.nodeNetworkRules, {
+        ...ipsecView,
+        localSelectors: node.selectors,
+        peerIps: node.peers.map((p) => p.ip),
+        masqueradeMark: masqueradeMark(plan.network.masqueradeBit),
+      }),
+    ),
     unit(ctx, UNITS.nodeNetwork, view),
     file(PATHS.sysctl, render(ctx, PATHS.sysctl, view)),
     file(PATHS.modulesLoad, render(ctx, PATHS.modulesLoad, view)),

@@ -8,7 +8,23 @@
 // out/ is render's own (ownership.ts: its marker file). Nothing in it is trusted as a path:
 // symlinks are never followed — an existing file is reused or read only when it is a regular
 // file reached through real directories — and a symlink is removed like any stale file.
-import { chmodSync, closeSync, constants, existsSync, fstatSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  existsSync,
+  fstatSync,
+  fsyncSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import type { RenderedCluster } from './index.ts';
 import { SECRET } from './files.ts';
@@ -237,7 +253,11 @@ export async function diffOutput(outDir: string, tree: OutputTree, scope?: strin
   for (const path of listFiles(root).map((p) => prefix + p)) {
     if (tree.has(path)) continue;
     const facts = current.get(path);
-    chunks.push(facts ? fileDiff(createTwoFilesPatch, path, read(path), undefined, facts.mode, undefined) : `--- a/${path}\n+++ /dev/null\n@@ not a regular file (a symlink?), removed; not read @@\n`);
+    chunks.push(
+      facts
+        ? fileDiff(createTwoFilesPatch, path, read(path), undefined, facts.mode, undefined)
+        : `--- a/${path}\n+++ /dev/null\n@@ not a regular file (a symlink?), removed; not read @@\n`,
+    );
   }
   return chunks.join('');
 }
@@ -245,7 +265,14 @@ export async function diffOutput(outDir: string, tree: OutputTree, scope?: strin
 export type PatchMaker = typeof import('diff').createTwoFilesPatch;
 
 /** One file's unified diff; a secret file (0600 on either side) is named, its content never shown. */
-export function fileDiff(createTwoFilesPatch: PatchMaker, path: string, before: string | undefined, after: string | undefined, modeBefore?: number, modeAfter?: number): string {
+export function fileDiff(
+  createTwoFilesPatch: PatchMaker,
+  path: string,
+  before: string | undefined,
+  after: string | undefined,
+  modeBefore?: number,
+  modeAfter?: number,
+): string {
   const a = before === undefined ? '/dev/null' : `a/${path}`;
   const b = after === undefined ? '/dev/null' : `b/${path}`;
   if (modeBefore === SECRET || modeAfter === SECRET) {
@@ -257,6 +284,11 @@ export function fileDiff(createTwoFilesPatch: PatchMaker, path: string, before: 
     header = `mode ${modeBefore.toString(8)} → ${modeAfter.toString(8)}: ${path}\n`;
   }
   if (before === after) return header;
-  return header + createTwoFilesPatch(a, b, before ?? '', after ?? '', undefined, undefined, { context: 3 }).split('\n').slice(1).join('\n');
+  return (
+    header +
+    createTwoFilesPatch(a, b, before ?? '', after ?? '', undefined, undefined, { context: 3 })
+      .split('\n')
+      .slice(1)
+      .join('\n')
+  );
 }
-

@@ -32,7 +32,10 @@ export function outputDirProblem(outDir: string, protect: Protected[]): OutputRe
   const out = realPath(outDir);
   const st = lstatOrUndefined(out);
   if (st && !st.isDirectory()) {
-    return { problem: `is ${st.isFile() ? 'a file' : 'not a directory'}; render writes a directory tree there`, fix: 'pass --out a directory of its own, e.g. --out out' };
+    return {
+      problem: `is ${st.isFile() ? 'a file' : 'not a directory'}; render writes a directory tree there`,
+      fix: 'pass --out a directory of its own, e.g. --out out',
+    };
   }
   for (const p of protect) {
     const target = realPath(p.path);

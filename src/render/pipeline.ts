@@ -41,7 +41,8 @@ export interface RenderResult {
 }
 
 export async function runRender(job: RenderJob): Promise<RenderResult> {
-  const config = job.configText === undefined ? loadClusterFile(job.configFile) : applyBuiltBinaries(parseCluster(job.configText, job.configFile), job.configFile);
+  const config =
+    job.configText === undefined ? loadClusterFile(job.configFile) : applyBuiltBinaries(parseCluster(job.configText, job.configFile), job.configFile);
   const plan = planCluster(config);
   if (job.node !== undefined && !plan.nodes.some((n) => n.name === job.node)) {
     throw new ConfigError(job.configFile, [
@@ -80,4 +81,3 @@ export async function runRender(job: RenderJob): Promise<RenderResult> {
   if (job.diff) return { plan, cluster, pki: report, diff: await diffOutput(job.outDir, tree, job.node, protect) };
   return { plan, cluster, pki: report, written: writeOutput(job.outDir, tree, job.node, protect) };
 }
-

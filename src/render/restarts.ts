@@ -47,8 +47,7 @@ export function restartRules(plan: Plan, node: PlannedNode, files: readonly Rend
     roots.forEach(visit);
     return [...seen].sort();
   };
-  const unitFiles = (unit: string) =>
-    [...byPath.keys()].filter((p) => p === `${PATHS.systemdDir}/${unit}` || p.startsWith(`${PATHS.systemdDir}/${unit}.d/`));
+  const unitFiles = (unit: string) => [...byPath.keys()].filter((p) => p === `${PATHS.systemdDir}/${unit}` || p.startsWith(`${PATHS.systemdDir}/${unit}.d/`));
 
   const rules: RestartRule[] = [
     { unit: UNITS.modulesLoad, action: 'restart', paths: [PATHS.modulesLoad] },

@@ -19,9 +19,7 @@ export interface TemplateSet {
 function environment(): typeof Handlebars {
   const hb = Handlebars.create();
   // `ExecStart={{exec binary flags}}`: one `--name=value` per continuation line.
-  hb.registerHelper('exec', (binary: string, flags: Flag[]) =>
-    [binary, ...flags.map(([name, value]) => `--${name}=${systemdWord(value)}`)].join(' \\\n    '),
-  );
+  hb.registerHelper('exec', (binary: string, flags: Flag[]) => [binary, ...flags.map(([name, value]) => `--${name}=${systemdWord(value)}`)].join(' \\\n    '));
   // `leftsubnet={{join node.selectors}}`: strongSwan's comma-separated lists.
   hb.registerHelper('join', (list: readonly string[]) => list.join(','));
   return hb;

@@ -62,9 +62,5 @@ function imageFiles(ctx: RenderContext, images: ImageArchive[], view: ReturnType
     '',
   ].join('\n');
   const loaderView = { ...view, runtimeUnit, docker, runtime: docker ? 'docker' : 'containerd', ctr: componentBinary('ctr') };
-  return [
-    file(PATHS.imagesList, list),
-    file(PATHS.imagesScript, render(ctx, PATHS.imagesScript, loaderView), EXECUTABLE),
-    unit(ctx, UNITS.images, loaderView),
-  ];
+  return [file(PATHS.imagesList, list), file(PATHS.imagesScript, render(ctx, PATHS.imagesScript, loaderView), EXECUTABLE), unit(ctx, UNITS.images, loaderView)];
 }

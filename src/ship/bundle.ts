@@ -89,7 +89,13 @@ function readIfExists(file: string): string | undefined {
  * Bundles of the named nodes. `plugin` is dist/ipsec-cni (required when one of them runs
  * pods); `binariesDir` the absolute binaries.dir, if the install is air-gapped.
  */
-export function nodeBundles(plan: Plan, cluster: RenderedCluster, names: readonly string[], plugin: LocalFile | undefined, binariesDir: string | undefined): NodeBundle[] {
+export function nodeBundles(
+  plan: Plan,
+  cluster: RenderedCluster,
+  names: readonly string[],
+  plugin: LocalFile | undefined,
+  binariesDir: string | undefined,
+): NodeBundle[] {
   const verified = new Map<string, Promise<number>>();
   const caKey = cluster.nodes.get(plan.master.name)?.find((f) => f.path === PATHS.caKey)?.content;
   return names.map((name) => {
@@ -153,7 +159,9 @@ export function nodeBundles(plan: Plan, cluster: RenderedCluster, names: readonl
             try {
               return statSync(file).size;
             } catch {
-              throw new ShipError(`air-gapped install: ${file} is missing (binaries.dir in cluster.yaml): put the image ${a.image.image} there (docker save -o ${a.image.archive} ${a.image.image})`);
+              throw new ShipError(
+                `air-gapped install: ${file} is missing (binaries.dir in cluster.yaml): put the image ${a.image.image} there (docker save -o ${a.image.archive} ${a.image.image})`,
+              );
             }
           },
         });
@@ -174,10 +182,14 @@ async function verifyArchive(file: string, algo: string, hex: string, url: strin
   try {
     local = await hashFile(file, algo);
   } catch {
-    throw new ShipError(`air-gapped install: ${file} is missing (binaries.dir in cluster.yaml); expected ${algo}:${hex}; download it from ${url} and check it with ${algo}sum`);
+    throw new ShipError(
+      `air-gapped install: ${file} is missing (binaries.dir in cluster.yaml); expected ${algo}:${hex}; download it from ${url} and check it with ${algo}sum`,
+    );
   }
   if (local.digest !== hex) {
-    throw new ShipError(`${file}: checksum mismatch: expected ${algo}:${hex}, got ${algo}:${local.digest}; it is corrupt or not the pinned release; nothing was sent`);
+    throw new ShipError(
+      `${file}: checksum mismatch: expected ${algo}:${hex}, got ${algo}:${local.digest}; it is corrupt or not the pinned release; nothing was sent`,
+    );
   }
   return local.size;
 }

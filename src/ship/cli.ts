@@ -39,7 +39,6 @@ const HELP = `usage: npm run provision -- [options]
 Nodes are reached as nodes[].ssh in cluster.yaml says, else through \`vagrant ssh-config\`.
 `;
 
-
 export async function main(argv: string[]): Promise<number> {
   const args = clusterCommandLine(HELP, argv, {
     node: { type: 'string', multiple: true },
@@ -170,10 +169,18 @@ function selectNodes(plan: Plan, requested: string[], configFile: string): strin
   return [...new Set(names)];
 }
 
-async function bundlesFor(plan: Plan, cluster: RenderedCluster, names: string[], pluginFile: string, configDir: string, hashCache: string | undefined): Promise<NodeBundle[]> {
+async function bundlesFor(
+  plan: Plan,
+  cluster: RenderedCluster,
+  names: string[],
+  pluginFile: string,
+  configDir: string,
+  hashCache: string | undefined,
+): Promise<NodeBundle[]> {
   let plugin: LocalFile | undefined;
   if (names.some((n) => plan.nodes.find((p) => p.name === n)!.runsPods)) {
-    if (!existsSync(pluginFile)) throw new ShipError(`the CNI plugin ${relative(process.cwd(), pluginFile)} does not exist: run \`npm run build\` first (or pass --plugin FILE)`);
+    if (!existsSync(pluginFile))
+      throw new ShipError(`the CNI plugin ${relative(process.cwd(), pluginFile)} does not exist: run \`npm run build\` first (or pass --plugin FILE)`);
     plugin = await hashFileCached(pluginFile, hashCache);
   }
   const binariesDir = plan.binariesDir === undefined ? undefined : resolve(configDir, plan.binariesDir);
@@ -184,7 +191,15 @@ function summary(results: readonly NodeResult[], dryRun: boolean, totalMs: numbe
   const width = Math.max(4, ...results.map((r) => r.node.length));
   const rows = results.map((r) => {
     const files = r.installed.length + r.removed.length;
-    const status = !r.ok ? 'FAILED' : dryRun ? (files ? 'differs' : 'in sync') : files + r.binaries.length + r.packages.length + r.units.length ? 'changed' : 'ok';
+    const status = !r.ok
+      ? 'FAILED'
+      : dryRun
+        ? files
+          ? 'differs'
+          : 'in sync'
+        : files + r.binaries.length + r.packages.length + r.units.length
+          ? 'changed'
+          : 'ok';
     const parts = [
       `${files} file${files === 1 ? '' : 's'}${r.removed.length ? ` (${r.removed.length} removed)` : ''}`,
       ...(r.binaries.length ? [`${r.binaries.length} binar${r.binaries.length === 1 ? 'y' : 'ies'}`] : []),

@@ -74,7 +74,12 @@ export function hostMatches(hosts: string, host: string, port: number): boolean 
 }
 
 function globMatch(pattern: string, name: string): boolean {
-  const re = pattern.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\[/g, '\\[').replace(/\]/g, '\\]').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const re = pattern
+    .replace(/[.+^${}()|\\]/g, '\\$&')
+    .replace(/\[/g, '\\[')
+    .replace(/\]/g, '\\]')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${re}$`, 'i').test(name);
 }
 
@@ -136,7 +141,9 @@ export function describeRefusal(node: string, policy: HostKeyPolicy, v: Extract<
   } else if (v.problem === 'changed') {
     lines.push(
       '    fix: this is what a man-in-the-middle looks like; nothing was sent. If the node was reinstalled (vagrant destroy/up),',
-      v.file ? `         remove the old entry (ssh-keygen -R '${name}' -f ${v.file}) and verify the new key` : '         update nodes[].ssh.hostKey in cluster.yaml after verifying the new key',
+      v.file
+        ? `         remove the old entry (ssh-keygen -R '${name}' -f ${v.file}) and verify the new key`
+        : '         update nodes[].ssh.hostKey in cluster.yaml after verifying the new key',
     );
   } else {
     lines.push('    fix: the node presents a revoked key; reinstall its host keys');

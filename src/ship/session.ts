@@ -62,7 +62,21 @@ interface NodeState {
 }
 
 export function emptyResult(node: string): NodeResult {
-  return { node, ok: false, installed: [], removed: [], binaries: [], absent: [], idle: [], packages: [], units: [], failed: [], resumed: false, uploaded: { files: 0, bytes: 0 }, durationMs: 0 };
+  return {
+    node,
+    ok: false,
+    installed: [],
+    removed: [],
+    binaries: [],
+    absent: [],
+    idle: [],
+    packages: [],
+    units: [],
+    failed: [],
+    resumed: false,
+    uploaded: { files: 0, bytes: 0 },
+    durationMs: 0,
+  };
 }
 
 export async function shipNode(transport: Transport, bundle: NodeBundle, opts: ShipOptions): Promise<NodeResult> {
@@ -73,7 +87,10 @@ export async function shipNode(transport: Transport, bundle: NodeBundle, opts: S
   let stderr = '';
   const failure = async (what: string) => {
     await proc?.done;
-    const reported = stderr.split('\n').filter((l) => l.startsWith('error: ')).map((l) => l.slice(7));
+    const reported = stderr
+      .split('\n')
+      .filter((l) => l.startsWith('error: '))
+      .map((l) => l.slice(7));
     return new ShipError(`${bundle.node}: ${reported.length ? reported.join('; ') : `${what}: ${stderr.trim() || 'the session ended early'}`}`);
   };
   try {
@@ -126,7 +143,13 @@ export async function shipNode(transport: Transport, bundle: NodeBundle, opts: S
       // What every file holds once this run succeeded: the node records it with the files'
       // final stamps, so the next session need not read any of them again.
       ...(opts.rollback ? [] : [{ path: 'sha256.tsv', mode: 0o600, content: bundle.files.map((f) => `${f.sha256}\t${f.path}\n`).join('') }]),
-      ...uploads.map((f): TarEntry => ({ path: `tree${f.path}`, mode: f.mode, ...('file' in f.source ? { file: f.source.file, size: f.size } : { content: f.source.content }) })),
+      ...uploads.map(
+        (f): TarEntry => ({
+          path: `tree${f.path}`,
+          mode: f.mode,
+          ...('file' in f.source ? { file: f.source.file, size: f.size } : { content: f.source.content }),
+        }),
+      ),
       ...(await verifiedArchives(archives)),
     ];
     result.uploaded = { files: uploads.length + archives.length, bytes: tarSize(entries) };

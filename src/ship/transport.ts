@@ -41,4 +41,3 @@ export function localTransport(env: Record<string, string> = {}): Transport {
     close() {},
   };
 }
-

@@ -68,7 +68,10 @@ export async function main(argv: string[]): Promise<number> {
     findings = await runSmoke({ plan, run, kube: kubectlKube(processRunner, kubeconfig, args.kubectl), say, podTimeoutMs: timeout * 1000, keep: args.keep });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    if (e.code === 'ENOENT') console.error(`smoke: ${args.kubectl} not found: install kubectl (it is on the master too: vagrant ssh ${plan.master.name} -c 'sudo kubectl get nodes'), or pass --kubectl PATH`);
+    if (e.code === 'ENOENT')
+      console.error(
+        `smoke: ${args.kubectl} not found: install kubectl (it is on the master too: vagrant ssh ${plan.master.name} -c 'sudo kubectl get nodes'), or pass --kubectl PATH`,
+      );
     else console.error(`smoke: ${e.message}\n  is the API server at ${plan.apiserver.url} reachable from here? (KUBECONFIG=${kubeconfig} kubectl get nodes)`);
     return 1;
   }

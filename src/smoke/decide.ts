@@ -36,11 +36,22 @@ const fail = (check: Finding['check'], subject: string, detail: string): Finding
 export function nodeFindings(plan: Plan, nodes: List<INode>): Finding[] {
   return plan.minions.map((m) => {
     const node = nodes.items.find((n) => n.metadata?.name === m.name);
-    if (!node) return fail('node', m.name, `not registered: ${m.name}'s kubelet has not reached the API server (on ${m.name}: systemctl status ${UNITS.kubelet}; journalctl -u ${UNITS.kubelet})`);
+    if (!node)
+      return fail(
+        'node',
+        m.name,
+        `not registered: ${m.name}'s kubelet has not reached the API server (on ${m.name}: systemctl status ${UNITS.kubelet}; journalctl -u ${UNITS.kubelet})`,
+      );
     const internal = node.status?.addresses?.find((a) => a.type === 'InternalIP')?.address;
-    if (internal !== undefined && internal !== m.ip) return fail('node', m.name, `registered with InternalIP ${internal}, but cluster.yaml gives ${m.name} ${m.ip} (the kubelet's --node-ip)`);
+    if (internal !== undefined && internal !== m.ip)
+      return fail('node', m.name, `registered with InternalIP ${internal}, but cluster.yaml gives ${m.name} ${m.ip} (the kubelet's --node-ip)`);
     const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
-    if (ready?.status === 'True') return pass('node', m.name, `Ready (${node.status?.nodeInfo?.kubeletVersion ?? 'kubelet'}, ${node.status?.nodeInfo?.containerRuntimeVersion ?? 'runtime'})`);
+    if (ready?.status === 'True')
+      return pass(
+        'node',
+        m.name,
+        `Ready (${node.status?.nodeInfo?.kubeletVersion ?? 'kubelet'}, ${node.status?.nodeInfo?.containerRuntimeVersion ?? 'runtime'})`,
+      );
     return fail('node', m.name, notReadyCause(m.name, ready));
   });
 }
@@ -48,11 +59,13 @@ export function nodeFindings(plan: Plan, nodes: List<INode>): Finding[] {
 function notReadyCause(name: string, ready: { status: string; reason?: string; message?: string } | undefined): string {
   if (!ready) return `no Ready condition yet: the kubelet on ${name} has not posted its status`;
   const said = `${ready.reason ?? 'NotReady'}: ${ready.message ?? ''}`.trim();
-  if (ready.status === 'Unknown') return `Ready=Unknown (${said}): the kubelet on ${name} stopped posting its status; it is down or cannot reach the API server`;
+  if (ready.status === 'Unknown')
+    return `Ready=Unknown (${said}): the kubelet on ${name} stopped posting its status; it is down or cannot reach the API server`;
   if (/cni|network plugin|NetworkReady=false|network is not ready/i.test(ready.message ?? '')) {
     return `NotReady (${said}): the runtime on ${name} has no pod network; check ${PATHS.cniConflist} and ${PATHS.cniPlugin} there (provision ${name})`;
   }
-  if (/container runtime|PLEG|runtime is down/i.test(ready.message ?? '')) return `NotReady (${said}): the container runtime on ${name} is not answering (systemctl status of its runtime units)`;
+  if (/container runtime|PLEG|runtime is down/i.test(ready.message ?? ''))
+    return `NotReady (${said}): the container runtime on ${name} is not answering (systemctl status of its runtime units)`;
   return `NotReady (${said})`;
 }
 
@@ -80,9 +93,13 @@ export function podProblem(pod: IPod, events: IEvent[]): string {
     return `${waiting.reason} on ${node}: ${image} cannot be pulled (${(waiting.message ?? '').trim() || 'no message'}); without a registry, put its archive in binaries.dir and provision ${node}`;
   }
   if (sandbox && (!container || waiting?.reason === 'ContainerCreating')) {
-    return `stuck in ContainerCreating on ${node}: the pod network could not be set up: ${sandbox.message ?? ''}`.trim() + ` (the CNI plugin's log on ${node}: ${PATHS.cniLogFile})`;
+    return (
+      `stuck in ContainerCreating on ${node}: the pod network could not be set up: ${sandbox.message ?? ''}`.trim() +
+      ` (the CNI plugin's log on ${node}: ${PATHS.cniLogFile})`
+    );
   }
-  if (waiting?.reason === 'CrashLoopBackOff') return `its container keeps exiting on ${node} (CrashLoopBackOff): kubectl -n ${pod.metadata?.namespace} logs ${name} --previous`;
+  if (waiting?.reason === 'CrashLoopBackOff')
+    return `its container keeps exiting on ${node} (CrashLoopBackOff): kubectl -n ${pod.metadata?.namespace} logs ${name} --previous`;
   if (waiting) return `waiting on ${node}: ${waiting.reason ?? ''}${waiting.message ? ` (${waiting.message})` : ''}`;
   if (pod.status?.phase === 'Running') {
     const probe = last(/^Unhealthy$/);
@@ -102,7 +119,11 @@ export function podIpFinding(plan: Plan, node: string, pod: IPod): Finding {
   if (addr === undefined) return fail('pod IP', subject, `has a non-IPv4 address ${ip}`);
   if (!contains(cidr(subnet), addr)) {
     const owner = plan.nodes.find((n) => contains(cidr(n.podSubnet), addr));
-    return fail('pod IP', subject, `${ip} is outside ${node}'s pod subnet ${subnet}${owner ? ` (it is ${owner.name}'s)` : ''}: the runtime on ${node} does not use ${PATHS.cniConflist} as rendered`);
+    return fail(
+      'pod IP',
+      subject,
+      `${ip} is outside ${node}'s pod subnet ${subnet}${owner ? ` (it is ${owner.name}'s)` : ''}: the runtime on ${node} does not use ${PATHS.cniConflist} as rendered`,
+    );
   }
   return pass('pod IP', subject, `${ip} in ${subnet}`);
 }
@@ -129,7 +150,8 @@ const CURL: Record<number, string> = {
 export function probeOutcome(probe: HttpProbe, expected: readonly string[]): { ok: true; answer: string } | { ok: false; why: string; code: number | null } {
   const answer = probe.stdout.trim();
   if (probe.code === 0 && expected.includes(answer)) return { ok: true, answer };
-  if (probe.code === 0) return { ok: false, why: `answered "${answer.slice(0, 60)}", expected ${expected.length === 1 ? expected[0] : `one of ${expected.join(', ')}`}`, code: 0 };
+  if (probe.code === 0)
+    return { ok: false, why: `answered "${answer.slice(0, 60)}", expected ${expected.length === 1 ? expected[0] : `one of ${expected.join(', ')}`}`, code: 0 };
   const known = probe.code !== null ? CURL[probe.code] : undefined;
   return { ok: false, why: known ?? `curl exited ${probe.code}: ${probe.stderr.trim().split('\n').pop() ?? ''}`, code: probe.code };
 }
@@ -139,7 +161,12 @@ export function podToPodFinding(from: string, to: string, targetIp: string, prob
   const subject = `${from} → ${to}`;
   const o = probeOutcome(probe, [targetPod]);
   if (o.ok) return pass('pod → pod', subject, `http://${targetIp}:8080 answered ${o.answer}`);
-  const cause = o.code === 28 ? `: the tunnel ${from}↔${to} may be down or dropping pod traffic (npm run check; on ${from}: ipsec statusall)` : o.code === 7 ? `: the packet reached ${targetIp} but nothing listens (is ${targetPod} the pod at that address?)` : '';
+  const cause =
+    o.code === 28
+      ? `: the tunnel ${from}↔${to} may be down or dropping pod traffic (npm run check; on ${from}: ipsec statusall)`
+      : o.code === 7
+        ? `: the packet reached ${targetIp} but nothing listens (is ${targetPod} the pod at that address?)`
+        : '';
   return fail('pod → pod', subject, `http://${targetIp}:8080 from ${from}: ${o.why}${cause}`);
 }
 
@@ -147,7 +174,11 @@ export function podToPodFinding(from: string, to: string, targetIp: string, prob
  * `kubectl logs`, `exec` and `port-forward`: the API server's streams to the kubelet, through
  * the runtime (with cri-dockerd, SPDY only: the ExtendWebSocketsToKubelet gate is off).
  */
-export function streamFinding(check: 'logs' | 'exec' | 'port-forward', pod: string, outcome: { ok: true; answer: string } | { ok: false; why: string }): Finding {
+export function streamFinding(
+  check: 'logs' | 'exec' | 'port-forward',
+  pod: string,
+  outcome: { ok: true; answer: string } | { ok: false; why: string },
+): Finding {
   const cause = ': the API server reaches the kubelet on port 10250 (kubelet-client certificate, system:kubelet-api-admin) and the kubelet the runtime';
   return outcome.ok ? pass(check, pod, outcome.answer) : fail(check, pod, `${outcome.why}${cause}`);
 }
@@ -196,7 +227,11 @@ export function serviceDnsFinding(plan: Plan, node: string, name: string, probe:
 export function nodePortFinding(address: string, port: number, outcome: { ok: true; answer: string } | { ok: false; why: string }, node: string): Finding {
   const subject = `${node} ${address}:${port}`;
   if (outcome.ok) return pass('NodePort', subject, `answered ${outcome.answer}`);
-  return fail('NodePort', subject, `${outcome.why} (kube-proxy on ${node}: systemctl status ${UNITS.kubeProxy}; from this machine ${address} must be reachable)`);
+  return fail(
+    'NodePort',
+    subject,
+    `${outcome.why} (kube-proxy on ${node}: systemctl status ${UNITS.kubeProxy}; from this machine ${address} must be reachable)`,
+  );
 }
 
 // --- the report ------------------------------------------------------------------------------

@@ -39,7 +39,13 @@ export interface Kube {
   /** `kubectl logs` of the pod's container. */
   logs(namespace: string, pod: string, timeoutMs: number): Promise<HttpProbe>;
   /** One HTTP GET of `path` through `kubectl port-forward` to the pod's `port`. */
-  portForwardGet(namespace: string, pod: string, port: number, path: string, timeoutMs: number): Promise<{ ok: true; answer: string } | { ok: false; why: string }>;
+  portForwardGet(
+    namespace: string,
+    pod: string,
+    port: number,
+    path: string,
+    timeoutMs: number,
+  ): Promise<{ ok: true; answer: string } | { ok: false; why: string }>;
   /** Starts deleting the namespace (and all in it). */
   deleteNamespace(namespace: string): Promise<void>;
 }
@@ -93,7 +99,10 @@ function portForwardGet(argv: string[], path: string, timeoutMs: number): Promis
       resolve(r);
     };
     const deadline = Date.now() + timeoutMs;
-    const timer = setTimeout(() => finish({ ok: false, why: `no answer through the forward within ${timeoutMs / 1000} s${err ? `: ${err.trim().split('\n').pop()}` : ''}` }), timeoutMs);
+    const timer = setTimeout(
+      () => finish({ ok: false, why: `no answer through the forward within ${timeoutMs / 1000} s${err ? `: ${err.trim().split('\n').pop()}` : ''}` }),
+      timeoutMs,
+    );
     child.stderr.on('data', (d: Buffer) => (err += d));
     child.on('error', (e) => finish({ ok: false, why: e.message }));
     child.on('close', (code) => finish({ ok: false, why: `kubectl port-forward exited ${code}: ${err.trim().split('\n').pop() ?? ''}` }));
@@ -184,11 +193,37 @@ export async function runSmoke(o: SmokeOptions): Promise<Finding[]> {
       const pod = first.metadata!.name!;
       say(`kubectl logs, exec and port-forward: ${pod} on ${firstNode}`);
       const logs = await o.kube.logs(run.namespace, pod, 30_000);
-      findings.push(streamFinding('logs', pod, logs.code === 0 && logs.stdout.trim() ? { ok: true, answer: `${logs.stdout.trim().split('\n').length} lines, e.g. "${logs.stdout.trim().split('\n')[0]!.slice(0, 60)}"` } : { ok: false, why: logs.code === 0 ? 'no lines' : logs.stderr.trim() || `exit ${logs.code}` }));
+      findings.push(
+        streamFinding(
+          'logs',
+          pod,
+          logs.code === 0 && logs.stdout.trim()
+            ? { ok: true, answer: `${logs.stdout.trim().split('\n').length} lines, e.g. "${logs.stdout.trim().split('\n')[0]!.slice(0, 60)}"` }
+            : { ok: false, why: logs.code === 0 ? 'no lines' : logs.stderr.trim() || `exit ${logs.code}` },
+        ),
+      );
       const exec = await kube.exec(run.namespace, pod, ['hostname'], 30_000);
-      findings.push(streamFinding('exec', pod, exec.code === 0 && exec.stdout.trim() === pod ? { ok: true, answer: `hostname: ${pod}` } : { ok: false, why: exec.code === 0 ? `hostname answered "${exec.stdout.trim()}"` : exec.stderr.trim() || `exit ${exec.code}` }));
+      findings.push(
+        streamFinding(
+          'exec',
+          pod,
+          exec.code === 0 && exec.stdout.trim() === pod
+            ? { ok: true, answer: `hostname: ${pod}` }
+            : { ok: false, why: exec.code === 0 ? `hostname answered "${exec.stdout.trim()}"` : exec.stderr.trim() || `exit ${exec.code}` },
+        ),
+      );
       const forwarded = await kube.portForwardGet(run.namespace, pod, SMOKE_PORT, '/hostname', 60_000);
-      findings.push(streamFinding('port-forward', pod, forwarded.ok && forwarded.answer !== pod ? { ok: false, why: `answered "${forwarded.answer}"` } : forwarded.ok ? { ok: true, answer: `localhost → :${SMOKE_PORT}/hostname answered ${pod}` } : forwarded));
+      findings.push(
+        streamFinding(
+          'port-forward',
+          pod,
+          forwarded.ok && forwarded.answer !== pod
+            ? { ok: false, why: `answered "${forwarded.answer}"` }
+            : forwarded.ok
+              ? { ok: true, answer: `localhost → :${SMOKE_PORT}/hostname answered ${pod}` }
+              : forwarded,
+        ),
+      );
     }
 
     const name = serviceName(plan, run);
@@ -197,7 +232,12 @@ export async function runSmoke(o: SmokeOptions): Promise<Finding[]> {
     let dns: DnsState | undefined;
     for (const [node, pod] of ready) {
       // kube-proxy programs a new Service within seconds: a few tries before a verdict.
-      const probe = await retry(() => kube.exec(run.namespace, pod.metadata!.name!, CURL(`http://${name}:${SERVICE_PORT}/hostname`), 20_000), (p) => probeOutcome(p, podNames).ok, 4, sleep);
+      const probe = await retry(
+        () => kube.exec(run.namespace, pod.metadata!.name!, CURL(`http://${name}:${SERVICE_PORT}/hostname`), 20_000),
+        (p) => probeOutcome(p, podNames).ok,
+        4,
+        sleep,
+      );
       if (!probeOutcome(probe, podNames).ok) dns ??= await dnsState(kube);
       findings.push(serviceDnsFinding(plan, node, name, probe, podNames, dns ?? { pods: [], slices: [], events: [] }));
     }
@@ -211,8 +251,16 @@ export async function runSmoke(o: SmokeOptions): Promise<Finding[]> {
       const get = o.httpGet ?? fetchGet;
       for (const m of plan.minions) {
         const url = `http://${m.ip}:${nodePort}/hostname`;
-        const outcome = await retry(() => get(url, 5_000), (x) => x.ok && (podNames.length === 0 || podNames.includes(x.answer)), 4, sleep);
-        const checked = outcome.ok && podNames.length && !podNames.includes(outcome.answer) ? { ok: false as const, why: `answered "${outcome.answer}", not a smoke pod` } : outcome;
+        const outcome = await retry(
+          () => get(url, 5_000),
+          (x) => x.ok && (podNames.length === 0 || podNames.includes(x.answer)),
+          4,
+          sleep,
+        );
+        const checked =
+          outcome.ok && podNames.length && !podNames.includes(outcome.answer)
+            ? { ok: false as const, why: `answered "${outcome.answer}", not a smoke pod` }
+            : outcome;
         findings.push(nodePortFinding(m.ip, nodePort, checked, m.name));
       }
     }
@@ -227,7 +275,10 @@ export async function runSmoke(o: SmokeOptions): Promise<Finding[]> {
 async function waitForDefaultServiceAccount(o: SmokeOptions, sleep: (ms: number) => Promise<void>): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (!(await o.kube.get(['serviceaccount', 'default', '-n', o.run.namespace]))) {
-    if (Date.now() >= deadline) throw new Error(`namespace ${o.run.namespace} has no default ServiceAccount after 60 s: is kube-controller-manager running? (on the master: systemctl status kube-controller-manager)`);
+    if (Date.now() >= deadline)
+      throw new Error(
+        `namespace ${o.run.namespace} has no default ServiceAccount after 60 s: is kube-controller-manager running? (on the master: systemctl status kube-controller-manager)`,
+      );
     await sleep(1_000);
   }
 }

@@ -67,7 +67,8 @@ function clusterYaml(ssh: (n: (typeof NODES)[number]) => string): string {
 }
 
 const hostKeyFile = (node: string) => join(lab.dir, `host-${node}`);
-const storeFile = (node: string) => writtenPath(viewOf(lab.stateDir, readState(lab.stateDir)!.topology.nodes.find((n) => n.name === node)!), `${PATHS.cniDataDir}/kube-ipsec.json`);
+const storeFile = (node: string) =>
+  writtenPath(viewOf(lab.stateDir, readState(lab.stateDir)!.topology.nodes.find((n) => n.name === node)!), `${PATHS.cniDataDir}/kube-ipsec.json`);
 const stores = () => Object.fromEntries(['minion1', 'minion2'].map((n) => [n, readFileSync(storeFile(n), 'utf8')]));
 /** Processes on this machine whose command line names this run's connections (the OpenSSH masters). */
 const processesOf = (prefix: string) =>
@@ -84,7 +85,8 @@ const processesOf = (prefix: string) =>
 /** What the check must have left: no test pod namespace, no run directory on any node, no connection. */
 function assertNothingLeft(prefix: string): void {
   expect(readdirSync('/run/netns').filter((n) => n.startsWith(`${prefix}-`))).toEqual([]);
-  for (const n of readState(lab.stateDir)!.topology.nodes) expect(existsSync(join(runDir(viewOf(lab.stateDir, n)), 'kube-ipsec-check', prefix)), n.name).toBe(false);
+  for (const n of readState(lab.stateDir)!.topology.nodes)
+    expect(existsSync(join(runDir(viewOf(lab.stateDir, n)), 'kube-ipsec-check', prefix)), n.name).toBe(false);
   expect(processesOf(prefix)).toEqual([]);
 }
 
@@ -113,7 +115,19 @@ describe('kube-ipsec check over ssh, against the namespace lab', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(report.ok).toBe(true);
     // Destructive checks were not named: they do not run at all.
-    expect(report.results.map((x) => x.name)).toEqual(['tunnels', 'pings', 'capture', 'sources', 'inbound', 'node-traffic', 'masquerade', 'mtu', 'kernel-esp', 'units', 'rekey']);
+    expect(report.results.map((x) => x.name)).toEqual([
+      'tunnels',
+      'pings',
+      'capture',
+      'sources',
+      'inbound',
+      'node-traffic',
+      'masquerade',
+      'mtu',
+      'kernel-esp',
+      'units',
+      'rekey',
+    ]);
     // rekey: cluster.yaml's lifetimes of hours are not waited for unless the check is named.
     expect(report.results.filter((x) => x.skipped).map((x) => x.name)).toEqual(['node-traffic', 'masquerade', 'kernel-esp', 'units', 'rekey']);
     // The sshd lab's nodes are namespaces without systemd, and the reason names them as seen over ssh.
@@ -121,7 +135,14 @@ describe('kube-ipsec check over ssh, against the namespace lab', () => {
     // No upstream on a real cluster: the NodePort probes come from a third node.
     expect(report.results.find((x) => x.name === 'sources')!.values).toMatchObject({ probes: 12, answered: 12, clearPod: 0 });
     // No upstream: the master's root crafts the clear-text packets to the minions' pods.
-    expect(report.results.find((x) => x.name === 'inbound')!.values).toEqual({ probes: 8, arrived: 0, answered: 0, counted: 8, controls: 6, controlsAnswered: 6 });
+    expect(report.results.find((x) => x.name === 'inbound')!.values).toEqual({
+      probes: 8,
+      arrived: 0,
+      answered: 0,
+      counted: 8,
+      controls: 6,
+      controlsAnswered: 6,
+    });
     expect(report.results.find((x) => x.name === 'pings')!.values).toEqual({ pings: 16, answered: 16 });
     expect(report.results.find((x) => x.name === 'capture')!.values).toMatchObject({ clearPod: 0, otherIp: 0 });
     expect(report.results.find((x) => x.name === 'capture')!.values!.esp).toBeGreaterThanOrEqual(32);
@@ -146,7 +167,10 @@ describe('kube-ipsec check over ssh, against the namespace lab', () => {
     expect(refused.stdout).not.toMatch(/test pods/);
 
     const unpinned = join(lab.dir, 'unpinned.yaml');
-    writeFileSync(unpinned, clusterYaml(() => `, ssh: { privateKey: ${clientKey} }`));
+    writeFileSync(
+      unpinned,
+      clusterYaml(() => `, ssh: { privateKey: ${clientKey} }`),
+    );
     const knownHosts = join(lab.dir, 'known_hosts');
     const unknown = await checkCli(['--config', unpinned, '--known-hosts', knownHosts]);
     expect(unknown.code).toBe(1);
@@ -154,7 +178,9 @@ describe('kube-ipsec check over ssh, against the namespace lab', () => {
     const accepted = await checkCli(['--config', unpinned, '--known-hosts', knownHosts, '--accept-new-host-keys', '--only', 'tunnels']);
     expect(accepted.code, accepted.stdout + accepted.stderr).toBe(0);
     expect(accepted.stdout).toMatch(/host key new, recorded in /);
-    expect(readFileSync(knownHosts, 'utf8').trim().split('\n').sort()).toEqual(NODES.map((n) => hostKeyOf(hostKeyFile(n.name), n.ip).knownHostsLine.trim()).sort());
+    expect(readFileSync(knownHosts, 'utf8').trim().split('\n').sort()).toEqual(
+      NODES.map((n) => hostKeyOf(hostKeyFile(n.name), n.ip).knownHostsLine.trim()).sort(),
+    );
     const again = await checkCli(['--config', unpinned, '--known-hosts', knownHosts, '--only', 'tunnels']);
     expect(again.code, again.stdout + again.stderr).toBe(0);
     expect(again.stdout).toMatch(new RegExp(`host key ${knownHosts.replace(/[.]/g, '\\.')}:\\d`));

@@ -44,7 +44,8 @@ const breakages: Breakage[] = [
     from: 'rightsubnet=10.240.2.0/24',
     to: 'rightsubnet=10.240.9.0/24',
     failing: ['tunnels', 'pings', 'sources'],
-    cause: /minion1's conn minion1-minion2 expects minion2's pods at 10\.240\.9\.0\/24 \(rightsubnet in minion1's \/etc\/ipsec\.conf\), but minion2's pod subnet is 10\.240\.2\.0\/24/,
+    cause:
+      /minion1's conn minion1-minion2 expects minion2's pods at 10\.240\.9\.0\/24 \(rightsubnet in minion1's \/etc\/ipsec\.conf\), but minion2's pod subnet is 10\.240\.2\.0\/24/,
   },
   {
     name: 'no fail-closed blackhole route',
@@ -54,7 +55,8 @@ const breakages: Breakage[] = [
     to: '',
     only: ['tunnels', 'fail-closed'],
     failing: ['fail-closed'],
-    cause: /with strongSwan stopped on minion1, minion1's main table has no blackhole route for 10\.240\.0\.0\/16 .*only the node network's guard kept it off the underlay \(it dropped [1-9]\d* packets\)/,
+    cause:
+      /with strongSwan stopped on minion1, minion1's main table has no blackhole route for 10\.240\.0\.0\/16 .*only the node network's guard kept it off the underlay \(it dropped [1-9]\d* packets\)/,
   },
   {
     name: 'neither the blackhole route nor the guard',
@@ -65,7 +67,8 @@ const breakages: Breakage[] = [
     also: { file: PATHS.nodeNetworkRules, from: /^\t\tip [sd]addr 10\.240\.0\.0\/16 counter drop comment "pod (source|destination) in clear"$/gm, to: '' },
     only: ['tunnels', 'fail-closed'],
     failing: ['fail-closed'],
-    cause: /clear-text pod packets on the underlay while strongSwan was stopped on minion1 .*minion1's main table has no blackhole route for 10\.240\.0\.0\/16 .*and its guard did not drop it/,
+    cause:
+      /clear-text pod packets on the underlay while strongSwan was stopped on minion1 .*minion1's main table has no blackhole route for 10\.240\.0\.0\/16 .*and its guard did not drop it/,
   },
   {
     name: 'no source NAT for non-pod sources',
@@ -75,7 +78,8 @@ const breakages: Breakage[] = [
     to: '',
     only: ['tunnels', 'sources'],
     failing: ['sources'],
-    cause: /^minion1: 2\/2 unanswered \(NodePort \(kube-proxy DNAT \+ masquerade mark\) → pod on another node\).*chain pod-source-nat\) must give the packet the bridge address before any MASQUERADE/,
+    cause:
+      /^minion1: 2\/2 unanswered \(NodePort \(kube-proxy DNAT \+ masquerade mark\) → pod on another node\).*chain pod-source-nat\) must give the packet the bridge address before any MASQUERADE/,
   },
   {
     name: 'a pod MTU the tunnel cannot carry',
@@ -109,8 +113,14 @@ describe.each(breakages)('check on a lab with $name (minion1)', (b) => {
     const r = await check(running, b.only ? { only: b.only } : {});
     const text = formatReport(r);
     expect(r.ok).toBe(false);
-    expect(r.results.filter((x) => !x.ok && !x.skipped).map((x) => x.name), text).toEqual(b.failing);
-    expect(r.results.flatMap((x) => x.problems).some((p) => b.cause.test(p)), text).toBe(true);
+    expect(
+      r.results.filter((x) => !x.ok && !x.skipped).map((x) => x.name),
+      text,
+    ).toEqual(b.failing);
+    expect(
+      r.results.flatMap((x) => x.problems).some((p) => b.cause.test(p)),
+      text,
+    ).toBe(true);
     await lab.down();
   }, 240_000);
 });

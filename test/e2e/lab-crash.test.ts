@@ -20,10 +20,23 @@ describe.each([
 
   it('leaves no namespace, link, process or mount', async () => {
     lab.writeConfig(defaultClusterYaml());
-    const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'test/e2e/lab-crash-child.ts'), lab.configFile, lab.stateDir, lab.prefix, assertPluginBuilt(), settle ? 'settled' : 'in-flight'], {
-      cwd: repoRoot,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(repoRoot, 'test/e2e/lab-crash-child.ts'),
+        lab.configFile,
+        lab.stateDir,
+        lab.prefix,
+        assertPluginBuilt(),
+        settle ? 'settled' : 'in-flight',
+      ],
+      {
+        cwd: repoRoot,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
     child.stderr.on('data', (d) => (out += d));
     const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));

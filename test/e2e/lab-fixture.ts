@@ -79,11 +79,18 @@ export function e2eLab(tag: string): E2eLab {
     pids() {
       const s = readState(stateDir);
       if (!s) return [];
-      const fromFiles = s.topology.nodes.flatMap((n) => strongswanProcesses(viewOf(stateDir, n)).map((p): LabProcess => ({ ...p, ns: n.ns, role: 'strongswan', what: p.comm })));
+      const fromFiles = s.topology.nodes.flatMap((n) =>
+        strongswanProcesses(viewOf(stateDir, n)).map((p): LabProcess => ({ ...p, ns: n.ns, role: 'strongswan', what: p.comm })),
+      );
       return [...s.processes, ...fromFiles];
     },
     snapshot() {
-      return { pids: lab.pids(), netnsInodes: prefixedNamespaces(prefix).map((ns) => netnsInode(ns)!).filter(Boolean) };
+      return {
+        pids: lab.pids(),
+        netnsInodes: prefixedNamespaces(prefix)
+          .map((ns) => netnsInode(ns)!)
+          .filter(Boolean),
+      };
     },
     down: () => down(stateDir),
     leftovers({ pids, netnsInodes }) {

@@ -16,7 +16,11 @@ let running: Lab;
 afterAll(() => lab.cleanup());
 
 const cli = (...args: string[]) =>
-  spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli.ts'), 'lab', ...args, '--config', lab.configFile, '--state', lab.stateDir], { cwd: repoRoot, encoding: 'utf8', timeout: 120_000 });
+  spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli.ts'), 'lab', ...args, '--config', lab.configFile, '--state', lab.stateDir], {
+    cwd: repoRoot,
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
 
 describe('the lab with the default cluster (4 nodes, auth pubkey)', () => {
   it('comes up: a namespace per node, two pods per minion through the plugin, the mesh converged', async () => {

@@ -62,12 +62,7 @@ export function cniEnv(call: CniCall): Record<string, string> {
 }
 
 /** Runs `plugin` (default: ipsec-cni) inside `nodeNs` with `stdin` as the configuration. */
-async function cni(
-  nodeNs: string,
-  call: CniCall,
-  stdin: unknown,
-  plugin = PLUGIN,
-): Promise<CniOutcome> {
+async function cni(nodeNs: string, call: CniCall, stdin: unknown, plugin = PLUGIN): Promise<CniOutcome> {
   const input = typeof stdin === 'string' ? stdin : JSON.stringify(stdin);
   const r = await run(['ip', 'netns', 'exec', nodeNs, plugin], { input, env: cniEnv(call), allowFail: true, timeoutMs: 30_000 });
   let json: unknown;

@@ -66,7 +66,8 @@ echo "fake kubectl: unexpected call: $*" >&2; exit 2
         .replace(/^super_admin=.*$/m, `super_admin=${dir}/super-admin.conf`)
         .replace(/^config=.*$/m, `config=${dir}/encryption-config.yaml`)
         .replace(/^stamp=.*$/m, `stamp=${dir}/state/${PATHS.secretsRewrittenStamp.split('/').pop()}`);
-      for (const name of ['kubectl', 'admin', 'super_admin', 'config', 'stamp']) if (!new RegExp(`^${name}=`, 'm').test(script)) throw new Error(`the add-on script sets no ${name}=`);
+      for (const name of ['kubectl', 'admin', 'super_admin', 'config', 'stamp'])
+        if (!new RegExp(`^${name}=`, 'm').test(script)) throw new Error(`the add-on script sets no ${name}=`);
       writeFileSync(join(dir, 'apply-addons'), pointed, { mode: 0o755 });
       const r = spawnSync('bash', [join(dir, 'apply-addons')], { encoding: 'utf8', timeout: 60_000 });
       return { status: r.status, stdout: r.stdout, stderr: r.stderr };

@@ -11,7 +11,9 @@ const CACHE = '/var/cache/kube-ipsec/tools/k8s-config-check';
 
 function goBinary(): string {
   for (const go of ['go', '/usr/local/go/bin/go']) if (spawnSync(go, ['version']).status === 0) return go;
-  throw new Error('Go is not installed: test/tools/k8s-config-check is built from k8s.io/apiserver with it (Go ≥ 1.26, the toolchain the lab builds Kubernetes with; /usr/local/go)');
+  throw new Error(
+    'Go is not installed: test/tools/k8s-config-check is built from k8s.io/apiserver with it (Go ≥ 1.26, the toolchain the lab builds Kubernetes with; /usr/local/go)',
+  );
 }
 
 /** Path of the built checker; builds it first if this source has not been built yet. */
@@ -23,7 +25,12 @@ function k8sConfigCheck(): string {
   if (existsSync(binary)) return binary;
   mkdirSync(dir, { recursive: true });
   const tmp = `${binary}.tmp-${process.pid}`;
-  const r = spawnSync(goBinary(), ['build', '-trimpath', '-mod=readonly', '-o', tmp, '.'], { cwd: SOURCE, encoding: 'utf8', env: { ...process.env, CGO_ENABLED: '0' }, timeout: 900_000 });
+  const r = spawnSync(goBinary(), ['build', '-trimpath', '-mod=readonly', '-o', tmp, '.'], {
+    cwd: SOURCE,
+    encoding: 'utf8',
+    env: { ...process.env, CGO_ENABLED: '0' },
+    timeout: 900_000,
+  });
   if (r.status !== 0) throw new Error(`building ${SOURCE} failed (${r.status ?? r.signal}):\n${r.stdout}${r.stderr}`);
   renameSync(tmp, binary);
   return binary;

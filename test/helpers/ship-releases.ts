@@ -14,7 +14,10 @@ import { imageArchiveName } from '../../src/plan/plan.ts';
 
 /** Members of each pinned archive; an empty list is a bare binary (runc). */
 const MEMBERS: { url: string; members: string[] }[] = [
-  { url: PINNED.kubernetes.server.url, members: ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubectl'].map((b) => `kubernetes/server/bin/${b}`) },
+  {
+    url: PINNED.kubernetes.server.url,
+    members: ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubectl'].map((b) => `kubernetes/server/bin/${b}`),
+  },
   { url: PINNED.kubernetes.node.url, members: ['kubelet', 'kube-proxy', 'kubectl'].map((b) => `kubernetes/node/bin/${b}`) },
   { url: PINNED.etcd.archive.url, members: ['etcd', 'etcdctl'].map((b) => `etcd-${PINNED.etcd.version}-linux-amd64/${b}`) },
   { url: PINNED.criDockerd.archive.url, members: ['cri-dockerd/cri-dockerd'] },
@@ -51,10 +54,18 @@ export function makeReleases(dir: string, build = 'test-1'): TestReleases {
         rmSync(work, { recursive: true, force: true });
       }
     }
-    checksums.set(name, createHash('sha256').update(readFileSync(join(dir, name))).digest('hex'));
+    checksums.set(
+      name,
+      createHash('sha256')
+        .update(readFileSync(join(dir, name)))
+        .digest('hex'),
+    );
   }
   const images = Object.fromEntries(
-    Object.entries(PINNED.images).map(([key, pin]) => [key, { image: pin.image, id: dockerArchive(join(dir, imageArchiveName(pin.image)), pin.image, `${key} ${build}`) }]),
+    Object.entries(PINNED.images).map(([key, pin]) => [
+      key,
+      { image: pin.image, id: dockerArchive(join(dir, imageArchiveName(pin.image)), pin.image, `${key} ${build}`) },
+    ]),
   ) as Versions['images'];
   for (const pin of Object.values(images)) checksums.set(imageArchiveName(pin.image), pin.id!.slice('sha256:'.length));
   const artifact = (url: string) => ({ url, checksum: `sha256:${checksums.get(basename(url))}` });
@@ -80,7 +91,12 @@ export function dockerArchive(file: string, image: string, content: string): str
     const layerTar = join(work, 'layer.tar');
     tar(['--mtime=@0', '--owner=0', '--group=0', '-cf', layerTar, '-C', join(work, 'layer'), 'hello']);
     const diffId = createHash('sha256').update(readFileSync(layerTar)).digest('hex');
-    const config = JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Cmd: ['/hello'] }, rootfs: { type: 'layers', diff_ids: [`sha256:${diffId}`] } });
+    const config = JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      config: { Cmd: ['/hello'] },
+      rootfs: { type: 'layers', diff_ids: [`sha256:${diffId}`] },
+    });
     const id = createHash('sha256').update(config).digest('hex');
     mkdirSync(join(work, 'archive', diffId), { recursive: true });
     writeFileSync(join(work, 'archive', `${id}.json`), config);
@@ -97,4 +113,3 @@ function tar(args: string[]): void {
   const r = spawnSync('tar', args, { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`tar ${args.join(' ')}: ${r.stderr}`);
 }
-

@@ -167,7 +167,10 @@ function startSshd(lab: SshdLab, ns: string, name: string, ip: string, started: 
   mkdirSync(record, { recursive: true });
   keygen(join(d, 'host_key'));
   const env = Object.entries(recorderEnv(record)).map(([k, v]) => `${k}=${v}`);
-  writeFileSync(join(d, 'sshd_config'), sshdConfig({ listen: `${ip}:22`, hostKey: join(d, 'host_key'), pidFile: join(d, 'sshd.pid'), clientKey: lab.clientKey, setEnv: env }));
+  writeFileSync(
+    join(d, 'sshd_config'),
+    sshdConfig({ listen: `${ip}:22`, hostKey: join(d, 'host_key'), pidFile: join(d, 'sshd.pid'), clientKey: lab.clientKey, setEnv: env }),
+  );
   const log = join(d, 'sshd.log');
   lab.netns.spawn(ns, ['/usr/sbin/sshd', '-D', '-f', join(d, 'sshd_config'), '-E', log]);
   started.push(sshdListening(log, name));
@@ -194,7 +197,9 @@ function killGroup(pid: number): void {
 type CliVia = 'tsx' | 'built';
 
 function cliArgv(via: CliVia = 'built'): string[] {
-  return via === 'built' ? [process.execPath, join(repoRoot, 'bin', 'kube-ipsec')] : [join(repoRoot, 'node_modules', '.bin', 'tsx'), join(repoRoot, 'src', 'cli.ts')];
+  return via === 'built'
+    ? [process.execPath, join(repoRoot, 'bin', 'kube-ipsec')]
+    : [join(repoRoot, 'node_modules', '.bin', 'tsx'), join(repoRoot, 'src', 'cli.ts')];
 }
 
 function startCli(lab: SshdLab, children: Set<ChildProcess>, args: string[], via?: CliVia): { done: Promise<CliRun>; kill(): void } {

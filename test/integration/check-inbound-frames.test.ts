@@ -66,4 +66,3 @@ describe('crafted frames', () => {
     });
   });
 });
-

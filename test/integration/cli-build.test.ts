@@ -5,7 +5,20 @@
 // not from where the bundle was built; the built render writes exactly what the TypeScript
 // does. The benchmarks are no part of it: `npm run bench` runs them from the package.
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -20,7 +33,8 @@ for (const entry of ['package.json', 'bin', 'scripts/build-cli.js', 'scripts/ben
 }
 symlinkSync(join(repoRoot, 'node_modules'), join(copy, 'node_modules'));
 
-const kubeIpsec = (...args: string[]) => spawnSync(process.execPath, [join(copy, 'bin', 'kube-ipsec'), ...args], { cwd: copy, encoding: 'utf8', timeout: 60_000 });
+const kubeIpsec = (...args: string[]) =>
+  spawnSync(process.execPath, [join(copy, 'bin', 'kube-ipsec'), ...args], { cwd: copy, encoding: 'utf8', timeout: 60_000 });
 const inputs = join(copy, 'dist', 'cli', 'inputs.json');
 
 describe('bin/kube-ipsec, the built CLI', () => {
@@ -36,7 +50,11 @@ describe('bin/kube-ipsec, the built CLI', () => {
     // The product's import graph holds neither the tests nor the benchmarks.
     expect(recorded.inputs.filter(([f]) => /^(test|bench)\//.test(f))).toEqual([]);
 
-    const viaTsx = spawnSync(process.execPath, ['--import', 'tsx', join(copy, 'src', 'cli.ts'), 'render', '--config', 'cluster.yaml', '--out', 'out-tsx', '--state', 'state'], { cwd: copy, encoding: 'utf8', timeout: 60_000 });
+    const viaTsx = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', join(copy, 'src', 'cli.ts'), 'render', '--config', 'cluster.yaml', '--out', 'out-tsx', '--state', 'state'],
+      { cwd: copy, encoding: 'utf8', timeout: 60_000 },
+    );
     expect(viaTsx.status, viaTsx.stderr).toBe(0);
     const tree = (dir: string): Record<string, string> =>
       Object.fromEntries(
@@ -54,7 +72,10 @@ describe('bin/kube-ipsec, the built CLI', () => {
     expect(kubeIpsec('render', '--help').status).toBe(0);
     expect(statSync(inputs).mtimeMs).toBe(before);
 
-    writeFileSync(join(copy, 'src', 'commands.ts'), readFileSync(join(copy, 'src', 'commands.ts'), 'utf8').replace('usage: kube-ipsec <command>', 'usage (edited): kube-ipsec <command>'));
+    writeFileSync(
+      join(copy, 'src', 'commands.ts'),
+      readFileSync(join(copy, 'src', 'commands.ts'), 'utf8').replace('usage: kube-ipsec <command>', 'usage (edited): kube-ipsec <command>'),
+    );
     const later = Date.now() / 1000 + 2; // an mtime that differs even on a coarse clock
     utimesSync(join(copy, 'src', 'commands.ts'), later, later);
     const edited = kubeIpsec();
@@ -83,7 +104,8 @@ describe('bin/kube-ipsec, the built CLI', () => {
       '',
     ].join('\n');
     writeFileSync(join(copy, 'bench', 'hello.ts'), helloBench);
-    const bench = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', join(copy, 'scripts', 'bench.ts'), ...args], { cwd: copy, encoding: 'utf8', timeout: 60_000 });
+    const bench = (...args: string[]) =>
+      spawnSync(process.execPath, ['--import', 'tsx', join(copy, 'scripts', 'bench.ts'), ...args], { cwd: copy, encoding: 'utf8', timeout: 60_000 });
     const r = bench('hello', '--quick');
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/== bench hello ==\nhello from bench 42 --quick/);

@@ -12,8 +12,13 @@ let podPath: string;
 const NET = 'badnet';
 
 const base = () => ({
-  cniVersion: '1.1.0', name: NET, type: 'ipsec-cni', bridge: 'br-bad', subnet: '10.244.1.0/24',
-  dataDir: join(fx.dir, 'ipam'), logFile: join(fx.dir, 'cni.log'),
+  cniVersion: '1.1.0',
+  name: NET,
+  type: 'ipsec-cni',
+  bridge: 'br-bad',
+  subnet: '10.244.1.0/24',
+  dataDir: join(fx.dir, 'ipam'),
+  logFile: join(fx.dir, 'cni.log'),
 });
 const okEnv = () => ({ CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'bad-ctr', CNI_NETNS: podPath, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' });
 
@@ -29,10 +34,12 @@ interface Case {
 }
 
 /** Writes <dataDir>/<file>.json holding a store for `network` (which may differ from `file`). */
-const prefilledStore = (file: string, allocations: Record<string, unknown>, network = file) => () => {
-  mkdirSync(join(fx.dir, 'ipam'), { recursive: true });
-  writeFileSync(join(fx.dir, 'ipam', `${file}.json`), JSON.stringify({ version: 1, network, allocations }));
-};
+const prefilledStore =
+  (file: string, allocations: Record<string, unknown>, network = file) =>
+  () => {
+    mkdirSync(join(fx.dir, 'ipam'), { recursive: true });
+    writeFileSync(join(fx.dir, 'ipam', `${file}.json`), JSON.stringify({ version: 1, network, allocations }));
+  };
 
 const cases: Case[] = [
   // 6: not decodable
@@ -115,17 +122,37 @@ const cases: Case[] = [
   { name: 'CNI_NETNS does not exist', env: { CNI_NETNS: '/run/netns/no-such-netns-here' }, code: 3 },
   // 101/102: IPAM state
   {
-    name: 'subnet exhausted', conf: { name: 'fullnet', subnet: '10.244.9.0/30' }, code: 101, msg: /no free address in 10.244.9.0\/30/,
+    name: 'subnet exhausted',
+    conf: { name: 'fullnet', subnet: '10.244.9.0/30' },
+    code: 101,
+    msg: /no free address in 10.244.9.0\/30/,
     setup: prefilledStore('fullnet', { '10.244.9.2': { containerId: 'other', ifname: 'eth0' } }),
   },
-  { name: 'corrupt store', conf: { name: 'brokennet' }, code: 102, msg: /brokennet.json is corrupt/, setup: () => {
-    mkdirSync(join(fx.dir, 'ipam'), { recursive: true });
-    writeFileSync(join(fx.dir, 'ipam', 'brokennet.json'), '{"version":1,"network":"brokennet","allocations":{"10.244');
-  } },
-  { name: 'store of another network', conf: { name: 'mixnet' }, code: 102, msg: /belongs to network "elsewhere"/, setup: prefilledStore('mixnet', {}, 'elsewhere') },
+  {
+    name: 'corrupt store',
+    conf: { name: 'brokennet' },
+    code: 102,
+    msg: /brokennet.json is corrupt/,
+    setup: () => {
+      mkdirSync(join(fx.dir, 'ipam'), { recursive: true });
+      writeFileSync(join(fx.dir, 'ipam', 'brokennet.json'), '{"version":1,"network":"brokennet","allocations":{"10.244');
+    },
+  },
+  {
+    name: 'store of another network',
+    conf: { name: 'mixnet' },
+    code: 102,
+    msg: /belongs to network "elsewhere"/,
+    setup: prefilledStore('mixnet', {}, 'elsewhere'),
+  },
   // 100: the kernel refuses (after IPAM): the address is given back, nothing is left
   { name: 'ifname already taken in the pod', env: { CNI_IFNAME: 'taken0' }, code: 100, msg: /taken0 already exists in/ },
-  { name: 'CNI_NETNS is not a network namespace', env: { CNI_NETNS: '/etc/hostname' }, code: 100, msg: /cannot enter network namespace \/etc\/hostname.*Invalid argument/ },
+  {
+    name: 'CNI_NETNS is not a network namespace',
+    env: { CNI_NETNS: '/etc/hostname' },
+    code: 100,
+    msg: /cannot enter network namespace \/etc\/hostname.*Invalid argument/,
+  },
 ];
 
 beforeAll(async () => {

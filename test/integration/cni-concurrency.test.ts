@@ -13,8 +13,13 @@ const pods: string[] = [];
 const live = new Map<number, string>();
 
 const conf = () => ({
-  cniVersion: '1.1.0', name: NET, type: 'ipsec-cni', bridge: 'br-conc', subnet: '10.242.0.0/23',
-  dataDir: join(fx.dir, 'ipam'), logFile: join(fx.dir, 'cni.log'),
+  cniVersion: '1.1.0',
+  name: NET,
+  type: 'ipsec-cni',
+  bridge: 'br-conc',
+  subnet: '10.242.0.0/23',
+  dataDir: join(fx.dir, 'ipam'),
+  logFile: join(fx.dir, 'cni.log'),
 });
 
 beforeAll(async () => {

@@ -12,8 +12,13 @@ const NET = 'crashnet';
 const KILLS = 50;
 
 const conf = () => ({
-  cniVersion: '1.1.0', name: NET, type: 'ipsec-cni', bridge: 'br-crash', subnet: '10.243.0.0/22',
-  dataDir: join(fx.dir, 'ipam'), logFile: join(fx.dir, 'cni.log'),
+  cniVersion: '1.1.0',
+  name: NET,
+  type: 'ipsec-cni',
+  bridge: 'br-crash',
+  subnet: '10.243.0.0/22',
+  dataDir: join(fx.dir, 'ipam'),
+  logFile: join(fx.dir, 'cni.log'),
 });
 
 beforeAll(async () => {
@@ -104,7 +109,9 @@ it(`survives ${KILLS} SIGKILLs at random points of ADD; DEL and GC reclaim every
   const leftOwners = new Set(Object.values(leftInStore.allocations as Record<string, { containerId: string }>).map((a) => a.containerId));
   const withAddress = killed.filter((k) => leftOwners.has(k.id)).length;
   const nodeVeths = (await links(fx.node)).filter((l) => l.startsWith('veth')).length;
-  console.log(`crash: ${killed.length} kills between ${from.toFixed(1)} and ${to.toFixed(1)} ms, ${withAddress} after the address was stored, ${nodeVeths - survivors.length} left a veth; ADD took ${addMs.toFixed(1)} ms`);
+  console.log(
+    `crash: ${killed.length} kills between ${from.toFixed(1)} and ${to.toFixed(1)} ms, ${withAddress} after the address was stored, ${nodeVeths - survivors.length} left a veth; ADD took ${addMs.toFixed(1)} ms`,
+  );
   expect(withAddress).toBeGreaterThan(0);
   expect(withAddress).toBeLessThan(killed.length);
 
@@ -120,7 +127,9 @@ it(`survives ${KILLS} SIGKILLs at random points of ADD; DEL and GC reclaim every
   expect(gc.code, gc.stdout).toBe(0);
 
   const store = JSON.parse(readFileSync(join(fx.dir, 'ipam', `${NET}.json`), 'utf8'));
-  const owners = Object.values(store.allocations as Record<string, { containerId: string }>).map((a) => a.containerId).sort();
+  const owners = Object.values(store.allocations as Record<string, { containerId: string }>)
+    .map((a) => a.containerId)
+    .sort();
   expect(owners).toEqual(survivors.map((s) => s.id).sort());
   const veths = (await links(fx.node)).filter((l) => l.startsWith('veth'));
   expect(veths).toHaveLength(survivors.length);

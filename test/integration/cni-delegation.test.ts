@@ -9,14 +9,23 @@ import { cniFixture, ipv4Addresses, links, type CniFixture } from '../helpers/cn
 let fx: CniFixture;
 
 const hostLocal = (version = '1.1.0', extra: Record<string, unknown> = {}) => ({
-  cniVersion: version, name: 'hlnet', type: 'ipsec-cni', bridge: 'br-hl', mtu: 1400, logFile: join(fx.dir, 'cni.log'),
+  cniVersion: version,
+  name: 'hlnet',
+  type: 'ipsec-cni',
+  bridge: 'br-hl',
+  mtu: 1400,
+  logFile: join(fx.dir, 'cni.log'),
   ipam: { type: 'host-local', dataDir: join(fx.dir, 'host-local'), ranges: [[{ subnet: '10.245.1.0/24' }]], routes: [{ dst: '0.0.0.0/0' }] },
   ...extra,
 });
 
 const hlReservations = () => {
   const dir = join(fx.dir, 'host-local', 'hlnet');
-  return existsSync(dir) ? readdirSync(dir).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)).sort() : [];
+  return existsSync(dir)
+    ? readdirSync(dir)
+        .filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f))
+        .sort()
+    : [];
 };
 
 beforeAll(async () => {
@@ -45,7 +54,10 @@ describe('host-local', () => {
     const check = await fx.cni({ command: 'CHECK', containerId: `hla${tag}`, netns: fx.lab.path(a) }, hostLocal(v, { prevResult: ra.json }));
     expect(check.code, check.stdout).toBe(0);
 
-    for (const [id, ns] of [[`hla${tag}`, a], [`hlb${tag}`, b]] as const) {
+    for (const [id, ns] of [
+      [`hla${tag}`, a],
+      [`hlb${tag}`, b],
+    ] as const) {
       const d = await fx.cni({ command: 'DEL', containerId: id, netns: fx.lab.path(ns) }, hostLocal(v, { prevResult: id === `hla${tag}` ? ra.json : rb.json }));
       expect(d.code, d.stdout).toBe(0);
     }
@@ -89,8 +101,16 @@ describe('host-local', () => {
 describe('static', () => {
   it('applies the address, gateway and routes the static plugin returns', async () => {
     const conf = {
-      cniVersion: '1.0.0', name: 'stnet', type: 'ipsec-cni', bridge: 'br-static', logFile: join(fx.dir, 'cni.log'),
-      ipam: { type: 'static', addresses: [{ address: '10.245.2.10/24', gateway: '10.245.2.1' }], routes: [{ dst: '0.0.0.0/0' }, { dst: '192.0.2.128/25', gw: '10.245.2.254' }] },
+      cniVersion: '1.0.0',
+      name: 'stnet',
+      type: 'ipsec-cni',
+      bridge: 'br-static',
+      logFile: join(fx.dir, 'cni.log'),
+      ipam: {
+        type: 'static',
+        addresses: [{ address: '10.245.2.10/24', gateway: '10.245.2.1' }],
+        routes: [{ dst: '0.0.0.0/0' }, { dst: '192.0.2.128/25', gw: '10.245.2.254' }],
+      },
     };
     const ns = await fx.pod('static');
     const r = await fx.cni({ command: 'ADD', containerId: 'static1', netns: fx.lab.path(ns), args: 'IgnoreUnknown=1' }, conf);

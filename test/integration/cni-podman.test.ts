@@ -43,21 +43,38 @@ beforeAll(async () => {
   copyFileSync('/usr/bin/busybox', join(d, 'rootfs/bin/busybox'));
   for (const c of ['sh', 'sleep', 'ping']) symlinkSync('busybox', join(d, 'rootfs/bin', c));
   await run(['tar', '-C', join(d, 'rootfs'), '-cf', join(d, 'rootfs.tar'), '.']);
-  writeFileSync(join(d, 'containers.conf'), [
-    '[containers]', 'cgroupns = "host"', 'default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]',
-    '[engine]', 'cgroup_manager = "cgroupfs"', 'events_logger = "file"', `events_logfile_path = "${d}/events.log"`,
-    'runtime = "runc"', `tmp_dir = "${d}/tmp"`,
-    // conmon starts `podman container cleanup` with this environment; its calls reach the plugin
-    `env = ["IPSEC_CNI_LOG=${d}/cni-noconfig.log"]`,
-    '[network]', 'network_backend = "cni"', `cni_plugin_dirs = ["${d}/plugins", "/usr/lib/cni"]`,
-    `network_config_dir = "${d}/net.d"`, `default_network = "${net}"`, '',
-  ].join('\n'));
+  writeFileSync(
+    join(d, 'containers.conf'),
+    [
+      '[containers]',
+      'cgroupns = "host"',
+      'default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]',
+      '[engine]',
+      'cgroup_manager = "cgroupfs"',
+      'events_logger = "file"',
+      `events_logfile_path = "${d}/events.log"`,
+      'runtime = "runc"',
+      `tmp_dir = "${d}/tmp"`,
+      // conmon starts `podman container cleanup` with this environment; its calls reach the plugin
+      `env = ["IPSEC_CNI_LOG=${d}/cni-noconfig.log"]`,
+      '[network]',
+      'network_backend = "cni"',
+      `cni_plugin_dirs = ["${d}/plugins", "/usr/lib/cni"]`,
+      `network_config_dir = "${d}/net.d"`,
+      `default_network = "${net}"`,
+      '',
+    ].join('\n'),
+  );
   writeFileSync(join(d, 'storage.conf'), `[storage]\ndriver = "overlay"\nrunroot = "${d}/runroot"\ngraphroot = "${d}/root"\n`);
   // podman 4.3's libcni speaks up to spec 1.0.0
-  writeFileSync(join(d, 'net.d', `${net}.conflist`), JSON.stringify({
-    cniVersion: '1.0.0', name: net,
-    plugins: [{ type: 'ipsec-cni', bridge: 'br-podman', subnet: '10.246.1.0/24', mtu: 1400, dataDir: join(d, 'ipam'), logFile: join(d, 'cni.log') }],
-  }));
+  writeFileSync(
+    join(d, 'net.d', `${net}.conflist`),
+    JSON.stringify({
+      cniVersion: '1.0.0',
+      name: net,
+      plugins: [{ type: 'ipsec-cni', bridge: 'br-podman', subnet: '10.246.1.0/24', mtu: 1400, dataDir: join(d, 'ipam'), logFile: join(d, 'cni.log') }],
+    }),
+  );
   await podman(['import', join(d, 'rootfs.tar'), image]);
 }, 120_000);
 
@@ -88,7 +105,11 @@ it('podman starts two containers on ipsec-cni: distinct IPs, they ping each othe
 
   const store = readStore(join(fx.dir, 'ipam'), net).allocations as Record<string, any>;
   expect(Object.keys(store).sort()).toEqual([...ips].sort());
-  expect(Object.values(store).map((a) => a.podName).sort()).toEqual(containers.slice().sort()); // from CNI_ARGS
+  expect(
+    Object.values(store)
+      .map((a) => a.podName)
+      .sort(),
+  ).toEqual(containers.slice().sort()); // from CNI_ARGS
 
   const ping = await podman(['exec', containers[0]!, 'ping', '-c1', '-W2', ips[1]!]);
   expect(ping.stdout).toMatch(/1 packets received/);
@@ -103,7 +124,10 @@ it('podman starts two containers on ipsec-cni: distinct IPs, they ping each othe
   await podman(['rm', '-f', '-t', '0', ...containers]);
   expect(readStore(join(fx.dir, 'ipam'), net).allocations).toEqual({});
   expect((await links(fx.node)).filter((l) => l.startsWith('veth'))).toEqual([]);
-  const log = readFileSync(join(fx.dir, 'cni.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const log = readFileSync(join(fx.dir, 'cni.log'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   expect(log.filter((l) => l.cmd === 'ADD' && l.ok)).toHaveLength(2);
   expect(log.filter((l) => l.cmd === 'DEL' && l.ok).length).toBeGreaterThanOrEqual(2);
 }, 120_000);

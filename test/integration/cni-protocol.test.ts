@@ -82,7 +82,12 @@ describe('ADD', () => {
 
     const store = readStore(join(fx.dir, 'ipam'), NET) as any;
     expect(store.allocations['10.241.1.2']).toMatchObject({
-      containerId: id, ifname: 'eth0', netns: fx.lab.path(ns), podNamespace: 'shop', podName: 'web-0', hostVeth: host.name,
+      containerId: id,
+      ifname: 'eth0',
+      netns: fx.lab.path(ns),
+      podNamespace: 'shop',
+      podName: 'web-0',
+      hostVeth: host.name,
     });
   });
 
@@ -275,7 +280,13 @@ describe('GC', () => {
       expect(r.code, r.stdout).toBe(0);
       pods.push({ ns, result: r.json });
     }
-    const r = await fx.cni({ command: 'GC' }, gcConf([{ containerID: 'ctr-g1', ifname: 'eth0' }, { containerID: 'ctr-gone', ifname: 'eth0' }]));
+    const r = await fx.cni(
+      { command: 'GC' },
+      gcConf([
+        { containerID: 'ctr-g1', ifname: 'eth0' },
+        { containerID: 'ctr-gone', ifname: 'eth0' },
+      ]),
+    );
     expect(r.code, r.stdout).toBe(0);
     const store = readStore(join(fx.dir, 'ipam'), 'gcnet');
     expect(Object.values(store.allocations).map((a) => a.containerId)).toEqual(['ctr-g1']);
@@ -342,7 +353,10 @@ describe('STATUS with a foreign device', () => {
 
 describe('log', () => {
   it('has one structured line per call, without the configuration', async () => {
-    const lines = readFileSync(join(fx.dir, 'cni.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = readFileSync(join(fx.dir, 'cni.log'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines.length).toBeGreaterThan(20);
     const add = lines.find((l) => l.cmd === 'ADD' && l.containerId === 'ctr-a1');
     expect(add).toMatchObject({ ok: true, network: NET, ifname: 'eth0', ips: ['10.241.1.2/24'] });

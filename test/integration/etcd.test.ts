@@ -72,7 +72,11 @@ async function startEtcd(view: NodeView, unitText: string, healthArgs: string[],
     view,
     log: () => log,
     etcdctl: (a, endpoint = plan.etcd.clientUrl) =>
-      processRunner.run(inNode(view, ['etcdctl', `--endpoints=${endpoint}`, '--dial-timeout=3s', '--command-timeout=5s', ...a]), { allowFail: true, timeoutMs: 20_000, env: { ...process.env, ETCDCTL_API: '3' } }),
+      processRunner.run(inNode(view, ['etcdctl', `--endpoints=${endpoint}`, '--dial-timeout=3s', '--command-timeout=5s', ...a]), {
+        allowFail: true,
+        timeoutMs: 20_000,
+        env: { ...process.env, ETCDCTL_API: '3' },
+      }),
     stop: async () => {
       child.kill('SIGTERM');
       await exited;
@@ -98,14 +102,14 @@ describe('etcd with the rendered flags and certificates', () => {
   });
   afterAll(() => view && removeView(view));
 
-  it('answers the apiserver\'s client certificate over TLS on loopback', async () => {
+  it("answers the apiserver's client certificate over TLS on loopback", async () => {
     const health = await etcd.etcdctl([...apiserverIdentity, 'endpoint', 'health']);
     expect(health.stdout + health.stderr).toContain(`${plan.etcd.clientUrl} is healthy`);
     expect((await etcd.etcdctl([...apiserverIdentity, 'put', '/registry/kube-ipsec-test', 'ok'])).code).toBe(0);
     expect((await etcd.etcdctl([...apiserverIdentity, 'get', '--print-value-only', '/registry/kube-ipsec-test'])).stdout.trim()).toBe('ok');
   });
 
-  it('answers the health-check client (kubeadm\'s etcd/healthcheck-client)', async () => {
+  it("answers the health-check client (kubeadm's etcd/healthcheck-client)", async () => {
     const r = await etcd.etcdctl([...identity(PATHS.etcdHealthcheckClientCert, PATHS.etcdHealthcheckClientKey), 'endpoint', 'health']);
     expect(r.stdout + r.stderr).toContain(`${plan.etcd.clientUrl} is healthy`);
   });
@@ -125,7 +129,7 @@ describe('etcd with the rendered flags and certificates', () => {
     ['kubelet client', PATHS.kubeletKubeconfig],
     ['kube-proxy', PATHS.kubeProxyKubeconfig],
     ['IKE certificate', 'ipsec'],
-  ])('refuses every minion\'s %s', async (_, source) => {
+  ])("refuses every minion's %s", async (_, source) => {
     const tries = plan.minions.map(async (m) => {
       const files = cluster.nodes.get(m.name)!;
       let cert: string;
@@ -155,10 +159,55 @@ describe('etcd with the rendered flags and certificates', () => {
     const dir = join(scratch, 'foreign');
     execFileSync('mkdir', ['-p', dir]);
     const openssl = (...a: string[]) => execFileSync('openssl', a, { stdio: 'pipe' });
-    openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${dir}/ca.key`, '-out', `${dir}/ca.crt`, '-subj', '/CN=other-ca', '-days', '1');
-    openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${dir}/client.key`, '-out', `${dir}/client.csr`, '-subj', '/CN=kube-apiserver-etcd-client');
+    openssl(
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      `${dir}/ca.key`,
+      '-out',
+      `${dir}/ca.crt`,
+      '-subj',
+      '/CN=other-ca',
+      '-days',
+      '1',
+    );
+    openssl(
+      'req',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      `${dir}/client.key`,
+      '-out',
+      `${dir}/client.csr`,
+      '-subj',
+      '/CN=kube-apiserver-etcd-client',
+    );
     writeFileSync(`${dir}/ext`, 'extendedKeyUsage=clientAuth\n');
-    openssl('x509', '-req', '-in', `${dir}/client.csr`, '-CA', `${dir}/ca.crt`, '-CAkey', `${dir}/ca.key`, '-CAcreateserial', '-out', `${dir}/client.crt`, '-days', '1', '-extfile', `${dir}/ext`);
+    openssl(
+      'x509',
+      '-req',
+      '-in',
+      `${dir}/client.csr`,
+      '-CA',
+      `${dir}/ca.crt`,
+      '-CAkey',
+      `${dir}/ca.key`,
+      '-CAcreateserial',
+      '-out',
+      `${dir}/client.crt`,
+      '-days',
+      '1',
+      '-extfile',
+      `${dir}/ext`,
+    );
     const r = await etcd.etcdctl(identity(`${dir}/client.crt`, `${dir}/client.key`).concat(['endpoint', 'health']));
     expect(r.code).not.toBe(0);
     expect(r.stdout + r.stderr).toMatch(/unhealthy|bad certificate|unknown authority|deadline/);
@@ -190,7 +239,11 @@ describe('a cluster issued with one CA (test/fixtures/legacy-one-ca) moves to th
     mkdirSync(oldClient, { recursive: true });
     writeFileSync(join(oldClient, 'c.pem'), read('apiserver-etcd-client.crt'));
     writeFileSync(join(oldClient, 'k.pem'), read('apiserver-etcd-client.key'), { mode: 0o600 });
-    const migrated = renderCluster(plan, (await ensurePki(plan, directoryStore(state), { now: FIXED_NOW, random: (n) => crypto.getRandomValues(new Uint8Array(n)) })).materials, loadTemplates());
+    const migrated = renderCluster(
+      plan,
+      (await ensurePki(plan, directoryStore(state), { now: FIXED_NOW, random: (n) => crypto.getRandomValues(new Uint8Array(n)) })).materials,
+      loadTemplates(),
+    );
     const newFiles = migrated.nodes.get('master')!;
     const etcdUnit = fileAt(newFiles, `${PATHS.systemdDir}/${UNITS.etcd}`).content;
     const m = plan.master;
@@ -210,13 +263,17 @@ describe('a cluster issued with one CA (test/fixtures/legacy-one-ca) moves to th
       // Provisioning swaps the master's tree, then restarts etcd with the new unit. (Written
       // through the node's own view: its tree is an overlay's lower layer, not to be changed.)
       for (const f of newFiles.filter((x) => x.path.startsWith(PATHS.pkiDir))) {
-        await processRunner.run(inNode(view, ['sh', '-c', 'mkdir -p "$(dirname "$1")" && cat > "$1" && chmod "$2" "$1"', 'sh', f.path, f.mode.toString(8)]), { input: f.content });
+        await processRunner.run(inNode(view, ['sh', '-c', 'mkdir -p "$(dirname "$1")" && cat > "$1" && chmod "$2" "$1"', 'sh', f.path, f.mode.toString(8)]), {
+          input: f.content,
+        });
       }
       const after = await startEtcd(view, etcdUnit, apiserverIdentity);
       const got = await after.etcdctl([...apiserverIdentity, 'get', '--print-value-only', '/registry/secrets/default/kept']);
       expect(got.stdout.trim(), after.log().slice(-2000)).toBe('across-the-move');
       // The old one-CA client certificate no longer opens it.
-      expect((await after.etcdctl([...identity(join(oldClient, 'c.pem'), join(oldClient, 'k.pem')), 'get', '/registry/secrets/default/kept'])).code).not.toBe(0);
+      expect((await after.etcdctl([...identity(join(oldClient, 'c.pem'), join(oldClient, 'k.pem')), 'get', '/registry/secrets/default/kept'])).code).not.toBe(
+        0,
+      );
       await after.stop();
     } finally {
       removeView(view);

@@ -62,14 +62,28 @@ describe('image archives of an air-gapped install', () => {
     const other = setup('unpinned-other', built.archive, { id: '-', image: 'registry.k8s.io/pause:3.10.1' });
     const r = await other.install('--fetch-only');
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`error: ${NAME}: is not tagged registry.k8s.io/pause:3.10.1 (its tags: ${built.image}); save it under that name: docker save -o ${NAME} registry.k8s.io/pause:3.10.1`);
+    expect(r.stderr).toContain(
+      `error: ${NAME}: is not tagged registry.k8s.io/pause:3.10.1 (its tags: ${built.image}); save it under that name: docker save -o ${NAME} registry.k8s.io/pause:3.10.1`,
+    );
   });
 
   it.each([
-    ['another image than the pinned one', () => (dockerArchive(join(dir, 'other.tar'), built.image, 'not the pinned image'), join(dir, 'other.tar')), /holds image sha256:[0-9a-f]{64}, but kube-ipsec\.test\/smoke:busybox is pinned to sha256:[0-9a-f]{64} \(versions\.images\)\. It is not the pinned image/],
-    ['a flipped byte in a layer', () => flipLayerByte(built.archive, join(dir, 'flipped.tar')), /corrupt: layer \S+ hashes to sha256:[0-9a-f]{64}, its config says sha256:[0-9a-f]{64}/],
+    [
+      'another image than the pinned one',
+      () => (dockerArchive(join(dir, 'other.tar'), built.image, 'not the pinned image'), join(dir, 'other.tar')),
+      /holds image sha256:[0-9a-f]{64}, but kube-ipsec\.test\/smoke:busybox is pinned to sha256:[0-9a-f]{64} \(versions\.images\)\. It is not the pinned image/,
+    ],
+    [
+      'a flipped byte in a layer',
+      () => flipLayerByte(built.archive, join(dir, 'flipped.tar')),
+      /corrupt: layer \S+ hashes to sha256:[0-9a-f]{64}, its config says sha256:[0-9a-f]{64}/,
+    ],
     ['a truncated archive', () => truncated(built.archive, join(dir, 'truncated.tar')), /no manifest\.json in it: not an image archive, or a truncated one/],
-    ['a file that is no image archive', () => notAnImage(join(dir, 'plain.tar')), /no manifest\.json in it: not an image archive, or a truncated one \(make it with docker save -o smoke-busybox\.tar kube-ipsec\.test\/smoke:busybox\)/],
+    [
+      'a file that is no image archive',
+      () => notAnImage(join(dir, 'plain.tar')),
+      /no manifest\.json in it: not an image archive, or a truncated one \(make it with docker save -o smoke-busybox\.tar kube-ipsec\.test\/smoke:busybox\)/,
+    ],
   ])('refuses %s before anything is installed', async (tag, make, message) => {
     const s = setup(tag.replace(/\W+/g, '-'), make());
     for (const pass of [['--fetch-only'], []]) {
@@ -85,7 +99,9 @@ describe('image archives of an air-gapped install', () => {
     const s = setup('missing', undefined);
     const r = await s.install('--fetch-only');
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`error: air-gapped install: ${s.binaries}/${NAME} is missing. Put the image ${built.image} there as an archive (on a connected machine: docker pull ${built.image} && docker save -o ${NAME} ${built.image}; its image ID must be ${built.id})`);
+    expect(r.stderr).toContain(
+      `error: air-gapped install: ${s.binaries}/${NAME} is missing. Put the image ${built.image} there as an archive (on a connected machine: docker pull ${built.image} && docker save -o ${NAME} ${built.image}; its image ID must be ${built.id})`,
+    );
     const absent = await s.install('--allow-absent');
     expect(absent.code, absent.stderr).toBe(0);
     expect(absent.report).toEqual([`absent ${DEST}`]);

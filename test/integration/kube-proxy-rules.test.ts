@@ -19,7 +19,8 @@ const services = servicesOn(t, podIps, t.nodes[1]!);
 describe("kube-proxy's layout in a real kernel", () => {
   it('installs first in PREROUTING, POSTROUTING, OUTPUT and FORWARD, and is removed without a trace', async () => {
     const ns = await lab.add('node');
-    const save = async () => (await Promise.all(['nat', 'filter'].map(async (table) => (await lab.exec(ns, ['iptables', '-w', '-t', table, '-S'])).stdout))).join('');
+    const save = async () =>
+      (await Promise.all(['nat', 'filter'].map(async (table) => (await lab.exec(ns, ['iptables', '-w', '-t', table, '-S'])).stdout))).join('');
     // The node network's own chains come first, as kube-ipsec-network.service starts before kube-proxy.
     await lab.exec(ns, ['iptables', '-w', '-t', 'nat', '-N', 'KUBE-IPSEC-POSTROUTING']);
     await lab.exec(ns, ['iptables', '-w', '-t', 'nat', '-I', 'POSTROUTING', '1', '-j', 'KUBE-IPSEC-POSTROUTING']);
@@ -27,7 +28,10 @@ describe("kube-proxy's layout in a real kernel", () => {
 
     await lab.exec(ns, ['iptables-restore', '-w', '--noflush'], { input: serviceRules(services, { masqueradeAll: true, clusterCidr: t.podCidr }) });
     const nat = (await lab.exec(ns, ['iptables', '-w', '-t', 'nat', '-S'])).stdout.split('\n');
-    expect(nat.filter((l) => l.startsWith('-A POSTROUTING'))).toEqual(['-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KICHK-POSTROUTING', '-A POSTROUTING -j KUBE-IPSEC-POSTROUTING']);
+    expect(nat.filter((l) => l.startsWith('-A POSTROUTING'))).toEqual([
+      '-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KICHK-POSTROUTING',
+      '-A POSTROUTING -j KUBE-IPSEC-POSTROUTING',
+    ]);
     expect(nat.find((l) => l.startsWith('-A PREROUTING'))).toBe('-A PREROUTING -m comment --comment "kubernetes service portals" -j KICHK-SERVICES');
     expect(nat).toContain('-A KICHK-SEP-0 -p tcp -m comment --comment "kube-ipsec-check/minion2-pod1:http" -m tcp -j DNAT --to-destination 10.240.2.2:8080');
     const filter = (await lab.exec(ns, ['iptables', '-w', '-t', 'filter', '-S', 'FORWARD'])).stdout;

@@ -30,11 +30,14 @@ beforeAll(async () => {
   if (!existsSync(KUBECTL)) throw new Error(`${KUBECTL} is missing: run ./scripts/test-deps (it unpacks Debian's kubernetes-client there)`);
   pki = await issuePki(plan);
   // The API server's certificate and the cluster CA: a client certificate must chain to it.
-  server = createServer({ cert: pki.certs.apiserver!.cert, key: pki.certs.apiserver!.key, ca: pki.cas.ca!.cert, requestCert: true, rejectUnauthorized: true }, (req, res) => {
-    const peer = (req.socket as TLSSocket).getPeerCertificate();
-    res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify({ path: req.url, cn: peer.subject?.CN, o: peer.subject?.O ?? null }));
-  });
+  server = createServer(
+    { cert: pki.certs.apiserver!.cert, key: pki.certs.apiserver!.key, ca: pki.cas.ca!.cert, requestCert: true, rejectUnauthorized: true },
+    (req, res) => {
+      const peer = (req.socket as TLSSocket).getPeerCertificate();
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ path: req.url, cn: peer.subject?.CN, o: peer.subject?.O ?? null }));
+    },
+  );
   await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
   port = (server.address() as AddressInfo).port;
 });
@@ -59,7 +62,9 @@ const KUBECONFIGS: [string, string, string, string][] = [
 describe('kubeconfigs, read by a real kubectl', () => {
   it('every kubeconfig of every node is listed here', () => {
     const cluster = renderCluster(plan, pki, loadTemplates());
-    const found = [...cluster.nodes].flatMap(([node, files]) => files.filter((f) => /^apiVersion: v1\nkind: Config\n/m.test(f.content)).map((f) => `${node}:${f.path}`));
+    const found = [...cluster.nodes].flatMap(([node, files]) =>
+      files.filter((f) => /^apiVersion: v1\nkind: Config\n/m.test(f.content)).map((f) => `${node}:${f.path}`),
+    );
     expect(found.sort()).toEqual(KUBECONFIGS.map(([n, p]) => `${n}:${p}`).sort());
   });
 
@@ -71,9 +76,13 @@ describe('kubeconfigs, read by a real kubectl', () => {
     writeFileSync(file, f.content, { mode: 0o600 });
     const view = JSON.parse((await run(KUBECTL, ['config', 'view', '--kubeconfig', file, '--raw', '-o', 'json'])).stdout);
     expect(view['current-context']).toBe(`${user}@${plan.cluster.name}`);
-    expect(view.clusters).toEqual([{ name: plan.cluster.name, cluster: { server, 'certificate-authority-data': Buffer.from(pki.cas.ca!.cert).toString('base64') } }]);
+    expect(view.clusters).toEqual([
+      { name: plan.cluster.name, cluster: { server, 'certificate-authority-data': Buffer.from(pki.cas.ca!.cert).toString('base64') } },
+    ]);
     expect(view.users.map((u: { name: string }) => u.name)).toEqual([user]);
-    const got = JSON.parse((await run(KUBECTL, ['--kubeconfig', file, '--server', `https://127.0.0.1:${port}`, '--request-timeout', '10s', 'get', '--raw', '/whoami'])).stdout);
+    const got = JSON.parse(
+      (await run(KUBECTL, ['--kubeconfig', file, '--server', `https://127.0.0.1:${port}`, '--request-timeout', '10s', 'get', '--raw', '/whoami'])).stdout,
+    );
     expect(got.cn).toBe(user);
   });
 
@@ -83,4 +92,3 @@ describe('kubeconfigs, read by a real kubectl', () => {
     await expect(run(KUBECTL, ['config', 'view', '--kubeconfig', file])).rejects.toThrow(/error loading config file/);
   });
 });
-

@@ -17,7 +17,7 @@ const dir = mkdtempSync(join(tmpdir(), 'kube-ipsec-labrender-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('the lab render', () => {
-  it('differs from the VMs\' render only in strongswan.conf (kernel-libipsec), the pod MTU and the way into and out of ipsec0', async () => {
+  it("differs from the VMs' render only in strongswan.conf (kernel-libipsec), the pod MTU and the way into and out of ipsec0", async () => {
     const configFile = join(dir, 'cluster.yaml');
     writeFileSync(configFile, defaultClusterYaml());
     const lab = await renderForLab(configFile, join(dir, 'lab'), 'userspace', 'rendered');
@@ -30,7 +30,9 @@ describe('the lab render', () => {
       const always = ['/etc/kube-ipsec/node-network.nft', '/etc/strongswan.conf'];
       expect(differing, node.name).toEqual(node.runsPods ? ['/etc/cni/net.d/10-kube-ipsec.conflist', ...always] : always);
       const nft = ours.find((f) => f.path === '/etc/kube-ipsec/node-network.nft')!.content;
-      expect(nft.replace(/\n\t# ipsec0 is strongSwan's userspace ESP.*/, '').replaceAll(', "ipsec0" }', ' }')).toBe(vm.get('/etc/kube-ipsec/node-network.nft')!.content);
+      expect(nft.replace(/\n\t# ipsec0 is strongSwan's userspace ESP.*/, '').replaceAll(', "ipsec0" }', ' }')).toBe(
+        vm.get('/etc/kube-ipsec/node-network.nft')!.content,
+      );
       const conf = ours.find((f) => f.path === '/etc/strongswan.conf')!.content;
       expect(conf.replace(/\n *# ESP in userspace.*\n *kernel-libipsec \{\n *load = yes\n *\}/, '')).toBe(vm.get('/etc/strongswan.conf')!.content);
       if (node.runsPods) {
@@ -41,7 +43,7 @@ describe('the lab render', () => {
     }
   }, 60_000);
 
-  it('with short lifetimes, changes ipsec.conf\'s lifetimes and rekey margin, and nothing else', async () => {
+  it("with short lifetimes, changes ipsec.conf's lifetimes and rekey margin, and nothing else", async () => {
     const configFile = join(dir, 'cluster.yaml');
     const rendered = await renderForLab(configFile, join(dir, 'lab'), 'userspace', 'rendered');
     cpSync(join(dir, 'lab', 'pki'), join(dir, 'lab-short', 'pki'), { recursive: true }); // the same credentials
@@ -53,7 +55,11 @@ describe('the lab render', () => {
       expect(changed.map((f) => f.path)).toEqual(['/etc/ipsec.conf']);
       const lines = (text: string) => text.split('\n');
       const diff = lines(changed.find((f) => f.path === '/etc/ipsec.conf')!.content).filter((l, i) => l !== lines(before.get('/etc/ipsec.conf')!)[i]);
-      expect(diff).toEqual([`    ikelifetime=${SHORT_LIFETIMES.ikeLifetime}`, `    lifetime=${SHORT_LIFETIMES.lifetime}`, `    rekeymargin=${SHORT_LIFETIMES.rekeyMargin}`]);
+      expect(diff).toEqual([
+        `    ikelifetime=${SHORT_LIFETIMES.ikeLifetime}`,
+        `    lifetime=${SHORT_LIFETIMES.lifetime}`,
+        `    rekeymargin=${SHORT_LIFETIMES.rekeyMargin}`,
+      ]);
     }
   }, 60_000);
 

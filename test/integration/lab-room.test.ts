@@ -25,11 +25,15 @@ describe('assertRoomForLab', () => {
     const stateDir = join(dir, 'recorded');
     mkdirSync(stateDir);
     writeFileSync(join(stateDir, STATE_FILE), JSON.stringify({ version: 1, prefix: 'old1' }));
-    expect(() => assertRoomForLab(stateDir, prefix)).toThrow(`a lab (prefix old1) is already recorded in ${join(stateDir, STATE_FILE)}: bring it down first (\`npm run lab -- down\`)`);
+    expect(() => assertRoomForLab(stateDir, prefix)).toThrow(
+      `a lab (prefix old1) is already recorded in ${join(stateDir, STATE_FILE)}: bring it down first (\`npm run lab -- down\`)`,
+    );
   });
 
   it('refuses a prefix whose namespaces exist, naming them and the option to change', () => {
     execFileSync('ip', ['netns', 'add', squatter]);
-    expect(() => assertRoomForLab(join(dir, 'empty'), prefix)).toThrow(`namespaces with the prefix ${prefix}- already exist (${squatter}): another lab uses this prefix; choose another with --prefix`);
+    expect(() => assertRoomForLab(join(dir, 'empty'), prefix)).toThrow(
+      `namespaces with the prefix ${prefix}- already exist (${squatter}): another lab uses this prefix; choose another with --prefix`,
+    );
   });
 });

@@ -68,7 +68,8 @@ describe('openssl', () => {
         expect(r.stdout + r.stderr).toMatch(/unsuitable certificate purpose|unsupported certificate purpose/);
       }
       // and the CAs of the API server and etcd do not know it at all
-      for (const ca of ['ca', 'etcd-ca', 'front-proxy-ca']) expect(spawnSync('openssl', ['verify', '-CAfile', stateCa(ca), '-purpose', 'sslclient', ike]).status).not.toBe(0);
+      for (const ca of ['ca', 'etcd-ca', 'front-proxy-ca'])
+        expect(spawnSync('openssl', ['verify', '-CAfile', stateCa(ca), '-purpose', 'sslclient', ike]).status).not.toBe(0);
     }
     // The reverse: a minion's kubelet client certificate is a TLS client for the cluster CA only.
     const kubelet = join(dir, 'kubelet-client.crt');
@@ -80,7 +81,23 @@ describe('openssl', () => {
   it('refuses them against a CA it does not know', () => {
     const foreignKey = join(dir, 'foreign.key');
     const foreign = join(dir, 'foreign.crt');
-    openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', foreignKey, '-out', foreign, '-subj', '/CN=someone-else', '-days', '1');
+    openssl(
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      foreignKey,
+      '-out',
+      foreign,
+      '-subj',
+      '/CN=someone-else',
+      '-days',
+      '1',
+    );
     const r = spawnSync('openssl', ['verify', '-CAfile', foreign, join(out, 'master', PATHS.apiserverCert)], { encoding: 'utf8' });
     expect(r.status).not.toBe(0);
     expect(r.stdout + r.stderr).toMatch(/unable to get local issuer certificate/);

@@ -31,7 +31,7 @@ function snapshot(d: string): Map<string, [string, number, number, number]> {
 const contents = (d: string) => new Map([...snapshot(d)].map(([k, [c, m]]) => [k, [c, m]]));
 
 describe('render to out/', () => {
-  it('writes every node\'s tree, and a second run writes nothing (same inodes, same mtimes)', async () => {
+  it("writes every node's tree, and a second run writes nothing (same inodes, same mtimes)", async () => {
     writeConfig();
     expect(await render()).toBe(0);
     const first = snapshot(paths().out);
@@ -86,10 +86,14 @@ describe('render to out/', () => {
     for (const f of listFiles(p.state)) expect(statSync(join(p.state, f)).mode & 0o777, f).toBe(f.endsWith('.key') || f === 'encryption-key' ? 0o600 : 0o644);
   });
 
-  it('--node writes only that node\'s tree', async () => {
+  it("--node writes only that node's tree", async () => {
     writeConfig();
     expect(await render('--node', 'minion2')).toBe(0);
-    expect(listFiles(paths().out).filter((f) => f !== OUT_MARKER).every((f) => f.startsWith('minion2/'))).toBe(true);
+    expect(
+      listFiles(paths().out)
+        .filter((f) => f !== OUT_MARKER)
+        .every((f) => f.startsWith('minion2/')),
+    ).toBe(true);
     expect(existsSync(join(paths().out, OUT_MARKER))).toBe(true);
   });
 

@@ -22,7 +22,9 @@ describe('render --reissue / --retire', () => {
     writeFileSync(paths().config, clusterYaml());
     expect(await render()).toBe(0);
     expect(await render('--reissue', 'ike-ca')).toBe(0);
-    expect(printed()).toMatch(/pki: ike-ca rotation in progress: nodes trust the previous and the new IKE CA; once every node is provisioned, finish it with --retire ike-ca/);
+    expect(printed()).toMatch(
+      /pki: ike-ca rotation in progress: nodes trust the previous and the new IKE CA; once every node is provisioned, finish it with --retire ike-ca/,
+    );
     expect(existsSync(previousCert())).toBe(true);
     box.output = [];
     expect(await render()).toBe(0);

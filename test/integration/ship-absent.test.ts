@@ -42,11 +42,16 @@ beforeAll(() => {
   const pkg = join(dir, 'pkg');
   mkdirSync(join(pkg, 'DEBIAN'), { recursive: true });
   mkdirSync(join(pkg, 'usr/bin'), { recursive: true });
-  writeFileSync(join(pkg, 'DEBIAN/control'), 'Package: etcd-server\nVersion: 3.4.23-4+b4\nArchitecture: amd64\nMaintainer: test <test@example.org>\nDescription: etcd daemon (test)\n');
+  writeFileSync(
+    join(pkg, 'DEBIAN/control'),
+    'Package: etcd-server\nVersion: 3.4.23-4+b4\nArchitecture: amd64\nMaintainer: test <test@example.org>\nDescription: etcd daemon (test)\n',
+  );
   writeFileSync(join(pkg, 'usr/bin/etcd'), '#!/bin/sh\necho "etcd from the .deb"\n', { mode: 0o755 });
   const built = spawnSync('dpkg-deb', ['--root-owner-group', '--build', pkg, join(partial, ETCD_DEB)], { encoding: 'utf8' });
   if (built.status !== 0) throw new Error(`dpkg-deb: ${built.stderr}`);
-  debSha = createHash('sha256').update(readFileSync(join(partial, ETCD_DEB))).digest('hex');
+  debSha = createHash('sha256')
+    .update(readFileSync(join(partial, ETCD_DEB)))
+    .digest('hex');
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -70,7 +75,11 @@ function node(name: string) {
 }
 
 const provision = (name: string, n: ReturnType<typeof node>, tree: string, binaries: string, extra: string[] = []) =>
-  runScript('provision', ['--node', name, '--root', n.root, '--tree', join(tree, name), '--binaries', binaries, ...extra, ...(name === 'master' ? [] : ['--plugin', PLUGIN])], n.env);
+  runScript(
+    'provision',
+    ['--node', name, '--root', n.root, '--tree', join(tree, name), '--binaries', binaries, ...extra, ...(name === 'master' ? [] : ['--plugin', PLUGIN])],
+    n.env,
+  );
 
 describe('an air-gapped install with absent archives (binaries.allowAbsent)', () => {
   it('installs what is at hand; units whose program is absent are verified and idle, the others started in order', async () => {
@@ -84,7 +93,10 @@ describe('an air-gapped install with absent archives (binaries.allowAbsent)', ()
       expect(r.report).toContain(`absent /usr/local/bin/${b}`);
     }
     // cri-dockerd is at hand, so only the Kubernetes units are idle.
-    expect(r.report.filter((l) => l.startsWith('idle '))).toEqual([`idle ${UNITS.kubelet} /usr/local/bin/kubelet`, `idle ${UNITS.kubeProxy} /usr/local/bin/kube-proxy`]);
+    expect(r.report.filter((l) => l.startsWith('idle '))).toEqual([
+      `idle ${UNITS.kubelet} /usr/local/bin/kubelet`,
+      `idle ${UNITS.kubeProxy} /usr/local/bin/kube-proxy`,
+    ]);
     expect(recorded(m.record, 'systemctl').filter((l) => / (kubelet|kube-proxy)\.service$/.test(l))).toEqual([]);
     expect(readFileSync(join(m.record, 'systemd-analyze.log'), 'utf8').trim().split('\n')).toEqual([`verify ${UNITS.kubelet}`, `verify ${UNITS.kubeProxy}`]);
     // The image loader runs too: the runtime is there; the absent archives are said to be absent.
@@ -107,7 +119,9 @@ describe('an air-gapped install with absent archives (binaries.allowAbsent)', ()
     expect(full.code, full.stderr).toBe(0);
     expect(full.report).toContain('binary /usr/local/bin/kubelet');
     expect(full.report.filter((l) => l.startsWith('idle ') || l.startsWith('absent '))).toEqual([]);
-    expect(recorded(m.record, 'systemctl')).toEqual(expect.arrayContaining([`restart ${UNITS.kubelet}`, `enable ${UNITS.kubelet}`, `enable ${UNITS.kubeProxy}`]));
+    expect(recorded(m.record, 'systemctl')).toEqual(
+      expect.arrayContaining([`restart ${UNITS.kubelet}`, `enable ${UNITS.kubelet}`, `enable ${UNITS.kubeProxy}`]),
+    );
   });
 
   it('leaves a unit idle when it needs an idle unit, and fails a unit whose verification finds another problem', async () => {

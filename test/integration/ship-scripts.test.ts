@@ -64,7 +64,9 @@ describe('provision/ scripts', () => {
 
   it('install a minion from its tree: files with their modes, plugin, binaries, packages, units in bring-up order', () => {
     const tree = join(out.base, 'minion1');
-    for (const line of file(tree, PATHS.filesManifest).split('\n').filter((l) => l && !l.startsWith('#'))) {
+    for (const line of file(tree, PATHS.filesManifest)
+      .split('\n')
+      .filter((l) => l && !l.startsWith('#'))) {
       const [mode, path] = line.split('\t') as [string, string];
       expect(file(golden.root, path), path).toBe(file(tree, path));
       expect(modeOf(golden.root, path), path).toBe(mode.slice(1));
@@ -78,7 +80,16 @@ describe('provision/ scripts', () => {
     // Packages installed once, with services held back until apply starts them in order.
     expect(recorded(golden.record, 'apt')).toEqual(['update', expect.stringMatching(/^install \(services held\) strongswan-starter .*docker\.io$/)]);
     expect(existsSync(join(golden.root, 'usr/sbin/policy-rc.d'))).toBe(false);
-    const bringUp = [UNITS.nodeNetwork, UNITS.strongswan, UNITS.docker, UNITS.criDockerSocket, UNITS.criDockerService, UNITS.images, UNITS.kubelet, UNITS.kubeProxy];
+    const bringUp = [
+      UNITS.nodeNetwork,
+      UNITS.strongswan,
+      UNITS.docker,
+      UNITS.criDockerSocket,
+      UNITS.criDockerService,
+      UNITS.images,
+      UNITS.kubelet,
+      UNITS.kubeProxy,
+    ];
     expect(recorded(golden.record, 'systemctl')).toEqual([
       'daemon-reload',
       `restart ${UNITS.modulesLoad}`,

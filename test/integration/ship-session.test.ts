@@ -71,7 +71,11 @@ describe('provision/session', () => {
     const [bundle] = nodeBundles(p, renderCluster(p, placeholderPki(p), loadTemplates()), ['minion1'], plugin, join(root, 'no-binaries'));
     const r = await shipNode(localTransport(recorderEnv(join(root, 'records'))), bundle!, { root: scratch });
     expect(r.ok).toBe(false);
-    expect(r.error).toMatch(new RegExp(`^minion1: air-gapped install: ${root}/no-binaries/kubernetes-node-linux-amd64\\.tar\\.gz is missing \\(binaries\\.dir in cluster\\.yaml\\); expected sha512:[0-9a-f]{128}; download it from https://dl\\.k8s\\.io/`));
+    expect(r.error).toMatch(
+      new RegExp(
+        `^minion1: air-gapped install: ${root}/no-binaries/kubernetes-node-linux-amd64\\.tar\\.gz is missing \\(binaries\\.dir in cluster\\.yaml\\); expected sha512:[0-9a-f]{128}; download it from https://dl\\.k8s\\.io/`,
+      ),
+    );
     expect(snapshot(scratch)).toEqual(new Map());
     expect(existsSync(join(scratch, PATHS.provisionStateDir, 'stage'))).toBe(false);
   });

@@ -68,9 +68,17 @@ function staleHashes(name: string): string[] {
       .map((l) => l.split('\t') as [string, string, string])
       .map(([stamp, hex, path]) => [path, { stamp, hex }]),
   );
-  const files = readFileSync(join(root, PATHS.filesManifest), 'utf8').split('\n').filter((l) => l && !l.startsWith('#')).map((l) => join(root, l.split('\t')[1]!));
+  const files = readFileSync(join(root, PATHS.filesManifest), 'utf8')
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'))
+    .map((l) => join(root, l.split('\t')[1]!));
   if (existsSync(join(root, PATHS.cniPlugin))) files.push(join(root, PATHS.cniPlugin));
-  const stamps = new Map(execFileSync('stat', ['-c', '%i:%s:%.9Y:%.9Z %n', '--', ...files], { encoding: 'utf8' }).trim().split('\n').map((l) => [l.slice(l.indexOf(' ') + 1), l.slice(0, l.indexOf(' '))]));
+  const stamps = new Map(
+    execFileSync('stat', ['-c', '%i:%s:%.9Y:%.9Z %n', '--', ...files], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .map((l) => [l.slice(l.indexOf(' ') + 1), l.slice(0, l.indexOf(' '))]),
+  );
   return files.filter((f) => {
     const r = remembered.get(f);
     return !r || r.stamp !== stamps.get(f) || r.hex !== createHash('sha256').update(readFileSync(f)).digest('hex');
@@ -89,7 +97,9 @@ describe('kube-ipsec provision over ssh', () => {
 
     for (const n of NODES.slice(0, 4)) {
       const tree = join(lab.dir, 'out', n.name);
-      for (const line of readFileSync(join(tree, PATHS.filesManifest), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'))) {
+      for (const line of readFileSync(join(tree, PATHS.filesManifest), 'utf8')
+        .split('\n')
+        .filter((l) => l && !l.startsWith('#'))) {
         const [mode, path] = line.split('\t') as [string, string];
         expect(installed(n.name, path), `${n.name}:${path}`).toBe(readFileSync(join(tree, path), 'utf8'));
         expect((statSync(join(node(n.name).root, path)).mode & 0o777).toString(8), `${n.name}:${path}`).toBe(mode.slice(1));
@@ -104,8 +114,14 @@ describe('kube-ipsec provision over ssh', () => {
       expect(readFileSync(join(node(m).root, PATHS.cniPlugin)).equals(readFileSync(PLUGIN))).toBe(true);
       expect(existsSync(join(node(m).root, PATHS.caKey))).toBe(false);
       expect(installed(m, '/usr/local/bin/kubelet')).toContain('kubelet test-1');
-      expect(mutations(m).filter((l) => l.startsWith('restart ')).slice(2)).toEqual(
-        [UNITS.nodeNetwork, UNITS.strongswan, UNITS.docker, UNITS.criDockerSocket, UNITS.criDockerService, UNITS.images, UNITS.kubelet, UNITS.kubeProxy].map((u) => `restart ${u}`),
+      expect(
+        mutations(m)
+          .filter((l) => l.startsWith('restart '))
+          .slice(2),
+      ).toEqual(
+        [UNITS.nodeNetwork, UNITS.strongswan, UNITS.docker, UNITS.criDockerSocket, UNITS.criDockerService, UNITS.images, UNITS.kubelet, UNITS.kubeProxy].map(
+          (u) => `restart ${u}`,
+        ),
       );
     }
     expect(existsSync(join(node('master').root, PATHS.cniPlugin))).toBe(false);
@@ -187,7 +203,21 @@ describe('kube-ipsec provision over ssh', () => {
     // Slow the host's link so the cut lands midway whatever the machine's load.
     await lab.inHost(['tc', 'qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', '400mbit', 'burst', '256kb', 'latency', '100ms']);
     const stagedPlugin = join(node('minion1').root, PATHS.provisionStateDir, 'stage', 'tree', PATHS.cniPlugin);
-    const running = lab.start(['provision', '--config', configFile, '--out', join(lab.dir, 'out'), '--known-hosts', lab.knownHosts, '--root', lab.rootOption, '--node', 'minion1', '--plugin', plugin2]);
+    const running = lab.start([
+      'provision',
+      '--config',
+      configFile,
+      '--out',
+      join(lab.dir, 'out'),
+      '--known-hosts',
+      lab.knownHosts,
+      '--root',
+      lab.rootOption,
+      '--node',
+      'minion1',
+      '--plugin',
+      plugin2,
+    ]);
     let cutAt = 0;
     try {
       await waitFor(() => existsSync(stagedPlugin) && statSync(stagedPlugin).size >= 1 << 20, 'the plugin upload to begin');
@@ -227,21 +257,49 @@ describe('kube-ipsec provision over ssh', () => {
     const wrong = join(lab.dir, 'known_hosts.wrong');
     const impostor = node('minion1').knownHostsLine.split(' ').slice(1).join(' ');
     writeFileSync(wrong, readFileSync(lab.knownHosts, 'utf8').replace(node('minion3').knownHostsLine, `${node('minion3').ip} ${impostor}`));
-    const changed = await lab.cli(['provision', '--config', configFile, '--out', join(lab.dir, 'out'), '--known-hosts', wrong, '--root', lab.rootOption, '--node', 'minion3']);
+    const changed = await lab.cli([
+      'provision',
+      '--config',
+      configFile,
+      '--out',
+      join(lab.dir, 'out'),
+      '--known-hosts',
+      wrong,
+      '--root',
+      lab.rootOption,
+      '--node',
+      'minion3',
+    ]);
     expect(changed.code).toBe(1);
-    expect(changed.stderr).toContain(`minion3: host key of 192.168.10.23 refused: changed (${node('minion3').fingerprint}); 192.168.10.23 is known with another key: ${wrong}:4`);
+    expect(changed.stderr).toContain(
+      `minion3: host key of 192.168.10.23 refused: changed (${node('minion3').fingerprint}); 192.168.10.23 is known with another key: ${wrong}:4`,
+    );
     expect(row(changed, 'minion3')).toMatch(/FAILED/);
 
     const empty = join(lab.dir, 'known_hosts.empty');
     writeFileSync(empty, '');
-    const unknown = await lab.cli(['provision', '--config', configFile, '--out', join(lab.dir, 'out'), '--known-hosts', empty, '--root', lab.rootOption, '--node', 'minion3']);
+    const unknown = await lab.cli([
+      'provision',
+      '--config',
+      configFile,
+      '--out',
+      join(lab.dir, 'out'),
+      '--known-hosts',
+      empty,
+      '--root',
+      lab.rootOption,
+      '--node',
+      'minion3',
+    ]);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/minion3: host key of 192\.168\.10\.23 refused: unknown .*\n.*compare SHA256:/);
 
     writeConfig('network: { clusterDns: 10.30.0.54 }', 4, { minion3: `, hostKey: "${node('minion1').fingerprint}"` });
     const pinned = await provision('--node', 'minion3');
     expect(pinned.code).toBe(1);
-    expect(pinned.stderr).toContain(`minion3: host key of 192.168.10.23 refused: changed (${node('minion3').fingerprint}); cluster.yaml pins ${node('minion1').fingerprint}`);
+    expect(pinned.stderr).toContain(
+      `minion3: host key of 192.168.10.23 refused: changed (${node('minion3').fingerprint}); cluster.yaml pins ${node('minion1').fingerprint}`,
+    );
 
     expect(roots()).toEqual(before);
     expect(mutations('minion3')).toEqual([]);
@@ -249,7 +307,20 @@ describe('kube-ipsec provision over ssh', () => {
 
     // Asked to, an unknown key is recorded (and then known); the run goes through.
     writeConfig('network: { clusterDns: 10.30.0.54 }');
-    const accepted = await lab.cli(['provision', '--config', configFile, '--out', join(lab.dir, 'out'), '--known-hosts', empty, '--accept-new-host-keys', '--root', lab.rootOption, '--node', 'minion3']);
+    const accepted = await lab.cli([
+      'provision',
+      '--config',
+      configFile,
+      '--out',
+      join(lab.dir, 'out'),
+      '--known-hosts',
+      empty,
+      '--accept-new-host-keys',
+      '--root',
+      lab.rootOption,
+      '--node',
+      'minion3',
+    ]);
     expect(accepted.code, accepted.stderr).toBe(0);
     expect(readFileSync(empty, 'utf8')).toBe(node('minion3').knownHostsLine);
   });

@@ -51,7 +51,12 @@ describe('tar stream, through GNU tar', () => {
     ];
     const r = spawnSync('tar', ['-tvf', '-'], { input: await buffer(tarStream(entries, 0)), encoding: 'utf8' });
     expect(r.status).toBe(0);
-    expect(r.stdout.split('\n').filter(Boolean).map((l) => [l.split(/\s+/)[0], l.split(/\s+/).pop()])).toEqual([
+    expect(
+      r.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => [l.split(/\s+/)[0], l.split(/\s+/).pop()]),
+    ).toEqual([
       ['-rw-r--r--', 'a/b'],
       ['-rw-------', 'c'],
     ]);

@@ -16,7 +16,8 @@ import { placeholderPki, plan as makePlan } from '../helpers/cluster.ts';
 const HOST_UNITS = ['/lib/systemd/system', '/usr/lib/systemd/system'].find((d) => existsSync(join(d, 'sysinit.target')))!;
 // Units the node's packages provide but this machine lacks (Debian docker.io's docker.socket).
 const PACKAGE_UNITS: Record<string, string> = {
-  'docker.socket': '[Unit]\nDescription=Docker Socket for the API\n\n[Socket]\nListenStream=/run/docker.sock\nSocketMode=0660\nSocketUser=root\nSocketGroup=docker\n\n[Install]\nWantedBy=sockets.target\n',
+  'docker.socket':
+    '[Unit]\nDescription=Docker Socket for the API\n\n[Socket]\nListenStream=/run/docker.sock\nSocketMode=0660\nSocketUser=root\nSocketGroup=docker\n\n[Install]\nWantedBy=sockets.target\n',
 };
 
 const scratch = mkdtempSync(join(tmpdir(), 'kube-ipsec-units-'));
@@ -35,7 +36,10 @@ function nodeRoot(name: string, files: RenderedFile[]): { root: string; units: s
     writeFileSync(join(root, f.path), f.content, { mode: f.mode });
   }
   const units = files.filter((f) => f.path.startsWith(`${PATHS.systemdDir}/`) && /\.(service|socket)$/.test(f.path)).map((f) => f.path.split('/').pop()!);
-  const unitTexts = [...files.filter((f) => /\.(service|socket|conf)$/.test(f.path) && f.path.startsWith(PATHS.systemdDir)).map((f) => f.content), readFileSync(join(HOST_UNITS, UNITS.strongswan), 'utf8')];
+  const unitTexts = [
+    ...files.filter((f) => /\.(service|socket|conf)$/.test(f.path) && f.path.startsWith(PATHS.systemdDir)).map((f) => f.content),
+    readFileSync(join(HOST_UNITS, UNITS.strongswan), 'utf8'),
+  ];
   const stubs: string[] = [];
   for (const cmd of new Set(unitTexts.flatMap(commandsOf))) {
     const target = join(root, cmd);

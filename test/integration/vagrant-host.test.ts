@@ -39,7 +39,10 @@ describe('VirtualBox host-only ranges', () => {
       ['7.0.0', 'darwin', false],
       ['7.0.10', 'windows', false],
     ];
-    const got = ruby<boolean[]>('input.map { |v, p| KubeIpsec::VirtualBox.restricted?(v, p.to_sym) }', cases.map(([v, p]) => [v, p]));
+    const got = ruby<boolean[]>(
+      'input.map { |v, p| KubeIpsec::VirtualBox.restricted?(v, p.to_sym) }',
+      cases.map(([v, p]) => [v, p]),
+    );
     expect(got).toEqual(cases.map((c) => c[2]));
   });
 
@@ -86,20 +89,31 @@ describe('libvirt driver and CPU', () => {
   const accel = (kvm: { ok: boolean; why: string }, over: Record<string, string> = {}) =>
     ruby<Accel>('KubeIpsec::Libvirt.accel(kvm: input["kvm"].transform_keys(&:to_sym), **input["over"].transform_keys(&:to_sym))', { kvm, over });
 
-  it('is KVM with the host CPU when KVM works, software emulation with QEMU\'s max CPU otherwise', () => {
+  it("is KVM with the host CPU when KVM works, software emulation with QEMU's max CPU otherwise", () => {
     expect(accel({ ok: true, why: '/dev/kvm works' })).toMatchObject({ driver: 'kvm', cpu_mode: 'host-passthrough', problem: null });
-    expect(accel({ ok: false, why: 'there is no /dev/kvm' })).toMatchObject({ driver: 'qemu', cpu_mode: 'maximum', why: 'software emulation: there is no /dev/kvm', problem: null });
+    expect(accel({ ok: false, why: 'there is no /dev/kvm' })).toMatchObject({
+      driver: 'qemu',
+      cpu_mode: 'maximum',
+      why: 'software emulation: there is no /dev/kvm',
+      problem: null,
+    });
   });
 
   it('follows cluster.yaml, and refuses kvm where KVM does not work, naming the key', () => {
-    expect(accel({ ok: true, why: '' }, { driver: 'qemu', cpu_mode: 'custom', cpu_model: 'qemu64' })).toMatchObject({ driver: 'qemu', cpu_mode: 'custom', cpu_model: 'qemu64', problem: null });
+    expect(accel({ ok: true, why: '' }, { driver: 'qemu', cpu_mode: 'custom', cpu_model: 'qemu64' })).toMatchObject({
+      driver: 'qemu',
+      cpu_mode: 'custom',
+      cpu_model: 'qemu64',
+      problem: null,
+    });
     const r = accel({ ok: false, why: 'there is no /dev/kvm' }, { driver: 'kvm' });
     expect(r.problem).toContain('vagrant.libvirt.driver in cluster.yaml is kvm, but there is no /dev/kvm');
     expect(r.problem).toContain('fix: remove vagrant.libvirt.driver');
   });
 
   it('probes /dev/kvm: missing, not a KVM device, or a PVM-only KVM', () => {
-    const probe = (device: string, modules: string) => ruby<{ ok: boolean; why: string }>('KubeIpsec::Libvirt.probe_kvm(device: input[0], modules: input[1]).transform_keys(&:to_s)', [device, modules]);
+    const probe = (device: string, modules: string) =>
+      ruby<{ ok: boolean; why: string }>('KubeIpsec::Libvirt.probe_kvm(device: input[0], modules: input[1]).transform_keys(&:to_s)', [device, modules]);
     const mods = join(scratch, 'modules');
     mkdirSync(join(mods, 'kvm_pvm'), { recursive: true });
     expect(probe(join(scratch, 'no-kvm'), mods)).toEqual({ ok: false, why: `there is no ${join(scratch, 'no-kvm')}` });
@@ -123,10 +137,12 @@ describe('box per provider', () => {
     ruby<string | null>('KubeIpsec.box_problem(input[0].to_sym, input[1], input[2])', [provider, box, installed]);
   const local = { name: 'kube-ipsec/debian12', key: 'vagrant.libvirt.box', local: true };
 
-  it('stops before a download when kube-ipsec\'s own box is not installed, naming the key and the fix', () => {
+  it("stops before a download when kube-ipsec's own box is not installed, naming the key and the fix", () => {
     expect(problem('libvirt', local, false)).toContain('the box kube-ipsec/debian12 (vagrant.libvirt.box in cluster.yaml) is not installed');
     expect(problem('libvirt', local, false)).toContain('`sudo npm run box`');
-    expect(problem('virtualbox', { ...local, key: 'vagrant.box' }, false)).toContain('kube-ipsec/debian12 (vagrant.box in cluster.yaml) is a box for libvirt only');
+    expect(problem('virtualbox', { ...local, key: 'vagrant.box' }, false)).toContain(
+      'kube-ipsec/debian12 (vagrant.box in cluster.yaml) is a box for libvirt only',
+    );
     expect(problem('virtualbox', { ...local, key: 'vagrant.box' }, false)).toContain('set vagrant.virtualbox.box in cluster.yaml');
   });
 

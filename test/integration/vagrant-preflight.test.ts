@@ -56,7 +56,7 @@ describe('vagrant up preflight', () => {
     const r = up('vbox', NODES, 'virtualbox');
     expect(r.code).toBe(1);
     expect(r.output).toContain('Running trigger: kube-ipsec: preflight');
-    expect(r.output).toContain("VirtualBox allows host-only network addresses only in 192.168.56.0/21");
+    expect(r.output).toContain('VirtualBox allows host-only network addresses only in 192.168.56.0/21');
     expect(r.output).toContain('    * 192.168.56.0/21 192.168.10.0/24\n');
     expect(r.output).toContain('network.nodeCidr: 192.168.56.0/24');
     expect(r.output).not.toContain('not within the allowed ranges'); // Vagrant's own, later, per VM

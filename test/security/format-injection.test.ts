@@ -34,7 +34,11 @@ const kubernetes = (nodeUrl: string) => ({
 describe('versions.*.url: one artifacts.tsv row per archive, whatever the URL', () => {
   it.each([
     ['a tab', 'https://dl.k8s.io/v1.35.0/kubernetes-node-linux-amd64.tar.gz\tsha256:0\t-\t/etc/cron.d/evil', /contains a tab \(U\+0009\) at position \d+/],
-    ['a newline', 'https://dl.k8s.io/v1.35.0/kubernetes-node-linux-amd64.tar.gz\nhttps://evil.invalid/x\tsha256:0\t-\t/root/.ssh/authorized_keys', /contains a line break \(U\+000A\)/],
+    [
+      'a newline',
+      'https://dl.k8s.io/v1.35.0/kubernetes-node-linux-amd64.tar.gz\nhttps://evil.invalid/x\tsha256:0\t-\t/root/.ssh/authorized_keys',
+      /contains a line break \(U\+000A\)/,
+    ],
     ['a carriage return', 'https://dl.k8s.io/v1.35.0/kubernetes-node-linux-amd64.tar.gz\r', /contains a carriage return/],
     ['a space', 'https://dl.k8s.io/v1.35.0/kubernetes node.tar.gz', /has the wrong form/],
     ['a query', 'https://dl.k8s.io/v1.35.0/kubernetes-node-linux-amd64.tar.gz?x=1', /has the wrong form/],
@@ -47,14 +51,17 @@ describe('versions.*.url: one artifacts.tsv row per archive, whatever the URL', 
     expect(issue.fix).toMatch(/https:\/\/host\/path\/<archive file name>/);
   });
 
-  it('the node\'s own install-binaries reads each admitted URL whole, odd characters and all', async () => {
+  it("the node's own install-binaries reads each admitted URL whole, odd characters and all", async () => {
     // Every character the pattern admits that a shell or a TSV reader could trip on.
     const nodeName = "node+$HOME'(1);x=y,z@a:b!c&d*e~f%41.tar.gz";
     const nodeUrl = `https://mirror.example.invalid:8443/it's/~k8s/v1.35.0/${nodeName}`;
     const dockerdName = 'cri-dockerd-0.3.24.amd64.tgz';
     const yaml = clusterYaml({
       'versions.kubernetes': kubernetes(nodeUrl),
-      'versions.criDockerd': { version: '0.3.24', archive: { url: `https://[2001:db8::1]/v0.3.24/${dockerdName}`, checksum: `sha256:${sha256('dockerd archive')}` } },
+      'versions.criDockerd': {
+        version: '0.3.24',
+        archive: { url: `https://[2001:db8::1]/v0.3.24/${dockerdName}`, checksum: `sha256:${sha256('dockerd archive')}` },
+      },
     });
     const dir = join(scratch, 'tsv');
     mkdirSync(join(dir, 'binaries'), { recursive: true });
@@ -64,10 +71,16 @@ describe('versions.*.url: one artifacts.tsv row per archive, whatever the URL', 
     writeFileSync(join(dir, 'binaries', dockerdName), 'dockerd archive');
     await runRender({ configFile: join(dir, 'cluster.yaml'), outDir: join(dir, 'out'), stateDir: join(dir, 'state') });
     const artifacts = join(dir, 'out', 'minion1', PATHS.artifacts);
-    const rows = readFileSync(artifacts, 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
+    const rows = readFileSync(artifacts, 'utf8')
+      .split('\n')
+      .filter((l) => l && !l.startsWith('#'));
     expect(rows.map((r) => r.split('\t').length)).toEqual(rows.map(() => 4));
     // --fetch-only: every archive found by its name in the binaries dir, verified, cached.
-    const r = await runScript('install-binaries', ['--root', join(dir, 'root'), '--artifacts', artifacts, '--binaries', join(dir, 'binaries'), '--fetch-only'], {});
+    const r = await runScript(
+      'install-binaries',
+      ['--root', join(dir, 'root'), '--artifacts', artifacts, '--binaries', join(dir, 'binaries'), '--fetch-only'],
+      {},
+    );
     expect(r.code, r.stderr).toBe(0);
     const cache = join(dir, 'root', PATHS.archiveCache);
     expect(readdirSync(cache).sort()).toEqual([`sha256-${sha256('dockerd archive')}`, `sha256-${sha256('node archive')}`].sort());
@@ -120,7 +133,8 @@ describe('nodes[].ssh.host: a host, never an option', () => {
 });
 
 describe('vagrant.libvirt.cpuModel: a model name, and text in the domain XML', () => {
-  const injected = "qemu64</model><feature policy='disable' name='aes'/></cpu><devices><filesystem type='mount'><source dir='/'/><target dir='host'/></filesystem></devices><cpu><model>x";
+  const injected =
+    "qemu64</model><feature policy='disable' name='aes'/></cpu><devices><filesystem type='mount'><source dir='/'/><target dir='host'/></filesystem></devices><cpu><model>x";
 
   it.each([injected, 'qemu64 ', 'a&b', '-cpu'])('%j is refused', (cpuModel) => {
     expect(refusal({ 'vagrant.libvirt': { cpuMode: 'custom', cpuModel } }).issues[0]!.path).toBe('vagrant.libvirt.cpuModel');

@@ -30,10 +30,15 @@ const plan: Plan = makePlan({ 'ipsec.espMode': 'userspace' });
 const views = new Map<string, NodeView>();
 
 /** The files strongSwan reads: what changes between the stages. */
-const strongswanFiles = (files: RenderedFile[]) => files.filter((f) => [PATHS.ipsecConf, PATHS.ipsecSecrets, PATHS.strongswanConf].includes(f.path as never) || f.path.startsWith('/etc/ipsec.d/'));
+const strongswanFiles = (files: RenderedFile[]) =>
+  files.filter((f) => [PATHS.ipsecConf, PATHS.ipsecSecrets, PATHS.strongswanConf].includes(f.path as never) || f.path.startsWith('/etc/ipsec.d/'));
 
 async function render(retire: boolean): Promise<Map<string, RenderedFile[]>> {
-  const { materials } = await ensurePki(plan, directoryStore(join(scratch, 'state')), { now: FIXED_NOW, random: (n) => crypto.getRandomValues(new Uint8Array(n)), ...(retire && { retire: ['ike-ca' as const] }) });
+  const { materials } = await ensurePki(plan, directoryStore(join(scratch, 'state')), {
+    now: FIXED_NOW,
+    random: (n) => crypto.getRandomValues(new Uint8Array(n)),
+    ...(retire && { retire: ['ike-ca' as const] }),
+  });
   return new Map([...renderCluster(plan, materials, loadTemplates()).nodes].map(([n, files]) => [n, strongswanFiles(files)]));
 }
 
@@ -109,7 +114,12 @@ describe('moving the IKE identities to the IKE CA, one node at a time', () => {
   it('nodes not yet re-provisioned (one CA) and re-provisioned ones (both CAs) authenticate each other', async () => {
     transition = await render(false);
     // The master and minion3 still run main's configuration; minion1 and minion2 are re-provisioned.
-    await stage({ master: legacyIpsecFiles('master'), minion1: transition.get('minion1')!, minion2: transition.get('minion2')!, minion3: legacyIpsecFiles('minion3') });
+    await stage({
+      master: legacyIpsecFiles('master'),
+      minion1: transition.get('minion1')!,
+      minion2: transition.get('minion2')!,
+      minion3: legacyIpsecFiles('minion3'),
+    });
     expect(await allPairsUp(['master', 'minion1', 'minion2', 'minion3'])).toEqual([]);
     // minion1 offers its new certificate to minion2 (both trust the IKE CA), its old one to the master.
     const certs = (await ipsec(processRunner, views.get('minion1')!, ['listcerts'])).stdout;
@@ -123,7 +133,12 @@ describe('moving the IKE identities to the IKE CA, one node at a time', () => {
     final = await render(true);
     expect(final.get('master')!.some((f) => f.path === PATHS.ipsecPreviousCaCert)).toBe(false);
     // The master is re-provisioned after the retire; the minions not yet.
-    await stage({ master: final.get('master')!, minion1: transition.get('minion1')!, minion2: transition.get('minion2')!, minion3: transition.get('minion3')! });
+    await stage({
+      master: final.get('master')!,
+      minion1: transition.get('minion1')!,
+      minion2: transition.get('minion2')!,
+      minion3: transition.get('minion3')!,
+    });
     expect(await allPairsUp(['master', 'minion1', 'minion2', 'minion3'])).toEqual([]);
     const cacerts = (await ipsec(processRunner, views.get('master')!, ['listcacerts'])).stdout;
     expect(cacerts).toContain('CN=kube-ipsec-ike-ca');
@@ -131,7 +146,12 @@ describe('moving the IKE identities to the IKE CA, one node at a time', () => {
   }, 180_000);
 
   it('control: retiring before a node was re-provisioned cuts that node off (the order matters)', async () => {
-    await stage({ master: final.get('master')!, minion1: transition.get('minion1')!, minion2: transition.get('minion2')!, minion3: legacyIpsecFiles('minion3') });
+    await stage({
+      master: final.get('master')!,
+      minion1: transition.get('minion1')!,
+      minion2: transition.get('minion2')!,
+      minion3: legacyIpsecFiles('minion3'),
+    });
     expect(await allPairsUp(['master', 'minion3'], 20_000, false)).toEqual(['master–minion3']);
     // …while the transition nodes still reach the one-CA node.
     expect(await allPairsUp(['minion1', 'minion3'])).toEqual([]);

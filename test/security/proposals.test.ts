@@ -149,12 +149,24 @@ describe('the strongSwan the nodes run', () => {
     // charon's log in the node's /run; and two conns of the test's own: a keyword strongSwan
     // does not know (the log must say so, or the check below could not see anything), and
     // ESP-NULL, which strongSwan loads without a word.
-    installFile(view, file('/etc/strongswan.d/zz-secprop-log.conf', 'charon {\n  filelog {\n    secprop {\n      path = /run/charon-secprop.log\n      default = 1\n      flush_line = yes\n    }\n  }\n}\n'));
+    installFile(
+      view,
+      file(
+        '/etc/strongswan.d/zz-secprop-log.conf',
+        'charon {\n  filelog {\n    secprop {\n      path = /run/charon-secprop.log\n      default = 1\n      flush_line = yes\n    }\n  }\n}\n',
+      ),
+    );
     // (included, so that the IKE gate, which waits for the conns of ipsec.conf itself, does
     // not wait for the one that cannot load)
     const ipsecConf = files.find((f) => f.path === PATHS.ipsecConf)!;
     installFile(view, { ...ipsecConf, content: `${ipsecConf.content}\ninclude /etc/ipsec.d/secprop.conf\n` });
-    installFile(view, file('/etc/ipsec.d/secprop.conf', 'conn secprop-unknown\n    right=192.0.2.1\n    esp=bogus0-ecp256!\n    auto=add\n\nconn secprop-null\n    right=192.0.2.2\n    esp=null-sha256!\n    auto=add\n'));
+    installFile(
+      view,
+      file(
+        '/etc/ipsec.d/secprop.conf',
+        'conn secprop-unknown\n    right=192.0.2.1\n    esp=bogus0-ecp256!\n    auto=add\n\nconn secprop-null\n    right=192.0.2.2\n    esp=null-sha256!\n    auto=add\n',
+      ),
+    );
     lab.track(await openView(view));
     await bootNode(processRunner, view);
     for (const pid of await startStrongswan(processRunner, view)) lab.track(pid);

@@ -88,7 +88,7 @@ describe('render writes only a directory of its own', () => {
     expect(existsSync(join(box.dir, '.kube-ipsec'))).toBe(false);
   });
 
-  it('a new or empty directory becomes render\'s own, marked; an out/ of an earlier render is adopted', async () => {
+  it("a new or empty directory becomes render's own, marked; an out/ of an earlier render is adopted", async () => {
     writeFileSync(config(), clusterYaml());
     const out = join(box.dir, 'out');
     mkdirSync(out);

@@ -26,7 +26,8 @@ const templates = loadTemplates();
 const opts = (extra = {}) => ({ now: FIXED_NOW, random: (n: number) => crypto.getRandomValues(new Uint8Array(n)), ...extra });
 const apiserverUnit = (c: RenderedCluster) => fileAt(c.nodes.get('master')!, `${PATHS.systemdDir}/${UNITS.apiserver}`).content;
 const encryptionConfigOf = (c: RenderedCluster) => fileAt(c.nodes.get('master')!, flagValue(apiserverUnit(c), 'encryption-provider-config'));
-const secretboxKeys = (c: RenderedCluster) => parseYaml(encryptionConfigOf(c).content).resources[0].providers[0].secretbox.keys as { name: string; secret: string }[];
+const secretboxKeys = (c: RenderedCluster) =>
+  parseYaml(encryptionConfigOf(c).content).resources[0].providers[0].secretbox.keys as { name: string; secret: string }[];
 
 const scratch = mkdtempSync(join(tmpdir(), 'kube-ipsec-at-rest-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -67,7 +68,7 @@ describe('Secrets encrypted at rest', () => {
     }
   });
 
-  it('the API server\'s own loaders (k8s.io/apiserver at the pinned release) accept the files', { timeout: 900_000 }, () => {
+  it("the API server's own loaders (k8s.io/apiserver at the pinned release) accept the files", { timeout: 900_000 }, () => {
     const r = loadAsApiserver(cluster, 'one-key');
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toContain('encrypted: secrets');
@@ -99,7 +100,9 @@ describe('audit log', () => {
     // Secrets, ConfigMaps and tokens are named at Metadata before any rule could catch them otherwise.
     const sensitive = policy.rules.findIndex((r: { resources?: { resources: string[] }[] }) => r.resources?.some((g) => g.resources.includes('secrets')));
     expect(policy.rules[sensitive]).toMatchObject({ level: 'Metadata' });
-    expect(policy.rules[sensitive].resources.flatMap((g: { resources: string[] }) => g.resources)).toEqual(expect.arrayContaining(['secrets', 'configmaps', 'serviceaccounts/token', 'tokenreviews']));
+    expect(policy.rules[sensitive].resources.flatMap((g: { resources: string[] }) => g.resources)).toEqual(
+      expect.arrayContaining(['secrets', 'configmaps', 'serviceaccounts/token', 'tokenreviews']),
+    );
     expect(policy.rules.at(-1)).toEqual({ level: 'Metadata' });
   });
 });

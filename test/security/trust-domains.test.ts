@@ -48,7 +48,11 @@ function trustAnchors(cluster: RenderedCluster, plan: Plan): Record<string, stri
   const api = read(cluster, 'master', unit(UNITS.apiserver));
   const etcd = read(cluster, 'master', unit(UNITS.etcd));
   const kubeletConfig = parseYaml(read(cluster, plan.minions[0]!.name, PATHS.kubeletConfig));
-  const cacertsOf = (node: string) => cluster.nodes.get(node)!.filter((f) => f.path.startsWith('/etc/ipsec.d/cacerts/')).flatMap((f) => pems(f.content));
+  const cacertsOf = (node: string) =>
+    cluster.nodes
+      .get(node)!
+      .filter((f) => f.path.startsWith('/etc/ipsec.d/cacerts/'))
+      .flatMap((f) => pems(f.content));
   return {
     'API server (client certificates)': pems(read(cluster, 'master', flagValue(api, 'client-ca-file'))),
     'API server (front proxy)': pems(read(cluster, 'master', flagValue(api, 'requestheader-client-ca-file'))),
@@ -88,7 +92,7 @@ describe.each([
     }
   });
 
-  it('etcd accepts the API server\'s etcd client and the health check, and nothing else on the master', () => {
+  it("etcd accepts the API server's etcd client and the health check, and nothing else on the master", () => {
     const accepted = heldCertificates(cluster.nodes.get('master')!)
       .filter(({ cert }) => verifiesAgainst(cert, anchors['etcd (clients)']!) && readCertificate(cert).usages.includes('clientAuth'))
       .map(({ where }) => where);
@@ -99,7 +103,8 @@ describe.each([
     for (const n of plan.nodes) {
       const ike = new X509Certificate(read(cluster, n.name, ipsecCertPath(n.name)));
       expect(readCertificate(ike).usages).toEqual(['ipsecIKE']);
-      for (const [consumer, cas] of Object.entries(anchors)) expect(verifiesAgainst(ike, cas), `${n.name}'s IKE certificate trusted by ${consumer}`).toBe(consumer === 'strongSwan');
+      for (const [consumer, cas] of Object.entries(anchors))
+        expect(verifiesAgainst(ike, cas), `${n.name}'s IKE certificate trusted by ${consumer}`).toBe(consumer === 'strongSwan');
     }
   });
 
@@ -113,7 +118,8 @@ describe.each([
 
   it('the front-proxy CA vouches for the front-proxy client only', () => {
     for (const [node, files] of cluster.nodes) {
-      for (const { where, cert } of heldCertificates(files)) expect(verifiesAgainst(cert, anchors['API server (front proxy)']!), `${node}:${where}`).toBe(where === PATHS.frontProxyClientCert);
+      for (const { where, cert } of heldCertificates(files))
+        expect(verifiesAgainst(cert, anchors['API server (front proxy)']!), `${node}:${where}`).toBe(where === PATHS.frontProxyClientCert);
     }
   });
 
@@ -128,7 +134,7 @@ describe.each([
 });
 
 describe('CA keys', () => {
-  it('only the cluster CA\'s key reaches a node, and only the master; the others stay in the state dir', async () => {
+  it("only the cluster CA's key reaches a node, and only the master; the others stay in the state dir", async () => {
     const plan = makePlan();
     const store = memoryStore();
     const pki = (await ensurePki(plan, store, opts())).materials;
@@ -137,7 +143,9 @@ describe('CA keys', () => {
     for (const ca of caSpecs(plan)) {
       const key = body(store.read(`${ca.id}.key`)!);
       for (const [node, files] of cluster.nodes) {
-        const tree = files.map((f) => body(f.content) + body(f.content.replace(/[A-Za-z0-9+/=]{200,}/g, (b64) => Buffer.from(b64, 'base64').toString()))).join('');
+        const tree = files
+          .map((f) => body(f.content) + body(f.content.replace(/[A-Za-z0-9+/=]{200,}/g, (b64) => Buffer.from(b64, 'base64').toString())))
+          .join('');
         expect(tree.includes(key), `${ca.id}.key in ${node}'s tree`).toBe(ca.id === 'ca' && node === 'master');
       }
       expect(pki.cas[ca.id]!.key !== undefined, `${ca.id}'s key in the materials render receives`).toBe(ca.id === 'ca');
@@ -147,7 +155,12 @@ describe('CA keys', () => {
 
 describe('node names that are identities', () => {
   it.each([...RESERVED_NODE_NAMES.keys()])('%s is refused at validation, naming the key', (name) => {
-    const yaml = clusterYaml({ nodes: [{ name: 'master', role: 'master', ip: '192.168.10.10' }, { name, ip: '192.168.10.21', podSubnet: '10.240.1.0/24' }] });
+    const yaml = clusterYaml({
+      nodes: [
+        { name: 'master', role: 'master', ip: '192.168.10.10' },
+        { name, ip: '192.168.10.21', podSubnet: '10.240.1.0/24' },
+      ],
+    });
     let error: unknown;
     try {
       parseCluster(yaml, 'cluster.yaml');
@@ -158,12 +171,14 @@ describe('node names that are identities', () => {
     expect((error as Error).message).toMatch(new RegExp(`nodes\\[1\\]\\.name = "${name}": is reserved: it is .+\\n    fix: rename the node`));
   });
 
-  it('the reserved list covers every identity the certificates and the add-ons\' RBAC name', () => {
+  it("the reserved list covers every identity the certificates and the add-ons' RBAC name", () => {
     const plan = makePlan();
     const nodeNames = new Set(plan.nodes.map((n) => n.name));
     const labels = (names: string[]) => names.filter((n) => /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(n) && !nodeNames.has(n) && n !== plan.cluster.name);
     const named = certSpecs(plan).flatMap((s) => labels([s.commonName, ...s.organizations, ...s.dnsNames]));
-    const subjects = addonManifests(plan).flatMap((m) => m.objects.flatMap((o) => ('subjects' in o && o.subjects ? o.subjects.filter((s) => s.kind !== 'ServiceAccount').map((s) => s.name) : [])));
+    const subjects = addonManifests(plan).flatMap((m) =>
+      m.objects.flatMap((o) => ('subjects' in o && o.subjects ? o.subjects.filter((s) => s.kind !== 'ServiceAccount').map((s) => s.name) : [])),
+    );
     for (const name of [...named, ...labels(subjects)]) expect(RESERVED_NODE_NAMES.has(name), name).toBe(true);
   });
 });
@@ -182,7 +197,12 @@ describe('migrating a state issued with one CA (test/fixtures/legacy-one-ca)', (
 
   it('keeps the cluster CA and every credential that stays in its domain, so API clients keep working', () => {
     expect(first.materials.cas.ca!.cert).toBe(before.get('ca.crt'));
-    const kept = ['apiserver', 'controller-manager', 'scheduler', ...plan.minions.flatMap((m) => [`kubelet-client@${m.name}`, `kubelet-serving@${m.name}`, `kube-proxy@${m.name}`])];
+    const kept = [
+      'apiserver',
+      'controller-manager',
+      'scheduler',
+      ...plan.minions.flatMap((m) => [`kubelet-client@${m.name}`, `kubelet-serving@${m.name}`, `kube-proxy@${m.name}`]),
+    ];
     for (const id of kept) expect(first.materials.certs[id]!.cert, id).toBe(before.get(`${id}.crt`));
     expect(first.report.reused).toEqual(expect.arrayContaining(['ca', 'sa', ...kept]));
   });
@@ -206,11 +226,12 @@ describe('migrating a state issued with one CA (test/fixtures/legacy-one-ca)', (
     for (const n of plan.nodes) expect(issued[ipsecCertId(n.name)]).toBe('not signed by its CA (ike-ca)');
   });
 
-  it('opens an IKE rotation: the old CA and each node\'s old IKE certificate stay beside the new ones', () => {
+  it("opens an IKE rotation: the old CA and each node's old IKE certificate stay beside the new ones", () => {
     expect(first.report.open).toEqual(['ike-ca']);
     const t = first.materials.ikeTransition!;
     expect(t.previousCa).toBe(before.get('ca.crt'));
-    for (const n of plan.nodes) expect(t.certs[ipsecCertId(n.name)]).toEqual({ cert: before.get(`ipsec@${n.name}.crt`), key: before.get(`ipsec@${n.name}.key`) });
+    for (const n of plan.nodes)
+      expect(t.certs[ipsecCertId(n.name)]).toEqual({ cert: before.get(`ipsec@${n.name}.crt`), key: before.get(`ipsec@${n.name}.key`) });
     const cluster = renderCluster(plan, first.materials, templates);
     for (const n of plan.nodes) {
       const d = ipsecConns(read(cluster, n.name, PATHS.ipsecConf)).get('%default')!;
@@ -229,10 +250,12 @@ describe('migrating a state issued with one CA (test/fixtures/legacy-one-ca)', (
 
   it('refuses to start another IKE rotation before this one is retired', async () => {
     await expect(ensurePki(plan, store, opts({ reissue: ['ike-ca'] }))).rejects.toThrow(PkiRequestError);
-    await expect(ensurePki(plan, store, opts({ reissue: 'all' }))).rejects.toThrow(/--reissue all: would replace ike-ca again while its previous rotation is still in progress/);
+    await expect(ensurePki(plan, store, opts({ reissue: 'all' }))).rejects.toThrow(
+      /--reissue all: would replace ike-ca again while its previous rotation is still in progress/,
+    );
   });
 
-  it('--retire ike-ca drops the old CA from every node\'s IKE trust', async () => {
+  it("--retire ike-ca drops the old CA from every node's IKE trust", async () => {
     const s = legacyMemoryStore();
     await ensurePki(plan, s, opts());
     const done = await ensurePki(plan, s, opts({ retire: ['ike-ca'] }));

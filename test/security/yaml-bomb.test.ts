@@ -13,7 +13,12 @@ const box = cliSandbox('secyaml');
 /** Nine levels of nine aliases each: 9^9 (387 million) strings once expanded. */
 function billionLaughs(): string {
   const lines = ['a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]'];
-  for (let i = 1; i <= 8; i++) lines.push(`a${i}: &a${i} [${Array(9).fill(`*a${i - 1}`).join(', ')}]`);
+  for (let i = 1; i <= 8; i++)
+    lines.push(
+      `a${i}: &a${i} [${Array(9)
+        .fill(`*a${i - 1}`)
+        .join(', ')}]`,
+    );
   return `${lines.join('\n')}\nnodes: *a8\n`;
 }
 
@@ -34,7 +39,11 @@ describe('hostile or broken YAML ends in the project error, with nothing written
 
   it.each([
     ['nesting 5000 levels deep', `nodes: ${'['.repeat(5000)}${']'.repeat(5000)}\n`, /\(yaml\): maximum call stack size exceeded/i],
-    ['binary garbage', Buffer.from([0x00, 0xff, 0xfe, 0x1b, 0x5b, 0x32, 0x4a, 0x0a, 0x00, 0x3a, 0x7b]), /cluster\.yaml:1:1: \(top level\) = "\\u0000.*\\u001b\[2J.*": must be an object/],
+    [
+      'binary garbage',
+      Buffer.from([0x00, 0xff, 0xfe, 0x1b, 0x5b, 0x32, 0x4a, 0x0a, 0x00, 0x3a, 0x7b]),
+      /cluster\.yaml:1:1: \(top level\) = "\\u0000.*\\u001b\[2J.*": must be an object/,
+    ],
     ['an unclosed quote', 'nodes:\n  - name: "master\n', /:3:1: \(yaml\): Missing closing "quote/],
     ['tabs for indentation', 'nodes:\n\t- name: master\n', /:2:\d+: \(yaml\): /],
     ['a scalar instead of a mapping', 'just a string\n', /\(top level\) = "just a string": must be an object/],
@@ -59,6 +68,10 @@ describe('hostile or broken YAML ends in the project error, with nothing written
       '  - {name: minion2, ip: 192.168.10.22, ssh: *ssh}',
       '',
     ].join('\n');
-    expect(parseCluster(text).nodes.map((n) => n.ssh)).toEqual([{ user: 'vagrant', port: 22 }, { user: 'vagrant', port: 22 }, { user: 'vagrant', port: 22 }]);
+    expect(parseCluster(text).nodes.map((n) => n.ssh)).toEqual([
+      { user: 'vagrant', port: 22 },
+      { user: 'vagrant', port: 22 },
+      { user: 'vagrant', port: 22 },
+    ]);
   });
 });

@@ -29,11 +29,18 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
 
 const templates = loadTemplates();
 const render = (p: Plan) => renderCluster(p, placeholderPki(p), templates);
-const fileOf = (p: Plan, node: string, path: string) => render(p).nodes.get(node)!.find((f) => f.path === path);
+const fileOf = (p: Plan, node: string, path: string) =>
+  render(p)
+    .nodes.get(node)!
+    .find((f) => f.path === path);
 
 /** Every object of every manifest under the add-ons directory of the master. */
-function addonObjects(p: Plan): { path: string; object: { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } } & Record<string, unknown> }[] {
-  const files = render(p).nodes.get(p.master.name)!.filter((f) => f.path.startsWith(`${PATHS.addonsDir}/`));
+function addonObjects(
+  p: Plan,
+): { path: string; object: { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } } & Record<string, unknown> }[] {
+  const files = render(p)
+    .nodes.get(p.master.name)!
+    .filter((f) => f.path.startsWith(`${PATHS.addonsDir}/`));
   return files.flatMap((f) =>
     parseAllDocuments(f.content).map((d) => {
       expect(d.errors, f.path).toEqual([]);
@@ -57,7 +64,9 @@ describe('cluster add-ons', () => {
 
   it('the validation is not a rubber stamp: a wrong type or a missing field is refused', () => {
     const deployment = objects.find((o) => o.object.kind === 'Deployment')!.object;
-    const broken = structuredClone(deployment) as unknown as { spec: { replicas: unknown; template: { spec: { containers: { ports: { containerPort: unknown }[] }[] } } } };
+    const broken = structuredClone(deployment) as unknown as {
+      spec: { replicas: unknown; template: { spec: { containers: { ports: { containerPort: unknown }[] }[] } } };
+    };
     broken.spec.replicas = 'two';
     broken.spec.template.spec.containers[0]!.ports[0]!.containerPort = '53';
     expect(() => new Deployment(broken as never).validate()).toThrow(/replicas must be integer[\s\S]*containerPort must be integer/);
@@ -100,7 +109,9 @@ describe('cluster add-ons', () => {
   it('images are pinned by digest where nodes pull, by tag (and image ID) in an air-gapped install', () => {
     const pulled = objects.find((o) => o.object.kind === 'Deployment')!.object as any;
     expect(pulled.spec.template.spec.containers[0].image).toMatch(/^registry\.k8s\.io\/coredns\/coredns:v1\.14\.6@sha256:[0-9a-f]{64}$/);
-    expect(fileOf(plan, 'minion1', `${PATHS.systemdDir}/${UNITS.criDockerService}`)!.content).toMatch(/--pod-infra-container-image=registry\.k8s\.io\/pause:3\.10\.2@sha256:[0-9a-f]{64}/);
+    expect(fileOf(plan, 'minion1', `${PATHS.systemdDir}/${UNITS.criDockerService}`)!.content).toMatch(
+      /--pod-infra-container-image=registry\.k8s\.io\/pause:3\.10\.2@sha256:[0-9a-f]{64}/,
+    );
     const airGapped = planOf({ binaries: { dir: './binaries' } });
     const deployment = addonObjects(airGapped).find((o) => o.object.kind === 'Deployment')!.object as any;
     expect(deployment.spec.template.spec.containers[0].image).toBe('registry.k8s.io/coredns/coredns:v1.14.6');
@@ -117,7 +128,9 @@ describe('cluster add-ons', () => {
     expect(script.mode).toBe(0o755);
     expect(script.content).toMatch(/get --raw='\/readyz'/);
     expect(script.content).toMatch(/^bound=300$/m);
-    expect(script.content).toMatch(/^as_admin apply --server-side --field-manager=kube-ipsec --force-conflicts -f \/etc\/kubernetes\/addons\/00-cluster-admins\.yaml -f \/etc\/kubernetes\/addons\/10-rbac\.yaml -f \/etc\/kubernetes\/addons\/20-coredns\.yaml$/m);
+    expect(script.content).toMatch(
+      /^as_admin apply --server-side --field-manager=kube-ipsec --force-conflicts -f \/etc\/kubernetes\/addons\/00-cluster-admins\.yaml -f \/etc\/kubernetes\/addons\/10-rbac\.yaml -f \/etc\/kubernetes\/addons\/20-coredns\.yaml$/m,
+    );
     const env = fileOf(plan, 'master', PATHS.nodeEnv)!.content;
     expect(env).toMatch(/UNITS=".* kube-scheduler\.service kube-ipsec-addons\.service"/);
   });
@@ -151,7 +164,9 @@ describe('air-gapped images', () => {
     expect(unit).toMatch(/^Before=kubelet\.service$/m);
     const kubelet = fileOf(airGapped, 'minion1', `${PATHS.systemdDir}/${UNITS.kubelet}`)!.content;
     expect(kubelet).toMatch(/^After=.* kube-ipsec-images\.service$/m);
-    expect(fileOf(airGapped, 'minion1', PATHS.nodeEnv)!.content).toMatch(/UNITS=".*cri-docker\.service kube-ipsec-images\.service kubelet\.service kube-proxy\.service"/);
+    expect(fileOf(airGapped, 'minion1', PATHS.nodeEnv)!.content).toMatch(
+      /UNITS=".*cri-docker\.service kube-ipsec-images\.service kubelet\.service kube-proxy\.service"/,
+    );
     const containerd = planOf({ binaries: { dir: './binaries' }, runtime: 'containerd' });
     expect(fileOf(containerd, 'minion1', `${PATHS.systemdDir}/${UNITS.images}`)!.content).toMatch(/^Requires=containerd\.service$/m);
     expect(fileOf(containerd, 'minion1', PATHS.imagesScript)!.content).toMatch(/ctr_ images import --platform linux\/amd64/);

@@ -490,7 +490,12 @@ describe('a cluster whose binaries.dir holds kube-ipsec-binaries.json', () => {
     })();
     expect(refusal).toBeInstanceOf(ConfigError);
     expect((refusal as ConfigError).issues).toEqual([
-      { path: 'binaries.dir', value: expect.any(String), problem: `${join(s.built, MANIFEST_FILE)} has format 2, not the 1 this kube-ipsec reads`, fix: 'run npm run binaries again, or remove that file' },
+      {
+        path: 'binaries.dir',
+        value: expect.any(String),
+        problem: `${join(s.built, MANIFEST_FILE)} has format 2, not the 1 this kube-ipsec reads`,
+        fix: 'run npm run binaries again, or remove that file',
+      },
     ]);
     // A truncated file is the same kind of refusal, not a stack trace.
     writeFileSync(join(s.built, MANIFEST_FILE), '{"format": 1, "builtFor"');

@@ -24,7 +24,12 @@ describe('the cluster as the check sees it', () => {
       ['minion2', 'minion2', '192.168.10.22', '10.240.2.0/24', 2],
       ['minion3', 'minion3', '192.168.10.23', '10.240.3.0/24', 2],
     ]);
-    expect(t.nodes[1]!.pods[1]).toEqual({ node: 'minion1', name: 'minion1-pod2', ns: 'kic0a1b-minion1-pod2', containerId: 'kube-ipsec-check-kic0a1b-minion1-pod2' });
+    expect(t.nodes[1]!.pods[1]).toEqual({
+      node: 'minion1',
+      name: 'minion1-pod2',
+      ns: 'kic0a1b-minion1-pod2',
+      containerId: 'kube-ipsec-check-kic0a1b-minion1-pod2',
+    });
     expect(t.upstream).toBeUndefined();
     expect(t).toMatchObject({ prefix: 'kic0a1b', podCidr: '10.240.0.0/16', nodeCidr: '192.168.10.0/24', underlayMtu: 1500 });
   });
@@ -70,11 +75,23 @@ describe('OpenSSH to a node', () => {
   it('accepts exactly the key the policy accepted, under the node name, and reads no ssh_config', () => {
     const argv = sshArgv(node, ['ip', 'netns', 'add', 'kic0a1b-minion1-pod1']);
     expect(argv.slice(0, 3)).toEqual(['ssh', '-F', 'none']);
-    for (const o of ['StrictHostKeyChecking=yes', 'UserKnownHostsFile=/tmp/run/known_hosts-minion1', 'GlobalKnownHostsFile=/dev/null', 'HostKeyAlias=minion1', 'HostKeyAlgorithms=ssh-ed25519', 'BatchMode=yes', 'IdentitiesOnly=yes', 'ControlPath=/tmp/run/minion1.ctl', 'ControlMaster=no']) {
+    for (const o of [
+      'StrictHostKeyChecking=yes',
+      'UserKnownHostsFile=/tmp/run/known_hosts-minion1',
+      'GlobalKnownHostsFile=/dev/null',
+      'HostKeyAlias=minion1',
+      'HostKeyAlgorithms=ssh-ed25519',
+      'BatchMode=yes',
+      'IdentitiesOnly=yes',
+      'ControlPath=/tmp/run/minion1.ctl',
+      'ControlMaster=no',
+    ]) {
       expect(argv, o).toContain(o);
     }
     expect(argv.slice(-3)).toEqual(['--', '192.168.121.5', 'sudo -n -- ip netns add kic0a1b-minion1-pod1']);
-    expect(pinnedKnownHostsLine('minion1', Buffer.from('\0\0\0\x0bssh-ed25519\0\0\0\x20' + 'k'.repeat(32), 'latin1'))).toMatch(/^minion1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI[A-Za-z0-9+/=]+\n$/);
+    expect(pinnedKnownHostsLine('minion1', Buffer.from('\0\0\0\x0bssh-ed25519\0\0\0\x20' + 'k'.repeat(32), 'latin1'))).toMatch(
+      /^minion1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI[A-Za-z0-9+/=]+\n$/,
+    );
   });
 
   it('quotes for the remote shell, and needs no sudo as root', () => {
@@ -110,7 +127,8 @@ describe('OpenSSH to a node', () => {
 
 describe('IPAM stores put back as found', () => {
   const s = { path: '/var/lib/cni/ipsec-cni/kube-ipsec.json', network: 'kube-ipsec' };
-  const store = (allocations: Record<string, unknown>, last?: string) => JSON.stringify({ version: 1, network: 'kube-ipsec', allocations, ...(last && { lastAllocated: last }) }, null, 1) + '\n';
+  const store = (allocations: Record<string, unknown>, last?: string) =>
+    JSON.stringify({ version: 1, network: 'kube-ipsec', allocations, ...(last && { lastAllocated: last }) }, null, 1) + '\n';
   const real = { containerId: 'c0ffee', ifname: 'eth0', podName: 'web-1' };
 
   it('puts back the rotation cursor when only the test pods came and went', () => {
@@ -134,7 +152,10 @@ describe('IPAM stores put back as found', () => {
   });
 
   it("writes only under the plugin's lock, only over the content it read", () => {
-    const argv = restoreArgv({ ...s, node: 'minion1', lock: '/var/lib/cni/ipsec-cni/kube-ipsec.lock', text: 'x' }, { action: 'restore', nowSha256: 'ab'.repeat(32) });
+    const argv = restoreArgv(
+      { ...s, node: 'minion1', lock: '/var/lib/cni/ipsec-cni/kube-ipsec.lock', text: 'x' },
+      { action: 'restore', nowSha256: 'ab'.repeat(32) },
+    );
     expect(argv.slice(0, 4)).toEqual(['flock', '-w', '10', '/var/lib/cni/ipsec-cni/kube-ipsec.lock']);
     expect(argv.slice(-2)).toEqual([s.path, 'ab'.repeat(32)]);
     expect(argv[6]).toMatch(/exit 3;.*mv -f "\$1\.tmp" "\$1"/);
@@ -142,7 +163,15 @@ describe('IPAM stores put back as found', () => {
 });
 
 describe('a capture through a reboot', () => {
-  const spec: BootCaptureSpec = { unit: 'kube-ipsec-check-kic0a1b-reboot-minion2.service', dir: '/var/lib/kube-ipsec-check/kic0a1b/reboot-minion2', dev: 'eth1', filter: 'ip and (ip proto 50 or net 10.240.0.0/16)', snaplen: 160, deadline: 1800000000, lifetimeS: 3600 };
+  const spec: BootCaptureSpec = {
+    unit: 'kube-ipsec-check-kic0a1b-reboot-minion2.service',
+    dir: '/var/lib/kube-ipsec-check/kic0a1b/reboot-minion2',
+    dev: 'eth1',
+    filter: 'ip and (ip proto 50 or net 10.240.0.0/16)',
+    snaplen: 160,
+    deadline: 1800000000,
+    lifetimeS: 3600,
+  };
 
   it('starts before the node network at every boot until its deadline, a new file each time', () => {
     const unit = bootCaptureUnit(spec);
@@ -152,7 +181,9 @@ describe('a capture through a reboot', () => {
     expect(unit).toMatch(/^RuntimeMaxSec=3600$/m);
     const script = bootCaptureScript(spec);
     expect(script).toMatch(/^\[ "\$\(date \+%s\)" -lt 1800000000 \] \|\| exit 0$/m);
-    expect(script).toMatch(/^exec tcpdump --immediate-mode -nn -U -Z root -s 160 -Q out -i eth1 -w \/var\/lib\/kube-ipsec-check\/kic0a1b\/reboot-minion2\/capture\.\$\(date \+%s%N\)\.pcap 'ip and \(ip proto 50 or net 10\.240\.0\.0\/16\)'$/m);
+    expect(script).toMatch(
+      /^exec tcpdump --immediate-mode -nn -U -Z root -s 160 -Q out -i eth1 -w \/var\/lib\/kube-ipsec-check\/kic0a1b\/reboot-minion2\/capture\.\$\(date \+%s%N\)\.pcap 'ip and \(ip proto 50 or net 10\.240\.0\.0\/16\)'$/m,
+    );
     expect(bootCaptureUnit({ ...spec, dev: 'kil-eth' })).toMatch(/sys-subsystem-net-devices-kil\\x2deth\.device/);
   });
 });

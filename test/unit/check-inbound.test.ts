@@ -2,7 +2,17 @@
 // posing as whom, what must still answer, and the verdict on what it saw. The crafted frames
 // against tcpdump and a real shell are in test/integration/check-inbound-frames.test.ts.
 import { describe, expect, it } from 'vitest';
-import { attackerOf, inboundControls, inboundNotApplicable, inboundProbes, inboundResult, isAnswer, isProbePacket, linkHolding, type InboundSeen } from '../../src/check/checks/inbound.ts';
+import {
+  attackerOf,
+  inboundControls,
+  inboundNotApplicable,
+  inboundProbes,
+  inboundResult,
+  isAnswer,
+  isProbePacket,
+  linkHolding,
+  type InboundSeen,
+} from '../../src/check/checks/inbound.ts';
 import { serviceAddress } from '../../src/check/checks/sources.ts';
 import { craftFrame, type CraftedPacket } from '../../src/check/frames.ts';
 import type { CheckTopology } from '../../src/check/target.ts';
@@ -68,7 +78,9 @@ describe('whom the check attacks, from where, posing as whom', () => {
       'master posing as master (bridge) 10.240.0.1: TCP SYN → minion1-pod1 10.240.1.2:8080 via minion1',
     ]);
     expect(probes[2]!.posingAs).toEqual({ name: 'master (bridge)' });
-    expect(inboundNotApplicable({ ...cluster, nodes: cluster.nodes.slice(1, 2) })).toBe('no machine to attack the pods from: one node and no machine outside the cluster');
+    expect(inboundNotApplicable({ ...cluster, nodes: cluster.nodes.slice(1, 2) })).toBe(
+      'no machine to attack the pods from: one node and no machine outside the cluster',
+    );
     expect(inboundNotApplicable({ ...cluster, nodes: cluster.nodes.slice(0, 1) })).toBe('no node runs pods');
   });
 
@@ -96,9 +108,31 @@ describe('whom the check attacks, from where, posing as whom', () => {
 
   it('finds the sender’s and the next hop’s link by the address it holds (`ip -j addr show`, trimmed)', () => {
     const json = JSON.stringify([
-      { ifindex: 1, ifname: 'lo', link_type: 'loopback', address: '00:00:00:00:00:00', addr_info: [{ family: 'inet', local: '127.0.0.1', prefixlen: 8 }, { family: 'inet6', local: '::1', prefixlen: 128 }] },
-      { ifindex: 3, link: 'ut-n1', ifname: 'ut-eth', link_type: 'ether', address: 'be:57:f6:56:ff:6c', addr_info: [{ family: 'inet', local: '192.168.10.21', prefixlen: 24 }] },
-      { ifindex: 4, ifname: 'ipsec-br01', link_type: 'ether', address: '36:61:b4:b5:6c:e4', addr_info: [{ family: 'inet', local: '10.240.1.1', prefixlen: 24 }] },
+      {
+        ifindex: 1,
+        ifname: 'lo',
+        link_type: 'loopback',
+        address: '00:00:00:00:00:00',
+        addr_info: [
+          { family: 'inet', local: '127.0.0.1', prefixlen: 8 },
+          { family: 'inet6', local: '::1', prefixlen: 128 },
+        ],
+      },
+      {
+        ifindex: 3,
+        link: 'ut-n1',
+        ifname: 'ut-eth',
+        link_type: 'ether',
+        address: 'be:57:f6:56:ff:6c',
+        addr_info: [{ family: 'inet', local: '192.168.10.21', prefixlen: 24 }],
+      },
+      {
+        ifindex: 4,
+        ifname: 'ipsec-br01',
+        link_type: 'ether',
+        address: '36:61:b4:b5:6c:e4',
+        addr_info: [{ family: 'inet', local: '10.240.1.1', prefixlen: 24 }],
+      },
       { ifindex: 5, ifname: 'tun0', link_type: 'none', addr_info: [{ family: 'inet', local: '172.16.0.1', prefixlen: 32 }] },
     ]);
     expect(linkHolding(json, '192.168.10.21')).toEqual({ dev: 'ut-eth', mac: 'be:57:f6:56:ff:6c' });
@@ -134,7 +168,9 @@ describe('the verdict', () => {
     const r = inboundResult(probes, controls, healthy());
     expect(r.ok).toBe(true);
     expect(r.problems).toEqual([]);
-    expect(r.summary).toBe("12/12 crafted clear-text packets to pods kept out (12 counted by the nodes' inbound chains, 0 answered); 9/9 connections that must still reach the pods answered (NodePort, node, bridge)");
+    expect(r.summary).toBe(
+      "12/12 crafted clear-text packets to pods kept out (12 counted by the nodes' inbound chains, 0 answered); 9/9 connections that must still reach the pods answered (NodePort, node, bridge)",
+    );
     expect(r.lines![0]).toBe('minion1: 4/4 crafted clear-text packets to minion1-pod1 kept out, 4 counted; nodeport answered, node answered, bridge answered');
     expect(r.values).toEqual({ probes: 12, arrived: 0, answered: 0, counted: 12, controls: 9, controlsAnswered: 9 });
   });
@@ -149,13 +185,18 @@ describe('the verdict', () => {
       'IP 10.240.2.2 > 10.240.1.2: ICMP echo request, id 40002, seq 1, length 24',
       'IP 10.240.2.2.40003 > 10.240.1.2.8080: Flags [S], seq 40003, win 65535, length 0',
     ];
-    seen.pods[pod1(2)] = ['IP 10.240.1.2 > 10.240.2.2: ICMP echo reply, id 40002, seq 1, length 24', 'IP 10.240.1.2.8080 > 10.240.2.2.40003: Flags [S.], seq 1, ack 40004, win 64240, length 0'];
+    seen.pods[pod1(2)] = [
+      'IP 10.240.1.2 > 10.240.2.2: ICMP echo reply, id 40002, seq 1, length 24',
+      'IP 10.240.1.2.8080 > 10.240.2.2.40003: Flags [S.], seq 1, ack 40004, win 64240, length 0',
+    ];
     const r = inboundResult(probes, controls, seen);
     expect(r.ok).toBe(false);
     expect(r.problems).toEqual([
       "minion1: 4/4 clear-text packets from outside reached minion1-pod1 10.240.1.2, 2 answered (minion2-pod1 got answers to packets it never sent, through the tunnel), e.g. upstream 192.168.10.254: ICMP echo → minion1-pod1 10.240.1.2 via minion1: minion1's node network must drop what arrives from outside to or from the pod range unless it came out of a tunnel (nft table kube-ipsec, chain inbound); minion1 has no inbound chain (`nft list chain ip kube-ipsec inbound` fails there)",
     ]);
-    expect(r.lines![0]).toBe('minion1: 0/4 crafted clear-text packets to minion1-pod1 kept out, no inbound chain; nodeport answered, node answered, bridge answered');
+    expect(r.lines![0]).toBe(
+      'minion1: 0/4 crafted clear-text packets to minion1-pod1 kept out, no inbound chain; nodeport answered, node answered, bridge answered',
+    );
     expect(r.values).toMatchObject({ arrived: 4, answered: 2, counted: 8 });
   });
 
@@ -164,7 +205,9 @@ describe('the verdict', () => {
     seen.counted.minion2 = 1;
     const r = inboundResult(probes, controls, seen);
     expect(r.ok).toBe(false);
-    expect(r.problems).toEqual(["minion2: none of the 4 crafted packets reached minion2-pod1, but its inbound chain counted 1: they did not arrive (upstream's link to minion2?), so nothing was shown"]);
+    expect(r.problems).toEqual([
+      "minion2: none of the 4 crafted packets reached minion2-pod1, but its inbound chain counted 1: they did not arrive (upstream's link to minion2?), so nothing was shown",
+    ]);
   });
 
   it('fails a NodePort the node no longer answers (a rule judging after kube-proxy’s DNAT)', () => {

@@ -13,7 +13,13 @@ const ESP = 'IP 192.168.10.21 > 192.168.10.22: ESP(spi=0x1,seq=0x1), length 120'
 
 describe('node-traffic verdict', () => {
   it('passes when every connection got its answer and only ESP went between nodes', () => {
-    const r = nodeTrafficResult(t, probes, probes.map((_, i) => right(i)), [ESP], book);
+    const r = nodeTrafficResult(
+      t,
+      probes,
+      probes.map((_, i) => right(i)),
+      [ESP],
+      book,
+    );
     const inside = probes.filter((p) => !p.outside).length;
     const outside = probes.length - inside;
     expect(r.problems).toEqual([]);
@@ -27,15 +33,27 @@ describe('node-traffic verdict', () => {
     const wrong = probes.findIndex((p) => p.outside && p.port !== 22);
     answers[lost] = undefined;
     answers[wrong] = 'somebody else';
-    const lines = [ESP, 'IP 192.168.10.21.40000 > 192.168.10.22.8090: Flags [S], seq 1, win 64240, length 0', 'IP 192.168.10.21 > 10.240.2.2: ICMP echo request, id 1, seq 1, length 64'];
+    const lines = [
+      ESP,
+      'IP 192.168.10.21.40000 > 192.168.10.22.8090: Flags [S], seq 1, win 64240, length 0',
+      'IP 192.168.10.21 > 10.240.2.2: ICMP echo request, id 1, seq 1, length 64',
+    ];
     const r = nodeTrafficResult(t, probes, answers, lines, book);
     expect(r.ok).toBe(false);
     expect(r.problems).toEqual([
-      expect.stringMatching(new RegExp(`^${probes[lost]!.from} \\S+ → ${probes[lost]!.to.name} \\S+:8090: no connection: node-to-node traffic must flow through the tunnel`)),
-      expect.stringMatching(new RegExp(`^upstream → ${probes[wrong]!.to.name} \\S+:8090: answered 'somebody else': a client outside the cluster must still reach the node`)),
+      expect.stringMatching(
+        new RegExp(`^${probes[lost]!.from} \\S+ → ${probes[lost]!.to.name} \\S+:8090: no connection: node-to-node traffic must flow through the tunnel`),
+      ),
+      expect.stringMatching(
+        new RegExp(`^upstream → ${probes[wrong]!.to.name} \\S+:8090: answered 'somebody else': a client outside the cluster must still reach the node`),
+      ),
       expect.stringMatching(/^1 clear-text packets between node addresses on the underlay \(e\.g\. 192\.168\.10\.21 → 192\.168\.10\.22 /),
       '1 clear-text pod packets on the underlay: minion1 192.168.10.21 → 10.240.2.2 (ICMP), e.g. `IP 192.168.10.21 > 10.240.2.2: ICMP echo request, id 1, seq 1, length 64`',
     ]);
-    expect(r.values).toMatchObject({ insideAnswered: probes.filter((p) => !p.outside).length - 1, outsideAnswered: probes.filter((p) => p.outside).length - 1, clearNodes: 1 });
+    expect(r.values).toMatchObject({
+      insideAnswered: probes.filter((p) => !p.outside).length - 1,
+      outsideAnswered: probes.filter((p) => p.outside).length - 1,
+      clearNodes: 1,
+    });
   });
 });

@@ -24,8 +24,28 @@ const podIps = Object.fromEntries(t.nodes.flatMap((n) => n.pods.map((p, k) => [p
 /** A healthy end: one IKE_SA and one CHILD_SA with the planned selectors to every peer. */
 function healthy(node: LabNode): NodeSas {
   return {
-    sas: t.nodes.filter((p) => p !== node).map((p): IkeSa => ({ conn: `${node.name}-${p.name}`, state: 'ESTABLISHED', initiator: node.name < p.name, spis: `${node.name}/${p.name}`, remoteHost: p.ip, children: [{ name: `${node.name}-${p.name}`, state: 'INSTALLED', spiIn: `${node.name}${p.name}`, localTs: [node.podSubnet], remoteTs: [p.podSubnet] }] })),
-    conns: t.nodes.filter((p) => p !== node).map((p) => ({ name: `${node.name}-${p.name}`, localAddrs: [node.ip], remoteAddrs: [p.ip], children: [{ name: `${node.name}-${p.name}`, localTs: [node.podSubnet], remoteTs: [p.podSubnet] }] })),
+    sas: t.nodes
+      .filter((p) => p !== node)
+      .map(
+        (p): IkeSa => ({
+          conn: `${node.name}-${p.name}`,
+          state: 'ESTABLISHED',
+          initiator: node.name < p.name,
+          spis: `${node.name}/${p.name}`,
+          remoteHost: p.ip,
+          children: [
+            { name: `${node.name}-${p.name}`, state: 'INSTALLED', spiIn: `${node.name}${p.name}`, localTs: [node.podSubnet], remoteTs: [p.podSubnet] },
+          ],
+        }),
+      ),
+    conns: t.nodes
+      .filter((p) => p !== node)
+      .map((p) => ({
+        name: `${node.name}-${p.name}`,
+        localAddrs: [node.ip],
+        remoteAddrs: [p.ip],
+        children: [{ name: `${node.name}-${p.name}`, localTs: [node.podSubnet], remoteTs: [p.podSubnet] }],
+      })),
   };
 }
 const allHealthy = () => new Map(t.nodes.map((n) => [n.name, healthy(n)]));
@@ -42,7 +62,9 @@ describe('swanctl --pretty', () => {
       ['minion1-master', 'ESTABLISHED', '192.168.10.10'],
     ]);
     expect(sas[0]).toMatchObject({ spis: '946738d0db960ea5/32901904f07a324c', rekeyIn: 10177 });
-    expect(sas[0]!.children).toEqual([{ name: 'minion1-minion3', state: 'INSTALLED', spiIn: '9292c91f', rekeyIn: 2704, localTs: ['10.240.1.0/24'], remoteTs: ['10.240.3.0/24'] }]);
+    expect(sas[0]!.children).toEqual([
+      { name: 'minion1-minion3', state: 'INSTALLED', spiIn: '9292c91f', rekeyIn: 2704, localTs: ['10.240.1.0/24'], remoteTs: ['10.240.3.0/24'] },
+    ]);
     expect(sas[2]!.children).toEqual([]);
   });
 
@@ -56,7 +78,9 @@ describe('swanctl --pretty', () => {
   });
 
   it('keeps empty lists and nested sections apart', () => {
-    const [m] = parseViciPretty('list-conn event {\n  c {\n    groups = [\n    ]\n    certs = [\n      O=kube-ipsec, CN=minion1\n    ]\n    local-1 {\n      id = minion1\n    }\n  }\n}\n');
+    const [m] = parseViciPretty(
+      'list-conn event {\n  c {\n    groups = [\n    ]\n    certs = [\n      O=kube-ipsec, CN=minion1\n    ]\n    local-1 {\n      id = minion1\n    }\n  }\n}\n',
+    );
     expect(m).toEqual({ type: 'list-conn event', body: { c: { groups: [], certs: ['O=kube-ipsec, CN=minion1'], 'local-1': { id: 'minion1' } } } });
   });
 });
@@ -79,7 +103,10 @@ describe('mesh state', () => {
     expect(result.summary).toBe('4/6 node pairs with exactly one IKE_SA and one CHILD_SA at both ends; not settled within 30 s');
     expect(result.lines![2]).toMatch(/^minion1\s+2\/2\s+·\s+2\/2\s+1\/1$/);
     const whole = tunnelsResult(t, evaluateMesh(t, allHealthy()), { seconds: 0.4, boundS: 30 });
-    expect(whole).toMatchObject({ ok: true, summary: '6/6 node pairs with exactly one IKE_SA and one CHILD_SA at both ends; settled 0.4 s after the check began (bound 30 s)' });
+    expect(whole).toMatchObject({
+      ok: true,
+      summary: '6/6 node pairs with exactly one IKE_SA and one CHILD_SA at both ends; settled 0.4 s after the check began (bound 30 s)',
+    });
   });
 
   it('names a charon that does not answer', () => {
@@ -108,12 +135,17 @@ describe('mesh state', () => {
   });
 
   it('tells an own selector, a missing connection and a stuck IKE_SA apart', () => {
-    expect(connProblem(minion1, minion2, [{ name: 'x', localAddrs: [], remoteAddrs: [minion2.ip], children: [{ name: 'x', localTs: ['10.240.7.0/24'], remoteTs: [minion2.podSubnet] }] }])).toMatch(
-      /offers 10.240.7.0\/24 as its own pods \(leftsubnet/,
-    );
-    expect(connProblem(minion1, minion2, [])).toBe("minion1 has no connection to minion2 (192.168.10.22) in its /etc/ipsec.conf");
+    expect(
+      connProblem(minion1, minion2, [
+        { name: 'x', localAddrs: [], remoteAddrs: [minion2.ip], children: [{ name: 'x', localTs: ['10.240.7.0/24'], remoteTs: [minion2.podSubnet] }] },
+      ]),
+    ).toMatch(/offers 10.240.7.0\/24 as its own pods \(leftsubnet/);
+    expect(connProblem(minion1, minion2, [])).toBe('minion1 has no connection to minion2 (192.168.10.22) in its /etc/ipsec.conf');
     const byNode = allHealthy();
-    for (const [n, peer] of [[minion3, master], [master, minion3]] as const) {
+    for (const [n, peer] of [
+      [minion3, master],
+      [master, minion3],
+    ] as const) {
       const sa = byNode.get(n.name)!.sas.find((s) => s.remoteHost === peer.ip)!;
       Object.assign(sa, { state: 'CONNECTING', children: [] });
     }
@@ -129,7 +161,10 @@ describe('underlay capture', () => {
     expect(s.ike).toBeGreaterThan(30);
     expect(s.linkLocal).toBeGreaterThan(20);
     // The fixture's last ping went from minion1 itself to the upstream router: clear, but no pod traffic.
-    expect(s.otherIp).toEqual(['IP 192.168.10.21 > 192.168.10.254: ICMP echo request, id 12842, seq 1, length 64', 'IP 192.168.10.254 > 192.168.10.21: ICMP echo reply, id 12842, seq 1, length 64']);
+    expect(s.otherIp).toEqual([
+      'IP 192.168.10.21 > 192.168.10.254: ICMP echo request, id 12842, seq 1, length 64',
+      'IP 192.168.10.254 > 192.168.10.21: ICMP echo reply, id 12842, seq 1, length 64',
+    ]);
     expect(s.total).toBe(s.esp + s.ike + s.linkLocal + s.otherIp.length);
   });
 
@@ -148,10 +183,16 @@ describe('underlay capture', () => {
     expect(s).toMatchObject({ total: 7, esp: 2, ike: 0, linkLocal: 1 });
     expect(s.clearPod).toHaveLength(3);
     expect(s.otherIp).toEqual(['IP 192.168.10.21.53 > 192.168.10.254.53: UDP, length 30']);
-    const book = new Map([['10.240.1.2', 'minion1-pod1'], ['10.240.2.2', 'minion2-pod1'], ['192.168.10.21', 'minion1']]);
+    const book = new Map([
+      ['10.240.1.2', 'minion1-pod1'],
+      ['10.240.2.2', 'minion2-pod1'],
+      ['192.168.10.21', 'minion1'],
+    ]);
     const r = captureResult(s, 42, book);
     expect(r.ok).toBe(false);
-    expect(r.problems[0]).toBe('2 clear-text pod packets on the underlay: minion1-pod1 10.240.1.2 → minion2-pod1 10.240.2.2 (ICMP), e.g. `IP 10.240.1.2 > 10.240.2.2: ICMP echo request, id 23650, seq 1, length 64`');
+    expect(r.problems[0]).toBe(
+      '2 clear-text pod packets on the underlay: minion1-pod1 10.240.1.2 → minion2-pod1 10.240.2.2 (ICMP), e.g. `IP 10.240.1.2 > 10.240.2.2: ICMP echo request, id 23650, seq 1, length 64`',
+    );
     expect(r.problems[1]).toMatch(/^1 clear-text pod packets on the underlay: minion1 192.168.10.21 → 10.240.2.3/);
     // The nodes' own traffic (here DNS) is outside what the mesh encrypts by default: counted, not a problem.
     expect(r.problems).toHaveLength(2);
@@ -165,9 +206,12 @@ describe('underlay capture', () => {
   });
 
   it('reads echo request sources', () => {
-    expect(echoSources(['IP 192.168.10.21 > 192.168.10.254: ICMP echo request, id 1, seq 1, length 64', 'IP 192.168.10.254 > 192.168.10.21: ICMP echo reply, id 1, seq 1, length 64'])).toEqual([
-      { src: '192.168.10.21', dst: '192.168.10.254' },
-    ]);
+    expect(
+      echoSources([
+        'IP 192.168.10.21 > 192.168.10.254: ICMP echo request, id 1, seq 1, length 64',
+        'IP 192.168.10.254 > 192.168.10.21: ICMP echo reply, id 1, seq 1, length 64',
+      ]),
+    ).toEqual([{ src: '192.168.10.21', dst: '192.168.10.254' }]);
   });
 });
 
@@ -195,7 +239,8 @@ describe('ping matrix', () => {
 });
 
 describe('source NAT rules', () => {
-  const good = '-P POSTROUTING ACCEPT\n-N KUBE-IPSEC-POSTROUTING\n-A POSTROUTING -j KUBE-IPSEC-POSTROUTING\n-A KUBE-IPSEC-POSTROUTING -s 10.240.1.0/24 ! -d 10.240.0.0/16 -j MASQUERADE\n';
+  const good =
+    '-P POSTROUTING ACCEPT\n-N KUBE-IPSEC-POSTROUTING\n-A POSTROUTING -j KUBE-IPSEC-POSTROUTING\n-A KUBE-IPSEC-POSTROUTING -s 10.240.1.0/24 ! -d 10.240.0.0/16 -j MASQUERADE\n';
   const naive = good.replace(' ! -d 10.240.0.0/16', '');
 
   it('parses rules with negations', () => {
@@ -215,8 +260,16 @@ describe('source NAT rules', () => {
     expect(podToPodRewrites(parseNatRules(good), '10.240.1.0/24', '10.240.0.0/16')).toEqual([]);
     expect(egressRewrites(parseNatRules(good), '10.240.1.0/24', '192.168.10.254')).toHaveLength(1);
     expect(podToPodRewrites(parseNatRules(naive), '10.240.1.0/24', '10.240.0.0/16')).toHaveLength(1);
-    expect(podToPodRewrites(parseNatRules('-A POSTROUTING -s 10.240.1.0/24 ! -d 10.240.1.0/24 -j SNAT --to-source 192.168.10.21'), '10.240.1.0/24', '10.240.0.0/16')).toHaveLength(1);
-    expect(podToPodRewrites(parseNatRules('-A POSTROUTING -s 10.240.2.0/24 -j MASQUERADE\n-A POSTROUTING -d 10.240.0.0/16 -j ACCEPT'), '10.240.1.0/24', '10.240.0.0/16')).toEqual([]);
+    expect(
+      podToPodRewrites(parseNatRules('-A POSTROUTING -s 10.240.1.0/24 ! -d 10.240.1.0/24 -j SNAT --to-source 192.168.10.21'), '10.240.1.0/24', '10.240.0.0/16'),
+    ).toHaveLength(1);
+    expect(
+      podToPodRewrites(
+        parseNatRules('-A POSTROUTING -s 10.240.2.0/24 -j MASQUERADE\n-A POSTROUTING -d 10.240.0.0/16 -j ACCEPT'),
+        '10.240.1.0/24',
+        '10.240.0.0/16',
+      ),
+    ).toEqual([]);
     expect(egressRewrites(parseNatRules('-A POSTROUTING -s 10.240.2.0/24 -j MASQUERADE'), '10.240.1.0/24', '192.168.10.254')).toEqual([]);
   });
 
@@ -225,7 +278,9 @@ describe('source NAT rules', () => {
     expect(explainPodToPodRewrite(parseNatRules(naive), '10.240.1.0/24', '10.240.0.0/16')).toBe(
       'the nat rule `-A KUBE-IPSEC-POSTROUTING -s 10.240.1.0/24 -j MASQUERADE` also rewrites pod→pod traffic (missing `! -d 10.240.0.0/16`), so it no longer matches the IPsec selectors',
     );
-    expect(explainPodToPodRewrite(parseNatRules('-A X -s 10.240.1.0/24 ! -d 10.240.1.0/24 -j MASQUERADE'), '10.240.1.0/24', '10.240.0.0/16')).toMatch(/excludes only 10.240.1.0\/24, not the whole pod range 10.240.0.0\/16/);
+    expect(explainPodToPodRewrite(parseNatRules('-A X -s 10.240.1.0/24 ! -d 10.240.1.0/24 -j MASQUERADE'), '10.240.1.0/24', '10.240.0.0/16')).toMatch(
+      /excludes only 10.240.1.0\/24, not the whole pod range 10.240.0.0\/16/,
+    );
   });
 });
 
@@ -292,7 +347,10 @@ describe('fail-closed verdict', () => {
     capture: classifyCapture([], t.podCidr),
     blackholes: 'blackhole 10.240.0.0/16 \n',
     guardDrops: 0,
-    book: new Map([['10.240.1.2', 'minion1-pod1'], ['10.240.2.2', 'minion2-pod1']]),
+    book: new Map([
+      ['10.240.1.2', 'minion1-pod1'],
+      ['10.240.2.2', 'minion2-pod1'],
+    ]),
     recovery: { baseline: 5, tunnelsBack: true, trafficBack: true, meshBack: true, notSingle: [], saSeconds: 0.31, trafficSeconds: 0.42 },
     ...over,
   });
@@ -312,7 +370,9 @@ describe('fail-closed verdict', () => {
   it('passes with no clear-text packet and reports the recovery seconds', () => {
     const r = failClosedResult(measure());
     expect(r.ok).toBe(true);
-    expect(r.summary).toBe('strongSwan stopped on minion1: 0 clear-text pod packets on the underlay while 18 flows and 14 probes from non-pod sources kept sending (0 answers; the guard dropped 0); traffic back (5 flows) 0.42 s after `ipsec start` (tunnels 0.31 s)');
+    expect(r.summary).toBe(
+      'strongSwan stopped on minion1: 0 clear-text pod packets on the underlay while 18 flows and 14 probes from non-pod sources kept sending (0 answers; the guard dropped 0); traffic back (5 flows) 0.42 s after `ipsec start` (tunnels 0.31 s)',
+    );
     expect(r.values).toMatchObject({ trafficSeconds: 0.42, clearPod: 0 });
   });
 
@@ -334,11 +394,15 @@ describe('fail-closed verdict', () => {
   });
 
   it('fails when traffic flows without strongSwan, or does not come back', () => {
-    expect(failClosedResult(measure({ answered: 3 })).problems).toEqual(['3 echo replies came back while strongSwan was stopped on minion1: pod traffic still flowed without it']);
+    expect(failClosedResult(measure({ answered: 3 })).problems).toEqual([
+      '3 echo replies came back while strongSwan was stopped on minion1: pod traffic still flowed without it',
+    ]);
     expect(failClosedResult(measure({ sources: { probes: 14, answered: ['upstream → minion1 192.168.10.21:32766 → minion2-pod1'] } })).problems).toEqual([
       '1 probes from non-pod sources were answered while strongSwan was stopped on minion1 (e.g. upstream → minion1 192.168.10.21:32766 → minion2-pod1): traffic to its pods still flowed without it',
     ]);
-    expect(failClosedResult(measure({ recovery: { ...measure().recovery, tunnelsBack: false, trafficBack: false } })).problems).toEqual(['after `ipsec start` on minion1 its tunnels did not come back']);
+    expect(failClosedResult(measure({ recovery: { ...measure().recovery, tunnelsBack: false, trafficBack: false } })).problems).toEqual([
+      'after `ipsec start` on minion1 its tunnels did not come back',
+    ]);
     expect(failClosedResult(measure({ recovery: { ...measure().recovery, baseline: 0 } })).problems[0]).toMatch(/recovery cannot be measured/);
   });
 
@@ -369,9 +433,39 @@ describe('guard counters', () => {
     nftables: [
       { metainfo: { version: '1.0.6', json_schema_version: 1 } },
       { chain: { family: 'ip', table: 'kube-ipsec', name: 'guard', type: 'filter', hook: 'postrouting', prio: 110, policy: 'accept' } },
-      { rule: { family: 'ip', table: 'kube-ipsec', chain: 'guard', handle: 6, expr: [{ match: { op: '==', left: { meta: { key: 'oifname' } }, right: { set: ['lo', 'ipsec-br01'] } } }, { accept: null }] } },
-      { rule: { family: 'ip', table: 'kube-ipsec', chain: 'guard', handle: 8, comment: 'pod source in clear', expr: [{ match: { op: '==', left: { payload: { protocol: 'ip', field: 'saddr' } }, right: { prefix: { addr: '10.240.0.0', len: 16 } } } }, { counter: { packets: 3, bytes: 252 } }, { drop: null }] } },
-      { rule: { family: 'ip', table: 'kube-ipsec', chain: 'guard', handle: 9, comment: 'pod destination in clear', expr: [{ counter: { packets: 5, bytes: 420 } }, { drop: null }] } },
+      {
+        rule: {
+          family: 'ip',
+          table: 'kube-ipsec',
+          chain: 'guard',
+          handle: 6,
+          expr: [{ match: { op: '==', left: { meta: { key: 'oifname' } }, right: { set: ['lo', 'ipsec-br01'] } } }, { accept: null }],
+        },
+      },
+      {
+        rule: {
+          family: 'ip',
+          table: 'kube-ipsec',
+          chain: 'guard',
+          handle: 8,
+          comment: 'pod source in clear',
+          expr: [
+            { match: { op: '==', left: { payload: { protocol: 'ip', field: 'saddr' } }, right: { prefix: { addr: '10.240.0.0', len: 16 } } } },
+            { counter: { packets: 3, bytes: 252 } },
+            { drop: null },
+          ],
+        },
+      },
+      {
+        rule: {
+          family: 'ip',
+          table: 'kube-ipsec',
+          chain: 'guard',
+          handle: 9,
+          comment: 'pod destination in clear',
+          expr: [{ counter: { packets: 5, bytes: 420 } }, { drop: null }],
+        },
+      },
     ],
   });
 

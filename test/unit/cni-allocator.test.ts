@@ -91,7 +91,10 @@ describe('allocator', () => {
     const p = pool('10.240.1.0/24');
     let s = emptyStore('n');
     for (const id of ['a', 'b', 'c']) s = take(s, p, id).store;
-    const r = retainOnly(s, [{ containerId: 'b', ifname: 'eth0' }, { containerId: 'zzz', ifname: 'eth0' }]);
+    const r = retainOnly(s, [
+      { containerId: 'b', ifname: 'eth0' },
+      { containerId: 'zzz', ifname: 'eth0' },
+    ]);
     expect(Object.values(r.store.allocations).map((a) => a.containerId)).toEqual(['b']);
     expect(r.released.map(([, a]) => a.containerId).sort()).toEqual(['a', 'c']);
   });

@@ -31,7 +31,11 @@ describe('config', () => {
     expect(c.ipam).toEqual({ kind: 'delegate', type: 'host-local' });
   });
   it('reads prevResult and the GC valid list (either key libcni sets)', () => {
-    const c = validateConfig({ ...good, prevResult: { cniVersion: '1.0.0', ips: [{ address: '10.240.1.2/24' }] }, 'cni.dev/attachments': [{ containerID: 'a', ifname: 'eth0' }] });
+    const c = validateConfig({
+      ...good,
+      prevResult: { cniVersion: '1.0.0', ips: [{ address: '10.240.1.2/24' }] },
+      'cni.dev/attachments': [{ containerID: 'a', ifname: 'eth0' }],
+    });
     expect(c.prevResult?.ips?.[0]?.address).toBe('10.240.1.2/24');
     expect(c.validAttachments).toEqual([{ containerId: 'a', ifname: 'eth0' }]);
   });

@@ -2,9 +2,35 @@
 // then prove against the real kernel).
 import { describe, expect, it } from 'vitest';
 import {
-  NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, RTM_DELLINK, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE,
-  attr, delLink, errorCode, formatIp, ipBytes, macBytes, message, newAddr, newBridge, newRoute, newVethPair, parseAddr, parseAttrs,
-  parseLink, parseRoute, setHairpin, setLink, splitMessages, dumpLinks,
+  NLM_F_ACK,
+  NLM_F_CREATE,
+  NLM_F_DUMP,
+  NLM_F_EXCL,
+  NLM_F_REPLACE,
+  NLM_F_REQUEST,
+  RTM_DELLINK,
+  RTM_NEWADDR,
+  RTM_NEWLINK,
+  RTM_NEWROUTE,
+  attr,
+  delLink,
+  errorCode,
+  formatIp,
+  ipBytes,
+  macBytes,
+  message,
+  newAddr,
+  newBridge,
+  newRoute,
+  newVethPair,
+  parseAddr,
+  parseAttrs,
+  parseLink,
+  parseRoute,
+  setHairpin,
+  setLink,
+  splitMessages,
+  dumpLinks,
 } from '../../src/cni/netlink/wire.ts';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -116,12 +142,15 @@ describe('requests', () => {
 
 describe('answers', () => {
   it('splits a datagram and reads errors and links', () => {
-    const link = message(RTM_NEWLINK, 0, 5, ...body(setLink(7, { up: true, alias: 'x' })).length ? [body(setLink(7, { up: true, alias: 'x' }))] : []);
+    const link = message(RTM_NEWLINK, 0, 5, ...(body(setLink(7, { up: true, alias: 'x' })).length ? [body(setLink(7, { up: true, alias: 'x' }))] : []));
     const err = new Uint8Array(20);
     Buffer.from(err.buffer).writeInt32LE(-17, 0);
     const datagram = Buffer.concat([link, message(2, 0, 5, err)]);
     const msgs = splitMessages(datagram);
-    expect(msgs.map((m) => [m.type, m.seq])).toEqual([[RTM_NEWLINK, 5], [2, 5]]);
+    expect(msgs.map((m) => [m.type, m.seq])).toEqual([
+      [RTM_NEWLINK, 5],
+      [2, 5],
+    ]);
     expect(errorCode(msgs[1]!.payload)).toBe(17);
     expect(parseLink(msgs[0]!.payload)).toMatchObject({ index: 7, up: true, alias: 'x' });
   });

@@ -32,15 +32,29 @@ describe('ADD planning', () => {
   it('plans the bridge MAC only when the bridge is missing, the gateway, the veth and the routes', () => {
     const plan = planPod(config, inv, ipam, choices);
     expect(plan).toMatchObject({
-      bridge: 'ipsec-br01', bridgeMac: '02:00:00:00:00:0b', gatewayCidrs: ['10.240.1.1/24'], hostMac: '02:00:00:00:00:0a',
-      alias: 'ipsec-cni:c1/eth0', ifname: 'eth0', containerMac: '02:00:00:00:00:0c', netns: '/run/netns/p1', mtu: 1400, hairpin: true,
-      addresses: ['10.240.1.2/24'], routes: [{ dst: '0.0.0.0/0', gw: '10.240.1.1' }],
+      bridge: 'ipsec-br01',
+      bridgeMac: '02:00:00:00:00:0b',
+      gatewayCidrs: ['10.240.1.1/24'],
+      hostMac: '02:00:00:00:00:0a',
+      alias: 'ipsec-cni:c1/eth0',
+      ifname: 'eth0',
+      containerMac: '02:00:00:00:00:0c',
+      netns: '/run/netns/p1',
+      mtu: 1400,
+      hairpin: true,
+      addresses: ['10.240.1.2/24'],
+      routes: [{ dst: '0.0.0.0/0', gw: '10.240.1.1' }],
     });
     expect(plan.hostVeth).toBe(hostVethName('c1', 'eth0'));
     expect(planPod(config, inv, ipam, { ...choices, bridgeExists: true }).bridgeMac).toBeUndefined();
   });
   it('uses IPAM routes, derives a missing gateway like the reference bridge, adds no second default', () => {
-    const plan = planPod(config, inv, { ips: [{ address: '10.9.0.7/16' }], routes: [{ dst: '0.0.0.0/0' }, { dst: '192.168.0.0/16', gw: '10.9.0.254' }] }, choices);
+    const plan = planPod(
+      config,
+      inv,
+      { ips: [{ address: '10.9.0.7/16' }], routes: [{ dst: '0.0.0.0/0' }, { dst: '192.168.0.0/16', gw: '10.9.0.254' }] },
+      choices,
+    );
     expect(plan.gatewayCidrs).toEqual(['10.9.0.1/16']);
     expect(plan.routes).toEqual([
       { dst: '0.0.0.0/0', gw: '10.9.0.1' },
@@ -70,22 +84,40 @@ describe('kernel views', () => {
   });
   it('turns a netlink link into the JSON view CHECK and GC use', () => {
     const link = { index: 3, name: 'vethx', up: true, mac: '02:00:00:00:00:01', mtu: 1400, master: 2, alias: 'ipsec-cni:a/eth0', kind: 'veth' };
-    expect(toLinkJson(link, new Map([[2, 'br']]), [{ index: 3, address: '10.0.0.2', prefix: 24 }, { index: 9, address: '10.9.9.9', prefix: 8 }])).toEqual({
-      ifname: 'vethx', flags: ['UP'], address: '02:00:00:00:00:01', mtu: 1400, master: 'br', ifalias: 'ipsec-cni:a/eth0',
-      linkinfo: { info_kind: 'veth' }, addr_info: [{ family: 'inet', local: '10.0.0.2', prefixlen: 24 }],
+    expect(
+      toLinkJson(link, new Map([[2, 'br']]), [
+        { index: 3, address: '10.0.0.2', prefix: 24 },
+        { index: 9, address: '10.9.9.9', prefix: 8 },
+      ]),
+    ).toEqual({
+      ifname: 'vethx',
+      flags: ['UP'],
+      address: '02:00:00:00:00:01',
+      mtu: 1400,
+      master: 'br',
+      ifalias: 'ipsec-cni:a/eth0',
+      linkinfo: { info_kind: 'veth' },
+      addr_info: [{ family: 'inet', local: '10.0.0.2', prefixlen: 24 }],
     });
   });
 });
 
 describe('CHECK comparisons', () => {
   const prev = {
-    interfaces: [{ name: 'vethx', mac: '02:00:00:00:00:01' }, { name: 'eth0', mac: '02:00:00:00:00:02', sandbox: '/run/netns/p1' }],
+    interfaces: [
+      { name: 'vethx', mac: '02:00:00:00:00:01' },
+      { name: 'eth0', mac: '02:00:00:00:00:02', sandbox: '/run/netns/p1' },
+    ],
     ips: [{ address: '10.240.1.2/24', gateway: '10.240.1.1', interface: 1 }],
     routes: [{ dst: '0.0.0.0/0', gw: '10.240.1.1' }],
   };
   const expected = expectedFromPrev(prev, 'eth0', '/run/netns/p1', 1400);
   const link: LinkJson = {
-    ifname: 'eth0', address: '02:00:00:00:00:02', mtu: 1400, flags: ['UP'], linkinfo: { info_kind: 'veth' },
+    ifname: 'eth0',
+    address: '02:00:00:00:00:02',
+    mtu: 1400,
+    flags: ['UP'],
+    linkinfo: { info_kind: 'veth' },
     addr_info: [{ family: 'inet', local: '10.240.1.2', prefixlen: 24 }],
   };
   const routes = [{ dst: 'default', gateway: '10.240.1.1' }];

@@ -121,7 +121,10 @@ describe('environment', () => {
   });
   it('parses empty CNI_ARGS and tolerates trailing separators', () => {
     expect(parseCniArgs('').size).toBe(0);
-    expect([...parseCniArgs('A=1;;B=2;')]).toEqual([['A', '1'], ['B', '2']]);
+    expect([...parseCniArgs('A=1;;B=2;')]).toEqual([
+      ['A', '1'],
+      ['B', '2'],
+    ]);
   });
 });
 
@@ -138,7 +141,9 @@ describe('delegation helpers', async () => {
   });
   it('rewrites a configuration, and its prevResult, for an older delegate', () => {
     const raw = {
-      cniVersion: '1.1.0', name: 'n', 'cni.dev/valid-attachments': [],
+      cniVersion: '1.1.0',
+      name: 'n',
+      'cni.dev/valid-attachments': [],
       prevResult: { cniVersion: '1.1.0', interfaces: [{ name: 'eth0', mtu: 1400 }], ips: [{ address: '10.0.0.2/24', interface: 0 }] },
     };
     const down = downgradeConfig(raw, '0.4.0') as any;

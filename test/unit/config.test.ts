@@ -62,18 +62,39 @@ const invalid: [string, Record<string, unknown>, string, RegExp][] = [
   ['pod MTU larger than the tunnel carries', { 'network.podMtu': 1480 }, 'network.podMtu', /at most 1423/],
   ['pod MTU above the userspace ESP limit', { 'network.podMtu': 1410, 'ipsec.espMode': 'userspace' }, 'network.podMtu', /at most 1400/],
   ['rekey margin not shorter than the lifetime', { 'ipsec.rekeyMargin': '2h' }, 'ipsec.rekeyMargin', /2×rekeyMargin must be shorter than lifetime/],
-  ['rekey window (2×margin, rekeyfuzz) not inside the lifetime', { 'ipsec.rekeyMargin': '30m' }, 'ipsec.rekeyMargin', /ipsec.lifetime = 1h.*2×rekeyMargin must be shorter/],
+  [
+    'rekey window (2×margin, rekeyfuzz) not inside the lifetime',
+    { 'ipsec.rekeyMargin': '30m' },
+    'ipsec.rekeyMargin',
+    /ipsec.lifetime = 1h.*2×rekeyMargin must be shorter/,
+  ],
   ['node encryption with userspace ESP', { 'ipsec.nodeEncryption': true, 'ipsec.espMode': 'userspace' }, 'ipsec.nodeEncryption', /needs ESP in the kernel/],
   ['malformed duration', { 'ipsec.lifetime': '1 hour' }, 'ipsec.lifetime', /wrong form/],
   ['node subnet prefix shorter than the pod range', { 'network.nodeSubnetPrefix': 12 }, 'network.nodeSubnetPrefix', /between the pod range's prefix/],
   [
     'release URL of another version',
-    { 'versions.kubernetes': { version: 'v1.35.1', server: { url: 'https://dl.k8s.io/v1.35.0/kubernetes-server-linux-amd64.tar.gz', checksum: `sha512:${'a'.repeat(128)}` }, node: { url: 'https://dl.k8s.io/v1.35.1/kubernetes-node-linux-amd64.tar.gz', checksum: `sha512:${'b'.repeat(128)}` } } },
+    {
+      'versions.kubernetes': {
+        version: 'v1.35.1',
+        server: { url: 'https://dl.k8s.io/v1.35.0/kubernetes-server-linux-amd64.tar.gz', checksum: `sha512:${'a'.repeat(128)}` },
+        node: { url: 'https://dl.k8s.io/v1.35.1/kubernetes-node-linux-amd64.tar.gz', checksum: `sha512:${'b'.repeat(128)}` },
+      },
+    },
     'versions.kubernetes.server.url',
     /does not name versions.kubernetes.version = v1.35.1/,
   ],
-  ['checksum without algorithm', { 'versions.etcd': { version: 'v3.6.6', archive: { url: 'https://example.invalid/etcd-v3.6.6.tar.gz', checksum: 'abc' } } }, 'versions.etcd.archive.checksum', /wrong form/],
-  ['plain-http download', { 'versions.etcd': { version: 'v3.6.6', archive: { url: 'http://example.invalid/etcd-v3.6.6.tar.gz', checksum: `sha256:${'c'.repeat(64)}` } } }, 'versions.etcd.archive.url', /wrong form/],
+  [
+    'checksum without algorithm',
+    { 'versions.etcd': { version: 'v3.6.6', archive: { url: 'https://example.invalid/etcd-v3.6.6.tar.gz', checksum: 'abc' } } },
+    'versions.etcd.archive.checksum',
+    /wrong form/,
+  ],
+  [
+    'plain-http download',
+    { 'versions.etcd': { version: 'v3.6.6', archive: { url: 'http://example.invalid/etcd-v3.6.6.tar.gz', checksum: `sha256:${'c'.repeat(64)}` } } },
+    'versions.etcd.archive.url',
+    /wrong form/,
+  ],
 ];
 
 describe('invalid cluster.yaml', () => {

@@ -22,7 +22,17 @@ const host = (url: string) => new URL(url).hostname;
 
 for (const [label, edits] of [
   ['default cluster', {}],
-  ['psk, containerd, other ranges', { 'ipsec.auth': 'psk', runtime: 'containerd', 'network.podCidr': '172.20.0.0/16', 'network.serviceCidr': '10.96.0.0/16', 'network.clusterDns': '10.96.0.10', 'cluster.domain': 'lab.example' }],
+  [
+    'psk, containerd, other ranges',
+    {
+      'ipsec.auth': 'psk',
+      runtime: 'containerd',
+      'network.podCidr': '172.20.0.0/16',
+      'network.serviceCidr': '10.96.0.0/16',
+      'network.clusterDns': '10.96.0.10',
+      'cluster.domain': 'lab.example',
+    },
+  ],
 ] as const) {
   describe(`rendered files agree with the plan and each other (${label})`, () => {
     let plan: Plan;
@@ -45,7 +55,9 @@ for (const [label, edits] of [
       const cert = readCertificate(read('master', flagValue(api, 'tls-cert-file')));
       const firstIp = cidr(range).base + 1;
       expect(cert.ipAddresses.map((ip) => parseIpv4(ip))).toContain(firstIp);
-      expect(cert.dnsNames).toEqual(expect.arrayContaining(['kubernetes', 'kubernetes.default', 'kubernetes.default.svc', `kubernetes.default.svc.${plan.cluster.domain}`]));
+      expect(cert.dnsNames).toEqual(
+        expect.arrayContaining(['kubernetes', 'kubernetes.default', 'kubernetes.default.svc', `kubernetes.default.svc.${plan.cluster.domain}`]),
+      );
       expect(cert.ipAddresses).toContain(flagValue(api, 'advertise-address'));
     });
 
@@ -66,7 +78,7 @@ for (const [label, edits] of [
       }
     });
 
-    it('each node subnet: CNI subnet = bridge address = IPsec left selector = every peer\'s right selector', () => {
+    it("each node subnet: CNI subnet = bridge address = IPsec left selector = every peer's right selector", () => {
       for (const n of plan.nodes) {
         const vars = shellVars(read(n.name, PATHS.nodeNetworkScript));
         const conns = ipsecConns(read(n.name, PATHS.ipsecConf));
@@ -150,11 +162,17 @@ for (const [label, edits] of [
     it('every file a unit or config names is rendered on that node (or installed by provisioning)', () => {
       for (const [node, list] of cluster.nodes) {
         const present = new Set(list.map((f) => f.path));
-        const installed = new Set(read(node, PATHS.artifacts).split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split('\t')[3]!));
+        const installed = new Set(
+          read(node, PATHS.artifacts)
+            .split('\n')
+            .filter((l) => l && !l.startsWith('#'))
+            .map((l) => l.split('\t')[3]!),
+        );
         for (const f of list.filter((x) => x.path.endsWith('.service'))) {
           const { binary, flags } = execStart(f.content);
           expect(installed.has(binary) || present.has(binary) || binary.startsWith('/usr/sbin/'), `${node}: ${binary}`).toBe(true);
-          for (const [, value] of flags) if (/^\/(etc|var)\/.*\.(crt|key|pub|conf|yaml|toml)$/.test(value)) expect(present.has(value), `${node} ${f.path} names ${value}`).toBe(true);
+          for (const [, value] of flags)
+            if (/^\/(etc|var)\/.*\.(crt|key|pub|conf|yaml|toml)$/.test(value)) expect(present.has(value), `${node} ${f.path} names ${value}`).toBe(true);
         }
       }
     });

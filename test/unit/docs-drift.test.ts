@@ -61,7 +61,13 @@ function invocations(text: string): [string, string[]][] {
     for (const m of line.matchAll(/(?:npm run ([a-z]+)(?: -- ([^#&|;`)]*))?|kube-ipsec ([a-z]+)([^#&|;`)]*))/g)) {
       const name = m[1] ?? m[3]!;
       const rest = m[1] ? (m[2] ?? '') : (m[4] ?? '');
-      out.push([name, rest.split(/\s+/).filter((t) => t.startsWith('--')).map((t) => t.split('=')[0]!)]);
+      out.push([
+        name,
+        rest
+          .split(/\s+/)
+          .filter((t) => t.startsWith('--'))
+          .map((t) => t.split('=')[0]!),
+      ]);
     }
   }
   return out;
@@ -168,7 +174,9 @@ function keyExists(key: string): boolean {
 describe('docs name only what exists', () => {
   it('every npm run <script> is a script of package.json', () => {
     const missing = docs.flatMap((d) =>
-      [...d.text.matchAll(/\bnpm run ([\w-]+(?::[\w-]+)*)/g)].filter((m) => !(m[1]! in scripts)).map((m) => `${d.file}: npm run ${m[1]} is not in package.json`),
+      [...d.text.matchAll(/\bnpm run ([\w-]+(?::[\w-]+)*)/g)]
+        .filter((m) => !(m[1]! in scripts))
+        .map((m) => `${d.file}: npm run ${m[1]} is not in package.json`),
     );
     expect(missing).toEqual([]);
   });
@@ -179,21 +187,30 @@ describe('docs name only what exists', () => {
       for (const [name, options] of invocations(c.code)) {
         if (!COMMANDS[name]) continue;
         const text = await helpText(name);
-        for (const o of options) if (o !== '--help' && !new RegExp(`(^|\\s)${o}\\b`, 'm').test(text)) wrong.push(`${c.where}: ${name} ${o}: not an option of kube-ipsec ${name}`);
+        for (const o of options)
+          if (o !== '--help' && !new RegExp(`(^|\\s)${o}\\b`, 'm').test(text)) wrong.push(`${c.where}: ${name} ${o}: not an option of kube-ipsec ${name}`);
       }
     }
     expect(wrong).toEqual([]);
   });
 
   it('every path on a node is in a rendered tree, an installed binary, or made at run time (allow-list)', () => {
-    const missing = code.flatMap((c) => [...c.code.matchAll(NODE_PATH)].map((m) => m[0]).filter((p) => !nodePathExists(p)).map((p) => `${c.where}: ${p}`));
+    const missing = code.flatMap((c) =>
+      [...c.code.matchAll(NODE_PATH)]
+        .map((m) => m[0])
+        .filter((p) => !nodePathExists(p))
+        .map((p) => `${c.where}: ${p}`),
+    );
     expect(missing).toEqual([]);
   });
 
   it('every unit, conflist or provisioner file named alone is a rendered file', () => {
     const names = new Set([...rendered].map((f) => f.split('/').pop()!));
     const missing = code.flatMap((c) =>
-      [...c.code.matchAll(NODE_FILE)].map((m) => m[0]).filter((n) => !names.has(n) && !UNRENDERED_FILES.includes(n)).map((n) => `${c.where}: ${n}`),
+      [...c.code.matchAll(NODE_FILE)]
+        .map((m) => m[0])
+        .filter((n) => !names.has(n) && !UNRENDERED_FILES.includes(n))
+        .map((n) => `${c.where}: ${n}`),
     );
     expect(missing).toEqual([]);
   });

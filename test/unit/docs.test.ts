@@ -17,7 +17,9 @@ describe('generated docs', () => {
   }
 
   it('normalises durations only', () => {
-    expect(normalizeOutput('out/: 137 written (4 nodes, 326 ms); took 1.5 s, 3 nodes')).toBe('out/: 137 written (4 nodes, <duration>); took <duration>, 3 nodes');
+    expect(normalizeOutput('out/: 137 written (4 nodes, 326 ms); took 1.5 s, 3 nodes')).toBe(
+      'out/: 137 written (4 nodes, <duration>); took <duration>, 3 nodes',
+    );
   });
 });
 
@@ -63,7 +65,8 @@ describe('the docs as a whole', () => {
     for (const file of docFiles()) {
       for (const l of links(file)) {
         if (!existsSync(join(ROOT, l.to))) broken.push(`${file}: (${l.raw}): no file ${l.to}`);
-        else if (l.hash !== undefined && l.to.endsWith('.md') && !headings(read(l.to)).has(l.hash)) broken.push(`${file}: (${l.raw}): no heading #${l.hash} in ${l.to}`);
+        else if (l.hash !== undefined && l.to.endsWith('.md') && !headings(read(l.to)).has(l.hash))
+          broken.push(`${file}: (${l.raw}): no heading #${l.hash} in ${l.to}`);
       }
     }
     expect(broken).toEqual([]);

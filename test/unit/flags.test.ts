@@ -13,7 +13,18 @@ const COMPONENTS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-s
 const reference = Object.fromEntries(COMPONENTS.map((c) => [c, { accepted: list(c), deprecated: list(`${c}.deprecated`) }]));
 
 // Removed long ago; the seeds still carry them (they fail with "unknown flag" today).
-const REMOVED = ['insecure-bind-address', 'insecure-port', 'enable-swagger-ui', 'api-servers', 'admission-control', 'network-plugin', 'allow-privileged', 'pod-infra-container-image', 'container-runtime', 'master'];
+const REMOVED = [
+  'insecure-bind-address',
+  'insecure-port',
+  'enable-swagger-ui',
+  'api-servers',
+  'admission-control',
+  'network-plugin',
+  'allow-privileged',
+  'pod-infra-container-image',
+  'container-runtime',
+  'master',
+];
 
 describe.each([
   ['docker runtime', {}],

@@ -34,9 +34,20 @@ describe('lab topology', () => {
 
   it('chooses a free address of the node network for the upstream router', () => {
     expect(t.upstream).toMatchObject({ ns: 'ut-upstream', ip: '192.168.10.254', address: '192.168.10.254/24' });
-    const taken = plan({ nodes: [{ name: 'master', role: 'master', ip: '192.168.10.254' }, { name: 'minion1', ip: '192.168.10.253' }] });
+    const taken = plan({
+      nodes: [
+        { name: 'master', role: 'master', ip: '192.168.10.254' },
+        { name: 'minion1', ip: '192.168.10.253' },
+      ],
+    });
     expect(upstreamAddress(taken)).toBe('192.168.10.252');
-    const tiny = plan({ 'network.nodeCidr': '192.168.10.8/30', nodes: [{ name: 'master', role: 'master', ip: '192.168.10.9' }, { name: 'minion1', ip: '192.168.10.10' }] });
+    const tiny = plan({
+      'network.nodeCidr': '192.168.10.8/30',
+      nodes: [
+        { name: 'master', role: 'master', ip: '192.168.10.9' },
+        { name: 'minion1', ip: '192.168.10.10' },
+      ],
+    });
     expect(() => upstreamAddress(tiny)).toThrow(/no free address/);
   });
 
@@ -65,7 +76,12 @@ describe('lab topology', () => {
       'link add ut-n3 mtu 1500 master ut-br up type veth peer name ut-eth mtu 1500 netns ut-minion3',
       'link add ut-up mtu 1500 master ut-br up type veth peer name ut-eth mtu 1500 netns ut-upstream',
     ]);
-    expect(nodeBatch(t, t.nodes[1]!)).toEqual(['link set lo up', 'addr add 192.168.10.21/24 dev ut-eth', 'link set ut-eth up', 'route add default via 192.168.10.254 dev ut-eth']);
+    expect(nodeBatch(t, t.nodes[1]!)).toEqual([
+      'link set lo up',
+      'addr add 192.168.10.21/24 dev ut-eth',
+      'link set ut-eth up',
+      'route add default via 192.168.10.254 dev ut-eth',
+    ]);
     expect(wireBatch(labTopology(plan({ 'network.underlayMtu': 9000 }), 'ut'))[0]).toBe('link add ut-br mtu 9000 type bridge');
   });
 });
@@ -84,7 +100,9 @@ describe('the lab override', () => {
 
 describe('what the lab runs on a node', () => {
   it('reads ExecStart lines as argv, honouring systemd prefixes', () => {
-    expect(execStarts('[Service]\nType=oneshot\nExecStart=/usr/local/lib/kube-ipsec/node-network\n')).toEqual([{ argv: ['/usr/local/lib/kube-ipsec/node-network'], ignoreFailure: false }]);
+    expect(execStarts('[Service]\nType=oneshot\nExecStart=/usr/local/lib/kube-ipsec/node-network\n')).toEqual([
+      { argv: ['/usr/local/lib/kube-ipsec/node-network'], ignoreFailure: false },
+    ]);
     expect(execStarts('ExecStart=-/bin/true a \\\n  b\nExecStart=@/bin/x y\n')).toEqual([
       { argv: ['/bin/true', 'a', 'b'], ignoreFailure: true },
       { argv: ['/bin/x', 'y'], ignoreFailure: false },
@@ -95,7 +113,13 @@ describe('what the lab runs on a node', () => {
     const conflist = JSON.stringify({ cniVersion: '1.1.0', name: 'kube-ipsec', plugins: [{ type: 'ipsec-cni', mtu: 1400 }, { type: 'portmap' }] });
     expect(JSON.parse(pluginConfig(conflist))).toEqual({ cniVersion: '1.1.0', name: 'kube-ipsec', type: 'ipsec-cni', mtu: 1400 });
     const env = cniEnv('ADD', { node: 'minion1', name: 'minion1-pod1', ns: 'ut-minion1-pod1', containerId: 'cid' });
-    expect(env).toMatchObject({ CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'cid', CNI_NETNS: '/run/netns/ut-minion1-pod1', CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin' });
+    expect(env).toMatchObject({
+      CNI_COMMAND: 'ADD',
+      CNI_CONTAINERID: 'cid',
+      CNI_NETNS: '/run/netns/ut-minion1-pod1',
+      CNI_IFNAME: 'eth0',
+      CNI_PATH: '/opt/cni/bin',
+    });
     expect(env.CNI_ARGS).toContain('K8S_POD_NAME=minion1-pod1');
   });
 });

@@ -61,15 +61,38 @@ describe('VM layout', () => {
       'link add kv1-mg type bridge',
       'addr add 100.64.10.1/24 dev kv1-mg',
       'link set kv1-mg up',
-      ...[0, 1, 2].flatMap((i) => [`tuntap add mode tap name kv1-v${i}m`, `link set kv1-v${i}m master kv1-mg up`, `tuntap add mode tap name kv1-v${i}u`, `link set kv1-v${i}u mtu 1500 master kv1-br up`]),
+      ...[0, 1, 2].flatMap((i) => [
+        `tuntap add mode tap name kv1-v${i}m`,
+        `link set kv1-v${i}m master kv1-mg up`,
+        `tuntap add mode tap name kv1-v${i}u`,
+        `link set kv1-v${i}u mtu 1500 master kv1-br up`,
+      ]),
     ]);
   });
 
   it('seeds a VM with its identity, one KEY=value per line, keys never spanning lines', () => {
-    const keys = { hostKey: '-----BEGIN OPENSSH PRIVATE KEY-----\nAAA=\n-----END OPENSSH PRIVATE KEY-----\n', hostKeyPub: 'ssh-ed25519 AAAAC3 h\n', authorizedKey: 'ssh-ed25519 AAAAC3 lab\n' };
+    const keys = {
+      hostKey: '-----BEGIN OPENSSH PRIVATE KEY-----\nAAA=\n-----END OPENSSH PRIVATE KEY-----\n',
+      hostKeyPub: 'ssh-ed25519 AAAAC3 h\n',
+      authorizedKey: 'ssh-ed25519 AAAAC3 lab\n',
+    };
     const text = seedText(t, layout, 'minion1', keys);
-    expect(text.split('\n').filter(Boolean).map((l) => l.split('=')[0])).toEqual([
-      'HOSTNAME', 'MGMT_MAC', 'MGMT_ADDRESS', 'UNDERLAY_MAC', 'UNDERLAY_ADDRESS', 'UNDERLAY_MTU', 'GATEWAY', 'HOST_KEY', 'HOST_KEY_PUB', 'AUTHORIZED_KEY',
+    expect(
+      text
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => l.split('=')[0]),
+    ).toEqual([
+      'HOSTNAME',
+      'MGMT_MAC',
+      'MGMT_ADDRESS',
+      'UNDERLAY_MAC',
+      'UNDERLAY_ADDRESS',
+      'UNDERLAY_MTU',
+      'GATEWAY',
+      'HOST_KEY',
+      'HOST_KEY_PUB',
+      'AUTHORIZED_KEY',
     ]);
     expect(text).toContain('UNDERLAY_ADDRESS=192.168.10.21/24\n');
     expect(text).toContain(`GATEWAY=${t.upstream.ip}\n`);
@@ -95,7 +118,18 @@ describe('qemu command line', () => {
     expect(opt('-fw_cfg')).toEqual(['name=opt/kube-ipsec/seed,file=/state/vms/minion1/seed']);
     expect(opt('-pidfile')).toEqual(['/state/vms/minion1/qemu.pid']);
     expect(argv.join(' ')).not.toMatch(/-nic|user,|hostfwd|-netdev user/);
-    expect(overlayArgv(image, files)).toEqual(['qemu-img', 'create', '-q', '-f', 'qcow2', '-b', '/cache/k/disk.img', '-F', 'raw', '/state/vms/minion1/disk.qcow2']);
+    expect(overlayArgv(image, files)).toEqual([
+      'qemu-img',
+      'create',
+      '-q',
+      '-f',
+      'qcow2',
+      '-b',
+      '/cache/k/disk.img',
+      '-F',
+      'raw',
+      '/state/vms/minion1/disk.qcow2',
+    ]);
   });
 });
 
@@ -113,7 +147,9 @@ describe('node image recipe', () => {
 
 describe("Debian's etcd as the air-gapped etcd archive", () => {
   it('reads the candidate record and derives the upstream version', () => {
-    const rec = parseAptRecord('Package: etcd-server\nVersion: 3.4.23-4+b4\nFilename: pool/main/e/etcd/etcd-server_3.4.23-4+b4_amd64.deb\nSHA256: ab\n\nPackage: etcd-server\nVersion: 3.4.20-1\n');
+    const rec = parseAptRecord(
+      'Package: etcd-server\nVersion: 3.4.23-4+b4\nFilename: pool/main/e/etcd/etcd-server_3.4.23-4+b4_amd64.deb\nSHA256: ab\n\nPackage: etcd-server\nVersion: 3.4.20-1\n',
+    );
     expect(rec).toMatchObject({ Version: '3.4.23-4+b4', Filename: 'pool/main/e/etcd/etcd-server_3.4.23-4+b4_amd64.deb', SHA256: 'ab' });
     expect(upstreamVersion('3.4.23-4+b4')).toBe('v3.4.23');
     expect(upstreamVersion('1:2.0.1-3')).toBe('v2.0.1');
@@ -135,9 +171,15 @@ describe("Debian's etcd as the air-gapped etcd archive", () => {
     );
     const js = doc.toJS() as { nodes: { name: string; ssh: object }[]; binaries: object; versions: { etcd: object; images: object } };
     expect(js.versions.images).toEqual({ smoke: { image: 'kube-ipsec.test/smoke:busybox', id: `sha256:${'cd'.repeat(32)}` } });
-    expect(js.nodes[1]).toMatchObject({ name: 'minion1', ssh: { host: '100.64.10.11', port: 22, user: 'root', privateKey: '/s/ssh/id_ed25519', hostKey: 'SHA256:minion1' } });
+    expect(js.nodes[1]).toMatchObject({
+      name: 'minion1',
+      ssh: { host: '100.64.10.11', port: 22, user: 'root', privateKey: '/s/ssh/id_ed25519', hostKey: 'SHA256:minion1' },
+    });
     expect(js.binaries).toEqual({ dir: '/cache/bin', allowAbsent: true });
-    expect(js.versions.etcd).toEqual({ version: 'v3.4.23', archive: { url: 'https://deb.debian.org/debian/pool/main/e/etcd/etcd-server_3.4.23-4+b4_amd64.deb', checksum: `sha256:${'ab'.repeat(32)}` } });
+    expect(js.versions.etcd).toEqual({
+      version: 'v3.4.23',
+      archive: { url: 'https://deb.debian.org/debian/pool/main/e/etcd/etcd-server_3.4.23-4+b4_amd64.deb', checksum: `sha256:${'ab'.repeat(32)}` },
+    });
   });
 
   it('with built binaries: only ssh and binaries.dir, nothing absent allowed, the pinned versions kept', () => {
@@ -152,7 +194,9 @@ describe("Debian's etcd as the air-gapped etcd archive", () => {
 
 describe('reading systemd', () => {
   it('parses `systemctl show` of several units, ExecStart programs and node.env', () => {
-    const shown = parseShow('Id=a.service\nActiveState=active\nExecStart={ path=/usr/local/bin/kubelet ; argv[]=/usr/local/bin/kubelet --v=2 ; }\n\nId=b.socket\nActiveState=inactive\n');
+    const shown = parseShow(
+      'Id=a.service\nActiveState=active\nExecStart={ path=/usr/local/bin/kubelet ; argv[]=/usr/local/bin/kubelet --v=2 ; }\n\nId=b.socket\nActiveState=inactive\n',
+    );
     expect(shown).toHaveLength(2);
     expect(shown[1]).toEqual({ Id: 'b.socket', ActiveState: 'inactive' });
     expect(execPath(shown[0]!.ExecStart)).toBe('/usr/local/bin/kubelet');
@@ -160,16 +204,48 @@ describe('reading systemd', () => {
   });
 });
 
-const minionUnits = ['kube-ipsec-network.service', 'strongswan-starter.service', 'docker.service', 'cri-docker.socket', 'cri-docker.service', 'kubelet.service', 'kube-proxy.service'];
+const minionUnits = [
+  'kube-ipsec-network.service',
+  'strongswan-starter.service',
+  'docker.service',
+  'cri-docker.socket',
+  'cri-docker.service',
+  'kubelet.service',
+  'kube-proxy.service',
+];
 function unitsOf(overrides: Record<string, Record<string, string>> = {}): NodeUnits {
   const exec = (p: string) => `{ path=${p} ; argv[]=${p} ; }`;
   const base: Record<string, Record<string, string>> = {
-    'kube-ipsec-network.service': { ExecStart: exec('/usr/local/lib/kube-ipsec/node-network'), ActiveState: 'active', UnitFileState: 'enabled', ActiveEnterTimestampMonotonic: '100' },
-    'strongswan-starter.service': { ExecStart: exec('/usr/sbin/ipsec'), After: 'kube-ipsec-network.service', Requires: 'kube-ipsec-network.service', ActiveState: 'active', UnitFileState: 'enabled', InactiveExitTimestampMonotonic: '200' },
+    'kube-ipsec-network.service': {
+      ExecStart: exec('/usr/local/lib/kube-ipsec/node-network'),
+      ActiveState: 'active',
+      UnitFileState: 'enabled',
+      ActiveEnterTimestampMonotonic: '100',
+    },
+    'strongswan-starter.service': {
+      ExecStart: exec('/usr/sbin/ipsec'),
+      After: 'kube-ipsec-network.service',
+      Requires: 'kube-ipsec-network.service',
+      ActiveState: 'active',
+      UnitFileState: 'enabled',
+      InactiveExitTimestampMonotonic: '200',
+    },
     'docker.service': { ExecStart: exec('/usr/sbin/dockerd'), After: 'kube-ipsec-network.service', ActiveState: 'active', UnitFileState: 'enabled' },
     'cri-docker.socket': { After: 'kube-ipsec-network.service', ActiveState: 'inactive', UnitFileState: 'disabled' },
-    'cri-docker.service': { ExecStart: exec('/usr/local/bin/cri-dockerd'), After: 'kube-ipsec-network.service', Requires: 'cri-docker.socket', ActiveState: 'inactive', UnitFileState: 'disabled' },
-    'kubelet.service': { ExecStart: exec('/usr/local/bin/kubelet'), After: 'kube-ipsec-network.service strongswan-starter.service', Requires: 'kube-ipsec-network.service cri-docker.service', ActiveState: 'inactive', UnitFileState: 'disabled' },
+    'cri-docker.service': {
+      ExecStart: exec('/usr/local/bin/cri-dockerd'),
+      After: 'kube-ipsec-network.service',
+      Requires: 'cri-docker.socket',
+      ActiveState: 'inactive',
+      UnitFileState: 'disabled',
+    },
+    'kubelet.service': {
+      ExecStart: exec('/usr/local/bin/kubelet'),
+      After: 'kube-ipsec-network.service strongswan-starter.service',
+      Requires: 'kube-ipsec-network.service cri-docker.service',
+      ActiveState: 'inactive',
+      UnitFileState: 'disabled',
+    },
     'kube-proxy.service': { ExecStart: exec('/usr/local/bin/kube-proxy'), ActiveState: 'inactive', UnitFileState: 'disabled' },
   };
   const props = new Map(minionUnits.map((u) => [u, { LoadState: 'loaded', ...base[u], ...overrides[u] }]));
@@ -240,7 +316,13 @@ src 10.240.0.0/24 dst 10.240.1.0/24
       ['192.168.10.21', '192.168.10.10', 'tunnel', 'rfc4106(gcm(aes))', 1234],
       ['192.168.10.10', '192.168.10.21', 'tunnel', 'rfc4106(gcm(aes))', 99],
     ]);
-    expect(parseXfrmPolicies(policies)[0]).toEqual({ src: '10.240.1.0/24', dst: '10.240.0.0/24', dir: 'out', tmplSrc: '192.168.10.21', tmplDst: '192.168.10.10' });
+    expect(parseXfrmPolicies(policies)[0]).toEqual({
+      src: '10.240.1.0/24',
+      dst: '10.240.0.0/24',
+      dir: 'out',
+      tmplSrc: '192.168.10.21',
+      tmplDst: '192.168.10.10',
+    });
     expect(kernelEspProblems(two, { node: two.nodes[1]!, states: s, policies: parseXfrmPolicies(policies), libipsec: false })).toEqual([]);
   });
   it('names a missing direction, userspace ESP and a missing policy', () => {
@@ -255,7 +337,10 @@ src 10.240.0.0/24 dst 10.240.1.0/24
 
 describe('capture with kernel ESP', () => {
   it('counts raw ESP and ESP in UDP 4500 apart, and refuses UDP encapsulation when the kernel does ESP', () => {
-    const lines = ['IP 192.168.10.21 > 192.168.10.22: ESP(spi=0xc1,seq=0x1), length 120', 'IP 192.168.10.21.4500 > 192.168.10.22.4500: UDP-encap: ESP(spi=0xc1,seq=0x2), length 120'];
+    const lines = [
+      'IP 192.168.10.21 > 192.168.10.22: ESP(spi=0xc1,seq=0x1), length 120',
+      'IP 192.168.10.21.4500 > 192.168.10.22.4500: UDP-encap: ESP(spi=0xc1,seq=0x2), length 120',
+    ];
     const s = classifyCapture(lines, '10.240.0.0/16');
     expect([s.esp, s.espUdp]).toEqual([2, 1]);
     expect(captureResult(s, 4, new Map(), 'userspace').ok).toBe(true);
@@ -272,7 +357,9 @@ describe('reprovision check', () => {
     units: new Map(Object.entries(units).map(([u, [entered, pid]]) => [u, { entered, pid }])),
   });
   it("reads provisioning's report and compares snapshots", () => {
-    expect(reportedActions('minion2: install /etc/ipsec.conf\nminion2: reload strongswan-starter.service\nminion1: restart kubelet.service\n', 'minion2')).toEqual([{ unit: 'strongswan-starter.service', action: 'reload' }]);
+    expect(
+      reportedActions('minion2: install /etc/ipsec.conf\nminion2: reload strongswan-starter.service\nminion1: restart kubelet.service\n', 'minion2'),
+    ).toEqual([{ unit: 'strongswan-starter.service', action: 'reload' }]);
     const a = snap('minion2', { '/etc/ipsec.conf': '1', '/etc/x': '2' }, { 's.service': ['10', '5'], 'n.service': ['3', '1'] });
     const b = snap('minion2', { '/etc/ipsec.conf': '9', '/etc/x': '2' }, { 's.service': ['10', '5'], 'n.service': ['4', '2'] });
     expect(changedFiles(a, b)).toEqual(['/etc/ipsec.conf']);
@@ -290,7 +377,14 @@ describe('reprovision check', () => {
       dpdSeen: ['7', '7'],
     };
     expect(roundProblems(ok)).toEqual([]);
-    expect(roundProblems({ ...ok, victimTouched: { restarted: ['strongswan-starter.service'], newPid: ['strongswan-starter.service'] }, others: [{ node: 'minion1', files: ['/etc/ipsec.conf'], units: [] }], dpdSeen: ['5'] })).toEqual([
+    expect(
+      roundProblems({
+        ...ok,
+        victimTouched: { restarted: ['strongswan-starter.service'], newPid: ['strongswan-starter.service'] },
+        others: [{ node: 'minion1', files: ['/etc/ipsec.conf'], units: [] }],
+        dpdSeen: ['5'],
+      }),
+    ).toEqual([
       'minion2: strongswan-starter.service was restarted (new ActiveEnterTimestamp) although nothing it depends on changed',
       'minion2: strongswan-starter.service got a new main process: it was restarted, not reloaded (its tunnels went down)',
       'minion1 was touched by re-provisioning minion2: /etc/ipsec.conf',
@@ -298,7 +392,10 @@ describe('reprovision check', () => {
     ]);
   });
   it('reads restart.tsv back into the rules it was written from', () => {
-    const rules = [{ unit: 'a.service', action: 'restart' as const, paths: ['/etc/a', '/usr/local/bin/a'] }, { unit: 'b.service', action: 'reload' as const, paths: ['/etc/b'] }];
+    const rules = [
+      { unit: 'a.service', action: 'restart' as const, paths: ['/etc/a', '/usr/local/bin/a'] },
+      { unit: 'b.service', action: 'reload' as const, paths: ['/etc/b'] },
+    ];
     expect(parseRestartMap(restartMapFile(rules, 'generated'))).toEqual(rules);
   });
 });
@@ -325,7 +422,9 @@ describe('reboot check', () => {
     expect(afterBootProblems(minion, t.podCidr, 'ipsec-br01', good)).toEqual([]);
   });
   it('names each thing the boot did not restore, and a unit that started too early', () => {
-    expect(afterBootProblems(minion, t.podCidr, 'ipsec-br01', { ...good, bridgeAddrs: [], blackholes: '', natChain: '', units: ordered(100, 90, 80, 150) })).toEqual([
+    expect(
+      afterBootProblems(minion, t.podCidr, 'ipsec-br01', { ...good, bridgeAddrs: [], blackholes: '', natChain: '', units: ordered(100, 90, 80, 150) }),
+    ).toEqual([
       'minion2: after the reboot ipsec-br01 does not exist, not 10.240.2.1 (kube-ipsec-network.service did not run at boot)',
       'minion2: after the reboot there is no blackhole route for 10.240.0.0/16: pod traffic would leave in clear while strongSwan is not up',
       'minion2: after the reboot KUBE-IPSEC-POSTROUTING lacks the masquerade rule for 10.240.2.0/24',
@@ -343,7 +442,9 @@ describe('reboot check', () => {
 });
 
 describe('mesh variants the benches compare', () => {
-  const rendered = renderCluster(plan(), placeholderPki(plan()), loadTemplates()).nodes.get('minion1')!.find((f) => f.path === '/etc/ipsec.conf')!.content;
+  const rendered = renderCluster(plan(), placeholderPki(plan()), loadTemplates())
+    .nodes.get('minion1')!
+    .find((f) => f.path === '/etc/ipsec.conf')!.content;
 
   it('every end initiating: the answering conns start and restart the pair too; nothing else changes', () => {
     const both = meshVariant(rendered, 'every-end');
@@ -353,7 +454,7 @@ describe('mesh variants the benches compare', () => {
     expect(both.split('\n').length).toBe(rendered.split('\n').length);
   });
 
-  it("route: only the auto= lines change; rendered: the file as it is", () => {
+  it('route: only the auto= lines change; rendered: the file as it is', () => {
     const route = meshVariant(rendered, 'route');
     expect(route.match(/auto=route/g)).toHaveLength(3);
     const before = rendered.split('\n');

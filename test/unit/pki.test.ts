@@ -11,11 +11,16 @@ const opts = (extra: Partial<PkiOptions> = {}): PkiOptions => ({ now: FIXED_NOW,
 const days = (n: number) => new Date(FIXED_NOW.getTime() + n * 86_400_000);
 
 describe('certificate set', () => {
-  it('issues kubeadm\'s identities, each signed by the CA of its trust domain and by no other', async () => {
+  it("issues kubeadm's identities, each signed by the CA of its trust domain and by no other", async () => {
     const p = plan();
     const { materials } = await ensurePki(p, memoryStore(), opts());
     const facts = (id: string) => readCertificate(materials.certs[id]!.cert);
-    for (const [id, name] of [['ca', 'kube-ipsec-ca'], ['etcd-ca', 'kube-ipsec-etcd-ca'], ['front-proxy-ca', 'kube-ipsec-front-proxy-ca'], ['ike-ca', 'kube-ipsec-ike-ca']] as const) {
+    for (const [id, name] of [
+      ['ca', 'kube-ipsec-ca'],
+      ['etcd-ca', 'kube-ipsec-etcd-ca'],
+      ['front-proxy-ca', 'kube-ipsec-front-proxy-ca'],
+      ['ike-ca', 'kube-ipsec-ike-ca'],
+    ] as const) {
       expect(readCertificate(materials.cas[id]!.cert)).toMatchObject({ isCa: true, commonName: name });
     }
     expect(facts('apiserver')).toMatchObject({
@@ -23,7 +28,9 @@ describe('certificate set', () => {
       usages: ['serverAuth'],
       ipAddresses: ['10.30.0.1', '192.168.10.10', '127.0.0.1'],
     });
-    expect(facts('apiserver').dnsNames).toEqual(expect.arrayContaining(['kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local', 'master']));
+    expect(facts('apiserver').dnsNames).toEqual(
+      expect.arrayContaining(['kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local', 'master']),
+    );
     expect(facts('etcd-server')).toMatchObject({ usages: ['serverAuth', 'clientAuth'], ipAddresses: ['192.168.10.10', '127.0.0.1'] });
     expect(facts('etcd-peer').usages).toEqual(['serverAuth', 'clientAuth']);
     expect(facts('apiserver-etcd-client')).toMatchObject({ commonName: 'kube-apiserver-etcd-client', organizations: [], usages: ['clientAuth'] });
@@ -39,9 +46,11 @@ describe('certificate set', () => {
       expect(facts(`kubelet-serving@${m}`)).toMatchObject({ usages: ['serverAuth'], ipAddresses: [p.nodes.find((n) => n.name === m)!.ip], dnsNames: [m] });
       expect(facts(`kube-proxy@${m}`).commonName).toBe('system:kube-proxy');
     }
-    for (const n of p.nodes) expect(facts(`ipsec@${n.name}`)).toMatchObject({ commonName: n.name, dnsNames: [n.name], ipAddresses: [n.ip], usages: ['ipsecIKE'] });
+    for (const n of p.nodes)
+      expect(facts(`ipsec@${n.name}`)).toMatchObject({ commonName: n.name, dnsNames: [n.name], ipAddresses: [n.ip], usages: ['ipsecIKE'] });
     for (const s of certSpecs(p)) {
-      for (const ca of Object.keys(materials.cas) as CaId[]) expect(isSignedBy(materials.certs[s.id]!.cert, materials.cas[ca]!.cert), `${s.id} signed by ${ca}`).toBe(ca === s.ca);
+      for (const ca of Object.keys(materials.cas) as CaId[])
+        expect(isSignedBy(materials.certs[s.id]!.cert, materials.cas[ca]!.cert), `${s.id} signed by ${ca}`).toBe(ca === s.ca);
       const key = createPrivateKey(materials.certs[s.id]!.key);
       expect([key.asymmetricKeyType, key.asymmetricKeyDetails?.namedCurve]).toEqual(['ec', 'prime256v1']);
     }
@@ -111,7 +120,12 @@ describe('reuse and re-issue', () => {
     expect(one.materials.certs['ipsec@minion2']!.key).not.toBe(first.materials.certs['ipsec@minion2']!.key);
     for (const caId of ['ca', 'etcd-ca', 'front-proxy-ca'] as const) {
       const ca = await ensurePki(plan(), store, opts({ reissue: [caId] }));
-      expect(ca.report.issued.map((i) => i.id)).toEqual([caId, ...certSpecs(plan()).filter((s) => s.ca === caId).map((s) => s.id)]);
+      expect(ca.report.issued.map((i) => i.id)).toEqual([
+        caId,
+        ...certSpecs(plan())
+          .filter((s) => s.ca === caId)
+          .map((s) => s.id),
+      ]);
       expect(ca.report.issued[1]!.reason).toBe(`not signed by its CA (${caId})`);
     }
   });
@@ -119,7 +133,11 @@ describe('reuse and re-issue', () => {
   it('switching the key algorithm re-issues every key', async () => {
     const store = memoryStore();
     await ensurePki(plan({ nodes: [{ name: 'master', role: 'master', ip: '192.168.10.10' }] }), store, opts());
-    const { report } = await ensurePki(plan({ nodes: [{ name: 'master', role: 'master', ip: '192.168.10.10' }], 'pki.keyAlgorithm': 'rsa-2048' }), store, opts());
+    const { report } = await ensurePki(
+      plan({ nodes: [{ name: 'master', role: 'master', ip: '192.168.10.10' }], 'pki.keyAlgorithm': 'rsa-2048' }),
+      store,
+      opts(),
+    );
     // Every key pair; the Secrets encryption key is no key pair.
     expect(report.reused).toEqual(['encryption-key']);
     expect(report.issued[0]!.reason).toMatch(/key is ecdsa-p256, pki.keyAlgorithm is rsa-2048/);

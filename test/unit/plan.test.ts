@@ -13,7 +13,7 @@ describe('addressing', () => {
     expect(p.nodes.map((n) => n.gatewayCidr)).toEqual(['10.240.0.1/24', '10.240.1.1/24', '10.240.2.1/24', '10.240.3.1/24']);
   });
 
-  it('adding, removing or reordering nodes never moves another node\'s subnet', () => {
+  it("adding, removing or reordering nodes never moves another node's subnet", () => {
     const before = subnetsOf(plan());
     const nodes = config().nodes.map(({ name, role, ip }) => ({ name, role, ip }));
     const added = subnetsOf(plan({ nodes: [nodes[0], { name: 'minion7', ip: '192.168.10.27' }, ...nodes.slice(1)] }));
@@ -51,7 +51,12 @@ describe('mesh', () => {
     const p = plan();
     expect(p.tunnels).toHaveLength(6);
     for (const n of p.nodes) {
-      expect(n.peers.map((x) => x.name).sort()).toEqual(p.nodes.filter((x) => x !== n).map((x) => x.name).sort());
+      expect(n.peers.map((x) => x.name).sort()).toEqual(
+        p.nodes
+          .filter((x) => x !== n)
+          .map((x) => x.name)
+          .sort(),
+      );
       expect(n.peers.every((x) => x.conn === `${n.name}-${x.name}`)).toBe(true);
     }
     expect(new Set(p.tunnels.map((t) => `${t.a}|${t.b}`)).size).toBe(6);
@@ -68,7 +73,9 @@ describe('derived values', () => {
   it('apiserver SANs: every name of the kubernetes service and the first service IP', () => {
     const p = plan({ 'cluster.domain': 'corp.example' });
     expect(p.network.kubernetesServiceIp).toBe('10.30.0.1');
-    expect(p.apiserver.sans.dns).toEqual(expect.arrayContaining(['kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.corp.example', 'master']));
+    expect(p.apiserver.sans.dns).toEqual(
+      expect.arrayContaining(['kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.corp.example', 'master']),
+    );
     expect(p.apiserver.sans.ips).toEqual(['10.30.0.1', '192.168.10.10', '127.0.0.1']);
     expect(p.apiserver.url).toBe('https://192.168.10.10:6443');
   });

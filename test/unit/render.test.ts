@@ -42,7 +42,9 @@ describe('what each node gets', () => {
       expect(has('master', path)).toBe(false);
       for (const m of p.minions) expect(has(m.name, path)).toBe(true);
     }
-    for (const n of p.nodes) for (const path of [PATHS.ipsecConf, PATHS.ipsecSecrets, PATHS.strongswanConf, PATHS.nodeNetworkScript, unit(UNITS.nodeNetwork)]) expect(has(n.name, path)).toBe(true);
+    for (const n of p.nodes)
+      for (const path of [PATHS.ipsecConf, PATHS.ipsecSecrets, PATHS.strongswanConf, PATHS.nodeNetworkScript, unit(UNITS.nodeNetwork)])
+        expect(has(n.name, path)).toBe(true);
   });
 
   it('containerd replaces docker and cri-dockerd', () => {
@@ -108,7 +110,12 @@ describe('what each node gets', () => {
   it('node network: bridge with the gateway, fail-closed blackhole, masquerade sparing pod traffic', () => {
     const script = fileAt(cluster.nodes.get('minion2')!, PATHS.nodeNetworkScript);
     expect(script.mode).toBe(0o755);
-    expect(shellVars(script.content)).toMatchObject({ BRIDGE: 'ipsec-br01', GATEWAY: '10.240.2.1/24', NODE_SUBNET: '10.240.2.0/24', POD_CIDR: '10.240.0.0/16' });
+    expect(shellVars(script.content)).toMatchObject({
+      BRIDGE: 'ipsec-br01',
+      GATEWAY: '10.240.2.1/24',
+      NODE_SUBNET: '10.240.2.0/24',
+      POD_CIDR: '10.240.0.0/16',
+    });
     expect(script.content).toContain('ip route replace blackhole "$POD_CIDR"');
     expect(script.content).toContain('-s "$NODE_SUBNET" ! -d "$POD_CIDR" -j MASQUERADE');
   });
@@ -117,7 +124,10 @@ describe('what each node gets', () => {
     const nft = fileAt(cluster.nodes.get('minion2')!, PATHS.nodeNetworkRules).content;
     expect(nft).toMatch(/^table ip kube-ipsec\ndelete table ip kube-ipsec\n/m);
     expect(nft).toMatch(/type nat hook postrouting priority srcnat - 10;/);
-    const natChain = /chain pod-source-nat \{\n((?:\t\t.*\n)+)\t\}/.exec(nft)![1]!.trim().split(/\n\t\t/);
+    const natChain = /chain pod-source-nat \{\n((?:\t\t.*\n)+)\t\}/
+      .exec(nft)![1]!
+      .trim()
+      .split(/\n\t\t/);
     expect(natChain).toEqual([
       'type nat hook postrouting priority srcnat - 10; policy accept;',
       'ip daddr != 10.240.0.0/16 accept',
@@ -142,7 +152,11 @@ describe('what each node gets', () => {
   });
 
   it('node network nftables: what arrives from outside the node to or from the pod range came out of a tunnel, judged before any NAT', () => {
-    const chain = (nft: string) => /chain inbound \{\n((?:\t\t.*\n)+)\t\}/.exec(nft)![1]!.trim().split(/\n\t\t/);
+    const chain = (nft: string) =>
+      /chain inbound \{\n((?:\t\t.*\n)+)\t\}/
+        .exec(nft)![1]!
+        .trim()
+        .split(/\n\t\t/);
     const kernel = chain(fileAt(cluster.nodes.get('minion2')!, PATHS.nodeNetworkRules).content);
     expect(kernel).toEqual([
       // raw: before conntrack and before kube-proxy's DNAT (dstnat) rewrites a NodePort's address.

@@ -9,7 +9,11 @@ import { SECRET } from '../../src/render/files.ts';
 import { loadTemplates } from '../../src/render/templates.ts';
 import { issuePki, plan as makePlan } from '../helpers/cluster.ts';
 
-const keyBody = (pem: string) => pem.split('\n').filter((l) => l && !l.startsWith('-----')).join('');
+const keyBody = (pem: string) =>
+  pem
+    .split('\n')
+    .filter((l) => l && !l.startsWith('-----'))
+    .join('');
 
 describe.each([
   ['pubkey', {}],
@@ -32,7 +36,7 @@ describe.each([
     cluster = renderCluster(plan, pki, loadTemplates());
   });
 
-  it('no node tree contains another node\'s private key', () => {
+  it("no node tree contains another node's private key", () => {
     for (const spec of certSpecs(plan)) {
       const body = keyBody(pki.certs[spec.id]!.key);
       for (const n of plan.nodes) expect(treeText(n.name).includes(body), `${spec.id} key in ${n.name}`).toBe(n.name === spec.owner);
@@ -56,7 +60,8 @@ describe.each([
   it('every file holding a key or secret is 0600, and nothing else is', () => {
     for (const [node, files] of cluster.nodes) {
       for (const f of files) {
-        const sensitive = /PRIVATE KEY|client-key-data|: PSK |^kind: EncryptionConfiguration$/m.test(f.content) || f.path.endsWith('.key') || f.path.endsWith('ipsec.secrets');
+        const sensitive =
+          /PRIVATE KEY|client-key-data|: PSK |^kind: EncryptionConfiguration$/m.test(f.content) || f.path.endsWith('.key') || f.path.endsWith('ipsec.secrets');
         expect(f.mode === SECRET, `${node}:${f.path} mode ${f.mode.toString(8)}`).toBe(sensitive);
       }
     }

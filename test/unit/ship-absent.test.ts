@@ -43,6 +43,8 @@ describe('a Debian package as the etcd archive', () => {
   });
 
   it('still refuses a URL that names another version', () => {
-    expect(problemsOf(clusterYaml({ 'versions.etcd': { ...DEB, version: 'v3.4.30' } }))).toEqual(['versions.etcd.archive.url: does not name versions.etcd.version = v3.4.30']);
+    expect(problemsOf(clusterYaml({ 'versions.etcd': { ...DEB, version: 'v3.4.30' } }))).toEqual([
+      'versions.etcd.archive.url: does not name versions.etcd.version = v3.4.30',
+    ]);
   });
 });

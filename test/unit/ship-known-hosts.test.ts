@@ -6,7 +6,16 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { checkHostKey, describeRefusal, fingerprint, keyType, hostMatches, knownKeyTypes, parseKnownHosts, type HostKeyPolicy } from '../../src/ship/known-hosts.ts';
+import {
+  checkHostKey,
+  describeRefusal,
+  fingerprint,
+  keyType,
+  hostMatches,
+  knownKeyTypes,
+  parseKnownHosts,
+  type HostKeyPolicy,
+} from '../../src/ship/known-hosts.ts';
 import { hostKeyPolicy } from '../helpers/host-keys.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kube-ipsec-known-hosts-'));
@@ -62,7 +71,9 @@ describe('host keys', () => {
     expect(v).toMatchObject({ ok: false, problem: 'changed', presented: fingerprint(other.blob) });
     if (v.ok) throw new Error('unreachable');
     expect(v.detail).toContain(`${file}:2 (ssh-ed25519 ${fingerprint(ed.blob)})`);
-    expect(describeRefusal('minion1', policy({ knownHosts: [file] }), v)).toMatch(/minion1: host key of 192\.168\.10\.21 refused: changed .*\n.*man-in-the-middle.*\n.*ssh-keygen -R '192\.168\.10\.21' -f .*kh-changed/);
+    expect(describeRefusal('minion1', policy({ knownHosts: [file] }), v)).toMatch(
+      /minion1: host key of 192\.168\.10\.21 refused: changed .*\n.*man-in-the-middle.*\n.*ssh-keygen -R '192\.168\.10\.21' -f .*kh-changed/,
+    );
     expect(knownKeyTypes(policy(), entries)).toEqual(['ssh-ed25519']);
   });
 
@@ -82,7 +93,11 @@ describe('host keys', () => {
 
   it('check a pinned fingerprint, and refuse revoked keys', () => {
     expect(checkHostKey(policy({ pinned: fingerprint(ed.blob) }), [], ed.blob)).toEqual({ ok: true, how: 'pinned in cluster.yaml' });
-    expect(checkHostKey(policy({ pinned: fingerprint(ed.blob) }), [], other.blob)).toMatchObject({ ok: false, problem: 'changed', detail: `cluster.yaml pins ${fingerprint(ed.blob)}` });
+    expect(checkHostKey(policy({ pinned: fingerprint(ed.blob) }), [], other.blob)).toMatchObject({
+      ok: false,
+      problem: 'changed',
+      detail: `cluster.yaml pins ${fingerprint(ed.blob)}`,
+    });
     const entries = parseKnownHosts(`@revoked * ${ed.kind} ${ed.b64}\n192.168.10.21 ${ed.kind} ${ed.b64}\n`, 'kh');
     expect(checkHostKey(policy(), entries, ed.blob)).toMatchObject({ ok: false, problem: 'revoked' });
   });

@@ -91,7 +91,9 @@ describe('restart map', () => {
   });
 
   it('orders actions by bring-up order whatever order the changes come in', () => {
-    const all = files('minion1').map((f) => f.path).reverse();
+    const all = files('minion1')
+      .map((f) => f.path)
+      .reverse();
     expect(affected('minion1', ...all)).toEqual([
       `restart ${UNITS.modulesLoad}`,
       `restart ${UNITS.sysctl}`,

@@ -52,7 +52,12 @@ describe('ship targets', () => {
       hostKey: `SHA256:${'A'.repeat(43)}`,
       source: 'cluster.yaml',
     });
-    expect(await resolveTarget(node('minion1'), ctx)).toMatchObject({ host: 'm1.example', port: 2022, user: 'root', identityFiles: [join(homedir(), '.ssh/id_m1')] });
+    expect(await resolveTarget(node('minion1'), ctx)).toMatchObject({
+      host: 'm1.example',
+      port: 2022,
+      user: 'root',
+      identityFiles: [join(homedir(), '.ssh/id_m1')],
+    });
   });
 
   it('ask vagrant for nodes without nodes[].ssh, in the config directory with its environment', async () => {

@@ -54,7 +54,8 @@ describe('fixtures', () => {
     ['kube-dns-slices-not-ready', EndpointSlice],
     ['kube-dns-slices-ready', EndpointSlice],
   ] as const)('%s: every item is a valid API object (OpenAPI schema)', (name, Model) => {
-    for (const item of fixture<List<object>>(name).items) expect(() => new (Model as unknown as new (d: object) => { validate(): void })(item).validate()).not.toThrow();
+    for (const item of fixture<List<object>>(name).items)
+      expect(() => new (Model as unknown as new (d: object) => { validate(): void })(item).validate()).not.toThrow();
   });
   it('kube-dns-service is a valid Service', () => expect(() => new Service(fixture('kube-dns-service')).validate()).not.toThrow());
 });
@@ -62,7 +63,11 @@ describe('fixtures', () => {
 describe('nodes', () => {
   it('every minion registered, at its cluster.yaml address, Ready: pass', () => {
     const f = nodeFindings(plan, fixture('nodes-ready'));
-    expect(f.map((x) => [x.subject, x.ok])).toEqual([['minion1', true], ['minion2', true], ['minion3', true]]);
+    expect(f.map((x) => [x.subject, x.ok])).toEqual([
+      ['minion1', true],
+      ['minion2', true],
+      ['minion3', true],
+    ]);
     expect(f[0]!.detail).toBe('Ready (v1.35.0, docker://20.10.24+dfsg1)');
   });
 
@@ -70,14 +75,20 @@ describe('nodes', () => {
     const [m1, m2, m3] = nodeFindings(plan, fixture('nodes-mixed'));
     expect(m1!.ok).toBe(true);
     expect(m2!.ok).toBe(false);
-    expect(m2!.detail).toMatch(/^NotReady \(KubeletNotReady: container runtime network not ready: NetworkReady=false .*\): the runtime on minion2 has no pod network; check \/etc\/cni\/net\.d\/10-kube-ipsec\.conflist and \/opt\/cni\/bin\/ipsec-cni there \(provision minion2\)$/);
+    expect(m2!.detail).toMatch(
+      /^NotReady \(KubeletNotReady: container runtime network not ready: NetworkReady=false .*\): the runtime on minion2 has no pod network; check \/etc\/cni\/net\.d\/10-kube-ipsec\.conflist and \/opt\/cni\/bin\/ipsec-cni there \(provision minion2\)$/,
+    );
     expect(m3!.detail).toBe("registered with InternalIP 10.0.2.15, but cluster.yaml gives minion3 192.168.10.23 (the kubelet's --node-ip)");
   });
 
   it('Unknown means the kubelet stopped reporting; an absent node never registered', () => {
     const f = nodeFindings(plan, fixture('nodes-unknown'));
-    expect(f[0]!.detail).toMatch(/^Ready=Unknown \(NodeStatusUnknown: Kubelet stopped posting node status\.\): the kubelet on minion1 stopped posting its status/);
-    expect(f[1]!.detail).toBe("not registered: minion2's kubelet has not reached the API server (on minion2: systemctl status kubelet.service; journalctl -u kubelet.service)");
+    expect(f[0]!.detail).toMatch(
+      /^Ready=Unknown \(NodeStatusUnknown: Kubelet stopped posting node status\.\): the kubelet on minion1 stopped posting its status/,
+    );
+    expect(f[1]!.detail).toBe(
+      "not registered: minion2's kubelet has not reached the API server (on minion2: systemctl status kubelet.service; journalctl -u kubelet.service)",
+    );
   });
 });
 
@@ -93,33 +104,62 @@ describe('pods', () => {
   });
 
   it('an unscheduled pod quotes the scheduler', () => {
-    expect(podProblem(pod(pods, 'smoke-minion3'), events)).toMatch(/^not scheduled: 0\/3 nodes are available: 1 node\(s\) had untolerated taint \{node\.kubernetes\.io\/not-ready: \}.*\(its node must be Ready and match nodeSelector \{"kubernetes\.io\/hostname":"minion3"\}\)$/);
+    expect(podProblem(pod(pods, 'smoke-minion3'), events)).toMatch(
+      /^not scheduled: 0\/3 nodes are available: 1 node\(s\) had untolerated taint \{node\.kubernetes\.io\/not-ready: \}.*\(its node must be Ready and match nodeSelector \{"kubernetes\.io\/hostname":"minion3"\}\)$/,
+    );
   });
 
   it('an image that cannot be pulled points at the air-gapped archive', () => {
     const list = fixture<List<IPod>>('pods-pull-and-wrong-subnet');
-    expect(podProblem(pod(list, 'smoke-minion1'), [])).toMatch(/^ImagePullBackOff on minion1: registry\.k8s\.io\/e2e-test-images\/agnhost:2\.53@sha256:\S+ cannot be pulled \(Back-off pulling image .*no such host\); without a registry, put its archive in binaries\.dir and provision minion1$/);
+    expect(podProblem(pod(list, 'smoke-minion1'), [])).toMatch(
+      /^ImagePullBackOff on minion1: registry\.k8s\.io\/e2e-test-images\/agnhost:2\.53@sha256:\S+ cannot be pulled \(Back-off pulling image .*no such host\); without a registry, put its archive in binaries\.dir and provision minion1$/,
+    );
   });
 
   it('a pod address outside its node’s subnet names whose subnet it is', () => {
     const list = fixture<List<IPod>>('pods-pull-and-wrong-subnet');
     expect(podIpFinding(plan, 'minion1', pod(pods, 'smoke-minion1'))).toMatchObject({ ok: true, detail: '10.240.1.5 in 10.240.1.0/24' });
     const wrong = podIpFinding(plan, 'minion2', pod(list, 'smoke-minion2'));
-    expect(wrong).toMatchObject({ ok: false, detail: "10.240.3.4 is outside minion2's pod subnet 10.240.2.0/24 (it is minion3's): the runtime on minion2 does not use /etc/cni/net.d/10-kube-ipsec.conflist as rendered" });
+    expect(wrong).toMatchObject({
+      ok: false,
+      detail:
+        "10.240.3.4 is outside minion2's pod subnet 10.240.2.0/24 (it is minion3's): the runtime on minion2 does not use /etc/cni/net.d/10-kube-ipsec.conflist as rendered",
+    });
   });
 });
 
 describe('probes', () => {
   it('curl’s exit status says what went wrong; the answer must be the expected pod', () => {
     expect(probeOutcome({ code: 0, stdout: 'smoke-minion2', stderr: '' }, ['smoke-minion2'])).toEqual({ ok: true, answer: 'smoke-minion2' });
-    expect(probeOutcome({ code: 0, stdout: 'smoke-minion3', stderr: '' }, ['smoke-minion2'])).toMatchObject({ ok: false, why: 'answered "smoke-minion3", expected smoke-minion2' });
-    expect(probeOutcome({ code: 6, stdout: '', stderr: 'curl: (6) Could not resolve host' }, ['x'])).toMatchObject({ ok: false, code: 6, why: 'the name did not resolve' });
-    expect(probeOutcome({ code: 35, stdout: '', stderr: 'curl: (35) SSL connect error' }, ['x'])).toMatchObject({ why: 'curl exited 35: curl: (35) SSL connect error' });
+    expect(probeOutcome({ code: 0, stdout: 'smoke-minion3', stderr: '' }, ['smoke-minion2'])).toMatchObject({
+      ok: false,
+      why: 'answered "smoke-minion3", expected smoke-minion2',
+    });
+    expect(probeOutcome({ code: 6, stdout: '', stderr: 'curl: (6) Could not resolve host' }, ['x'])).toMatchObject({
+      ok: false,
+      code: 6,
+      why: 'the name did not resolve',
+    });
+    expect(probeOutcome({ code: 35, stdout: '', stderr: 'curl: (35) SSL connect error' }, ['x'])).toMatchObject({
+      why: 'curl exited 35: curl: (35) SSL connect error',
+    });
   });
 
   it('pod → pod: a timeout points at the tunnel between the two nodes', () => {
-    const f = podToPodFinding('minion1', 'minion3', '10.240.3.2', { code: 28, stdout: '', stderr: 'curl: (28) Connection timed out after 5001 milliseconds' }, 'smoke-minion3');
-    expect(f).toEqual({ check: 'pod → pod', subject: 'minion1 → minion3', ok: false, detail: 'http://10.240.3.2:8080 from minion1: no answer before the timeout: the tunnel minion1↔minion3 may be down or dropping pod traffic (npm run check; on minion1: ipsec statusall)' });
+    const f = podToPodFinding(
+      'minion1',
+      'minion3',
+      '10.240.3.2',
+      { code: 28, stdout: '', stderr: 'curl: (28) Connection timed out after 5001 milliseconds' },
+      'smoke-minion3',
+    );
+    expect(f).toEqual({
+      check: 'pod → pod',
+      subject: 'minion1 → minion3',
+      ok: false,
+      detail:
+        'http://10.240.3.2:8080 from minion1: no answer before the timeout: the tunnel minion1↔minion3 may be down or dropping pod traffic (npm run check; on minion1: ipsec statusall)',
+    });
   });
 });
 
@@ -135,13 +175,17 @@ describe('cluster DNS', () => {
   });
 
   it('no Service, the wrong clusterIP, no pods, or everything ready (then the path is to blame)', () => {
-    expect(dnsCause(plan, 'minion1', { pods: [], slices: [], events: [] })).toMatch(/^no kube-dns Service in kube-system \(the add-ons are applied on master by kube-ipsec-addons\.service/);
+    expect(dnsCause(plan, 'minion1', { pods: [], slices: [], events: [] })).toMatch(
+      /^no kube-dns Service in kube-system \(the add-ons are applied on master by kube-ipsec-addons\.service/,
+    );
     const moved = structuredClone(notReadyDns);
     moved.service!.spec!.clusterIP = '10.30.0.53';
     expect(dnsCause(plan, 'minion1', moved)).toBe('kube-dns has clusterIP 10.30.0.53, but kubelets send pods to 10.30.0.10 (network.clusterDns)');
     expect(dnsCause(plan, 'minion1', { ...notReadyDns, pods: [] })).toMatch(/^no CoreDNS pods/);
     const ready = { ...notReadyDns, slices: fixture<List<never>>('kube-dns-slices-ready').items };
-    expect(dnsCause(plan, 'minion3', ready)).toMatch(/^CoreDNS has ready endpoints \(10\.240\.2\.7 on minion2, 10\.240\.2\.8 on minion2\), but queries from minion3 to 10\.30\.0\.10 get no answer/);
+    expect(dnsCause(plan, 'minion3', ready)).toMatch(
+      /^CoreDNS has ready endpoints \(10\.240\.2\.7 on minion2, 10\.240\.2\.8 on minion2\), but queries from minion3 to 10\.30\.0\.10 get no answer/,
+    );
   });
 
   it('resolved but no answer through the Service points at kube-proxy', () => {
@@ -154,7 +198,14 @@ describe('manifests', () => {
   const run = smokeRun(plan, 'a1b2c3');
   it('one pod per minion placed by the scheduler, a Service and a NodePort, all valid API objects in the run’s namespace', () => {
     const objects = smokeObjects(plan, run);
-    expect(objects.map((o) => `${o.kind}/${o.metadata!.name}`)).toEqual(['Namespace/kube-ipsec-smoke-a1b2c3', 'Pod/smoke-minion1', 'Pod/smoke-minion2', 'Pod/smoke-minion3', 'Service/smoke', 'Service/smoke-nodeport']);
+    expect(objects.map((o) => `${o.kind}/${o.metadata!.name}`)).toEqual([
+      'Namespace/kube-ipsec-smoke-a1b2c3',
+      'Pod/smoke-minion1',
+      'Pod/smoke-minion2',
+      'Pod/smoke-minion3',
+      'Service/smoke',
+      'Service/smoke-nodeport',
+    ]);
     const models = { Namespace, Pod, Service } as Record<string, new (d: object) => { validate(): void }>;
     for (const o of objects) {
       expect(() => new models[o.kind!]!(o).validate()).not.toThrow();
@@ -178,7 +229,12 @@ describe('manifests', () => {
 });
 
 /** An API server in memory: applied objects, pods that become Ready (or not) on their node. */
-function fakeKube(opts: { podIp: (node: string) => string | undefined; curl: (pod: string, url: string) => { code: number; stdout: string }; applyFails?: boolean; portForwardFails?: boolean }) {
+function fakeKube(opts: {
+  podIp: (node: string) => string | undefined;
+  curl: (pod: string, url: string) => { code: number; stdout: string };
+  applyFails?: boolean;
+  portForwardFails?: boolean;
+}) {
   const state = { namespace: undefined as string | undefined, pods: [] as IPod[], deleted: [] as string[], nodePort: 31234 };
   const kube: Kube = {
     async get<T>(args: string[]) {
@@ -207,7 +263,18 @@ function fakeKube(opts: { podIp: (node: string) => string | undefined; curl: (po
         .map((d) => {
           const node = d.spec.nodeSelector['kubernetes.io/hostname'];
           const ip = opts.podIp(node);
-          return { ...d, spec: { ...d.spec, nodeName: node }, status: ip ? { phase: 'Running', podIP: ip, conditions: [{ type: 'Ready', status: 'True' }] } : { phase: 'Pending', containerStatuses: [{ name: 'netexec', ready: false, restartCount: 0, image: '', imageID: '', state: { waiting: { reason: 'ContainerCreating' } } }] } };
+          return {
+            ...d,
+            spec: { ...d.spec, nodeName: node },
+            status: ip
+              ? { phase: 'Running', podIP: ip, conditions: [{ type: 'Ready', status: 'True' }] }
+              : {
+                  phase: 'Pending',
+                  containerStatuses: [
+                    { name: 'netexec', ready: false, restartCount: 0, image: '', imageID: '', state: { waiting: { reason: 'ContainerCreating' } } },
+                  ],
+                },
+          };
         });
     },
     async exec(_ns, podName, argv) {
@@ -236,7 +303,14 @@ describe('runSmoke (in-memory API server)', () => {
   it('all well: every check passes, a progress line per step, and the namespace is removed', async () => {
     const { kube, state } = fakeKube({ podIp: (n) => ips[n], curl: (_p, url) => ({ code: 0, stdout: podAt(url) ? `smoke-${podAt(url)}` : 'smoke-minion2' }) });
     const lines: string[] = [];
-    const findings = await runSmoke({ plan, run, kube, say: (l) => lines.push(l), sleep: async () => {}, httpGet: async () => ({ ok: true, answer: 'smoke-minion1' }) });
+    const findings = await runSmoke({
+      plan,
+      run,
+      kube,
+      say: (l) => lines.push(l),
+      sleep: async () => {},
+      httpGet: async () => ({ ok: true, answer: 'smoke-minion1' }),
+    });
     expect(findings.filter((f) => !f.ok)).toEqual([]);
     expect(findings.filter((f) => f.check === 'pod → pod')).toHaveLength(6);
     expect(findings.filter((f) => ['logs', 'exec', 'port-forward'].includes(f.check)).map((f) => `${f.check} ${f.subject}: ${f.detail}`)).toEqual([
@@ -244,7 +318,11 @@ describe('runSmoke (in-memory API server)', () => {
       'exec smoke-minion1: hostname: smoke-minion1',
       'port-forward smoke-minion1: localhost → :8080/hostname answered smoke-minion1',
     ]);
-    expect(findings.filter((f) => f.check === 'NodePort').map((f) => f.subject)).toEqual(['minion1 192.168.10.21:31234', 'minion2 192.168.10.22:31234', 'minion3 192.168.10.23:31234']);
+    expect(findings.filter((f) => f.check === 'NodePort').map((f) => f.subject)).toEqual([
+      'minion1 192.168.10.21:31234',
+      'minion2 192.168.10.22:31234',
+      'minion3 192.168.10.23:31234',
+    ]);
     expect(lines).toEqual([
       'nodes: reading 3 node(s) from the API server',
       expect.stringMatching(/^creating namespace kube-ipsec-smoke-feed01: 3 pod\(s\)/),
@@ -265,7 +343,15 @@ describe('runSmoke (in-memory API server)', () => {
       curl: (_p, url) => (url.includes('svc.cluster.local') ? { code: 6, stdout: '' } : { code: 0, stdout: `smoke-${podAt(url)}` }),
     });
     const lines: string[] = [];
-    const findings = await runSmoke({ plan, run, kube, say: (l) => lines.push(l), sleep: async () => {}, podTimeoutMs: 0, httpGet: async () => ({ ok: false, why: 'ECONNREFUSED' }) });
+    const findings = await runSmoke({
+      plan,
+      run,
+      kube,
+      say: (l) => lines.push(l),
+      sleep: async () => {},
+      podTimeoutMs: 0,
+      httpGet: async () => ({ ok: false, why: 'ECONNREFUSED' }),
+    });
     const failed = findings.filter((f) => !f.ok);
     expect(failed.map((f) => `${f.check} ${f.subject}`)).toEqual([
       'pod smoke-minion3 on minion3',

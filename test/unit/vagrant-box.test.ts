@@ -27,7 +27,10 @@ function recorder(): Runner & { calls: string[][] } {
 
 function install(home: string, recipe: string): void {
   mkdirSync(installedBoxDir(home), { recursive: true });
-  writeFileSync(join(installedBoxDir(home), 'metadata.json'), JSON.stringify({ provider: 'libvirt', format: 'qcow2', virtual_size: 8, kube_ipsec_recipe: recipe }));
+  writeFileSync(
+    join(installedBoxDir(home), 'metadata.json'),
+    JSON.stringify({ provider: 'libvirt', format: 'qcow2', virtual_size: 8, kube_ipsec_recipe: recipe }),
+  );
 }
 
 describe('npm run box', () => {

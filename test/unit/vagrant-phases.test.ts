@@ -7,10 +7,11 @@ const stamped = (rows: [number, string][]): StampedLine[] => rows.map(([t, line]
 
 describe('vagrant up phases', () => {
   it('drops colours, progress redraws and blank lines', () => {
-    expect(cleanLines('\x1b[0mProgress: 0%\r\x1b[KProgress: 100%\r\x1b[K==> master: Creating image (snapshot of base box volume).\n\n    master: SSH username: vagrant\n')).toEqual([
-      '==> master: Creating image (snapshot of base box volume).',
-      '    master: SSH username: vagrant',
-    ]);
+    expect(
+      cleanLines(
+        '\x1b[0mProgress: 0%\r\x1b[KProgress: 100%\r\x1b[K==> master: Creating image (snapshot of base box volume).\n\n    master: SSH username: vagrant\n',
+      ),
+    ).toEqual(['==> master: Creating image (snapshot of base box volume).', '    master: SSH username: vagrant']);
   });
 
   it('splits each machine of a parallel up into box import, boot, configure and provisioning', () => {

@@ -34,12 +34,17 @@ describe('vagrant boxes per provider', () => {
   });
 
   it('reach the Vagrantfile through out/cluster.json with the node network and only the libvirt keys that are set', () => {
-    const plan = planCluster(parseCluster(`${NODES}network: {nodeCidr: 192.168.10.0/24, underlayMtu: 1400}\nvagrant:\n  libvirt: {box: ${LOCAL_BOX}, driver: qemu}\n`));
+    const plan = planCluster(
+      parseCluster(`${NODES}network: {nodeCidr: 192.168.10.0/24, underlayMtu: 1400}\nvagrant:\n  libvirt: {box: ${LOCAL_BOX}, driver: qemu}\n`),
+    );
     const summary = JSON.parse(clusterSummary(plan));
     expect(summary).toMatchObject({ nodeCidr: '192.168.10.0/24', underlayMtu: 1400 });
     expect(summary.vagrant).toEqual({
       box: 'debian/bookworm64',
-      boxes: { libvirt: { name: LOCAL_BOX, key: 'vagrant.libvirt.box', local: true }, virtualbox: { name: 'debian/bookworm64', key: 'vagrant.box', local: false } },
+      boxes: {
+        libvirt: { name: LOCAL_BOX, key: 'vagrant.libvirt.box', local: true },
+        virtualbox: { name: 'debian/bookworm64', key: 'vagrant.box', local: false },
+      },
       libvirt: { driver: 'qemu' },
     });
   });

@@ -119,7 +119,9 @@ export class VagrantCluster {
     const r = await this.onNode(node, 'swanctl --list-sas --pretty', true);
     if (r.code !== 0) return [];
     const sas = ikeSas(r.stdout);
-    return NODES.filter((n) => n.name !== node && sas.some((s) => s.remoteHost === n.ip && s.state === 'ESTABLISHED' && s.children.some((c) => c.state === 'INSTALLED'))).map((n) => n.name);
+    return NODES.filter(
+      (n) => n.name !== node && sas.some((s) => s.remoteHost === n.ip && s.state === 'ESTABLISHED' && s.children.some((c) => c.state === 'INSTALLED')),
+    ).map((n) => n.name);
   }
 
   async everyPairUp(): Promise<boolean> {

@@ -28,7 +28,9 @@ const lines = (s: string) => s.split('\n').filter((l) => l.trim() !== '');
 export async function hostSnapshot(): Promise<HostSnapshot> {
   const run = async (argv: string[]) => (await processRunner.run(argv, { allowFail: true })).stdout;
   // Counters and generation headers change with traffic and time, rules do not.
-  const iptables = lines(await run(['iptables-save'])).filter((l) => !l.startsWith('#')).map((l) => l.replace(/\[\d+:\d+\]/, '[]'));
+  const iptables = lines(await run(['iptables-save']))
+    .filter((l) => !l.startsWith('#'))
+    .map((l) => l.replace(/\[\d+:\d+\]/, '[]'));
   const nft = lines(await run(['nft', 'list', 'ruleset']));
   return {
     links: lines(await run(['ip', '-o', 'link', 'show'])).map((l) => l.split(':')[1]!.trim().split('@')[0]!),

@@ -29,12 +29,14 @@ const MACHINE_LINE = /^(?:==> |    )([A-Za-z0-9][A-Za-z0-9_.-]*): (.*)$/;
 
 /** Vagrant's output without colours, progress redraws (\r…\e[K) and blank lines. */
 export function cleanLines(chunk: string): string[] {
-  return chunk
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: ESC starts the colour codes removed here.
-    .replace(/\x1b\[[0-9;]*[A-Za-z]/g, '')
-    .split('\n')
-    .map((l) => l.split('\r').pop()!.trimEnd())
-    .filter((l) => l.trim() !== '');
+  return (
+    chunk
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: ESC starts the colour codes removed here.
+      .replace(/\x1b\[[0-9;]*[A-Za-z]/g, '')
+      .split('\n')
+      .map((l) => l.split('\r').pop()!.trimEnd())
+      .filter((l) => l.trim() !== '')
+  );
 }
 
 export function machinePhases(lines: StampedLine[]): MachinePhases[] {

@@ -77,7 +77,8 @@ export class LibvirtSandbox {
     const dir = mkdtempSync(join(parent, `kube-ipsec-${prefix}-`));
     const ns = `${prefix}-vg`;
     const d = (...p: string[]) => join(dir, ...p);
-    for (const sub of ['etc', 'lib/images', 'log', 'cache', 'run/libvirt', 'run/netns', 'home', 'tmp', 'vagrant.d', 'dotfile']) mkdirSync(d(sub), { recursive: true });
+    for (const sub of ['etc', 'lib/images', 'log', 'cache', 'run/libvirt', 'run/netns', 'home', 'tmp', 'vagrant.d', 'dotfile'])
+      mkdirSync(d(sub), { recursive: true });
     writeFileSync(d('etc/libvirtd.conf'), LIBVIRTD_CONF);
     writeFileSync(d('etc/qemu.conf'), QEMU_CONF, { mode: 0o600 });
     // The pool directory as Debian ships it: qemu (libvirt-qemu) must traverse it.
@@ -106,11 +107,17 @@ export class LibvirtSandbox {
         for (const sb of live) sb.stopNow();
       });
     }
-    const up = await waitFor(async () => existsSync(d('run/libvirt/libvirt-sock')) && (await sandbox.run(['virsh', 'version'], { allowFail: true })).code === 0, 30_000, 200);
+    const up = await waitFor(
+      async () => existsSync(d('run/libvirt/libvirt-sock')) && (await sandbox.run(['virsh', 'version'], { allowFail: true })).code === 0,
+      30_000,
+      200,
+    );
     child.stderr!.destroy();
     if (!up) {
       await sandbox.stop();
-      throw new Error(`libvirtd did not start in the sandbox ${prefix}${child.exitCode !== null ? ` (holder exited ${child.exitCode})` : ''}: ${stderr.trim()}`);
+      throw new Error(
+        `libvirtd did not start in the sandbox ${prefix}${child.exitCode !== null ? ` (holder exited ${child.exitCode})` : ''}: ${stderr.trim()}`,
+      );
     }
     return sandbox;
   }
@@ -147,7 +154,10 @@ export class LibvirtSandbox {
    * Runs argv inside the sandbox, handing each output line (stdout and stderr, cleaned of
    * colours and progress redraws) to `onLine` with the seconds since the start.
    */
-  stream(argv: readonly string[], opts: { cwd?: string; vars?: Record<string, string>; timeoutMs?: number; onLine?: (l: StampedLine) => void } = {}): Promise<{ code: number | null; lines: StampedLine[]; seconds: number }> {
+  stream(
+    argv: readonly string[],
+    opts: { cwd?: string; vars?: Record<string, string>; timeoutMs?: number; onLine?: (l: StampedLine) => void } = {},
+  ): Promise<{ code: number | null; lines: StampedLine[]; seconds: number }> {
     const full = this.argv(argv, { ...(opts.cwd !== undefined && { cwd: opts.cwd }), ...(opts.vars && { env: opts.vars }) });
     const started = performance.now();
     const lines: StampedLine[] = [];
@@ -205,7 +215,7 @@ export class LibvirtSandbox {
     // Parents before children is not guaranteed by PID order: iterate to a fixed point.
     for (let grew = true; grew; ) {
       grew = false;
-      for (const p of all) if (!ours.has(p.pid) && ours.has(p.ppid)) (ours.add(p.pid), (grew = true));
+      for (const p of all) if (!ours.has(p.pid) && ours.has(p.ppid)) ours.add(p.pid), (grew = true);
     }
     return all.filter((p) => p.pid !== this.holder && ours.has(p.pid));
   }
@@ -220,7 +230,11 @@ export class LibvirtSandbox {
     const daemons = new Set(['libvirtd', 'virtlogd', 'sleep']);
     const extra = this.processes().filter((p) => !daemons.has(p.comm));
     await terminate(extra.map((p) => p.pid));
-    await terminate(this.processes().filter((p) => p.comm !== 'sleep').map((p) => p.pid));
+    await terminate(
+      this.processes()
+        .filter((p) => p.comm !== 'sleep')
+        .map((p) => p.pid),
+    );
     await terminate([this.holder]);
     await processRunner.run(['ip', 'netns', 'del', this.ns], { allowFail: true });
     // The mount namespace goes with its last process; only then are the bind sources free.

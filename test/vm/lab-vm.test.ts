@@ -56,7 +56,21 @@ function builtKubectl(): string {
 
 /** `kube-ipsec smoke` as a user runs it, from the lab's upstream router (where the API server's network is). */
 function smoke(kubectl: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const argv = ['nsenter', `--net=/run/netns/${prefix}-upstream`, process.execPath, join(repoRoot, 'bin', 'kube-ipsec'), 'smoke', '--config', join(stateDir, 'cluster.yaml'), '--out', join(stateDir, 'out'), '--kubectl', kubectl, '--timeout', '600'];
+  const argv = [
+    'nsenter',
+    `--net=/run/netns/${prefix}-upstream`,
+    process.execPath,
+    join(repoRoot, 'bin', 'kube-ipsec'),
+    'smoke',
+    '--config',
+    join(stateDir, 'cluster.yaml'),
+    '--out',
+    join(stateDir, 'out'),
+    '--kubectl',
+    kubectl,
+    '--timeout',
+    '600',
+  ];
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0]!, argv.slice(1), { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -136,7 +150,14 @@ async function ipamStores(): Promise<Record<string, string | undefined>> {
 async function leftOnVms(run: string): Promise<string[]> {
   const lab = openLab(stateDir);
   const script = `ls /run/netns /run/kube-ipsec-check /var/lib/kube-ipsec-check ${PATHS.systemdDir} 2>/dev/null | grep -F ${run} || true`;
-  const found = await Promise.all(['master', ...MINIONS].map(async (n) => (await lab.runner.run(lab.backend.onNode(n, ['sh', '-c', script]), { timeoutMs: 60_000 })).stdout.split('\n').filter(Boolean).map((l) => `${n}: ${l}`)));
+  const found = await Promise.all(
+    ['master', ...MINIONS].map(async (n) =>
+      (await lab.runner.run(lab.backend.onNode(n, ['sh', '-c', script]), { timeoutMs: 60_000 })).stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => `${n}: ${l}`),
+    ),
+  );
   return found.flat();
 }
 
@@ -150,124 +171,162 @@ describe.each([
   let state: LabStateData;
   const started = performance.now();
 
-  it('comes up provisioned by kube-ipsec provision', async () => {
-    assertPluginBuilt();
-    stateDir = join(dir, `lab-${tag}`);
-    stateDirs.push(stateDir);
-    configFile = join(dir, `cluster-${tag}.yaml`);
-    prefix = `kv${tag}${process.pid.toString(36).slice(-4)}`;
-    writeFileSync(configFile, yaml);
-    const up = await lab(['up', '--vm', '--prefix', prefix, ...(kubernetes ? [] : ['--binaries', 'none'])]);
-    expect(up.code, 'lab up --vm').toBe(0);
-    state = JSON.parse(readFileSync(join(stateDir, 'state.json'), 'utf8')) as LabStateData;
-    expect(state.backend).toBe('vm');
-    expect(state.espMode).toBe('kernel');
-    expect(up.stdout).toMatch(/provision: provisioned: 3 of 3 nodes ok/);
-    if (kubernetes) {
-      // Nothing left idle: every archive was there (built from source), every unit started.
-      expect(up.stdout).not.toMatch(/\(no \/usr\/local\/bin\/|needs kube-apiserver\.service/);
-      // The built agnhost went the air-gapped way: verified by provisioning, loaded by kube-ipsec-images.service.
-      for (const m of MINIONS) expect(up.stdout).toMatch(new RegExp(`${m}: docker holds registry\\.k8s\\.io/e2e-test-images/agnhost:\\S+ sha256:[0-9a-f]{64}, loaded from its archive`));
-      expect(up.stdout).toMatch(/Kubernetes: minion1, minion2 Ready \d+ s after provisioning/);
-      expect(up.stdout).toMatch(/Kubernetes: CoreDNS available \d+ s after provisioning/);
-      expect(state.vm?.kubernetes?.dnsReady).toBeGreaterThan(0);
-    } else {
-      expect(up.stdout).toMatch(/kubelet\.service \(no \/usr\/local\/bin\/kubelet\)/);
-      // The air-gapped image path with an image built here from busybox-static.
-      for (const m of MINIONS) expect(up.stdout).toMatch(new RegExp(`${m}: docker holds kube-ipsec\\.test/smoke:busybox sha256:[0-9a-f]{64}, loaded from its archive`));
-      expect(up.stdout).toMatch(/kube-ipsec-addons\.service \(needs kube-apiserver\.service\)/);
-    }
-  }, 35 * 60_000);
+  it(
+    'comes up provisioned by kube-ipsec provision',
+    async () => {
+      assertPluginBuilt();
+      stateDir = join(dir, `lab-${tag}`);
+      stateDirs.push(stateDir);
+      configFile = join(dir, `cluster-${tag}.yaml`);
+      prefix = `kv${tag}${process.pid.toString(36).slice(-4)}`;
+      writeFileSync(configFile, yaml);
+      const up = await lab(['up', '--vm', '--prefix', prefix, ...(kubernetes ? [] : ['--binaries', 'none'])]);
+      expect(up.code, 'lab up --vm').toBe(0);
+      state = JSON.parse(readFileSync(join(stateDir, 'state.json'), 'utf8')) as LabStateData;
+      expect(state.backend).toBe('vm');
+      expect(state.espMode).toBe('kernel');
+      expect(up.stdout).toMatch(/provision: provisioned: 3 of 3 nodes ok/);
+      if (kubernetes) {
+        // Nothing left idle: every archive was there (built from source), every unit started.
+        expect(up.stdout).not.toMatch(/\(no \/usr\/local\/bin\/|needs kube-apiserver\.service/);
+        // The built agnhost went the air-gapped way: verified by provisioning, loaded by kube-ipsec-images.service.
+        for (const m of MINIONS)
+          expect(up.stdout).toMatch(
+            new RegExp(`${m}: docker holds registry\\.k8s\\.io/e2e-test-images/agnhost:\\S+ sha256:[0-9a-f]{64}, loaded from its archive`),
+          );
+        expect(up.stdout).toMatch(/Kubernetes: minion1, minion2 Ready \d+ s after provisioning/);
+        expect(up.stdout).toMatch(/Kubernetes: CoreDNS available \d+ s after provisioning/);
+        expect(state.vm?.kubernetes?.dnsReady).toBeGreaterThan(0);
+      } else {
+        expect(up.stdout).toMatch(/kubelet\.service \(no \/usr\/local\/bin\/kubelet\)/);
+        // The air-gapped image path with an image built here from busybox-static.
+        for (const m of MINIONS)
+          expect(up.stdout).toMatch(new RegExp(`${m}: docker holds kube-ipsec\\.test/smoke:busybox sha256:[0-9a-f]{64}, loaded from its archive`));
+        expect(up.stdout).toMatch(/kube-ipsec-addons\.service \(needs kube-apiserver\.service\)/);
+      }
+    },
+    35 * 60_000,
+  );
 
-  it('passes every check of `lab check`', async () => {
-    const check = await lab(['check', '--json']);
-    const report = JSON.parse(check.stdout) as CheckReport;
-    const failed = report.results.filter((r) => !r.ok && !r.skipped).map((r) => `${r.name}: ${r.problems.join('; ')}`);
-    expect(failed).toEqual([]);
-    expect(report.results.map((r) => r.name).sort()).toEqual([...CHECK_NAMES].sort());
-    expect(report.results.filter((r) => r.skipped).map((r) => r.name)).toEqual(nodeEncryption ? [] : ['node-traffic']);
-    expect(check.code).toBe(0);
-    // Node addresses, NodePorts and masqueradeAll services to remote pods: every probe answered, as ESP.
-    expect(report.results.find((r) => r.name === 'sources')!.values).toMatchObject({ probes: 12, answered: 12, clearPod: 0 });
-    // Kernel ESP: the crafted clear-text packets carry no secpath, so the inbound chain counts every one.
-    expect(report.results.find((r) => r.name === 'inbound')!.values).toMatchObject({ probes: 8, arrived: 0, answered: 0, controls: 6, controlsAnswered: 6 });
-    expect(report.results.find((r) => r.name === 'rekey')!.values).toMatchObject({ lost: 0, clearPod: 0 });
-    expect(report.results.find((r) => r.name === 'fail-closed')!.values).toMatchObject({ clearPod: 0, answered: 0, sourcesAnswered: 0 });
-    if (nodeEncryption) {
-      // Node to node (3×2) through ESP; from the upstream, the listeners and sshd of every node (3×2) in clear.
-      expect(report.results.find((r) => r.name === 'node-traffic')!.values).toMatchObject({ inside: 6, insideAnswered: 6, outside: 6, outsideAnswered: 6, clearNodes: 0 });
-    }
-    const capture = report.results.find((r) => r.name === 'capture')!;
-    expect(capture.values?.espUdp).toBe(0);
-    expect(capture.values?.esp).toBeGreaterThan(0);
-    const reboot = report.results.find((r) => r.name === 'reboot')!;
-    expect(reboot.values?.clearPod).toBe(0);
-    expect(reboot.values?.staleBefore).toBeGreaterThan(0);
-    expect(reboot.values?.staleAfter).toBe(0);
-  }, 25 * 60_000);
+  it(
+    'passes every check of `lab check`',
+    async () => {
+      const check = await lab(['check', '--json']);
+      const report = JSON.parse(check.stdout) as CheckReport;
+      const failed = report.results.filter((r) => !r.ok && !r.skipped).map((r) => `${r.name}: ${r.problems.join('; ')}`);
+      expect(failed).toEqual([]);
+      expect(report.results.map((r) => r.name).sort()).toEqual([...CHECK_NAMES].sort());
+      expect(report.results.filter((r) => r.skipped).map((r) => r.name)).toEqual(nodeEncryption ? [] : ['node-traffic']);
+      expect(check.code).toBe(0);
+      // Node addresses, NodePorts and masqueradeAll services to remote pods: every probe answered, as ESP.
+      expect(report.results.find((r) => r.name === 'sources')!.values).toMatchObject({ probes: 12, answered: 12, clearPod: 0 });
+      // Kernel ESP: the crafted clear-text packets carry no secpath, so the inbound chain counts every one.
+      expect(report.results.find((r) => r.name === 'inbound')!.values).toMatchObject({ probes: 8, arrived: 0, answered: 0, controls: 6, controlsAnswered: 6 });
+      expect(report.results.find((r) => r.name === 'rekey')!.values).toMatchObject({ lost: 0, clearPod: 0 });
+      expect(report.results.find((r) => r.name === 'fail-closed')!.values).toMatchObject({ clearPod: 0, answered: 0, sourcesAnswered: 0 });
+      if (nodeEncryption) {
+        // Node to node (3×2) through ESP; from the upstream, the listeners and sshd of every node (3×2) in clear.
+        expect(report.results.find((r) => r.name === 'node-traffic')!.values).toMatchObject({
+          inside: 6,
+          insideAnswered: 6,
+          outside: 6,
+          outsideAnswered: 6,
+          clearNodes: 0,
+        });
+      }
+      const capture = report.results.find((r) => r.name === 'capture')!;
+      expect(capture.values?.espUdp).toBe(0);
+      expect(capture.values?.esp).toBeGreaterThan(0);
+      const reboot = report.results.find((r) => r.name === 'reboot')!;
+      expect(reboot.values?.clearPod).toBe(0);
+      expect(reboot.values?.staleBefore).toBeGreaterThan(0);
+      expect(reboot.values?.staleAfter).toBe(0);
+    },
+    25 * 60_000,
+  );
 
-  if (kubernetes) it('runs Kubernetes: `kube-ipsec smoke` passes from the upstream router', async () => {
-    // As a user reaches a node: `npm run lab -- ssh master -- kubectl get nodes`.
-    const nodes = await lab(['ssh', 'master', '--', 'kubectl', 'get', 'nodes']);
-    expect(nodes.code).toBe(0);
-    for (const m of MINIONS) expect(nodes.stdout).toMatch(new RegExp(`^${m}\\s+Ready\\s`, 'm'));
-    const r = await smoke(builtKubectl());
-    expect(r.code, `smoke:\n${r.stdout}\n${r.stderr}`).toBe(0);
-  }, 20 * 60_000);
+  if (kubernetes)
+    it(
+      'runs Kubernetes: `kube-ipsec smoke` passes from the upstream router',
+      async () => {
+        // As a user reaches a node: `npm run lab -- ssh master -- kubectl get nodes`.
+        const nodes = await lab(['ssh', 'master', '--', 'kubectl', 'get', 'nodes']);
+        expect(nodes.code).toBe(0);
+        for (const m of MINIONS) expect(nodes.stdout).toMatch(new RegExp(`^${m}\\s+Ready\\s`, 'm'));
+        const r = await smoke(builtKubectl());
+        expect(r.code, `smoke:\n${r.stdout}\n${r.stderr}`).toBe(0);
+      },
+      20 * 60_000,
+    );
 
   // kube-ipsec check over ssh is the same code whatever the mesh carries: the default lab runs
   // it, beside the real kube-proxy's chains and the cluster's own pods. Its default set: what
   // leaves the cluster as it is (fail-closed, reprovision and reboot ran in `lab check` above).
-  if (!nodeEncryption) it('passes `kube-ipsec check` over ssh with Kubernetes running, and leaves the nodes as it found them', async () => {
-    // The lab's cluster.yaml is what a user of any provisioned cluster has: nodes[].ssh to
-    // the VMs with pinned host keys. The check runs where the VMs' management network is.
-    const before = await ipamStores();
-    expect(Object.values(before).every((s) => s?.includes('allocations'))).toBe(true);
-    const r = await clusterCheck(['--config', join(stateDir, 'cluster.yaml'), '--out', join(stateDir, 'out'), '--state', join(stateDir, 'pki'), '--json']);
-    const report = JSON.parse(r.stdout) as CheckJson;
-    console.log(formatReport(report));
-    const failed = report.results.filter((x) => !x.ok && !x.skipped).map((x) => `${x.name}: ${x.problems.join('; ')}`);
-    expect(failed).toEqual([]);
-    expect(report.results.map((x) => x.name)).toEqual(CHECK_NAMES.filter((c) => !['fail-closed', 'reprovision', 'reboot'].includes(c)));
-    // No machine outside the cluster here: masquerade says why, and does not count as passed.
-    expect(report.results.filter((x) => x.skipped).map((x) => x.name)).toEqual(['node-traffic', 'masquerade']);
-    expect(r.code, r.stderr).toBe(0);
-    // Every capture ran on the nodes' underlay (eth1; ssh is on eth0): raw ESP seen there, none in
-    // UDP, no clear-text pod packet although the cluster's own pods (CoreDNS) talk across nodes.
-    expect(report.cluster.nodes.map((n) => [n.name, n.underlay, n.systemd, n.hostKey])).toEqual(['master', ...MINIONS].map((n) => [n, 'eth1', true, 'pinned in cluster.yaml']));
-    const capture = report.results.find((x) => x.name === 'capture')!;
-    expect(capture.values).toMatchObject({ clearPod: 0, espUdp: 0 });
-    expect(capture.values?.esp).toBeGreaterThan(0);
-    // Test pods deleted through the plugin; each store byte for byte as it was.
-    expect(report.cluster.cleanup).toMatchObject({ pods: 4, podsDeleted: 4, problems: [] });
-    expect(report.cluster.cleanup.stores.every((s) => s.asFound), JSON.stringify(report.cluster.cleanup.stores)).toBe(true);
-    expect(await ipamStores()).toEqual(before);
-    const run = /\b(kic[0-9a-z]{4})-minion1-pod1\b/.exec(r.stderr)![1]!;
-    expect(await leftOnVms(run)).toEqual([]);
-    expect(processesOf(`kube-ipsec-check-${run}`)).toEqual([]);
-    expect(readdirSync(stateDir).filter((f) => f.includes(run))).toEqual([]);
-  }, 25 * 60_000);
+  if (!nodeEncryption)
+    it(
+      'passes `kube-ipsec check` over ssh with Kubernetes running, and leaves the nodes as it found them',
+      async () => {
+        // The lab's cluster.yaml is what a user of any provisioned cluster has: nodes[].ssh to
+        // the VMs with pinned host keys. The check runs where the VMs' management network is.
+        const before = await ipamStores();
+        expect(Object.values(before).every((s) => s?.includes('allocations'))).toBe(true);
+        const r = await clusterCheck(['--config', join(stateDir, 'cluster.yaml'), '--out', join(stateDir, 'out'), '--state', join(stateDir, 'pki'), '--json']);
+        const report = JSON.parse(r.stdout) as CheckJson;
+        console.log(formatReport(report));
+        const failed = report.results.filter((x) => !x.ok && !x.skipped).map((x) => `${x.name}: ${x.problems.join('; ')}`);
+        expect(failed).toEqual([]);
+        expect(report.results.map((x) => x.name)).toEqual(CHECK_NAMES.filter((c) => !['fail-closed', 'reprovision', 'reboot'].includes(c)));
+        // No machine outside the cluster here: masquerade says why, and does not count as passed.
+        expect(report.results.filter((x) => x.skipped).map((x) => x.name)).toEqual(['node-traffic', 'masquerade']);
+        expect(r.code, r.stderr).toBe(0);
+        // Every capture ran on the nodes' underlay (eth1; ssh is on eth0): raw ESP seen there, none in
+        // UDP, no clear-text pod packet although the cluster's own pods (CoreDNS) talk across nodes.
+        expect(report.cluster.nodes.map((n) => [n.name, n.underlay, n.systemd, n.hostKey])).toEqual(
+          ['master', ...MINIONS].map((n) => [n, 'eth1', true, 'pinned in cluster.yaml']),
+        );
+        const capture = report.results.find((x) => x.name === 'capture')!;
+        expect(capture.values).toMatchObject({ clearPod: 0, espUdp: 0 });
+        expect(capture.values?.esp).toBeGreaterThan(0);
+        // Test pods deleted through the plugin; each store byte for byte as it was.
+        expect(report.cluster.cleanup).toMatchObject({ pods: 4, podsDeleted: 4, problems: [] });
+        expect(
+          report.cluster.cleanup.stores.every((s) => s.asFound),
+          JSON.stringify(report.cluster.cleanup.stores),
+        ).toBe(true);
+        expect(await ipamStores()).toEqual(before);
+        const run = /\b(kic[0-9a-z]{4})-minion1-pod1\b/.exec(r.stderr)![1]!;
+        expect(await leftOnVms(run)).toEqual([]);
+        expect(processesOf(`kube-ipsec-check-${run}`)).toEqual([]);
+        expect(readdirSync(stateDir).filter((f) => f.includes(run))).toEqual([]);
+      },
+      25 * 60_000,
+    );
 
-  it('reports status and goes down leaving nothing behind', async () => {
-    const status = await lab(['status']);
-    expect(status.code).toBe(0);
-    expect(status.stdout).toMatch(/minion1 .*active \(unit/);
+  it(
+    'reports status and goes down leaving nothing behind',
+    async () => {
+      const status = await lab(['status']);
+      expect(status.code).toBe(0);
+      expect(status.stdout).toMatch(/minion1 .*active \(unit/);
 
-    // What down must remove, from the state before it is gone.
-    const qemuPids = state.processes.filter((p) => p.role === 'vm').map((p) => p.pid);
-    expect(qemuPids).toHaveLength(3);
-    const overlays = state.vm!.overlays;
-    expect(overlays).toHaveLength(3);
-    const gone = await lab(['down']);
-    expect(gone.code).toBe(0);
-    for (const pid of qemuPids) expect(existsSync(`/proc/${pid}`) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(stateDir), `qemu ${pid}`).toBe(false);
-    expect(processesOf(stateDir)).toEqual([]);
-    const namespaces = existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith(`${prefix}-`)) : [];
-    expect(namespaces).toEqual([]);
-    // Taps and bridges lived in the lab's namespaces only: none ever was in this one.
-    expect(readdirSync('/sys/class/net').filter((n) => n.startsWith(`${prefix}-`))).toEqual([]);
-    for (const f of overlays) expect(existsSync(f), f).toBe(false);
-    expect(existsSync(stateDir)).toBe(false);
-    console.log(`VM lab e2e: up, both checks, status and down in ${((performance.now() - started) / 1000).toFixed(0)} s`);
-  }, 25 * 60_000);
+      // What down must remove, from the state before it is gone.
+      const qemuPids = state.processes.filter((p) => p.role === 'vm').map((p) => p.pid);
+      expect(qemuPids).toHaveLength(3);
+      const overlays = state.vm!.overlays;
+      expect(overlays).toHaveLength(3);
+      const gone = await lab(['down']);
+      expect(gone.code).toBe(0);
+      for (const pid of qemuPids)
+        expect(existsSync(`/proc/${pid}`) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(stateDir), `qemu ${pid}`).toBe(false);
+      expect(processesOf(stateDir)).toEqual([]);
+      const namespaces = existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith(`${prefix}-`)) : [];
+      expect(namespaces).toEqual([]);
+      // Taps and bridges lived in the lab's namespaces only: none ever was in this one.
+      expect(readdirSync('/sys/class/net').filter((n) => n.startsWith(`${prefix}-`))).toEqual([]);
+      for (const f of overlays) expect(existsSync(f), f).toBe(false);
+      expect(existsSync(stateDir)).toBe(false);
+      console.log(`VM lab e2e: up, both checks, status and down in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+    },
+    25 * 60_000,
+  );
 });

@@ -106,7 +106,8 @@ export async function checkFailClosed(lab: CheckTarget, reach: Reachability, vic
   const tunnelsBack = await waitFor(() => upAgain(true), recoveryTimeoutMs, 50);
   const saSeconds = (performance.now() - restart) / 1000;
   const trafficBack =
-    baseline.length > 0 && (await waitFor(async () => (await mapLimit(baseline, 8, (f) => reaches(lab, f.ns, f.dst, 1, 0.25))).every(Boolean), recoveryTimeoutMs, 0));
+    baseline.length > 0 &&
+    (await waitFor(async () => (await mapLimit(baseline, 8, (f) => reaches(lab, f.ns, f.dst, 1, 0.25))).every(Boolean), recoveryTimeoutMs, 0));
   const trafficSeconds = (performance.now() - restart) / 1000;
   // The rest of the mesh must be whole again for whatever runs next.
   const meshBack = await waitFor(() => upAgain(false), recoveryTimeoutMs, 100);
@@ -181,26 +182,43 @@ export function failClosedResult(m: FailClosedMeasure): CheckResult {
     const first = m.capture.clearPod[0]!;
     const f = flowOf(first);
     const flow = f ? `${m.book.get(f.src) ?? f.src} → ${m.book.get(f.dst) ?? f.dst}` : '';
-    problems.push(`${m.capture.clearPod.length} clear-text pod packets on the underlay while strongSwan was stopped on ${v} (${flow}, e.g. \`${first}\`): ${cause}`);
+    problems.push(
+      `${m.capture.clearPod.length} clear-text pod packets on the underlay while strongSwan was stopped on ${v} (${flow}, e.g. \`${first}\`): ${cause}`,
+    );
   } else if (!blackhole) {
     // The guard kept the wire clean, but the first line of fail-closed is missing: routing.
-    problems.push(`with strongSwan stopped on ${v}, ${noBlackhole}: remote pod traffic took the default route, and only the node network's guard kept it off the underlay (it dropped ${m.guardDrops} packets)`);
+    problems.push(
+      `with strongSwan stopped on ${v}, ${noBlackhole}: remote pod traffic took the default route, and only the node network's guard kept it off the underlay (it dropped ${m.guardDrops} packets)`,
+    );
   }
-  if (m.answered && !m.capture.clearPod.length) problems.push(`${m.answered} echo replies came back while strongSwan was stopped on ${v}: pod traffic still flowed without it`);
+  if (m.answered && !m.capture.clearPod.length)
+    problems.push(`${m.answered} echo replies came back while strongSwan was stopped on ${v}: pod traffic still flowed without it`);
   if (m.sources.answered.length && !m.capture.clearPod.length) {
-    problems.push(`${m.sources.answered.length} probes from non-pod sources were answered while strongSwan was stopped on ${v} (e.g. ${m.sources.answered[0]}): traffic to its pods still flowed without it`);
+    problems.push(
+      `${m.sources.answered.length} probes from non-pod sources were answered while strongSwan was stopped on ${v} (e.g. ${m.sources.answered[0]}): traffic to its pods still flowed without it`,
+    );
   }
   if (!m.recovery.baseline) problems.push(`no traffic to or from ${v}'s pods worked before strongSwan was stopped (see pings): recovery cannot be measured`);
   else if (!m.recovery.tunnelsBack) problems.push(`after \`ipsec start\` on ${v} its tunnels did not come back`);
   else if (!m.recovery.trafficBack) problems.push(`after \`ipsec start\` on ${v} its tunnels came back but its pods stayed unreachable`);
   else if (!m.recovery.meshBack) problems.push(`after \`ipsec start\` on ${v} not every node pair is up again`);
   else for (const p of m.recovery.notSingle) problems.push(`after \`ipsec start\` on ${v}: ${p}`);
-  const back = m.recovery.trafficBack ? `traffic back (${m.recovery.baseline} flows) ${m.recovery.trafficSeconds.toFixed(2)} s after \`ipsec start\` (tunnels ${m.recovery.saSeconds.toFixed(2)} s)` : 'traffic did not come back';
+  const back = m.recovery.trafficBack
+    ? `traffic back (${m.recovery.baseline} flows) ${m.recovery.trafficSeconds.toFixed(2)} s after \`ipsec start\` (tunnels ${m.recovery.saSeconds.toFixed(2)} s)`
+    : 'traffic did not come back';
   return {
     name: 'fail-closed',
     ok: problems.length === 0,
     summary: `strongSwan stopped on ${v}: ${m.capture.clearPod.length} clear-text pod packets on the underlay while ${m.flows} flows and ${m.sources.probes} probes from non-pod sources kept sending (${m.answered + m.sources.answered.length} answers; the guard dropped ${m.guardDrops}); ${back}`,
     problems,
-    values: { clearPod: m.capture.clearPod.length, answered: m.answered, sourceProbes: m.sources.probes, sourcesAnswered: m.sources.answered.length, guardDrops: m.guardDrops, saSeconds: m.recovery.saSeconds, trafficSeconds: m.recovery.trafficSeconds },
+    values: {
+      clearPod: m.capture.clearPod.length,
+      answered: m.answered,
+      sourceProbes: m.sources.probes,
+      sourcesAnswered: m.sources.answered.length,
+      guardDrops: m.guardDrops,
+      saSeconds: m.recovery.saSeconds,
+      trafficSeconds: m.recovery.trafficSeconds,
+    },
   };
 }

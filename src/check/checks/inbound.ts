@@ -137,14 +137,28 @@ export function inboundControls(t: CheckTopology, podIps: Record<string, { ip: s
     const ip = podIps[pod.ns]?.ip;
     if (!attacker || !ip) return [];
     const { clusterIp, nodePort } = serviceAddress(t.serviceCidr, pods.length + j);
-    const service: ProxiedService = { name: `kube-ipsec-check/${pod.name}-inbound:http`, clusterIp: { ip: clusterIp, port: LISTEN_PORT }, nodePort, endpoint: { ip, port: LISTEN_PORT } };
+    const service: ProxiedService = {
+      name: `kube-ipsec-check/${pod.name}-inbound:http`,
+      clusterIp: { ip: clusterIp, port: LISTEN_PORT },
+      nodePort,
+      endpoint: { ip, port: LISTEN_PORT },
+    };
     const common = { victim: v.name, token: pod.name };
     const controls: InboundControl[] = [
-      { ...common, kind: 'nodeport', ns: attacker.ns, dst: v.ip, port: nodePort, service, label: `${attacker.name} → ${v.name} ${v.ip}:${nodePort} (NodePort → ${pod.name})` },
+      {
+        ...common,
+        kind: 'nodeport',
+        ns: attacker.ns,
+        dst: v.ip,
+        port: nodePort,
+        service,
+        label: `${attacker.name} → ${v.name} ${v.ip}:${nodePort} (NodePort → ${pod.name})`,
+      },
       { ...common, kind: 'node', ns: v.ns, dst: ip, port: LISTEN_PORT, label: `${v.name} → ${pod.name} ${ip}:${LISTEN_PORT}` },
     ];
     const neighbour = v.pods[1];
-    if (neighbour) controls.push({ ...common, kind: 'bridge', ns: neighbour.ns, dst: ip, port: LISTEN_PORT, label: `${neighbour.name} → ${pod.name} ${ip}:${LISTEN_PORT}` });
+    if (neighbour)
+      controls.push({ ...common, kind: 'bridge', ns: neighbour.ns, dst: ip, port: LISTEN_PORT, label: `${neighbour.name} → ${pod.name} ${ip}:${LISTEN_PORT}` });
     return controls;
   });
 }
@@ -167,7 +181,9 @@ export function linkHolding(json: string, ip: string): { dev: string; mac?: stri
 export function isProbePacket(p: InboundProbe, line: string): boolean {
   const k = packetOf(line);
   if (!k || k.src !== p.src || k.dst !== p.dst) return false;
-  return p.proto === 'tcp' ? k.sport === p.tag && k.dport === LISTEN_PORT && k.rest.startsWith('Flags [S]') : new RegExp(`^ICMP echo request, id ${p.tag},`).test(k.rest);
+  return p.proto === 'tcp'
+    ? k.sport === p.tag && k.dport === LISTEN_PORT && k.rest.startsWith('Flags [S]')
+    : new RegExp(`^ICMP echo request, id ${p.tag},`).test(k.rest);
 }
 
 /** Is this capture line an answer to the probe (SYN-ACK or RST, echo reply)? */
@@ -215,11 +231,15 @@ export function inboundResult(probes: InboundProbe[], controls: InboundControl[]
     countedAll += counted ?? 0;
     const checked = controls.map((c, i) => ({ c, ok: seen.controls[i] === true })).filter((x) => x.c.victim === v);
     const still = checked.map((x) => `${x.c.kind} ${x.ok ? 'answered' : 'UNANSWERED'}`).join(', ');
-    lines.push(`${v}: ${mine.length - arrived.length}/${mine.length} crafted clear-text packets to ${pod.name} kept out, ${counted === undefined ? 'no inbound chain' : `${counted} counted`}${still ? `; ${still}` : ''}`);
+    lines.push(
+      `${v}: ${mine.length - arrived.length}/${mine.length} crafted clear-text packets to ${pod.name} kept out, ${counted === undefined ? 'no inbound chain' : `${counted} counted`}${still ? `; ${still}` : ''}`,
+    );
     const noChain = counted === undefined ? `; ${v} has no inbound chain (\`nft list chain ip kube-ipsec inbound\` fails there)` : '';
     if (arrived.length) {
       const reflected = [...new Set(answered.filter((p) => p.posingAs?.pod).map((p) => p.posingAs!.name))];
-      const answers = answered.length ? `, ${answered.length} answered${reflected.length ? ` (${reflected.join(', ')} got answers to packets it never sent, through the tunnel)` : ''}` : '';
+      const answers = answered.length
+        ? `, ${answered.length} answered${reflected.length ? ` (${reflected.join(', ')} got answers to packets it never sent, through the tunnel)` : ''}`
+        : '';
       problems.push(
         `${v}: ${arrived.length}/${mine.length} clear-text packets from outside reached ${pod.name} ${mine[0]!.dst}${answers}, e.g. ${arrived[0]!.label}: ` +
           `${v}'s node network must drop what arrives from outside to or from the pod range unless it came out of a tunnel (${CHAIN})${noChain}`,
@@ -230,7 +250,10 @@ export function inboundResult(probes: InboundProbe[], controls: InboundControl[]
           `they did not arrive (${mine[0]!.attacker.name}'s link to ${v}?), so nothing was shown`,
       );
     }
-    for (const x of checked.filter((y) => !y.ok)) problems.push(`${x.c.label} unanswered: ${CONTROL_KINDS[x.c.kind]} must still reach the pod (${CHAIN} lets through what is addressed to the node, comes from the node, or from the bridge)`);
+    for (const x of checked.filter((y) => !y.ok))
+      problems.push(
+        `${x.c.label} unanswered: ${CONTROL_KINDS[x.c.kind]} must still reach the pod (${CHAIN} lets through what is addressed to the node, comes from the node, or from the bridge)`,
+      );
   }
   const controlsOk = seen.controls.filter(Boolean).length;
   if (!probes.length) problems.push('no pod to send to, or no machine to send from');
@@ -275,9 +298,13 @@ export async function checkInbound(lab: CheckTarget): Promise<CheckResult> {
     const before = new Map<string, GuardCounts | undefined>();
     for (const v of victims) before.set(v.name, await readGuard(lab, v.name, 'inbound'));
 
-    const podCaps = await Promise.all(watched.map(async (pod) => [pod.ns, await startCapture(lab, pod.ns, POD_IFNAME, `inbound-${pod.name}`, ['icmp', 'or', 'tcp'])] as const));
+    const podCaps = await Promise.all(
+      watched.map(async (pod) => [pod.ns, await startCapture(lab, pod.ns, POD_IFNAME, `inbound-${pod.name}`, ['icmp', 'or', 'tcp'])] as const),
+    );
     captures.push(...podCaps.map(([, c]) => c));
-    const attackerCaps = await Promise.all(attackers.map(async (a) => [a.name, await startCapture(lab, a.ns, links.get(a.name)!.dev, `inbound-${a.name}`, ['src', 'net', t.podCidr])] as const));
+    const attackerCaps = await Promise.all(
+      attackers.map(async (a) => [a.name, await startCapture(lab, a.ns, links.get(a.name)!.dev, `inbound-${a.name}`, ['src', 'net', t.podCidr])] as const),
+    );
     captures.push(...attackerCaps.map(([, c]) => c));
 
     for (const a of attackers) {
@@ -297,7 +324,8 @@ export async function checkInbound(lab: CheckTarget): Promise<CheckResult> {
     }
 
     // The rendered kube-proxy's mode: masqueradeAll off, the pod range as its cluster CIDR.
-    for (const c of controls.filter((x) => x.service)) await installServices(lab, c.victim, [c.service!], { masqueradeAll: false, clusterCidr: t.podCidr }, (s) => installed.push(s));
+    for (const c of controls.filter((x) => x.service))
+      await installServices(lab, c.victim, [c.service!], { masqueradeAll: false, clusterCidr: t.podCidr }, (s) => installed.push(s));
     for (const c of controls) seen.controls.push((await tcpRead(lab, c.ns, c.dst, c.port)) === c.token);
   } catch (err) {
     failure = err as Error;

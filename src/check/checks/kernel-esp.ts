@@ -63,16 +63,25 @@ export interface NodeXfrm {
 export function kernelEspProblems(t: CheckTopology, x: NodeXfrm): string[] {
   const problems: string[] = [];
   const n = x.node;
-  if (x.libipsec) problems.push(`${n.name} has strongSwan's userspace ESP device ipsec0: ESP runs in charon, not the kernel (strongswan.conf loads kernel-libipsec)`);
+  if (x.libipsec)
+    problems.push(`${n.name} has strongSwan's userspace ESP device ipsec0: ESP runs in charon, not the kernel (strongswan.conf loads kernel-libipsec)`);
   for (const peer of t.nodes.filter((p) => p !== n)) {
-    for (const [src, dst] of [[n.ip, peer.ip], [peer.ip, n.ip]] as const) {
+    for (const [src, dst] of [
+      [n.ip, peer.ip],
+      [peer.ip, n.ip],
+    ] as const) {
       const sa = x.states.filter((s) => s.src === src && s.dst === dst && s.proto === 'esp');
       if (!sa.length) problems.push(`${n.name}: the kernel holds no ESP SA ${src} → ${dst} (${peer.name}): the tunnel is not in the kernel`);
-      else if (!sa.some((s) => s.mode === 'tunnel' && s.aead === 'rfc4106(gcm(aes))')) problems.push(`${n.name}: ESP SA ${src} → ${dst} is ${sa[0]!.mode}/${sa[0]!.aead ?? 'no AEAD'}, not tunnel mode with rfc4106(gcm(aes))`);
+      else if (!sa.some((s) => s.mode === 'tunnel' && s.aead === 'rfc4106(gcm(aes))'))
+        problems.push(`${n.name}: ESP SA ${src} → ${dst} is ${sa[0]!.mode}/${sa[0]!.aead ?? 'no AEAD'}, not tunnel mode with rfc4106(gcm(aes))`);
     }
     const out = x.policies.find((p) => p.dir === 'out' && p.src === n.podSubnet && p.dst === peer.podSubnet);
-    if (!out) problems.push(`${n.name}: no output policy ${n.podSubnet} → ${peer.podSubnet} (${peer.name}): its pods' traffic to ${peer.name} is not sent through the tunnel`);
-    else if (out.tmplDst !== peer.ip) problems.push(`${n.name}: the policy ${n.podSubnet} → ${peer.podSubnet} tunnels to ${out.tmplDst ?? 'nowhere'}, not ${peer.ip}`);
+    if (!out)
+      problems.push(
+        `${n.name}: no output policy ${n.podSubnet} → ${peer.podSubnet} (${peer.name}): its pods' traffic to ${peer.name} is not sent through the tunnel`,
+      );
+    else if (out.tmplDst !== peer.ip)
+      problems.push(`${n.name}: the policy ${n.podSubnet} → ${peer.podSubnet} tunnels to ${out.tmplDst ?? 'nowhere'}, not ${peer.ip}`);
   }
   return problems;
 }
@@ -80,7 +89,10 @@ export function kernelEspProblems(t: CheckTopology, x: NodeXfrm): string[] {
 export async function checkKernelEsp(lab: CheckTarget): Promise<CheckResult> {
   const t = lab.topology;
   const read = await mapLimit(t.nodes, 3, async (node): Promise<NodeXfrm> => {
-    const r = await lab.runner.run(lab.backend.onNode(node.name, ['sh', '-c', 'ip -s xfrm state; echo @@; ip xfrm policy; echo @@; ip -o link show dev ipsec0 2>/dev/null; true']), { timeoutMs: 30_000 });
+    const r = await lab.runner.run(
+      lab.backend.onNode(node.name, ['sh', '-c', 'ip -s xfrm state; echo @@; ip xfrm policy; echo @@; ip -o link show dev ipsec0 2>/dev/null; true']),
+      { timeoutMs: 30_000 },
+    );
     const [states = '', policies = '', link = ''] = r.stdout.split('@@\n');
     return { node, states: parseXfrmStates(states), policies: parseXfrmPolicies(policies), libipsec: link.trim() !== '' };
   });

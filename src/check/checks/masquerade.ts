@@ -58,7 +58,9 @@ async function masquerade(lab: WithUpstream, pairs: PairStatus[]): Promise<Check
     const upstream = await startCapture(lab, t.upstream.ns, t.upstream.dev, 'masquerade-upstream', ['icmp']);
     captures.push(upstream);
     const destinations = [...new Map(cases.filter((c) => c.peer).map((c) => [c.peer!.pod.ns, c.peer!.pod])).values()];
-    const peers = await Promise.all(destinations.map(async (pod) => [pod.ns, await startCapture(lab, pod.ns, 'eth0', `masquerade-${pod.name}`, ['icmp'])] as const));
+    const peers = await Promise.all(
+      destinations.map(async (pod) => [pod.ns, await startCapture(lab, pod.ns, 'eth0', `masquerade-${pod.name}`, ['icmp'])] as const),
+    );
     captures.push(...peers.map(([, cap]) => cap));
     await Promise.all(
       cases.flatMap((c) => [
@@ -76,7 +78,10 @@ async function masquerade(lab: WithUpstream, pairs: PairStatus[]): Promise<Check
       const nat = await lab.runner.run(lab.backend.onNode(c.node.name, ['iptables', '-w', '-t', 'nat', '-S']), { allowFail: true, timeoutMs: 20_000 });
       // Several nodes' pods send at once; source NAT can only pick an address of the sending node.
       const mine = new Set([c.podIp, c.node.ip, c.node.gateway]);
-      const sources = (lines: string[], dst: string) => echoSources(lines).filter((e) => e.dst === dst && mine.has(e.src)).map((e) => e.src);
+      const sources = (lines: string[], dst: string) =>
+        echoSources(lines)
+          .filter((e) => e.dst === dst && mine.has(e.src))
+          .map((e) => e.src);
       return {
         upstream: sources(upstreamLines, t.upstream.ip),
         peer: c.peer ? sources(peerLines.get(c.peer.pod.ns) ?? [], c.peer.ip) : [],
@@ -104,7 +109,9 @@ export function masqueradeResult(t: WithUpstream['topology'], cases: MasqueradeC
           ? `although \`${rule.text}\` exists (is its chain reached from POSTROUTING?)`
           : `${c.node.name}'s nat table has no MASQUERADE rule for ${c.node.podSubnet} (the node-network script's KUBE-IPSEC-POSTROUTING)`
         : 'no echo request reached it (forwarding or the default route of the node?)';
-      problems.push(`${c.pod.name} ${c.podIp} → upstream ${t.upstream.ip}: ${s.upstream.length ? `arrived from ${[...new Set(s.upstream)].join(', ')}, not masqueraded to ${c.node.ip}` : 'never arrived'}: ${cause}`);
+      problems.push(
+        `${c.pod.name} ${c.podIp} → upstream ${t.upstream.ip}: ${s.upstream.length ? `arrived from ${[...new Set(s.upstream)].join(', ')}, not masqueraded to ${c.node.ip}` : 'never arrived'}: ${cause}`,
+      );
     }
     let peerOk = true;
     if (c.peer) {

@@ -83,7 +83,8 @@ export interface MtuMeasure {
 export function mtuResult(m: MtuMeasure): CheckResult {
   const promised = m.conflistMtu - ICMP_ECHO_HEADERS;
   const problems: string[] = [];
-  if (m.linkMtu !== m.conflistMtu) problems.push(`${m.pod}'s eth0 has mtu ${m.linkMtu}, but ${m.from}'s conflist says ${m.conflistMtu}: the plugin did not apply the rendered MTU`);
+  if (m.linkMtu !== m.conflistMtu)
+    problems.push(`${m.pod}'s eth0 has mtu ${m.linkMtu}, but ${m.from}'s conflist says ${m.conflistMtu}: the plugin did not apply the rendered MTU`);
   if (m.podMax < promised) {
     problems.push(
       `pods are promised ${promised}-byte DF payloads (pod MTU ${m.conflistMtu}) but only ${m.podMax} bytes cross the tunnel ${m.pod} → ${m.dst}: the pod MTU is larger than the tunnel carries (${m.tunnelMax} + ${ICMP_ECHO_HEADERS}), so bigger packets are dropped`,

@@ -37,7 +37,8 @@ export interface NodeProbe {
 export function nodeProbes(t: CheckTopology, withSshd: boolean): NodeProbe[] {
   const probes: NodeProbe[] = [];
   for (const a of t.nodes) {
-    for (const b of t.nodes.filter((x) => x !== a)) probes.push({ ns: a.ns, from: a.name, to: b, port: NODE_PORT, bind: a.ip, expect: new RegExp(`^${b.name}$`), outside: false });
+    for (const b of t.nodes.filter((x) => x !== a))
+      probes.push({ ns: a.ns, from: a.name, to: b, port: NODE_PORT, bind: a.ip, expect: new RegExp(`^${b.name}$`), outside: false });
   }
   if (t.upstream) {
     for (const b of t.nodes) {
@@ -69,7 +70,13 @@ export async function checkNodeTraffic(lab: CheckTarget): Promise<CheckResult> {
   return nodeTrafficResult(t, probes, answers, lines, addressBook(lab));
 }
 
-export function nodeTrafficResult(t: CheckTopology, probes: NodeProbe[], answers: (string | undefined)[], lines: string[], book: Map<string, string>): CheckResult {
+export function nodeTrafficResult(
+  t: CheckTopology,
+  probes: NodeProbe[],
+  answers: (string | undefined)[],
+  lines: string[],
+  book: Map<string, string>,
+): CheckResult {
   const nodeIps = new Set(t.nodes.map((n) => n.ip));
   const capture = classifyCapture(lines, t.podCidr);
   // Between two node addresses only IPsec may travel: ESP, and IKE itself.
@@ -92,7 +99,9 @@ export function nodeTrafficResult(t: CheckTopology, probes: NodeProbe[], answers
   });
   if (clearNodes.length) {
     const f = flowOf(clearNodes[0]!)!;
-    problems.push(`${clearNodes.length} clear-text packets between node addresses on the underlay (e.g. ${f.src} → ${f.dst} ${f.proto}: \`${clearNodes[0]}\`): with ipsec.nodeEncryption only ESP and IKE may pass between nodes`);
+    problems.push(
+      `${clearNodes.length} clear-text packets between node addresses on the underlay (e.g. ${f.src} → ${f.dst} ${f.proto}: \`${clearNodes[0]}\`): with ipsec.nodeEncryption only ESP and IKE may pass between nodes`,
+    );
   }
   problems.push(...clearTextProblems(capture.clearPod, book));
   if (!capture.esp) problems.push('no ESP on the underlay while the nodes talked: the capture saw no encrypted traffic at all');
@@ -105,6 +114,13 @@ export function nodeTrafficResult(t: CheckTopology, probes: NodeProbe[], answers
     ok: problems.length === 0 && inside.length > 0,
     summary: `${okInside}/${inside.length} node → node TCP connections (node addresses) answered, ${clearNodes.length} clear-text packets between nodes, ${capture.esp} ESP; from outside the cluster ${okOutside}/${outside.length} answered${outside.some((p) => p.port === 22) ? ' (listeners and sshd)' : ''}`,
     problems,
-    values: { inside: inside.length, insideAnswered: okInside, outside: outside.length, outsideAnswered: okOutside, clearNodes: clearNodes.length, esp: capture.esp },
+    values: {
+      inside: inside.length,
+      insideAnswered: okInside,
+      outside: outside.length,
+      outsideAnswered: okOutside,
+      clearNodes: clearNodes.length,
+      esp: capture.esp,
+    },
   };
 }

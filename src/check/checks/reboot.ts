@@ -59,10 +59,15 @@ export interface AfterBoot {
 export function afterBootProblems(node: CheckNode, podCidr: string, bridge: string, a: AfterBoot): string[] {
   const problems: string[] = [];
   const gw = node.gateway;
-  if (!a.bridgeAddrs.includes(gw)) problems.push(`${node.name}: after the reboot ${bridge} ${a.bridgeAddrs.length ? `has ${a.bridgeAddrs.join(', ')}` : 'does not exist'}, not ${gw} (${UNITS.nodeNetwork} did not run at boot)`);
-  if (!blackholeCovers(a.blackholes, podCidr)) problems.push(`${node.name}: after the reboot there is no blackhole route for ${podCidr}: pod traffic would leave in clear while strongSwan is not up`);
+  if (!a.bridgeAddrs.includes(gw))
+    problems.push(
+      `${node.name}: after the reboot ${bridge} ${a.bridgeAddrs.length ? `has ${a.bridgeAddrs.join(', ')}` : 'does not exist'}, not ${gw} (${UNITS.nodeNetwork} did not run at boot)`,
+    );
+  if (!blackholeCovers(a.blackholes, podCidr))
+    problems.push(`${node.name}: after the reboot there is no blackhole route for ${podCidr}: pod traffic would leave in clear while strongSwan is not up`);
   if (!/-j KUBE-IPSEC-FORWARD\b/.test(a.forward)) problems.push(`${node.name}: after the reboot FORWARD does not jump to KUBE-IPSEC-FORWARD`);
-  if (!/-j KUBE-IPSEC-POSTROUTING\b/.test(a.natPostrouting)) problems.push(`${node.name}: after the reboot nat POSTROUTING does not jump to KUBE-IPSEC-POSTROUTING`);
+  if (!/-j KUBE-IPSEC-POSTROUTING\b/.test(a.natPostrouting))
+    problems.push(`${node.name}: after the reboot nat POSTROUTING does not jump to KUBE-IPSEC-POSTROUTING`);
   if (!new RegExp(`-s ${node.podSubnet.replace(/\./g, '\\.')} ! -d ${podCidr.replace(/\./g, '\\.')} -j MASQUERADE`).test(a.natChain)) {
     problems.push(`${node.name}: after the reboot KUBE-IPSEC-POSTROUTING lacks the masquerade rule for ${node.podSubnet}`);
   }
@@ -72,14 +77,16 @@ export function afterBootProblems(node: CheckNode, podCidr: string, bridge: stri
   for (const unit of [UNITS.strongswan, PROBE_UNIT, EARLY_PROBE_UNIT]) {
     const began = micros(a.units.get(unit), 'InactiveExitTimestampMonotonic');
     if (!began) problems.push(`${node.name}: ${unit} did not start at boot`);
-    else if (ready && began < ready) problems.push(`${node.name}: ${unit} began starting ${((ready - began) / 1e6).toFixed(2)} s before ${UNITS.nodeNetwork} had finished`);
+    else if (ready && began < ready)
+      problems.push(`${node.name}: ${unit} began starting ${((ready - began) / 1e6).toFixed(2)} s before ${UNITS.nodeNetwork} had finished`);
   }
   const swanBegan = micros(a.units.get(UNITS.strongswan), 'InactiveExitTimestampMonotonic');
   const probeBegan = micros(a.units.get(PROBE_UNIT), 'InactiveExitTimestampMonotonic');
   if (swanBegan && probeBegan && probeBegan < swanBegan) problems.push(`${node.name}: the probe ordered like the kubelet started before strongSwan`);
   const kubeletAfter = unitList(a.units.get(UNITS.kubelet)?.After);
   if (a.units.has(UNITS.kubelet)) {
-    for (const dep of [UNITS.nodeNetwork, UNITS.strongswan]) if (!kubeletAfter.includes(dep)) problems.push(`${node.name}: kubelet.service is not ordered after ${dep}: it could start pods before it`);
+    for (const dep of [UNITS.nodeNetwork, UNITS.strongswan])
+      if (!kubeletAfter.includes(dep)) problems.push(`${node.name}: kubelet.service is not ordered after ${dep}: it could start pods before it`);
   }
   return problems;
 }
@@ -104,7 +111,8 @@ interface RebootMeasure {
 function rebootResult(m: RebootMeasure, podCidr: string, bridge: string): CheckResult {
   const v = m.victim.name;
   const problems = [...m.errors];
-  if (m.capture.clearPod.length) problems.push(`${m.capture.clearPod.length} clear-text pod packets on the underlay while ${v} rebooted, e.g. \`${m.capture.clearPod[0]}\``);
+  if (m.capture.clearPod.length)
+    problems.push(`${m.capture.clearPod.length} clear-text pod packets on the underlay while ${v} rebooted, e.g. \`${m.capture.clearPod[0]}\``);
   if (!m.capture.esp) problems.push(`no ESP on the underlay over the whole reboot of ${v}: the traffic that should have resumed did not`);
   if (m.after) problems.push(...afterBootProblems(m.victim, podCidr, bridge, m.after));
   if (m.seconds.ssh === undefined) problems.push(`${v} did not come back (no sshd) after its reboot`);
@@ -113,7 +121,8 @@ function rebootResult(m: RebootMeasure, podCidr: string, bridge: string): CheckR
   if (!m.staleBefore) problems.push(`${v}'s IPAM store held no allocation after the reboot: the pods that died with the boot were never in it?`);
   if (m.staleAfter) problems.push(`${v}'s IPAM store still holds ${m.staleAfter} allocations after the runtime's cleanup (DEL, GC): they would leak addresses`);
   if (m.storeAfterAdd.unexpected.length) problems.push(`${v}'s IPAM store holds allocations of no live pod: ${m.storeAfterAdd.unexpected.join(', ')}`);
-  if (m.newPodsReached.ok !== m.newPodsReached.of) problems.push(`only ${m.newPodsReached.ok}/${m.newPodsReached.of} pings from other nodes' pods reached ${v}'s new pods`);
+  if (m.newPodsReached.ok !== m.newPodsReached.of)
+    problems.push(`only ${m.newPodsReached.ok}/${m.newPodsReached.of} pings from other nodes' pods reached ${v}'s new pods`);
   if (!m.meshBack) problems.push(`not every tunnel of the mesh is up again after ${v}'s reboot`);
   else for (const p of m.notSingle) problems.push(`after ${v}'s reboot: ${p}`);
   const s = (x?: number) => (x === undefined ? '—' : `${x.toFixed(1)} s`);
@@ -147,7 +156,8 @@ async function backgroundPings(lab: CheckTarget, ns: string, targets: string[], 
 export async function checkReboot(lab: CheckTarget, opts: { rebootVictim?: string }): Promise<CheckResult> {
   const backend = lab.backend;
   const { reachable, connect } = backend;
-  if (!backend.systemd || !reachable || !connect) throw new Error('the reboot check needs nodes that run systemd and can be watched going down and coming back');
+  if (!backend.systemd || !reachable || !connect)
+    throw new Error('the reboot check needs nodes that run systemd and can be watched going down and coming back');
   const t = lab.topology;
   const victim = nodeNamed(t, defaultVictim(lab, opts.rebootVictim));
   const others = t.nodes.filter((n) => n !== victim);
@@ -155,14 +165,28 @@ export async function checkReboot(lab: CheckTarget, opts: { rebootVictim?: strin
   const ipOf = (p: CheckPod) => pods[p.ns]?.ip ?? '';
   const bridge = await bridgeName(lab, victim);
   const errors: string[] = [];
-  const m: RebootMeasure = { victim, seconds: {}, capture: classifyCapture([], t.podCidr), staleBefore: 0, staleAfter: 0, storeAfterAdd: { count: 0, unexpected: [] }, newPodsReached: { ok: 0, of: 0 }, meshBack: false, notSingle: [], errors };
+  const m: RebootMeasure = {
+    victim,
+    seconds: {},
+    capture: classifyCapture([], t.podCidr),
+    staleBefore: 0,
+    staleAfter: 0,
+    storeAfterAdd: { count: 0, unexpected: [] },
+    newPodsReached: { ok: 0, of: 0 },
+    meshBack: false,
+    notSingle: [],
+    errors,
+  };
 
   // Probe units inside the victim, enabled for the next boot.
   const remotePods = others.flatMap((n) => n.pods.map(ipOf)).filter(Boolean);
   const window = 600;
   const units = probeUnits(victim.gateway, remotePods, window);
   const install = units.map((u) => `printf '%s' ${shellQuote(u.text)} >${PATHS.systemdDir}/${u.name}`).join(' && ');
-  await lab.runner.run(backend.onNode(victim.name, ['sh', '-c', `${install} && systemctl daemon-reload && systemctl enable --quiet ${units.map((u) => u.name).join(' ')}`]), { timeoutMs: 60_000 });
+  await lab.runner.run(
+    backend.onNode(victim.name, ['sh', '-c', `${install} && systemctl daemon-reload && systemctl enable --quiet ${units.map((u) => u.name).join(' ')}`]),
+    { timeoutMs: 60_000 },
+  );
 
   const stops: (() => Promise<void>)[] = [];
   const capture = await captureUnderlay(lab, `reboot-${victim.name}`, [], { acrossReboot: victim.name });
@@ -194,7 +218,14 @@ export async function checkReboot(lab: CheckTarget, opts: { rebootVictim?: strin
   } finally {
     for (const stop of stops) await stop().catch(() => {});
     await lab.runner
-      .run(backend.onNode(victim.name, ['sh', '-c', `systemctl disable --now --quiet ${units.map((u) => u.name).join(' ')}; rm -f ${units.map((u) => `${PATHS.systemdDir}/${u.name}`).join(' ')}; systemctl daemon-reload`]), { allowFail: true, timeoutMs: 60_000 })
+      .run(
+        backend.onNode(victim.name, [
+          'sh',
+          '-c',
+          `systemctl disable --now --quiet ${units.map((u) => u.name).join(' ')}; rm -f ${units.map((u) => `${PATHS.systemdDir}/${u.name}`).join(' ')}; systemctl daemon-reload`,
+        ]),
+        { allowFail: true, timeoutMs: 60_000 },
+      )
       .catch(() => undefined);
     lines = await capture.stop();
   }
@@ -212,7 +243,11 @@ export async function checkReboot(lab: CheckTarget, opts: { rebootVictim?: strin
       const first = victim.pods[0];
       if (first) await delPod(lab, first); // DEL of a sandbox whose netns is gone
       // GC: none of the check's pods is valid any more; whatever else the store holds is.
-      await gcNode(lab, victim.name, Object.values(stale).filter((a) => !ours.has(a.containerId)));
+      await gcNode(
+        lab,
+        victim.name,
+        Object.values(stale).filter((a) => !ours.has(a.containerId)),
+      );
 
       m.staleAfter = oursIn(await readIpamStore(lab, victim.name)).length;
       const fresh = await createPods(lab, [victim.name]);
@@ -238,7 +273,8 @@ async function bridgeName(lab: CheckTarget, node: CheckNode): Promise<string> {
 }
 
 async function readAfterBoot(lab: CheckTarget, node: CheckNode, bridge: string): Promise<AfterBoot> {
-  const sh = async (script: string) => (await lab.runner.run(lab.backend.onNode(node.name, ['sh', '-c', script]), { allowFail: true, timeoutMs: 60_000 })).stdout;
+  const sh = async (script: string) =>
+    (await lab.runner.run(lab.backend.onNode(node.name, ['sh', '-c', script]), { allowFail: true, timeoutMs: 60_000 })).stdout;
   const [addrs, blackholes, forward, natPostrouting, natChain] = await Promise.all([
     sh(`ip -j -4 addr show dev ${bridge} 2>/dev/null || echo []`),
     sh('ip route show type blackhole'),
@@ -253,6 +289,12 @@ async function readAfterBoot(lab: CheckTarget, node: CheckNode, bridge: string):
     // no such device
   }
   const units = await showUnits(lab, node.name, [UNITS.nodeNetwork, UNITS.strongswan, UNITS.kubelet, PROBE_UNIT, EARLY_PROBE_UNIT]);
-  return { bridgeAddrs, blackholes, forward, natPostrouting, natChain, units: new Map([...units].filter(([u, p]) => u !== UNITS.kubelet || p.LoadState === 'loaded')) };
+  return {
+    bridgeAddrs,
+    blackholes,
+    forward,
+    natPostrouting,
+    natChain,
+    units: new Map([...units].filter(([u, p]) => u !== UNITS.kubelet || p.LoadState === 'loaded')),
+  };
 }
-

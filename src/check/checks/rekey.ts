@@ -78,7 +78,16 @@ export function rekeyFlows(t: CheckTopology): RekeyFlow[] {
       const [src, dst] = y.pods.length ? [x, y] : [y, x];
       if (!dst.pods.length) continue;
       const from: { ns: string; name: string } = src.pods[0] ?? src;
-      flows.push({ pair: `${x.name} ↔ ${y.name}`, a: x.name, b: y.name, ns: from.ns, from: from.name, dstNs: dst.pods[0]!.ns, to: dst.pods[0]!.name, port: TCP_BASE_PORT + flows.length });
+      flows.push({
+        pair: `${x.name} ↔ ${y.name}`,
+        a: x.name,
+        b: y.name,
+        ns: from.ns,
+        from: from.name,
+        dstNs: dst.pods[0]!.ns,
+        to: dst.pods[0]!.name,
+        port: TCP_BASE_PORT + flows.length,
+      });
     }
   });
   return flows;
@@ -132,10 +141,16 @@ export interface FlowOutcome {
 export async function checkRekey(lab: CheckTarget): Promise<CheckResult> {
   const t = lab.topology;
   const flows = rekeyFlows(t);
-  if (!flows.length) return { name: 'rekey', ok: false, summary: 'no pods to send to', problems: ['no node runs pods: there is no flow to keep running across rekeys'] };
+  if (!flows.length)
+    return { name: 'rekey', ok: false, summary: 'no pods to send to', problems: ['no node runs pods: there is no flow to keep running across rekeys'] };
   const ip = (ns: string) => lab.pods[ns]?.ip ?? '';
   const first = await Promise.all(t.nodes.map((n) => readNodeSas(lab, n.name)));
-  const seconds = Math.ceil(plannedSeconds(t.lifetimes, first.map((s) => s.sas)));
+  const seconds = Math.ceil(
+    plannedSeconds(
+      t.lifetimes,
+      first.map((s) => s.sas),
+    ),
+  );
   const count = seconds * RATE;
   const log = new SpiLog();
   for (const [i, n] of t.nodes.entries()) log.record(t, n, first[i]!.sas);
@@ -158,9 +173,15 @@ export async function checkRekey(lab: CheckTarget): Promise<CheckResult> {
     try {
       const results = await Promise.all(
         flows.map(async (f) => {
-          const ping = lab.runner.run(lab.backend.inNs(f.ns, ['ping', '-n', '-q', '-i', String(1 / RATE), '-c', String(count), '-w', String(seconds + 30), ip(f.dstNs)]), { allowFail: true, timeoutMs: (seconds + 60) * 1000 });
+          const ping = lab.runner.run(
+            lab.backend.inNs(f.ns, ['ping', '-n', '-q', '-i', String(1 / RATE), '-c', String(count), '-w', String(seconds + 30), ip(f.dstNs)]),
+            { allowFail: true, timeoutMs: (seconds + 60) * 1000 },
+          );
           const script = `i=0; while [ $i -lt ${count} ]; do echo $i; i=$((i+1)); sleep ${1 / RATE}; done`;
-          const tcp = lab.runner.run(lab.backend.inNs(f.ns, ['socat', '-u', `SYSTEM:${script}`, `TCP:${ip(f.dstNs)}:${f.port},connect-timeout=5`]), { allowFail: true, timeoutMs: (seconds * 2 + 60) * 1000 });
+          const tcp = lab.runner.run(lab.backend.inNs(f.ns, ['socat', '-u', `SYSTEM:${script}`, `TCP:${ip(f.dstNs)}:${f.port},connect-timeout=5`]), {
+            allowFail: true,
+            timeoutMs: (seconds * 2 + 60) * 1000,
+          });
           const [p, c] = await Promise.all([ping, tcp]);
           return { f, ping: pingSummary(p.stdout), clientError: c.code === 0 ? undefined : (c.stderr.trim().split('\n').pop() ?? `exit ${c.code}`) };
         }),
@@ -178,7 +199,15 @@ export async function checkRekey(lab: CheckTarget): Promise<CheckResult> {
     }
     const ran = since();
     const settled = await settleMesh(lab);
-    return rekeyResult({ seconds: ran, flows: outcomes, log, capture: classifyCapture(lines, t.podCidr), book: addressBook(lab), notSingle: notSingle(settled), topology: t });
+    return rekeyResult({
+      seconds: ran,
+      flows: outcomes,
+      log,
+      capture: classifyCapture(lines, t.podCidr),
+      book: addressBook(lab),
+      notSingle: notSingle(settled),
+      topology: t,
+    });
   } finally {
     await Promise.all(servers.map((s) => s.stop().catch(() => '')));
   }
@@ -205,10 +234,18 @@ export function rekeyResult(m: RekeyMeasure): CheckResult {
       const f = m.flows.find((o) => o.flow.a === x.name && o.flow.b === y.name);
       const pair = `${x.name} ↔ ${y.name}`;
       const ping = f?.ping ? `${f.ping.received}/${f.ping.sent} pings` : f ? 'ping gave no summary' : 'no flow';
-      const tcp = f ? (f.stream.ok && !f.clientError ? `TCP stream unbroken (${f.stream.lines} lines)` : `TCP stream broken (${f.clientError ?? f.stream.why})`) : '';
-      lines.push(`${pair}: ${r.child} CHILD_SA rekeys, ${r.ike} IKE_SA rekeys; ${f ? `${f.flow.from} → ${f.flow.to}: ${ping}, ${tcp}` : 'no pods on either side'}`);
+      const tcp = f
+        ? f.stream.ok && !f.clientError
+          ? `TCP stream unbroken (${f.stream.lines} lines)`
+          : `TCP stream broken (${f.clientError ?? f.stream.why})`
+        : '';
+      lines.push(
+        `${pair}: ${r.child} CHILD_SA rekeys, ${r.ike} IKE_SA rekeys; ${f ? `${f.flow.from} → ${f.flow.to}: ${ping}, ${tcp}` : 'no pods on either side'}`,
+      );
       if (r.child < CHILD_REKEYS || r.ike < IKE_REKEYS) {
-        problems.push(`${pair}: ${r.child} CHILD_SA and ${r.ike} IKE_SA rekeys in ${m.seconds.toFixed(0)} s, ${CHILD_REKEYS} and ${IKE_REKEYS} expected from its lifetimes (${t.lifetimes.child} s / ${t.lifetimes.ike} s, margin ${t.lifetimes.margin} s): strongSwan did not rekey when due`);
+        problems.push(
+          `${pair}: ${r.child} CHILD_SA and ${r.ike} IKE_SA rekeys in ${m.seconds.toFixed(0)} s, ${CHILD_REKEYS} and ${IKE_REKEYS} expected from its lifetimes (${t.lifetimes.child} s / ${t.lifetimes.ike} s, margin ${t.lifetimes.margin} s): strongSwan did not rekey when due`,
+        );
       }
       if (!f) continue;
       if (!f.ping) problems.push(`${pair}: ping ${f.flow.from} → ${f.flow.to} printed no summary (it could not run)`);

@@ -33,8 +33,16 @@ export function reportedActions(output: string, node: string): { unit: string; a
 
 async function snapshot(lab: CheckTarget, node: string): Promise<NodeSnapshot> {
   const units = [UNITS.modulesLoad, UNITS.sysctl, ...(await nodeUnits(lab, node))];
-  const hashes = await lab.runner.run(lab.backend.onNode(node, ['sh', '-c', `awk -F'\\t' '!/^#/ && NF == 2 { print $2 }' ${PATHS.provisionStateDir}/installed.tsv | xargs -r sha256sum`]), { timeoutMs: 120_000 });
-  const files = new Map(hashes.stdout.split('\n').filter(Boolean).map((l) => [l.slice(66), l.slice(0, 64)] as [string, string]));
+  const hashes = await lab.runner.run(
+    lab.backend.onNode(node, ['sh', '-c', `awk -F'\\t' '!/^#/ && NF == 2 { print $2 }' ${PATHS.provisionStateDir}/installed.tsv | xargs -r sha256sum`]),
+    { timeoutMs: 120_000 },
+  );
+  const files = new Map(
+    hashes.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => [l.slice(66), l.slice(0, 64)] as [string, string]),
+  );
   const shown = await showUnits(lab, node, units, ['ActiveEnterTimestampMonotonic', 'MainPID']);
   return { node, files, units: new Map([...shown].map(([u, p]) => [u, { entered: p.ActiveEnterTimestampMonotonic ?? '', pid: p.MainPID ?? '' }])) };
 }
@@ -76,18 +84,26 @@ export function roundProblems(r: ReprovisionRound): string[] {
   if (!r.changed.length) problems.push(`re-provisioning ${r.victim} with ipsec.dpdDelay = ${r.value} installed no changed file`);
   const exp = r.expected.map(key).sort().join(', ');
   const rep = r.reported.map(key).sort().join(', ');
-  if (exp !== rep) problems.push(`${r.victim}: provisioning did ${rep || 'nothing'} to its units; its restart map says ${exp || 'nothing'} for ${r.changed.join(', ')}`);
+  if (exp !== rep)
+    problems.push(`${r.victim}: provisioning did ${rep || 'nothing'} to its units; its restart map says ${exp || 'nothing'} for ${r.changed.join(', ')}`);
   const restartedExpected = r.expected.filter((x) => x.action === 'restart').map((x) => x.unit);
-  for (const u of restartedExpected) if (!r.victimTouched.restarted.includes(u)) problems.push(`${r.victim}: ${u} should have restarted, but systemd shows the same activation time`);
-  for (const u of r.victimTouched.restarted) if (!restartedExpected.includes(u)) problems.push(`${r.victim}: ${u} was restarted (new ActiveEnterTimestamp) although nothing it depends on changed`);
+  for (const u of restartedExpected)
+    if (!r.victimTouched.restarted.includes(u)) problems.push(`${r.victim}: ${u} should have restarted, but systemd shows the same activation time`);
+  for (const u of r.victimTouched.restarted)
+    if (!restartedExpected.includes(u)) problems.push(`${r.victim}: ${u} was restarted (new ActiveEnterTimestamp) although nothing it depends on changed`);
   for (const u of r.expected.filter((x) => x.action === 'reload').map((x) => x.unit)) {
-    if (r.victimTouched.newPid.includes(u) && !restartedExpected.includes(u)) problems.push(`${r.victim}: ${u} got a new main process: it was restarted, not reloaded (its tunnels went down)`);
+    if (r.victimTouched.newPid.includes(u) && !restartedExpected.includes(u))
+      problems.push(`${r.victim}: ${u} got a new main process: it was restarted, not reloaded (its tunnels went down)`);
   }
   for (const o of r.others) {
-    if (o.files.length || o.units.length) problems.push(`${o.node} was touched by re-provisioning ${r.victim}: ${[...o.files, ...o.units.map((u) => `${u} restarted`)].join(', ')}`);
+    if (o.files.length || o.units.length)
+      problems.push(`${o.node} was touched by re-provisioning ${r.victim}: ${[...o.files, ...o.units.map((u) => `${u} restarted`)].join(', ')}`);
   }
   const seconds = String(parseInt(r.value, 10));
-  if (!r.dpdSeen.length || r.dpdSeen.some((d) => d !== seconds)) problems.push(`${r.victim}: charon's connections have dpd_delay ${r.dpdSeen.join('/') || 'unknown'}, not ${seconds} s: the reload did not apply the new ipsec.conf`);
+  if (!r.dpdSeen.length || r.dpdSeen.some((d) => d !== seconds))
+    problems.push(
+      `${r.victim}: charon's connections have dpd_delay ${r.dpdSeen.join('/') || 'unknown'}, not ${seconds} s: the reload did not apply the new ipsec.conf`,
+    );
   return problems;
 }
 

@@ -58,7 +58,14 @@ export function servicesOn(t: CheckTopology, podIps: Record<string, { ip: string
   return nodesWithPods(t).flatMap((b, j) => {
     if (b === a) return [];
     const { clusterIp, nodePort } = serviceAddress(t.serviceCidr, j);
-    return [{ name: `kube-ipsec-check/${b.pods[0]!.name}:http`, clusterIp: { ip: clusterIp, port: SERVICE_PORT }, nodePort, endpoint: { ip: podIps[b.pods[0]!.ns]?.ip ?? '', port: LISTEN_PORT } }];
+    return [
+      {
+        name: `kube-ipsec-check/${b.pods[0]!.name}:http`,
+        clusterIp: { ip: clusterIp, port: SERVICE_PORT },
+        nodePort,
+        endpoint: { ip: podIps[b.pods[0]!.ns]?.ip ?? '', port: LISTEN_PORT },
+      },
+    ];
   });
 }
 
@@ -87,9 +94,27 @@ export function sourceProbes(t: CheckTopology, podIps: Record<string, { ip: stri
       const svc = serviceAddress(t.serviceCidr, j);
       const outside = t.upstream ?? t.nodes.find((n) => n !== a && n !== b) ?? b;
       const client = 'name' in outside ? outside.name : 'upstream';
-      probes.push({ kind: 'nodeport', ns: outside.ns, via: a.name, to: b.name, dst: a.ip, port: svc.nodePort, token: pod.name, label: `${client} → ${a.name} ${a.ip}:${svc.nodePort} → ${pod.name}` });
+      probes.push({
+        kind: 'nodeport',
+        ns: outside.ns,
+        via: a.name,
+        to: b.name,
+        dst: a.ip,
+        port: svc.nodePort,
+        token: pod.name,
+        label: `${client} → ${a.name} ${a.ip}:${svc.nodePort} → ${pod.name}`,
+      });
       const from = a.pods[0]!;
-      probes.push({ kind: 'service', ns: from.ns, via: a.name, to: b.name, dst: svc.clusterIp, port: SERVICE_PORT, token: pod.name, label: `${from.name} → ${svc.clusterIp}:${SERVICE_PORT} → ${pod.name}` });
+      probes.push({
+        kind: 'service',
+        ns: from.ns,
+        via: a.name,
+        to: b.name,
+        dst: svc.clusterIp,
+        port: SERVICE_PORT,
+        token: pod.name,
+        label: `${from.name} → ${svc.clusterIp}:${SERVICE_PORT} → ${pod.name}`,
+      });
     }
   }
   return probes;
@@ -118,7 +143,13 @@ export interface InstalledServices {
  * check that crashed left there (a no-op otherwise). `onInstall` gets the removal before the
  * rules go in, so a half-done install is taken away too.
  */
-export async function installServices(lab: CheckTarget, node: string, services: ProxiedService[], mode: ProxyMode, onInstall: (s: InstalledServices) => void): Promise<void> {
+export async function installServices(
+  lab: CheckTarget,
+  node: string,
+  services: ProxiedService[],
+  mode: ProxyMode,
+  onInstall: (s: InstalledServices) => void,
+): Promise<void> {
   const removal = serviceRulesRemoval(services);
   await runOnNode(lab, node, ['sh', '-s'], removal, true);
   onInstall({
@@ -169,7 +200,8 @@ export async function runSourceProbes(lab: CheckTarget, probes: SourceProbe[]): 
 
 export async function checkSources(lab: CheckTarget, pairs: PairStatus[] = []): Promise<CheckResult> {
   const t = lab.topology;
-  if (nodesWithPods(t).length < 2) return { name: 'sources', ok: false, summary: 'needs pods on two nodes', problems: ['no two nodes run pods: there is no remote pod to send to'] };
+  if (nodesWithPods(t).length < 2)
+    return { name: 'sources', ok: false, summary: 'needs pods on two nodes', problems: ['no two nodes run pods: there is no remote pod to send to'] };
   const setup = await setUpSources(lab);
   let answered: boolean[] = [];
   let lines: string[] = [];
@@ -234,7 +266,10 @@ export function sourcesResult(
   });
   const problems = [...unanswered.values()].map((ps) => {
     const of = probes.filter((p) => p.via === ps[0]!.via && p.kind === ps[0]!.kind).length;
-    const e = ps.slice(0, 2).map((p) => p.label).join('; ');
+    const e = ps
+      .slice(0, 2)
+      .map((p) => p.label)
+      .join('; ');
     return `${ps[0]!.via}: ${ps.length}/${of} unanswered (${SOURCE_KINDS[ps[0]!.kind]}), e.g. ${e}: ${hint(ps[0]!, drops, down)}`;
   });
   problems.push(...clearTextProblems(capture.clearPod, book));

@@ -80,8 +80,12 @@ export function pingsResult(t: CheckTopology, probes: PingProbe[], ok: boolean[]
       if (!failed.length) continue;
       const from = hits[0]!.p.fromNode;
       const pair = pairs.find((p) => (p.a === from && p.b === col) || (p.a === col && p.b === from));
-      const why = pair && !pair.up ? ` (the tunnel ${pair.a} ↔ ${pair.b} is not up: see tunnels)` : pair ? ' although the tunnel is up (see capture and masquerade)' : '';
-      const examples = failed.slice(0, 2).map((x) => `${x.p.source} → ${x.p.dst}`).join(', ');
+      const why =
+        pair && !pair.up ? ` (the tunnel ${pair.a} ↔ ${pair.b} is not up: see tunnels)` : pair ? ' although the tunnel is up (see capture and masquerade)' : '';
+      const examples = failed
+        .slice(0, 2)
+        .map((x) => `${x.p.source} → ${x.p.dst}`)
+        .join(', ');
       problems.push(`${row} → ${col} pods: ${failed.length}/${hits.length} pings unanswered, e.g. ${examples}${why}`);
     }
   }
@@ -107,7 +111,9 @@ export function captureResult(s: CaptureSummary, pings: number, book: Map<string
   // what ipsec.nodeEncryption off encrypts, counted in the summary and not a problem.
   if (!s.esp) problems.push(`no ESP on the underlay during ${pings} pings: the capture saw no encrypted pod traffic at all`);
   if (espMode === 'kernel' && s.espUdp) {
-    problems.push(`${s.espUdp} ESP packets in UDP 4500 although the kernel does ESP between nodes with no NAT between them: NAT-T or strongSwan's userspace ESP is in use`);
+    problems.push(
+      `${s.espUdp} ESP packets in UDP 4500 although the kernel does ESP between nodes with no NAT between them: NAT-T or strongSwan's userspace ESP is in use`,
+    );
   }
   const kinds = espMode === 'kernel' ? `${s.esp - s.espUdp} raw ESP (protocol 50), ${s.espUdp} ESP in UDP 4500` : `${s.esp} ESP`;
   return {

@@ -54,7 +54,10 @@ export function tunnelsResult(t: CheckTopology, pairs: PairStatus[], settle: { s
     return `${e.ike}/${e.child}${p.up ? '' : ' ✗'}`;
   });
   const single = pairs.filter((p) => p.single).length;
-  const waited = settle.seconds !== undefined ? `settled ${settle.seconds.toFixed(1)} s after the check began (bound ${settle.boundS} s)` : `not settled within ${settle.boundS} s`;
+  const waited =
+    settle.seconds !== undefined
+      ? `settled ${settle.seconds.toFixed(1)} s after the check began (bound ${settle.boundS} s)`
+      : `not settled within ${settle.boundS} s`;
   return {
     name: 'tunnels',
     ok: single === pairs.length && pairs.length > 0,

@@ -33,7 +33,8 @@ export function idleUnits(units: string[], props: Map<string, UnitProps>, presen
       const program = execPath(p?.ExecStart);
       const needs = unitList(p?.Requires).find((r) => idle.has(r));
       const service = u.endsWith('.socket') ? u.replace(/\.socket$/, '.service') : undefined;
-      const why = program && !present.has(program) ? `no ${program}` : needs ? `needs ${needs}` : service && idle.has(service) ? `activates ${service}` : undefined;
+      const why =
+        program && !present.has(program) ? `no ${program}` : needs ? `needs ${needs}` : service && idle.has(service) ? `activates ${service}` : undefined;
       if (why) {
         idle.set(u, why);
         more = true;
@@ -48,7 +49,8 @@ export function orderingRules(units: string[]): [string, string][] {
   const has = (u: string) => units.includes(u);
   const rules: [string, string][] = [];
   if (has(UNITS.strongswan)) rules.push([UNITS.strongswan, UNITS.nodeNetwork]);
-  for (const u of [UNITS.docker, UNITS.containerd, UNITS.criDockerService, UNITS.criDockerSocket, UNITS.kubelet]) if (has(u)) rules.push([u, UNITS.nodeNetwork]);
+  for (const u of [UNITS.docker, UNITS.containerd, UNITS.criDockerService, UNITS.criDockerSocket, UNITS.kubelet])
+    if (has(u)) rules.push([u, UNITS.nodeNetwork]);
   if (has(UNITS.kubelet)) rules.push([UNITS.kubelet, UNITS.strongswan]);
   return rules;
 }
@@ -71,18 +73,23 @@ export function unitsProblems(n: NodeUnits): { idle: Map<string, string>; runnin
     } else {
       running.push(u);
       if (p.ActiveState !== 'active') problems.push(`${n.node}: ${u} is ${p.ActiveState}/${p.SubState}, not active (journalctl -u ${u} on ${n.node})`);
-      if (p.UnitFileState !== 'enabled' && !u.endsWith('.socket')) problems.push(`${n.node}: ${u} is ${p.UnitFileState}, not enabled: it will not come back after a reboot`);
+      if (p.UnitFileState !== 'enabled' && !u.endsWith('.socket'))
+        problems.push(`${n.node}: ${u} is ${p.UnitFileState}, not enabled: it will not come back after a reboot`);
     }
   }
   for (const [unit, after] of orderingRules(n.units)) {
-    if (!unitList(n.props.get(unit)?.After).includes(after)) problems.push(`${n.node}: ${unit} is not ordered after ${after} (After= in ${PATHS.systemdDir}/${unit}): it may start before ${after === UNITS.nodeNetwork ? 'the pod bridge, blackhole route and iptables rules exist' : 'the tunnels'}`);
+    if (!unitList(n.props.get(unit)?.After).includes(after))
+      problems.push(
+        `${n.node}: ${unit} is not ordered after ${after} (After= in ${PATHS.systemdDir}/${unit}): it may start before ${after === UNITS.nodeNetwork ? 'the pod bridge, blackhole route and iptables rules exist' : 'the tunnels'}`,
+      );
   }
   const net = n.props.get(UNITS.nodeNetwork);
   const swan = n.props.get(UNITS.strongswan);
   if (net && swan && micros(swan, 'InactiveExitTimestampMonotonic') < micros(net, 'ActiveEnterTimestampMonotonic')) {
     problems.push(`${n.node}: strongSwan began starting before ${UNITS.nodeNetwork} had finished`);
   }
-  if (n.etcdHealth !== undefined && !/"health":\s*"true"/.test(n.etcdHealth)) problems.push(`${n.node}: etcd's /health over TLS with the rendered client certificate said: ${n.etcdHealth.trim() || 'nothing'}`);
+  if (n.etcdHealth !== undefined && !/"health":\s*"true"/.test(n.etcdHealth))
+    problems.push(`${n.node}: etcd's /health over TLS with the rendered client certificate said: ${n.etcdHealth.trim() || 'nothing'}`);
   return { idle, running, problems };
 }
 
@@ -91,7 +98,9 @@ export async function readUnitState(lab: CheckTarget, node: string): Promise<Pic
   const units = await nodeUnits(lab, node);
   const props = await showUnits(lab, node, units);
   const programs = [...new Set(units.map((u) => execPath(props.get(u)?.ExecStart)).filter((p): p is string => p !== undefined))];
-  const exists = await lab.runner.run(lab.backend.onNode(node, ['sh', '-c', 'for p; do [ -e "$p" ] && echo "$p"; done; true', 'exists', ...programs]), { timeoutMs: 30_000 });
+  const exists = await lab.runner.run(lab.backend.onNode(node, ['sh', '-c', 'for p; do [ -e "$p" ] && echo "$p"; done; true', 'exists', ...programs]), {
+    timeoutMs: 30_000,
+  });
   return { node, units, props, present: new Set(exists.stdout.split('\n').filter(Boolean)) };
 }
 
@@ -100,13 +109,28 @@ async function readNodeUnits(lab: CheckTarget, node: string): Promise<NodeUnits>
   const idle = idleUnits(units, props, present);
   let verify: string[] = [];
   if (idle.size) {
-    const r = await lab.runner.run(lab.backend.onNode(node, ['systemd-analyze', 'verify', ...[...idle.keys()].map((u) => `${PATHS.systemdDir}/${u}`)]), { allowFail: true, timeoutMs: 120_000 });
+    const r = await lab.runner.run(lab.backend.onNode(node, ['systemd-analyze', 'verify', ...[...idle.keys()].map((u) => `${PATHS.systemdDir}/${u}`)]), {
+      allowFail: true,
+      timeoutMs: 120_000,
+    });
     verify = (r.stdout + r.stderr).split('\n').filter(Boolean);
   }
   let etcdHealth: string | undefined;
   if (units.includes(UNITS.etcd) && !idle.has(UNITS.etcd)) {
     const r = await lab.runner.run(
-      lab.backend.onNode(node, ['curl', '-sS', '--max-time', '10', '--cacert', PATHS.etcdCaCert, '--cert', PATHS.etcdHealthcheckClientCert, '--key', PATHS.etcdHealthcheckClientKey, 'https://127.0.0.1:2379/health']),
+      lab.backend.onNode(node, [
+        'curl',
+        '-sS',
+        '--max-time',
+        '10',
+        '--cacert',
+        PATHS.etcdCaCert,
+        '--cert',
+        PATHS.etcdHealthcheckClientCert,
+        '--key',
+        PATHS.etcdHealthcheckClientKey,
+        'https://127.0.0.1:2379/health',
+      ]),
       { allowFail: true, timeoutMs: 30_000 },
     );
     etcdHealth = r.stdout + r.stderr;
@@ -123,7 +147,8 @@ export async function checkUnits(lab: CheckTarget): Promise<CheckResult> {
     const r = unitsProblems(n);
     idleCount += r.idle.size;
     lines.push(`${n.node}: running ${r.running.join(', ') || 'nothing'}`);
-    if (r.idle.size) lines.push(`${' '.repeat(n.node.length)}  idle (installed, verified, not started): ${[...r.idle].map(([u, why]) => `${u} (${why})`).join(', ')}`);
+    if (r.idle.size)
+      lines.push(`${' '.repeat(n.node.length)}  idle (installed, verified, not started): ${[...r.idle].map(([u, why]) => `${u} (${why})`).join(', ')}`);
     if (n.etcdHealth !== undefined) lines.push(`${' '.repeat(n.node.length)}  etcd /health with the rendered client certificate: ${n.etcdHealth.trim()}`);
     problems.push(...r.problems);
   }

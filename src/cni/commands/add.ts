@@ -34,7 +34,10 @@ export interface PodChoices {
 export function planPod(config: PluginConfig, inv: Invocation, ipam: Result, choices: PodChoices): PodPlan {
   const ips = ipam.ips ?? [];
   if (!ips.length) throw new CniError(ErrorCode.Internal, 'IPAM returned no address');
-  const v4Gateway = ips.filter((ip) => !ip.address.includes(':')).map(gatewayOf).find(Boolean);
+  const v4Gateway = ips
+    .filter((ip) => !ip.address.includes(':'))
+    .map(gatewayOf)
+    .find(Boolean);
   const routes: { dst: string; gw: string }[] = [];
   for (const r of ipam.routes ?? []) {
     const gw = r.gw ?? (r.dst.includes(':') ? ips.find((ip) => ip.address.includes(':') && ip.gateway)?.gateway : v4Gateway);

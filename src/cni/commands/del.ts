@@ -11,9 +11,7 @@ export function del(call: Call): void {
   // Deleting the pod end took the host end with it. Otherwise a host end can still exist if
   // the pod's netns lives on and DEL came without it (or an ADD died half-way).
   if (podSide === 'absent') {
-    deps.links.deleteHostVeths([
-      { name: hostVethName(inv.containerId, inv.ifname), alias: hostVethAlias(inv.containerId, inv.ifname) },
-    ]);
+    deps.links.deleteHostVeths([{ name: hostVethName(inv.containerId, inv.ifname), alias: hostVethAlias(inv.containerId, inv.ifname) }]);
   }
   call.deps.ipam(call).del();
 }

@@ -61,10 +61,7 @@ export class BuiltinIpam implements Ipam {
   check(prev: Result): void {
     const held = findByAttachment(this.store.read(), this.inv.containerId, this.inv.ifname);
     if (held === undefined) {
-      throw new CniError(
-        ErrorCode.CheckFailed,
-        `no IP reservation for container ${this.inv.containerId} interface ${this.inv.ifname} in ${this.store.path}`,
-      );
+      throw new CniError(ErrorCode.CheckFailed, `no IP reservation for container ${this.inv.containerId} interface ${this.inv.ifname} in ${this.store.path}`);
     }
     const expected = (prev.ips ?? []).map((ip) => ip.address.split('/')[0]);
     if (!expected.includes(held)) {

@@ -3,8 +3,24 @@
 // ~3 ms each on top of the plugin's own start) and removes iproute2 from what the node needs.
 import { Errno, SysError, check, cstr, errno, libc, strerror } from '../sys/libc.ts';
 import {
-  NLMSG_DONE, NLMSG_ERROR, NLM_F_DUMP, errorCode, message, parseAddr, parseLink, parseRoute, splitMessages,
-  dumpAddrs, dumpLinks, dumpRoutes, getLink, type Addr, type Link, type RawMessage, type Request, type RouteEntry,
+  NLMSG_DONE,
+  NLMSG_ERROR,
+  NLM_F_DUMP,
+  errorCode,
+  message,
+  parseAddr,
+  parseLink,
+  parseRoute,
+  splitMessages,
+  dumpAddrs,
+  dumpLinks,
+  dumpRoutes,
+  getLink,
+  type Addr,
+  type Link,
+  type RawMessage,
+  type Request,
+  type RouteEntry,
 } from './wire.ts';
 
 const AF_NETLINK = 16;

@@ -225,7 +225,10 @@ export function setHairpin(index: number, on: boolean): Request {
   return {
     type: RTM_NEWLINK,
     flags: NLM_F_ACK,
-    body: [ifinfomsg(index, 0, 0), nested(IFLA_LINKINFO, bytes(IFLA_INFO_SLAVE_KIND, 'bridge'), nested(IFLA_INFO_SLAVE_DATA, u8(IFLA_BRPORT_MODE, on ? 1 : 0)))],
+    body: [
+      ifinfomsg(index, 0, 0),
+      nested(IFLA_LINKINFO, bytes(IFLA_INFO_SLAVE_KIND, 'bridge'), nested(IFLA_INFO_SLAVE_DATA, u8(IFLA_BRPORT_MODE, on ? 1 : 0))),
+    ],
   };
 }
 
@@ -301,7 +304,12 @@ export function splitMessages(buf: Uint8Array): RawMessage[] {
   for (let off = 0; off + 16 <= buf.length; ) {
     const len = v.getUint32(off, true);
     if (len < 16 || off + len > buf.length) break;
-    out.push({ type: v.getUint16(off + 4, true), flags: v.getUint16(off + 6, true), seq: v.getUint32(off + 8, true), payload: buf.subarray(off + 16, off + len) });
+    out.push({
+      type: v.getUint16(off + 4, true),
+      flags: v.getUint16(off + 6, true),
+      seq: v.getUint32(off + 8, true),
+      payload: buf.subarray(off + 16, off + len),
+    });
     off += align4(len);
   }
   return out;

@@ -101,13 +101,16 @@ export function parseResult(raw: unknown, where: string): Result {
       if (!isObject(i)) fail(w, 'must be an object');
       const name = optString(i, 'name', w);
       if (!name) fail(w, "'name' is required");
-      return assign<Interface>({ name }, {
-        mac: optString(i, 'mac', w),
-        mtu: optNumber(i, 'mtu', w),
-        sandbox: optString(i, 'sandbox', w),
-        socketPath: optString(i, 'socketPath', w),
-        pciID: optString(i, 'pciID', w),
-      });
+      return assign<Interface>(
+        { name },
+        {
+          mac: optString(i, 'mac', w),
+          mtu: optNumber(i, 'mtu', w),
+          sandbox: optString(i, 'sandbox', w),
+          socketPath: optString(i, 'socketPath', w),
+          pciID: optString(i, 'pciID', w),
+        },
+      );
     });
   }
   if (raw.ips !== undefined) {
@@ -139,12 +142,15 @@ export function parseResult(raw: unknown, where: string): Result {
   }
   if (isObject(raw.dns)) {
     const w = `${where}.dns`;
-    const dns = assign<Dns>({}, {
-      nameservers: optStringArray(raw.dns, 'nameservers', w),
-      domain: optString(raw.dns, 'domain', w),
-      search: optStringArray(raw.dns, 'search', w),
-      options: optStringArray(raw.dns, 'options', w),
-    });
+    const dns = assign<Dns>(
+      {},
+      {
+        nameservers: optStringArray(raw.dns, 'nameservers', w),
+        domain: optString(raw.dns, 'domain', w),
+        search: optStringArray(raw.dns, 'search', w),
+        options: optStringArray(raw.dns, 'options', w),
+      },
+    );
     if (Object.keys(dns).length) result.dns = dns;
   }
   return result;

@@ -28,7 +28,10 @@ export interface Convergence {
 async function writeVariant(lab: Lab, rendered: Map<string, string>, variant: MeshVariant): Promise<void> {
   await Promise.all(
     lab.topology.nodes.map((n) =>
-      lab.runner.run(lab.backend.onNode(n.name, ['sh', '-c', `cat > ${PATHS.ipsecConf}`]), { input: meshVariant(rendered.get(n.name)!, variant), timeoutMs: 30_000 }),
+      lab.runner.run(lab.backend.onNode(n.name, ['sh', '-c', `cat > ${PATHS.ipsecConf}`]), {
+        input: meshVariant(rendered.get(n.name)!, variant),
+        timeoutMs: 30_000,
+      }),
     ),
   );
 }

@@ -19,7 +19,12 @@ export interface VmDownReport {
   warnings: string[];
 }
 
-export async function vmDown(runner: Runner, stateDir: string, data: LabStateData, processesIn: (names: string[]) => { pid: number; comm: string; ns: string }[]): Promise<VmDownReport> {
+export async function vmDown(
+  runner: Runner,
+  stateDir: string,
+  data: LabStateData,
+  processesIn: (names: string[]) => { pid: number; comm: string; ns: string }[],
+): Promise<VmDownReport> {
   const warnings: string[] = [];
   const t = data.topology;
   const wire = t.wire.ns;
@@ -35,17 +40,19 @@ export async function vmDown(runner: Runner, stateDir: string, data: LabStateDat
     .filter((p) => cmdline(p.pid).includes(stateDir))
     .map((p): LabProcess => ({ pid: p.pid, comm: p.comm, ns: p.ns, role: p.comm === QEMU_COMM ? 'vm' : 'ssh', what: `${p.comm} of this lab (unrecorded)` }));
   const all = [...recorded, ...fromPidfiles, ...strays].filter((p, i, a) => a.findIndex((q) => q.pid === p.pid) === i);
-  const groups = [
-    all.filter((p) => p.role === 'capture' || p.role === 'provision'),
-    all.filter((p) => p.role === 'ssh'),
-    all.filter((p) => p.role === 'vm'),
-  ];
+  const groups = [all.filter((p) => p.role === 'capture' || p.role === 'provision'), all.filter((p) => p.role === 'ssh'), all.filter((p) => p.role === 'vm')];
   const processes = await stopProcesses(groups, 5000);
   for (const p of processes.survivors) warnings.push(`${p.what} (pid ${p.pid}) survived SIGKILL`);
-  for (const p of processes.skipped) if (comm(p.pid) === p.comm && p.role === 'vm') warnings.push(`${p.what}: pid ${p.pid} is a ${p.comm} outside the lab's namespace: left alone`);
+  for (const p of processes.skipped)
+    if (comm(p.pid) === p.comm && p.role === 'vm') warnings.push(`${p.what}: pid ${p.pid} is a ${p.comm} outside the lab's namespace: left alone`);
 
   const taps = netnsInode(wire) !== undefined ? await existingLinks(runner, wire, data.vm?.taps ?? []) : [];
-  if (taps.length) await ipBatch(runner, wire, taps.map((tap) => `link del ${tap}`));
+  if (taps.length)
+    await ipBatch(
+      runner,
+      wire,
+      taps.map((tap) => `link del ${tap}`),
+    );
   const namespaces = await deleteNamespaces(runner, names);
   const overlays = data.vm?.overlays ?? [];
   for (const f of overlays) rmSync(f, { force: true });

@@ -16,7 +16,17 @@ export const DEFAULT_IMAGE_CACHE = '/var/cache/kube-ipsec/images';
 const DEFAULT_MIRROR = 'http://deb.debian.org/debian';
 
 /** What a VM needs besides the node's own packages: an init, device manager, sshd, sysctl, its kernel. */
-export const VM_BASE_PACKAGES = ['systemd', 'systemd-sysv', 'udev', 'kmod', 'iproute2', 'procps', 'openssh-server', 'linux-image-cloud-amd64', 'initramfs-tools'];
+export const VM_BASE_PACKAGES = [
+  'systemd',
+  'systemd-sysv',
+  'udev',
+  'kmod',
+  'iproute2',
+  'procps',
+  'openssh-server',
+  'linux-image-cloud-amd64',
+  'initramfs-tools',
+];
 /** What a Vagrant base box has besides: sudo for the vagrant user, DNS from DHCP (resolved, on D-Bus), rsync synced folders. */
 const VM_BOX_PACKAGES = ['sudo', 'dbus', 'systemd-resolved', 'rsync'];
 
@@ -98,11 +108,30 @@ export async function ensureImage(o: EnsureImageOptions): Promise<NodeImage> {
   ].join('\n');
   const recipeJson = JSON.stringify({ key, ...recipe, script: undefined, scriptSha256: createHash('sha256').update(recipe.script).digest('hex') });
   const debCache = join(cacheDir, '..', 'debs');
-  const r = await o.runner.run(['flock', '-w', '3600', join(cacheDir, `${key}.lock`), 'bash', '-c', script, 'build', final, partial, recipeJson, BUILD_SCRIPT, recipe.mirror, debCache, ...recipe.packages], {
-    timeoutMs: 3_600_000,
-    // The box's metadata.json carries it: `npm run box` tells an installed box of another recipe.
-    env: { ...process.env, KUBE_IPSEC_IMAGE_KEY: key },
-  });
+  const r = await o.runner.run(
+    [
+      'flock',
+      '-w',
+      '3600',
+      join(cacheDir, `${key}.lock`),
+      'bash',
+      '-c',
+      script,
+      'build',
+      final,
+      partial,
+      recipeJson,
+      BUILD_SCRIPT,
+      recipe.mirror,
+      debCache,
+      ...recipe.packages,
+    ],
+    {
+      timeoutMs: 3_600_000,
+      // The box's metadata.json carries it: `npm run box` tells an installed box of another recipe.
+      env: { ...process.env, KUBE_IPSEC_IMAGE_KEY: key },
+    },
+  );
   const image = cachedImage(cacheDir, recipe);
   if (!image) throw new Error(`the image build finished but ${final} is incomplete`);
   // Another builder may have finished it while this one waited for the lock.

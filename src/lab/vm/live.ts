@@ -78,14 +78,17 @@ export async function waitForKubernetes(
   const nodesOk = await waitFor(
     async () => {
       const list = await kubectl<NodeList>(['get', 'nodes']);
-      const ready = new Set((list?.items ?? []).filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).map((n) => n.metadata.name));
+      const ready = new Set(
+        (list?.items ?? []).filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).map((n) => n.metadata.name),
+      );
       notReady = minions.filter((m) => !ready.has(m));
       return notReady.length === 0;
     },
     timeoutMs,
     3000,
   );
-  if (!nodesOk) throw new LabError(`Kubernetes: ${notReady.join(', ')} not Ready after ${timeoutMs / 1000} s (journalctl -u kubelet on them; npm run lab -- ssh NODE)`);
+  if (!nodesOk)
+    throw new LabError(`Kubernetes: ${notReady.join(', ')} not Ready after ${timeoutMs / 1000} s (journalctl -u kubelet on them; npm run lab -- ssh NODE)`);
   const nodesReady = (Date.now() - started) / 1000;
   log(`Kubernetes: ${minions.join(', ')} Ready ${nodesReady.toFixed(0)} s after provisioning`);
   let available = '0';
@@ -99,7 +102,10 @@ export async function waitForKubernetes(
     Math.max(0, timeoutMs - (Date.now() - started)),
     3000,
   );
-  if (!dnsOk) throw new LabError(`Kubernetes: CoreDNS has ${available} replicas available after ${timeoutMs / 1000} s (kubectl -n kube-system describe pods -l k8s-app=kube-dns on the master)`);
+  if (!dnsOk)
+    throw new LabError(
+      `Kubernetes: CoreDNS has ${available} replicas available after ${timeoutMs / 1000} s (kubectl -n kube-system describe pods -l k8s-app=kube-dns on the master)`,
+    );
   const dnsReady = (Date.now() - started) / 1000;
   log(`Kubernetes: CoreDNS available ${dnsReady.toFixed(0)} s after provisioning`);
   return { nodesReady, dnsReady };

@@ -9,20 +9,26 @@ import { LabError } from '../host.ts';
 import type { LabParts } from '../lab.ts';
 import { NETNS_DIR } from '../../check/target.ts';
 
-
 /**
  * The product's provisioning (`kube-ipsec provision`, ssh2 into every VM's sshd), run inside
  * the wire namespace where the management network is; its PID is recorded while it runs.
  */
 export async function provisionLab(lab: LabParts, plugin: string, say: (line: string) => void, extra: string[] = []): Promise<string> {
   const argv = [
-    'nsenter', `--net=${NETNS_DIR}/${lab.topology.wire.ns}`,
-    ...kubeIpsecArgv(), 'provision',
-    '--config', join(lab.stateDir, 'cluster.yaml'),
-    '--out', join(lab.stateDir, 'out'),
-    '--state', join(lab.stateDir, 'pki'),
-    '--plugin', plugin,
-    '--known-hosts', join(lab.stateDir, 'ssh', 'known_hosts'),
+    'nsenter',
+    `--net=${NETNS_DIR}/${lab.topology.wire.ns}`,
+    ...kubeIpsecArgv(),
+    'provision',
+    '--config',
+    join(lab.stateDir, 'cluster.yaml'),
+    '--out',
+    join(lab.stateDir, 'out'),
+    '--state',
+    join(lab.stateDir, 'pki'),
+    '--plugin',
+    plugin,
+    '--known-hosts',
+    join(lab.stateDir, 'ssh', 'known_hosts'),
     ...extra,
   ];
   const child = spawn(argv[0]!, argv.slice(1), { cwd: PACKAGE_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SSH_AUTH_SOCK: '' } });
@@ -45,4 +51,3 @@ export async function provisionLab(lab: LabParts, plugin: string, say: (line: st
   if (code !== 0) throw new LabError(`kube-ipsec provision failed (exit ${code}): ${(err || out).trim().split('\n').slice(-4).join(' | ')}`);
   return out;
 }
-

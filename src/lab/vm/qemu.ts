@@ -57,25 +57,45 @@ function kernelCmdline(accel: Accel): string {
 export function qemuArgv(image: NodeImage, vm: VmNode, files: VmFiles, accel: Accel): string[] {
   return [
     QEMU,
-    '-name', `kube-ipsec-${vm.name}`,
-    '-machine', `pc,accel=${accel.accel}`,
-    '-cpu', accel.cpu,
-    '-m', String(vm.memoryMb),
-    '-smp', String(vm.cpus),
-    '-nodefaults', '-no-user-config', '-display', 'none',
-    '-serial', `file:${files.console}`,
-    '-pidfile', files.pidfile,
-    '-kernel', image.kernel,
-    '-initrd', image.initrd,
-    '-append', kernelCmdline(accel),
+    '-name',
+    `kube-ipsec-${vm.name}`,
+    '-machine',
+    `pc,accel=${accel.accel}`,
+    '-cpu',
+    accel.cpu,
+    '-m',
+    String(vm.memoryMb),
+    '-smp',
+    String(vm.cpus),
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
+    '-serial',
+    `file:${files.console}`,
+    '-pidfile',
+    files.pidfile,
+    '-kernel',
+    image.kernel,
+    '-initrd',
+    image.initrd,
+    '-append',
+    kernelCmdline(accel),
     // The overlay is the VM's alone and thrown away by `down`: no need to wait for the disk.
-    '-drive', `file=${files.overlay},if=virtio,format=qcow2,cache=unsafe,discard=unmap`,
-    '-netdev', `tap,id=mgmt,ifname=${vm.mgmtTap},script=no,downscript=no`,
-    '-device', `virtio-net-pci,netdev=mgmt,mac=${vm.mgmtMac}`,
-    '-netdev', `tap,id=underlay,ifname=${vm.underlayTap},script=no,downscript=no`,
-    '-device', `virtio-net-pci,netdev=underlay,mac=${vm.underlayMac}`,
-    '-device', 'virtio-rng-pci',
-    '-fw_cfg', `name=opt/kube-ipsec/seed,file=${files.seed}`,
+    '-drive',
+    `file=${files.overlay},if=virtio,format=qcow2,cache=unsafe,discard=unmap`,
+    '-netdev',
+    `tap,id=mgmt,ifname=${vm.mgmtTap},script=no,downscript=no`,
+    '-device',
+    `virtio-net-pci,netdev=mgmt,mac=${vm.mgmtMac}`,
+    '-netdev',
+    `tap,id=underlay,ifname=${vm.underlayTap},script=no,downscript=no`,
+    '-device',
+    `virtio-net-pci,netdev=underlay,mac=${vm.underlayMac}`,
+    '-device',
+    'virtio-rng-pci',
+    '-fw_cfg',
+    `name=opt/kube-ipsec/seed,file=${files.seed}`,
   ];
 }
 
@@ -149,10 +169,27 @@ const PROBE_MARK = 'Run /init as init process';
  */
 function probeKvm(image: NodeImage, timeoutMs = 20_000): Promise<KvmProbe> {
   const argv = [
-    '-machine', 'pc,accel=kvm', '-cpu', 'host', '-m', '256', '-smp', '1',
-    '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
-    '-serial', 'stdio', '-kernel', image.kernel, '-initrd', image.initrd,
-    '-append', 'console=ttyS0 panic=-1 loglevel=7',
+    '-machine',
+    'pc,accel=kvm',
+    '-cpu',
+    'host',
+    '-m',
+    '256',
+    '-smp',
+    '1',
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
+    '-no-reboot',
+    '-serial',
+    'stdio',
+    '-kernel',
+    image.kernel,
+    '-initrd',
+    image.initrd,
+    '-append',
+    'console=ttyS0 panic=-1 loglevel=7',
   ];
   return new Promise((resolve) => {
     const child = spawn(QEMU, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -172,7 +209,12 @@ function probeKvm(image: NodeImage, timeoutMs = 20_000): Promise<KvmProbe> {
     });
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     child.on('error', (err) => finish({ ok: false, detail: err.message }));
-    child.on('close', (code, signal) => finish({ ok: false, detail: `qemu ${code === null ? `died of ${signal}` : `exited ${code}`} under KVM: ${out.trim().split('\n').slice(-2).join(' | ')}` }));
+    child.on('close', (code, signal) =>
+      finish({
+        ok: false,
+        detail: `qemu ${code === null ? `died of ${signal}` : `exited ${code}`} under KVM: ${out.trim().split('\n').slice(-2).join(' | ')}`,
+      }),
+    );
   });
 }
 

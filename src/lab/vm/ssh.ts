@@ -29,7 +29,8 @@ function sshDir(stateDir: string): string {
 export async function generateKeys(runner: Runner, stateDir: string, layout: VmLayout): Promise<LabKeys> {
   const dir = sshDir(stateDir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const keygen = (file: string, comment: string) => runner.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', file], { timeoutMs: 20_000 });
+  const keygen = (file: string, comment: string) =>
+    runner.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', file], { timeoutMs: 20_000 });
   const clientKey = join(dir, 'id_ed25519');
   if (!existsSync(clientKey)) await keygen(clientKey, 'kube-ipsec-lab');
   await Promise.all(layout.nodes.map((v) => (existsSync(hostKeyFile(dir, v.name)) ? undefined : keygen(hostKeyFile(dir, v.name), `kube-ipsec-lab-${v.name}`))));
@@ -66,17 +67,28 @@ function controlPath(stateDir: string, node: string): string {
 function options(t: SshTarget, connectTimeout = 5): string[] {
   const dir = sshDir(t.stateDir);
   return [
-    '-F', 'none',
-    '-i', join(dir, 'id_ed25519'),
-    '-o', 'IdentitiesOnly=yes',
-    '-o', `UserKnownHostsFile=${join(dir, 'known_hosts')}`,
-    '-o', 'StrictHostKeyChecking=yes',
-    '-o', 'BatchMode=yes',
-    '-o', `ConnectTimeout=${connectTimeout}`,
-    '-o', 'ServerAliveInterval=5',
-    '-o', 'ServerAliveCountMax=3',
-    '-o', 'LogLevel=ERROR',
-    '-o', `ControlPath=${controlPath(t.stateDir, t.vm.name)}`,
+    '-F',
+    'none',
+    '-i',
+    join(dir, 'id_ed25519'),
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    `UserKnownHostsFile=${join(dir, 'known_hosts')}`,
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    `ConnectTimeout=${connectTimeout}`,
+    '-o',
+    'ServerAliveInterval=5',
+    '-o',
+    'ServerAliveCountMax=3',
+    '-o',
+    'LogLevel=ERROR',
+    '-o',
+    `ControlPath=${controlPath(t.stateDir, t.vm.name)}`,
   ];
 }
 

@@ -31,10 +31,24 @@ export async function buildTestImage(runner: Runner, workDir: string, archive: s
   // podman refuses a runroot longer than 50 characters (its sockets live there), which a state
   // dir deep in a home directory exceeds: the runroot is a short private directory in /run.
   const runRoot = mkdtempSync('/run/kube-ipsec-podman-');
-  const podman = ['podman', '--root', join(workDir, 'store'), '--runroot', runRoot, '--storage-driver', 'vfs', '--cgroup-manager', 'cgroupfs', '--events-backend', 'file'];
+  const podman = [
+    'podman',
+    '--root',
+    join(workDir, 'store'),
+    '--runroot',
+    runRoot,
+    '--storage-driver',
+    'vfs',
+    '--cgroup-manager',
+    'cgroupfs',
+    '--events-backend',
+    'file',
+  ];
   try {
     await runner.run(['tar', '-C', rootfs, '-cf', join(workDir, 'rootfs.tar'), '.'], { timeoutMs: 60_000 });
-    await runner.run([...podman, 'import', '--change', 'CMD ["/bin/busybox", "httpd", "-f", "-p", "8080"]', join(workDir, 'rootfs.tar'), image], { timeoutMs: 120_000 });
+    await runner.run([...podman, 'import', '--change', 'CMD ["/bin/busybox", "httpd", "-f", "-p", "8080"]', join(workDir, 'rootfs.tar'), image], {
+      timeoutMs: 120_000,
+    });
     rmSync(archive, { force: true });
     await runner.run([...podman, 'save', '--format', 'docker-archive', '--output', archive, image], { timeoutMs: 120_000 });
     const id = (await runner.run([...podman, 'image', 'inspect', '--format', '{{.Id}}', image], { timeoutMs: 60_000 })).stdout.trim();

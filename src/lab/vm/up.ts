@@ -101,7 +101,11 @@ export async function vmUp(opts: VmUpOptions): Promise<VmUpResult> {
   const clock = stopwatch();
 
   const image = await ensureImage({ runner, log, ...(opts.imageCache !== undefined && { cacheDir: opts.imageCache }) });
-  log(image.builtIn !== undefined ? `node image ${image.key} built in ${image.builtIn.toFixed(0)} s` : `node image ${image.key} (cached in ${dirname(image.dir)})`);
+  log(
+    image.builtIn !== undefined
+      ? `node image ${image.key} built in ${image.builtIn.toFixed(0)} s`
+      : `node image ${image.key} (cached in ${dirname(image.dir)})`,
+  );
   const accel = await chooseAccel(image, opts.accel ?? 'auto');
   log(`accelerator: ${accel.why}`);
   const built = opts.built === 'none' ? undefined : builtBinaries(opts.built);
@@ -122,7 +126,15 @@ export async function vmUp(opts: VmUpOptions): Promise<VmUpResult> {
     outDir: join(stateDir, 'out'),
     espMode: 'kernel',
     topology,
-    vm: { layout, image: { key: image.key, dir: image.dir }, accel, taps: [], overlays: [], bootSeconds: {}, ...(image.builtIn !== undefined && { imageBuildSeconds: image.builtIn }) },
+    vm: {
+      layout,
+      image: { key: image.key, dir: image.dir },
+      accel,
+      taps: [],
+      overlays: [],
+      bootSeconds: {},
+      ...(image.builtIn !== undefined && { imageBuildSeconds: image.builtIn }),
+    },
   });
   const keys = await generateKeys(runner, stateDir, layout);
   // The lab's own binaries.dir: the built release (links), or Debian's etcd and a smoke image
@@ -134,7 +146,9 @@ export async function vmUp(opts: VmUpOptions): Promise<VmUpResult> {
   if (built) {
     labBinariesDir(built, binariesDir);
     smoke = { image: built.manifest.images.smoke.image, id: built.manifest.images.smoke.id };
-    log(`binaries: Kubernetes ${built.manifest.builtFor.kubernetes}, etcd ${built.manifest.builtFor.etcd}, cri-dockerd ${built.manifest.builtFor.criDockerd} built by npm run binaries (${built.dir})`);
+    log(
+      `binaries: Kubernetes ${built.manifest.builtFor.kubernetes}, etcd ${built.manifest.builtFor.etcd}, cri-dockerd ${built.manifest.builtFor.criDockerd} built by npm run binaries (${built.dir})`,
+    );
     files = await renderForLab(configFile, stateDir, 'kernel', lifetimes, (doc) => labOverrides(doc, layout, keys, { dir: binariesDir }));
   } else {
     const etcd = await debianPackage(runner, 'etcd-server', opts.binariesDir ?? DEFAULT_BINARIES_DIR);
@@ -144,7 +158,9 @@ export async function vmUp(opts: VmUpOptions): Promise<VmUpResult> {
     const test = await buildTestImage(runner, join(stateDir, 'image-build'), join(binariesDir, imageArchiveName(TEST_IMAGE)));
     smoke = test;
     log(`smoke image ${test.image} (${test.id}) built from busybox-static by podman: ${test.archive}`);
-    files = await renderForLab(configFile, stateDir, 'kernel', lifetimes, (doc) => labOverrides(doc, layout, keys, { dir: binariesDir, smoke: test, etcd, allowAbsent: true }));
+    files = await renderForLab(configFile, stateDir, 'kernel', lifetimes, (doc) =>
+      labOverrides(doc, layout, keys, { dir: binariesDir, smoke: test, etcd, allowAbsent: true }),
+    );
   }
   log(`rendered ${files.outDir} for VMs (ESP in the kernel; ssh and binaries.dir set for the lab): ${seconds(clock())}`);
 
@@ -154,7 +170,9 @@ export async function vmUp(opts: VmUpOptions): Promise<VmUpResult> {
   state.addNamespaces([topology.wire.ns, topology.upstream.ns]);
   state.updateVm({ taps: labTaps(layout) });
   await buildVmNetwork(runner, topology, layout);
-  log(`wire namespace ${topology.wire.ns}: underlay ${topology.wire.bridge} (upstream ${topology.upstream.ip}), management ${layout.mgmt.bridge} ${layout.mgmt.cidr}, ${labTaps(layout).length} taps: ${seconds(clock())}`);
+  log(
+    `wire namespace ${topology.wire.ns}: underlay ${topology.wire.bridge} (upstream ${topology.upstream.ip}), management ${layout.mgmt.bridge} ${layout.mgmt.cidr}, ${labTaps(layout).length} taps: ${seconds(clock())}`,
+  );
 
   const limit = Math.max(1, opts.parallelBoots ?? availableParallelism());
   await mapLimit(layout.nodes, limit, async (v) => {
@@ -185,7 +203,11 @@ export async function vmUp(opts: VmUpOptions): Promise<VmUpResult> {
   const converged = await waitFor(async () => (await meshStatus(lab)).every((p) => p.up), 120_000, 250);
   const convergedIn = converged ? sinceProvisioned() : undefined;
   state.update(convergedIn === undefined ? {} : { convergedIn });
-  log(converged ? `every IKE/CHILD SA pair up (${convergedIn!.toFixed(2)} s after provisioning ended)` : `not every IKE/CHILD SA pair is up after ${seconds(clock())} (\`check\` says which)`);
+  log(
+    converged
+      ? `every IKE/CHILD SA pair up (${convergedIn!.toFixed(2)} s after provisioning ended)`
+      : `not every IKE/CHILD SA pair is up after ${seconds(clock())} (\`check\` says which)`,
+  );
 
   const pods = await createPods(lab);
   state.update({ pods, phase: 'up' });
@@ -197,12 +219,23 @@ export async function vmUp(opts: VmUpOptions): Promise<VmUpResult> {
  * The image archive went the product's way (verified by provision/install-binaries, loaded by
  * kube-ipsec-images.service): every minion's docker must now hold it, with the pinned image ID.
  */
-async function checkLoadedImage(runner: Runner, backend: VmBackend, plan: Plan, image: { image: string; id: string }, log: (line: string) => void): Promise<void> {
+async function checkLoadedImage(
+  runner: Runner,
+  backend: VmBackend,
+  plan: Plan,
+  image: { image: string; id: string },
+  log: (line: string) => void,
+): Promise<void> {
   await mapLimit(plan.minions, plan.minions.length, async (m) => {
-    const r = await runner.run(backend.onNode(m.name, ['docker', 'image', 'inspect', '--format', '{{.Id}}', image.image]), { allowFail: true, timeoutMs: 60_000 });
+    const r = await runner.run(backend.onNode(m.name, ['docker', 'image', 'inspect', '--format', '{{.Id}}', image.image]), {
+      allowFail: true,
+      timeoutMs: 60_000,
+    });
     const id = r.stdout.trim();
     if (r.code !== 0 || id !== image.id) {
-      throw new LabError(`${m.name}: docker does not hold ${image.image} with image ID ${image.id} after provisioning (${r.code === 0 ? `it has ${id}` : r.stderr.trim()}): journalctl -u kube-ipsec-images.service on ${m.name}`);
+      throw new LabError(
+        `${m.name}: docker does not hold ${image.image} with image ID ${image.id} after provisioning (${r.code === 0 ? `it has ${id}` : r.stderr.trim()}): journalctl -u kube-ipsec-images.service on ${m.name}`,
+      );
     }
     log(`${m.name}: docker holds ${image.image} ${id}, loaded from its archive by kube-ipsec-images.service`);
   });
@@ -223,7 +256,10 @@ export function labOverrides(
   layout.nodes.forEach((v) => {
     const index = (nodes?.items ?? []).findIndex((n) => (n as { get(k: string): unknown }).get('name') === v.name);
     if (index < 0) throw new Error(`internal: node ${v.name} is not in cluster.yaml`);
-    doc.setIn(['nodes', index, 'ssh'], doc.createNode({ host: v.mgmtIp, port: 22, user: 'root', privateKey: keys.clientKey, hostKey: keys.hosts.get(v.name)!.fingerprint }));
+    doc.setIn(
+      ['nodes', index, 'ssh'],
+      doc.createNode({ host: v.mgmtIp, port: 22, user: 'root', privateKey: keys.clientKey, hostKey: keys.hosts.get(v.name)!.fingerprint }),
+    );
   });
   doc.setIn(['binaries'], doc.createNode({ dir: binaries.dir, ...(binaries.allowAbsent && { allowAbsent: true }) }));
   if (binaries.smoke) doc.setIn(['versions', 'images', 'smoke'], doc.createNode({ image: binaries.smoke.image, id: binaries.smoke.id }));

@@ -7,11 +7,12 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PINNED } from '../../src/config/pins.ts';
 import { PATHS, UNITS } from '../../src/plan/paths.ts';
+import { imageArchiveName } from '../../src/plan/plan.ts';
 import { runRender } from '../../src/render/pipeline.ts';
 import { assertPluginBuilt, PLUGIN } from '../helpers/cni.ts';
 import { makeReleases, type TestReleases } from '../helpers/ship-releases.ts';
@@ -37,7 +38,7 @@ beforeAll(() => {
   releases = makeReleases(join(dir, 'releases'));
   partial = join(dir, 'partial');
   mkdirSync(partial);
-  copyFileSync(join(releases.dir, 'cri-dockerd-0.3.24.amd64.tgz'), join(partial, 'cri-dockerd-0.3.24.amd64.tgz'));
+  copyFileSync(join(releases.dir, basename(PINNED.criDockerd.archive.url)), join(partial, basename(PINNED.criDockerd.archive.url)));
   // A package laid out as Debian's etcd-server is: the daemon at ./usr/bin/etcd of its data.
   const pkg = join(dir, 'pkg');
   mkdirSync(join(pkg, 'DEBIAN'), { recursive: true });
@@ -100,7 +101,7 @@ describe('an air-gapped install with absent archives (binaries.allowAbsent)', ()
     expect(recorded(m.record, 'systemctl').filter((l) => / (kubelet|kube-proxy)\.service$/.test(l))).toEqual([]);
     expect(readFileSync(join(m.record, 'systemd-analyze.log'), 'utf8').trim().split('\n')).toEqual([`verify ${UNITS.kubelet}`, `verify ${UNITS.kubeProxy}`]);
     // The image loader runs too: the runtime is there; the absent archives are said to be absent.
-    for (const image of ['pause-3.10.1.tar', 'coredns-1.13.1.tar', 'agnhost-2.53.tar']) expect(r.report).toContain(`absent ${PATHS.imagesDir}/${image}`);
+    for (const image of Object.values(PINNED.images).map((i) => imageArchiveName(i.image))) expect(r.report).toContain(`absent ${PATHS.imagesDir}/${image}`);
     const started = [UNITS.nodeNetwork, UNITS.strongswan, UNITS.docker, UNITS.criDockerSocket, UNITS.criDockerService, UNITS.images];
     expect(recorded(m.record, 'systemctl').filter((l) => l.startsWith('enable '))).toEqual(started.map((u) => `enable ${u}`));
     // The unit files are installed all the same.

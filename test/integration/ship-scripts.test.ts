@@ -78,7 +78,10 @@ describe('provision/ scripts', () => {
     expect(existsSync(join(golden.root, PATHS.caKey))).toBe(false);
 
     // Packages installed once, with services held back until apply starts them in order.
-    expect(recorded(golden.record, 'apt')).toEqual(['update', expect.stringMatching(/^install \(services held\) strongswan-starter .*docker\.io$/)]);
+    expect(recorded(golden.record, 'apt')).toEqual([
+      'update',
+      expect.stringMatching(/^install \(services held\) strongswan-starter .*docker\.io apparmor containernetworking-plugins$/),
+    ]);
     expect(existsSync(join(golden.root, 'usr/sbin/policy-rc.d'))).toBe(false);
     const bringUp = [
       UNITS.nodeNetwork,

@@ -259,6 +259,44 @@ describe.each([
       20 * 60_000,
     );
 
+  // The security model on the live cluster (docs/security.md): what the render promises holds
+  // against the running API server and etcd.
+  if (kubernetes)
+    it(
+      'keeps its trust domains live: Secrets encrypted in etcd, etcd closed to minions, an IKE certificate refused by the API server, an audit log',
+      async () => {
+        const l = openLab(stateDir);
+        const on = async (node: string, script: string) =>
+          (await l.runner.run(l.backend.onNode(node, ['sh', '-c', script]), { allowFail: true, timeoutMs: 120_000 })).stdout.trim();
+        const secret = `kv-${prefix}`;
+        const etcdctl = `/usr/local/bin/etcdctl --endpoints=https://127.0.0.1:2379 --cacert=${PATHS.etcdCaCert} --cert=${PATHS.etcdHealthcheckClientCert} --key=${PATHS.etcdHealthcheckClientKey}`;
+        expect(await on('master', `kubectl create secret generic ${secret} -n default --from-literal=k=plain-${prefix} >/dev/null && echo created`)).toBe(
+          'created',
+        );
+        try {
+          // What etcd holds: secretbox ciphertext, never the value.
+          const stored = await on(
+            'master',
+            `${etcdctl} get /registry/secrets/default/${secret} --print-value-only > /run/${secret}; head -c 21 /run/${secret}; echo; grep -c plain-${prefix} /run/${secret}; rm -f /run/${secret}`,
+          );
+          expect(stored.split('\n')).toEqual(['k8s:enc:secretbox:v1:', '0']);
+          // etcd listens on the master's loopback only: a minion cannot even connect.
+          expect(await on('minion1', `timeout 5 bash -c '</dev/tcp/192.168.10.10/2379' 2>/dev/null && echo open || echo closed`)).toBe('closed');
+          // A minion's IKE certificate is from the IKE CA, which the API server does not trust.
+          const ike = await on(
+            'minion1',
+            `c=$(ls ${PATHS.ipsecCertDir}/*.pem | head -1); k=$(ls ${PATHS.ipsecKeyDir}/* | head -1); curl -s -o /dev/null -w '%{http_code}' --cacert ${PATHS.caCert} --cert "$c" --key "$k" https://192.168.10.10:6443/api/v1/secrets`,
+          );
+          expect(['000', '401', '403']).toContain(ike);
+          // Who did what: the audit log records the request that made the Secret.
+          expect(Number(await on('master', `grep -c '"resource":"secrets"' ${PATHS.auditLog}`))).toBeGreaterThan(0);
+        } finally {
+          await on('master', `kubectl delete secret ${secret} -n default --ignore-not-found`);
+        }
+      },
+      10 * 60_000,
+    );
+
   // kube-ipsec check over ssh is the same code whatever the mesh carries: the default lab runs
   // it, beside the real kube-proxy's chains and the cluster's own pods. Its default set: what
   // leaves the cluster as it is (fail-closed, reprovision and reboot ran in `lab check` above).

@@ -8,12 +8,23 @@ import { NETNS_DIR, readNodeFile, type CheckPod, type CheckTopology, type Cluste
 
 export const POD_IFNAME = 'eth0';
 
-/** The conflist's first plugin with the network's name and version, as libcni passes it. */
+/**
+ * The conflist's first plugin with the network's name and version, as libcni passes it. The
+ * version is what libcni ≥ 1.2 (a CNI 1.1 runtime, containerd 2) picks: the highest of
+ * `cniVersions` where the list has it (GC and STATUS need 1.1.0), else `cniVersion`.
+ */
 export function pluginConfig(conflistText: string): string {
-  const list = JSON.parse(conflistText) as { cniVersion: string; name: string; plugins: Record<string, unknown>[] };
+  const list = JSON.parse(conflistText) as { cniVersion: string; cniVersions?: string[]; name: string; plugins: Record<string, unknown>[] };
   const first = list.plugins?.[0];
   if (!first) throw new Error('the conflist has no plugins');
-  return JSON.stringify({ cniVersion: list.cniVersion, name: list.name, ...first });
+  const newest = (list.cniVersions ?? []).reduce((a, b) => (compareVersions(b, a) > 0 ? b : a), list.cniVersion);
+  return JSON.stringify({ cniVersion: newest, name: list.name, ...first });
+}
+
+function compareVersions(a: string, b: string): number {
+  const [x, y] = [a, b].map((v) => v.split('.').map(Number));
+  for (let i = 0; i < 3; i++) if (x![i] !== y![i]) return (x![i] ?? 0) - (y![i] ?? 0);
+  return 0;
 }
 
 /** The node's installed conflist (what its runtime would hand the plugin). */

@@ -112,6 +112,9 @@ describe('what the lab runs on a node', () => {
   it('hands the plugin its conflist entry the way libcni does', () => {
     const conflist = JSON.stringify({ cniVersion: '1.1.0', name: 'kube-ipsec', plugins: [{ type: 'ipsec-cni', mtu: 1400 }, { type: 'portmap' }] });
     expect(JSON.parse(pluginConfig(conflist))).toEqual({ cniVersion: '1.1.0', name: 'kube-ipsec', type: 'ipsec-cni', mtu: 1400 });
+    // The rendered list: 1.0.0 for older runtimes, cniVersions for a CNI 1.1 one, which takes the highest (GC needs it).
+    const rendered = JSON.stringify({ cniVersion: '1.0.0', cniVersions: ['1.0.0', '1.1.0'], name: 'kube-ipsec', plugins: [{ type: 'ipsec-cni' }] });
+    expect(JSON.parse(pluginConfig(rendered)).cniVersion).toBe('1.1.0');
     const env = cniEnv('ADD', { node: 'minion1', name: 'minion1-pod1', ns: 'ut-minion1-pod1', containerId: 'cid' });
     expect(env).toMatchObject({
       CNI_COMMAND: 'ADD',

@@ -193,7 +193,9 @@ export async function setUpSources(lab: CheckTarget, only: (p: SourceProbe) => b
 /** Whether each probe was answered (TCP: by the pod it was meant for). */
 export async function runSourceProbes(lab: CheckTarget, probes: SourceProbe[]): Promise<boolean[]> {
   return mapLimit(probes, 12, async (p) => {
-    if (p.port === undefined) return (await ping(lab, p.ns, p.dst, { count: 2, interval: 0.2, wait: 1, ...(p.bind && { source: p.bind }) })).received > 0;
+    // Three tries, 2 s each: under software emulation with Kubernetes running, a first reply
+    // (new conntrack entry, SNAT, the pod's neighbour) was seen to take longer than 1 s.
+    if (p.port === undefined) return (await ping(lab, p.ns, p.dst, { count: 3, interval: 0.5, wait: 2, ...(p.bind && { source: p.bind }) })).received > 0;
     return (await tcpRead(lab, p.ns, p.dst, p.port, p.bind)) === p.token;
   });
 }

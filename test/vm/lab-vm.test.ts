@@ -249,14 +249,21 @@ describe.each([
     it(
       'runs Kubernetes: `kube-ipsec smoke` passes from the upstream router',
       async () => {
-        // As a user reaches a node: `npm run lab -- ssh master -- kubectl get nodes`.
-        const nodes = await lab(['ssh', 'master', '--', 'kubectl', 'get', 'nodes']);
+        // As a user reaches a node: `npm run lab -- ssh master -- kubectl get nodes`. `lab check`
+        // rebooted a minion just before: its kubelet may take minutes to report Ready again.
+        let nodes = { code: null as number | null, stdout: '' };
+        const allReady = () => nodes.code === 0 && MINIONS.every((m) => new RegExp(`^${m}\\s+Ready\\s`, 'm').test(nodes.stdout));
+        const deadline = Date.now() + 10 * 60_000;
+        do {
+          nodes = await lab(['ssh', 'master', '--', 'kubectl', 'get', 'nodes']);
+          if (!allReady()) await new Promise((r) => setTimeout(r, 5000));
+        } while (!allReady() && Date.now() < deadline);
         expect(nodes.code).toBe(0);
         for (const m of MINIONS) expect(nodes.stdout).toMatch(new RegExp(`^${m}\\s+Ready\\s`, 'm'));
         const r = await smoke(builtKubectl());
         expect(r.code, `smoke:\n${r.stdout}\n${r.stderr}`).toBe(0);
       },
-      20 * 60_000,
+      30 * 60_000,
     );
 
   // The security model on the live cluster (docs/security.md): what the render promises holds

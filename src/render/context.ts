@@ -34,6 +34,11 @@ export function baseView(ctx: RenderContext, node: PlannedNode) {
     paths: PATHS,
     runsPods: node.runsPods,
     runtimeUnits: runtimeUnits(ctx.plan, node),
+    // The node network orders itself before the runtime's services, never before a socket: a
+    // socket is before sockets.target, itself before basic.target, which this (ordinary)
+    // service comes after. That cycle made systemd drop cri-docker.socket at boot, and with
+    // it cri-dockerd and the kubelet (seen live after a reboot).
+    runtimeServices: runtimeUnits(ctx.plan, node).filter((u) => !u.endsWith('.socket')),
   };
 }
 

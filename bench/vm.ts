@@ -57,7 +57,7 @@ export async function run(argv: string[]): Promise<number> {
 
     const prefix = `kvb${process.pid.toString(36).slice(-4)}`;
     // cluster.yaml's lifetimes: no rekey in the middle of a measurement.
-    const { lab } = await vmUp({ configFile, stateDir, prefix, lifetimes: 'rendered', runner: processRunner, log: () => {} });
+    const { lab } = await vmUp({ configFile, stateDir, prefix, lifetimes: 'rendered', built: 'none', runner: processRunner, log: () => {} });
     const vm = lab.state.data.vm!;
     console.log(`VMs (${vm.accel.accel}, ${vm.layout.nodes[0]!.memoryMb} MB each; ${vm.accel.why}):`);
     for (const [node, seconds] of Object.entries(vm.bootSeconds))

@@ -161,7 +161,14 @@ export async function run(argv: string[]): Promise<number> {
     const configFile = join(dir, 'cluster.yaml');
     writeFileSync(configFile, `nodes:\n${NODES.map((n, i) => `  - { name: ${n.name}, ${i === 0 ? 'role: master, ' : ''}ip: ${n.ip} }`).join('\n')}\n`);
     const t = performance.now();
-    const { lab } = await vmUp({ configFile, stateDir, prefix: `kvl${process.pid.toString(36).slice(-4)}`, memoryMb: 768, built: 'none', runner: processRunner });
+    const { lab } = await vmUp({
+      configFile,
+      stateDir,
+      prefix: `kvl${process.pid.toString(36).slice(-4)}`,
+      memoryMb: 768,
+      built: 'none',
+      runner: processRunner,
+    });
     const wall = (performance.now() - t) / 1000;
     const vm = lab.state.data.vm!;
     const boot = Math.max(...Object.values(vm.bootSeconds));

@@ -269,6 +269,8 @@ describe('units check', () => {
     ]);
     expect(unitsProblems(n).problems).toEqual([]);
     expect(orderingRules(minionUnits)).toContainEqual(['kubelet.service', 'strongswan-starter.service']);
+    // A socket is never ordered after an ordinary service (a boot cycle through sockets.target).
+    expect(orderingRules(minionUnits).filter(([u]) => u.endsWith('.socket'))).toEqual([]);
   });
 
   it('names what is wrong: an idle unit enabled or started, a running unit down, ordering, verification', () => {

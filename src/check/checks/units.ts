@@ -49,8 +49,9 @@ export function orderingRules(units: string[]): [string, string][] {
   const has = (u: string) => units.includes(u);
   const rules: [string, string][] = [];
   if (has(UNITS.strongswan)) rules.push([UNITS.strongswan, UNITS.nodeNetwork]);
-  for (const u of [UNITS.docker, UNITS.containerd, UNITS.criDockerService, UNITS.criDockerSocket, UNITS.kubelet])
-    if (has(u)) rules.push([u, UNITS.nodeNetwork]);
+  // Not cri-docker.socket: a socket only listens, and ordering it after an ordinary service is a
+  // boot cycle (sockets.target comes before basic.target); the service it activates is ordered.
+  for (const u of [UNITS.docker, UNITS.containerd, UNITS.criDockerService, UNITS.kubelet]) if (has(u)) rules.push([u, UNITS.nodeNetwork]);
   if (has(UNITS.kubelet)) rules.push([UNITS.kubelet, UNITS.strongswan]);
   return rules;
 }

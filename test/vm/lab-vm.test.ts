@@ -55,37 +55,9 @@ function builtKubectl(): string {
 }
 
 /** `kube-ipsec smoke` as a user runs it, from the lab's upstream router (where the API server's network is). */
-function smoke(kubectl: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const argv = [
-    'nsenter',
-    `--net=/run/netns/${prefix}-upstream`,
-    process.execPath,
-    join(repoRoot, 'bin', 'kube-ipsec'),
-    'smoke',
-    '--config',
-    join(stateDir, 'cluster.yaml'),
-    '--out',
-    join(stateDir, 'out'),
-    '--kubectl',
-    kubectl,
-    '--timeout',
-    '600',
-  ];
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-      process.stdout.write(d);
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      process.stderr.write(d);
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function smoke(kubectl: string): Promise<KubeIpsecRun> {
+  const args = ['smoke', '--config', join(stateDir, 'cluster.yaml'), '--out', join(stateDir, 'out'), '--kubectl', kubectl, '--timeout', '600'];
+  return kubeIpsec(`${prefix}-upstream`, args, { echoStdout: true });
 }
 
 function lab(args: string[]): Promise<{ code: number | null; stdout: string }> {
@@ -122,13 +94,27 @@ interface CheckJson extends CheckReport {
 }
 
 /** `kube-ipsec check` (the built command) as a user runs it against a provisioned cluster: inside the wire namespace, where the VMs' ssh is. */
-function clusterCheck(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const argv = ['nsenter', `--net=/run/netns/${prefix}-wire`, process.execPath, join(repoRoot, 'bin', 'kube-ipsec'), 'check', ...args];
+function clusterCheck(args: string[]): Promise<KubeIpsecRun> {
+  return kubeIpsec(`${prefix}-wire`, ['check', ...args], { echoStdout: false, env: { SSH_AUTH_SOCK: '' } });
+}
+
+interface KubeIpsecRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** The built command inside one of the lab's namespaces, its output kept (stderr, and stdout if asked, also shown). */
+function kubeIpsec(ns: string, args: string[], o: { echoStdout: boolean; env?: NodeJS.ProcessEnv }): Promise<KubeIpsecRun> {
+  const argv = ['nsenter', `--net=/run/netns/${ns}`, process.execPath, join(repoRoot, 'bin', 'kube-ipsec'), ...args];
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SSH_AUTH_SOCK: '' } });
+    const child = spawn(argv[0]!, argv.slice(1), { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...o.env } });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      if (o.echoStdout) process.stdout.write(d);
+    });
     child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
       process.stderr.write(d);

@@ -17,6 +17,8 @@ import { netnsLab, type NetnsLab } from './netns.ts';
 import { recorderEnv, repoRoot } from './ship-node.ts';
 
 const HOST_IP = '192.168.10.1';
+/** A provisioning run of the lab's few nodes takes seconds; one still going after this hangs. */
+const CLI_DEADLINE_MS = 100_000;
 
 interface LabNode {
   name: string;
@@ -50,7 +52,11 @@ export interface SshdLab {
   rootOption: string;
   netns: NetnsLab;
   hostNs: string;
-  /** Runs `kube-ipsec <args>` in the host namespace (bin/kube-ipsec, or its TypeScript through tsx). */
+  /**
+   * Runs `kube-ipsec <args>` in the host namespace (bin/kube-ipsec, or its TypeScript through
+   * tsx). A run still going after CLI_DEADLINE_MS is killed and resolves with what it printed,
+   * so a hang fails its test with the output that shows where, not with a bare test timeout.
+   */
   cli(args: string[], via?: CliVia): Promise<CliRun>;
   /** Starts `kube-ipsec <args>` in the host namespace; kill() ends it (the whole process group). */
   start(args: string[], via?: CliVia): { done: Promise<CliRun>; kill(): void };
@@ -76,7 +82,16 @@ export async function sshdLab(tag: string, nodes: { name: string; ip: string }[]
     hostNs: '',
     inHost: (argv) => netns.exec(lab.hostNs, argv),
     start: (args, via) => startCli(lab, children, args, via),
-    cli: (args, via) => startCli(lab, children, args, via).done,
+    async cli(args, via) {
+      const run = startCli(lab, children, args, via);
+      let timedOut = false;
+      const deadline = setTimeout(() => {
+        timedOut = true;
+        run.kill();
+      }, CLI_DEADLINE_MS);
+      const r = await run.done.finally(() => clearTimeout(deadline));
+      return timedOut ? { ...r, stderr: `${r.stderr}\n[sshd-lab] kube-ipsec ${args.join(' ')}: killed after ${CLI_DEADLINE_MS / 1000} s` } : r;
+    },
     async cleanup() {
       for (const c of children) if (c.pid) killGroup(c.pid);
       // sshd's per-connection children and what they run live in the lab's namespaces too.

@@ -87,7 +87,9 @@ function staleHashes(name: string): string[] {
 /** The summary row of a node. */
 const row = (run: CliRun, name: string) => run.stdout.split('\n').find((l) => l.startsWith(`  ${name} `)) ?? '';
 
-describe('kube-ipsec provision over ssh', () => {
+// Each run takes seconds alone; under CI's full parallel load a test of two runs has taken
+// over a minute. sshdLab kills a run that hangs, and the test fails with its output.
+describe('kube-ipsec provision over ssh', { timeout: 240_000 }, () => {
   it('provisions a 4-node cluster in parallel into per-node roots', async () => {
     writeConfig();
     const run = await provision();
@@ -328,7 +330,8 @@ describe('kube-ipsec provision over ssh', () => {
   it('adds a minion: the new node gets everything, the others only their mesh files and a strongSwan reload', async () => {
     // A cluster in sync first, so that only the new node makes a difference.
     writeConfig('network: { clusterDns: 10.30.0.54 }', 4);
-    expect((await provision()).code).toBe(0);
+    const inSync = await provision();
+    expect(inSync.code, inSync.stderr).toBe(0);
     writeConfig('network: { clusterDns: 10.30.0.54 }', 5);
     const before = roots();
     clearAll();

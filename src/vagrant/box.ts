@@ -3,7 +3,7 @@
 // system and package list), built once per recipe into the image cache, then added to
 // Vagrant as LOCAL_BOX. An installed box of another recipe is replaced.
 import { existsSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureImage, type NodeImage } from '../lab/vm/image.ts';
 import type { Runner } from '../run.ts';
@@ -52,7 +52,10 @@ export function defaultVagrantHome(env: NodeJS.ProcessEnv = process.env, home = 
 }
 
 export function boxAddArgv(image: NodeImage): string[] {
-  return ['vagrant', 'box', 'add', '--force', '--name', LOCAL_BOX, '--provider', 'libvirt', image.box];
+  // VAGRANT_CWD away from any Vagrantfile (also through sudo, which drops the environment): run
+  // in a project, `vagrant box add` would load its Vagrantfile (kube-ipsec's renders the
+  // cluster) and leave a .vagrant/ directory there.
+  return ['env', `VAGRANT_CWD=${tmpdir()}`, 'vagrant', 'box', 'add', '--force', '--name', LOCAL_BOX, '--provider', 'libvirt', image.box];
 }
 
 /** Builds the box if the cache has none for this recipe, then adds it to Vagrant unless it is there. */

@@ -43,7 +43,19 @@ describe('npm run box', () => {
     const added = await ensureBox({ runner: r, vagrantHome: home, imageCache: cache });
     expect(added.action).toBe('added');
     expect(r.calls).toEqual([boxAddArgv(added.image)]);
-    expect(r.calls[0]).toEqual(['vagrant', 'box', 'add', '--force', '--name', 'kube-ipsec/debian12', '--provider', 'libvirt', join(cache, key, 'libvirt.box')]);
+    expect(r.calls[0]).toEqual([
+      'env',
+      `VAGRANT_CWD=${tmpdir()}`,
+      'vagrant',
+      'box',
+      'add',
+      '--force',
+      '--name',
+      'kube-ipsec/debian12',
+      '--provider',
+      'libvirt',
+      join(cache, key, 'libvirt.box'),
+    ]);
 
     install(home, 'an-older-recipe');
     expect((await ensureBox({ runner: r, vagrantHome: home, imageCache: cache })).action).toBe('replaced');
@@ -57,6 +69,6 @@ describe('npm run box', () => {
     const r = recorder();
     const home = join(dir, 'user', '.vagrant.d');
     await ensureBox({ runner: r, vagrantHome: home, imageCache: cache, asUser: ['sudo', '-u', 'alice', '-H', 'env', `VAGRANT_HOME=${home}`] });
-    expect(r.calls[0]!.slice(0, 7)).toEqual(['sudo', '-u', 'alice', '-H', 'env', `VAGRANT_HOME=${home}`, 'vagrant']);
+    expect(r.calls[0]!.slice(0, 9)).toEqual(['sudo', '-u', 'alice', '-H', 'env', `VAGRANT_HOME=${home}`, 'env', `VAGRANT_CWD=${tmpdir()}`, 'vagrant']);
   });
 });

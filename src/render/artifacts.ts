@@ -70,6 +70,16 @@ export function imageArchives(plan: Plan, node: PlannedNode): ImageArchive[] {
 }
 
 /**
+ * The files of binaries.dir a node installs (release archives named as in their URLs, image
+ * archives): what an air-gapped install hands that node, and nothing else.
+ */
+export function nodeBinaryFiles(plan: Plan, node: PlannedNode): string[] {
+  if (plan.binariesDir === undefined) return [];
+  const archives = artifactMembers(plan, node).map((m) => m.artifact.url.slice(m.artifact.url.lastIndexOf('/') + 1));
+  return [...new Set([...archives, ...imageArchives(plan, node).map((a) => a.image.archive)])];
+}
+
+/**
  * artifacts.tsv row of an image archive: `image:<reference>`, the pinned image ID (or `-`), the
  * archive's file name in binaries.dir, where it is installed. provision/install-binaries reads
  * the `image:` prefix.

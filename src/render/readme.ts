@@ -2,6 +2,7 @@
 // out/cluster.json: the same facts for programs (the Vagrantfile reads its VMs from it).
 import { providerBoxes } from '../vagrant/providers.ts';
 import type { Plan } from '../plan/plan.ts';
+import { nodeBinaryFiles } from './artifacts.ts';
 import type { RenderedFile } from './files.ts';
 import { formatMode } from './manifest.ts';
 
@@ -71,7 +72,7 @@ export function clusterSummary(plan: Plan): string {
         nodeCidr: plan.network.nodeCidr,
         podCidr: plan.network.podCidr,
         apiserver: plan.apiserver.url,
-        // As written in cluster.yaml (relative to its directory); the Vagrantfile syncs it to the VMs.
+        // As written in cluster.yaml (relative to its directory); the Vagrantfile uploads from it.
         ...(plan.binariesDir !== undefined && { binariesDir: plan.binariesDir }),
         ...(plan.binariesAllowAbsent && { binariesAllowAbsent: true }),
         nodes: plan.nodes.map((n) => ({
@@ -83,6 +84,8 @@ export function clusterSummary(plan: Plan): string {
           memory: n.vm.memory,
           cpus: n.vm.cpus,
           ...(n.ssh && { ssh: n.ssh }),
+          // The files of binaries.dir this node installs: the Vagrantfile uploads only those.
+          ...(plan.binariesDir !== undefined && { binaries: nodeBinaryFiles(plan, n) }),
         })),
         underlayMtu: plan.network.underlayMtu,
         vagrant: {

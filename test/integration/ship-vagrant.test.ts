@@ -55,6 +55,14 @@ describe('Vagrantfile', () => {
       ['minion2', 1024, true],
     ]);
     expect(existsSync(join(repoRoot, '.vagrant'))).toBe(false);
+    // Each machine is handed only the archives of binaries.dir it installs.
+    const files = Object.fromEntries(summary.nodes.map((n: { name: string; binaries: string[] }) => [n.name, n.binaries]));
+    expect(files.master).toEqual(expect.arrayContaining(['kubernetes-server-linux-amd64.tar.gz']));
+    expect(files.master.join(' ')).not.toMatch(/kubernetes-node|cri-dockerd|\.tar$/);
+    expect(files.minion1).toEqual(expect.arrayContaining(['kubernetes-node-linux-amd64.tar.gz']));
+    expect(files.minion1.join(' ')).not.toMatch(/kubernetes-server|etcd/);
+    expect(files.minion1).toEqual(files.minion2);
+    for (const f of [...files.master, ...files.minion1]) expect(existsSync(join(releases.dir, f)), f).toBe(true);
   });
 
   it('fails validation when the air-gapped binaries directory is missing, naming it', () => {
@@ -62,7 +70,7 @@ describe('Vagrantfile', () => {
     writeFileSync(config, `nodes:\n  - { name: master, role: master, ip: 192.168.10.10 }\n${releases.yaml.replace(releases.dir, './no-such-dir')}`);
     const r = validate(config);
     expect(r.code).toBe(1);
-    expect(r.output).toContain(`File upload source file ${join(dir, 'no-such-dir')} must exist`);
+    expect(r.output).toContain(`File upload source file ${join(dir, 'no-such-dir', 'kubernetes-server-linux-amd64.tar.gz')} must exist`);
   });
 
   it('does not share the project directory (every node key, the CA key) with the VMs', () => {

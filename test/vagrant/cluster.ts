@@ -1,12 +1,14 @@
 // A kube-ipsec cluster run by Vagrant inside a libvirt sandbox, as the end-to-end test and
-// the vagrant bench drive it: its cluster.yaml (the VM lab's air-gapped etcd, everything else
-// absent), vagrant commands from the repository's Vagrantfile with this cluster's paths, and
-// root commands on the nodes over the ssh config `vagrant ssh-config` prints.
+// the vagrant bench drive it: its cluster.yaml (air-gapped: the binaries npm run binaries
+// built, or Debian's etcd alone for the network), vagrant commands from the repository's
+// Vagrantfile with this cluster's paths, and root commands on the nodes over the ssh config
+// `vagrant ssh-config` prints.
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
 import { ikeSas } from '../../src/check/vici.ts';
 import { debianPackage } from '../../src/lab/vm/binaries.ts';
+import { builtBinaries, DEFAULT_BUILT_DIR, masterKubectl } from '../../src/lab/vm/live.ts';
 import { processRunner, type RunResult } from '../../src/run.ts';
 import { shellQuote } from '../../src/shell.ts';
 import { LOCAL_BOX } from '../../src/vagrant/providers.ts';
@@ -64,28 +66,46 @@ export class VagrantCluster {
     };
   }
 
-  /** cluster.yaml of a master and two minions on kube-ipsec's box, 768 MB and one CPU each, air-gapped etcd. */
-  async writeConfig(): Promise<void> {
-    const etcd = await debianPackage(processRunner, 'etcd-server');
-    mkdirSync(this.path('binaries'), { recursive: true });
-    copyFileSync(etcd.file, this.path('binaries', basename(etcd.file)));
-    writeFileSync(
-      this.path('cluster.yaml'),
-      [
+  /**
+   * cluster.yaml of a master and two minions on kube-ipsec's box. With Kubernetes: what npm run
+   * binaries built in ./binaries, sized for a 2-core host under software emulation (the control
+   * plane gets both CPUs). Without (the network alone, as the bench's reference runs are):
+   * Debian's etcd, everything else absent, 768 MB and one CPU each.
+   */
+  async writeConfig(o: { kubernetes: boolean }): Promise<void> {
+    const common = ['ipsec:', '  dpdDelay: 5s', 'vagrant:', `  libvirt: { box: ${LOCAL_BOX} }`];
+    const node = (n: ClusterNode, i: number, size = '') => `  - { name: ${n.name}, ${i === 0 ? 'role: master, ' : ''}ip: ${n.ip}${size} }`;
+    let lines: string[];
+    if (o.kubernetes) {
+      const built = builtBinaries();
+      if (!built) throw new Error(`${DEFAULT_BUILT_DIR} holds no build: npm run test:vagrant runs npm run binaries first`);
+      lines = [
         'nodes:',
-        ...NODES.map((n, i) => `  - { name: ${n.name}, ${i === 0 ? 'role: master, ' : ''}ip: ${n.ip} }`),
-        'ipsec:',
-        '  dpdDelay: 5s',
-        'vagrant:',
+        ...NODES.map((n, i) => node(n, i, i === 0 ? ', memory: 2048, cpus: 2' : ', memory: 1536, cpus: 1')),
+        ...common,
+        `binaries: { dir: ${JSON.stringify(built.dir)} }`,
+      ];
+    } else {
+      const etcd = await debianPackage(processRunner, 'etcd-server');
+      mkdirSync(this.path('binaries'), { recursive: true });
+      copyFileSync(etcd.file, this.path('binaries', basename(etcd.file)));
+      lines = [
+        'nodes:',
+        ...NODES.map((n, i) => node(n, i)),
+        ...common,
         '  memory: 768',
         '  cpus: 1',
-        `  libvirt: { box: ${LOCAL_BOX} }`,
         'binaries: { dir: ./binaries, allowAbsent: true }',
         'versions:',
         `  etcd: { version: ${etcd.upstream}, archive: { url: ${etcd.url}, checksum: sha256:${etcd.sha256} } }`,
-        '',
-      ].join('\n'),
-    );
+      ];
+    }
+    writeFileSync(this.path('cluster.yaml'), [...lines, ''].join('\n'));
+  }
+
+  /** kubectl on the master as root (the admin credential); `timeoutMs` for the ones that wait (rollout status). */
+  kubectl(args: string[], allowFail = false, timeoutMs = 120_000): Promise<RunResult> {
+    return this.onNode('master', masterKubectl(args).map(shellQuote).join(' '), allowFail, timeoutMs);
   }
 
   /** A vagrant command in the sandbox, from the repository (the Vagrantfile); its stamped output kept in logs/. */
@@ -110,8 +130,8 @@ export class VagrantCluster {
     return ['ssh', '-F', this.path('ssh_config'), '-o', 'ConnectTimeout=10', node, `sudo bash -c ${shellQuote(script)}`];
   }
 
-  onNode(node: string, script: string, allowFail = false): Promise<RunResult> {
-    return this.sb.run(this.sshArgv(node, script), { allowFail, timeoutMs: 120_000 });
+  onNode(node: string, script: string, allowFail = false, timeoutMs = 120_000): Promise<RunResult> {
+    return this.sb.run(this.sshArgv(node, script), { allowFail, timeoutMs });
   }
 
   /** Peers (by name) with which `node` has an ESTABLISHED IKE_SA and an INSTALLED CHILD_SA. */

@@ -12,7 +12,7 @@ import { LabError } from '../host.ts';
 import { linkOrCopy } from '../link.ts';
 
 /** Where `npm run binaries` puts its output by default: ./binaries of this checkout. */
-const DEFAULT_BUILT_DIR = packagePath('binaries');
+export const DEFAULT_BUILT_DIR = packagePath('binaries');
 
 export interface BuiltBinaries {
   dir: string;
@@ -52,7 +52,7 @@ interface Deployment {
 }
 
 /** `kubectl` on the master as root (its kubeconfig is the admin credential), as argv for `onMaster`. */
-function masterKubectl(args: string[]): string[] {
+export function masterKubectl(args: string[]): string[] {
   return ['kubectl', '--kubeconfig', PATHS.rootKubeconfig, ...args];
 }
 

@@ -2,10 +2,16 @@
 // vagrant-libvirt under software emulation in a libvirt sandbox of its own (as the e2e test
 // runs it), against the VM lab's path measured in the same run (qemu started by the lab,
 // provisioned by `kube-ipsec provision` over ssh) on the same cluster of a master and two
-// minions (768 MB, one vCPU each, kube-ipsec's box / the VM lab's image of the same recipe):
+// minions (kube-ipsec's box / the VM lab's image of the same recipe). With what `npm run
+// binaries` built in ./binaries, the cluster runs Kubernetes (master 2 vCPUs and 2048 MB,
+// minions one and 1536 MB); with --network-only or no build, the network alone (768 MB, one
+// vCPU each). Every figure is under software emulation (no KVM on the machine it was made for):
 //   - `vagrant up --provision` wall time, split per machine into box import, boot (domain
 //     start → sshd and Vagrant's key), configure (hostname, private network) and
 //     provisioning (the provisioners), then convergence (every tunnel up);
+//   - with Kubernetes: from the tunnels to every minion Ready and to CoreDNS available, and
+//     pod start latency (create → Ready, from the pods' own timestamps) with the share of it
+//     the CNI ADD took (ipsec-cni's log: one line per call with its duration);
 //     parallel (vagrant-libvirt's default) and, unless --quick, --no-parallel;
 //   - `vagrant provision minion2`, as a no-op and with one changed value (ipsec.dpdDelay);
 //   - the same no-op through `npm run provision -- --node minion2` (target: whole command
@@ -13,13 +19,16 @@
 //   - the VM lab: boot, `kube-ipsec provision` of every node, convergence, the no-op.
 // Whole commands are timed with hyperfine, run inside the sandbox (or the lab's wire namespace).
 //
-//   npm run bench vagrant [-- --quick]
+//   npm run bench vagrant [-- --quick] [--network-only]
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { down } from '../src/lab/down.ts';
 import { ensureImage } from '../src/lab/vm/image.ts';
+import { builtBinaries, waitForKubernetes } from '../src/lab/vm/live.ts';
 import { vmUp } from '../src/lab/vm/up.ts';
+import { loadClusterFile } from '../src/config/load.ts';
+import { planCluster } from '../src/plan/plan.ts';
 import { NETNS_DIR } from '../src/check/target.ts';
 import { processRunner, waitFor } from '../src/run.ts';
 import { shellQuote } from '../src/shell.ts';
@@ -39,10 +48,61 @@ const cmd = (argv: string[]) => argv.map(shellQuote).join(' ');
 interface UpTimes {
   wall: number;
   convergence: number;
+  /** With Kubernetes: seconds after the tunnels until every minion was Ready, and CoreDNS available. */
+  nodesReady?: number;
+  dnsReady?: number;
 }
 
+const POD_START_PODS = 6;
+
+/** Pod start latency on the live cluster: per pod create → Ready, and the CNI ADD of its sandbox. */
+interface PodStart {
+  /** Seconds from each pod's creation to its Ready condition (the API server's clock, 1 s resolution). */
+  latency: number[];
+  /** Milliseconds of each ipsec-cni ADD the pods' sandboxes made (its log on each minion). */
+  cniAdd: number[];
+}
+
+/** Creates POD_START_PODS agnhost pods at once and reads how long each took to be Ready, and what its CNI ADD cost. */
+async function podStart(cluster: VagrantCluster, image: string): Promise<PodStart> {
+  const kubectl = async (args: string[]) => {
+    const r = await cluster.kubectl(args, true, 960_000);
+    if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const minions = NODES.slice(1).map((n) => n.name);
+  const logLines = async (node: string) => Number((await cluster.onNode(node, 'wc -l < /var/log/ipsec-cni.log 2>/dev/null || echo 0')).stdout.trim());
+  const before = Object.fromEntries(await Promise.all(minions.map(async (m) => [m, await logLines(m)] as const)));
+  await kubectl(['create', 'deployment', 'bench-pod-start', `--image=${image}`, `--replicas=${POD_START_PODS}`, '--', '/agnhost', 'pause']);
+  try {
+    await kubectl(['rollout', 'status', 'deployment/bench-pod-start', '--timeout=900s']);
+    const pods = JSON.parse(await kubectl(['get', 'pods', '-l', 'app=bench-pod-start', '-o', 'json'])) as {
+      items: { metadata: { creationTimestamp: string }; status: { conditions: { type: string; lastTransitionTime: string }[] } }[];
+    };
+    const latency = pods.items.map(
+      (x) => (Date.parse(x.status.conditions.find((c) => c.type === 'Ready')!.lastTransitionTime) - Date.parse(x.metadata.creationTimestamp)) / 1000,
+    );
+    const cniAdd: number[] = [];
+    for (const m of minions) {
+      const added = (await cluster.onNode(m, `tail -n +${before[m]! + 1} /var/log/ipsec-cni.log`)).stdout.split('\n').filter(Boolean);
+      for (const l of added) {
+        const r = JSON.parse(l) as { cmd: string; ok: boolean; ms: number };
+        if (r.cmd === 'ADD' && r.ok) cniAdd.push(r.ms);
+      }
+    }
+    return { latency, cniAdd };
+  } finally {
+    await cluster.kubectl(['delete', 'deployment', 'bench-pod-start', '--wait=true'], true);
+  }
+}
+
+const median = (xs: number[]) => {
+  const a = [...xs].sort((x, y) => x - y);
+  return a.length === 0 ? NaN : a.length % 2 ? a[(a.length - 1) / 2]! : (a[a.length / 2 - 1]! + a[a.length / 2]!) / 2;
+};
+
 /** `vagrant up --provision` (+ flags), its phases printed; then the seconds until every tunnel is up. */
-async function up(cluster: VagrantCluster, label: string, flags: string[]): Promise<UpTimes> {
+async function up(cluster: VagrantCluster, label: string, flags: string[], kubernetes: boolean): Promise<UpTimes> {
   const r: VagrantRun = await cluster.vagrant(['up', '--provision', '--provider', 'libvirt', ...flags]);
   if (r.code !== 0) throw new Error(r.tail);
   await cluster.sshConfig();
@@ -54,7 +114,19 @@ async function up(cluster: VagrantCluster, label: string, flags: string[]): Prom
   for (const p of machinePhases(r.lines)) {
     console.log(`  ${p.machine.padEnd(9)} ${s(p.boxImport)}  ${s(p.boot)}  ${s(p.configure)}  ${s(p.provisioning)}     (${s(p.first)} → ${s(p.last)})`);
   }
-  return { wall: r.seconds, convergence };
+  if (!kubernetes) return { wall: r.seconds, convergence };
+  const plan = planCluster(loadClusterFile(cluster.path('cluster.yaml')));
+  const k = await waitForKubernetes(
+    processRunner,
+    (argv) => cluster.sb.argv(cluster.sshArgv(plan.master.name, argv.map(shellQuote).join(' '))),
+    plan,
+    () => undefined,
+  );
+  const total = r.seconds + convergence;
+  console.log(
+    `  Kubernetes: every minion Ready ${s(k.nodesReady)} and CoreDNS available ${s(k.dnsReady)} after the tunnels; from vagrant up: Ready ${s(total + k.nodesReady)}, CoreDNS ${s(total + k.dnsReady)}`,
+  );
+  return { wall: r.seconds, convergence, nodesReady: k.nodesReady, dnsReady: k.dnsReady };
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -64,6 +136,12 @@ export async function run(argv: string[]): Promise<number> {
   }
   assertPluginBuilt();
   const quick = argv.includes('--quick');
+  const kubernetes = !argv.includes('--network-only') && builtBinaries() !== undefined;
+  console.log(
+    kubernetes
+      ? 'with Kubernetes (the build in ./binaries); every figure under software emulation'
+      : `the network alone (${argv.includes('--network-only') ? '--network-only' : 'no build in ./binaries: npm run binaries'}); every figure under software emulation`,
+  );
   const image = await ensureImage({ runner: processRunner, log: (l) => console.log(`  ${l}`) });
   const results: {
     vagrant?: UpTimes;
@@ -72,16 +150,28 @@ export async function run(argv: string[]): Promise<number> {
     changed?: Times[];
     cli?: Times[];
     lab?: { wall: number; boot: number; provision: number; convergence: number; noop: Times[] };
+    pods?: PodStart;
   } = {};
   let status = 0;
 
+  // The Vagrant cluster's nodes (with their sizes), for the VM lab's run of the same cluster.
+  let nodesYaml = '';
   const sb = await LibvirtSandbox.start('kvb');
   try {
     const cluster = new VagrantCluster(sb);
     const box = await ensureBox({ runner: sb.runner, vagrantHome: sb.env().VAGRANT_HOME! });
     console.log(`box: recipe ${image.key}, vagrant box add ${s(box.addSeconds)} (a fresh Vagrant home; libvirt imports it into its pool at the first up)`);
-    await cluster.writeConfig();
-    results.vagrant = await up(cluster, 'parallel, the default', []);
+    await cluster.writeConfig({ kubernetes });
+    nodesYaml = /^nodes:\n(  - .*\n)+/m.exec(readFileSync(cluster.path('cluster.yaml'), 'utf8'))![0];
+    results.vagrant = await up(cluster, 'parallel, the default', [], kubernetes);
+    if (kubernetes) {
+      const plan = planCluster(loadClusterFile(cluster.path('cluster.yaml')));
+      results.pods = await podStart(cluster, plan.images.smoke.ref);
+      const share = median(results.pods.cniAdd) / 1000 / median(results.pods.latency);
+      console.log(
+        `pod start (${POD_START_PODS} pods at once): create → Ready median ${s(median(results.pods.latency))} (max ${s(Math.max(...results.pods.latency))}); ipsec-cni ADD median ${(median(results.pods.cniAdd) / 1000).toFixed(2)} s over ${results.pods.cniAdd.length} calls: ${(share * 100).toFixed(1)} % of a pod's start`,
+      );
+    }
 
     // Whole commands inside the sandbox, where the VMs' management network is.
     const inSandbox = sb.argv([], { cwd: repoRoot, env: cluster.vars() });
@@ -145,7 +235,7 @@ export async function run(argv: string[]): Promise<number> {
     if (!quick) {
       const d = await cluster.vagrant(['destroy', '-f']);
       if (d.code !== 0) throw new Error(d.tail);
-      results.sequential = await up(cluster, 'one machine after the other', ['--no-parallel']);
+      results.sequential = await up(cluster, 'one machine after the other', ['--no-parallel'], kubernetes);
     }
     const d = await cluster.vagrant(['destroy', '-f']);
     if (d.code !== 0) throw new Error(d.tail);
@@ -159,14 +249,14 @@ export async function run(argv: string[]): Promise<number> {
   const stateDir = join(dir, 'lab');
   try {
     const configFile = join(dir, 'cluster.yaml');
-    writeFileSync(configFile, `nodes:\n${NODES.map((n, i) => `  - { name: ${n.name}, ${i === 0 ? 'role: master, ' : ''}ip: ${n.ip} }`).join('\n')}\n`);
+    // The Vagrant cluster's own nodes (with their sizes), as the VM lab reads them.
+    writeFileSync(configFile, nodesYaml);
     const t = performance.now();
     const { lab } = await vmUp({
       configFile,
       stateDir,
       prefix: `kvl${process.pid.toString(36).slice(-4)}`,
-      memoryMb: 768,
-      built: 'none',
+      ...(kubernetes ? {} : { memoryMb: 768, built: 'none' as const }),
       runner: processRunner,
     });
     const wall = (performance.now() - t) / 1000;
@@ -195,6 +285,8 @@ export async function run(argv: string[]): Promise<number> {
       },
     );
     results.lab = { wall, boot, provision: vm.provisionSeconds ?? NaN, convergence: lab.state.data.convergedIn ?? NaN, noop };
+    if (vm.kubernetes)
+      console.log(`VM lab Kubernetes: every minion Ready ${s(vm.kubernetes.nodesReady)} and CoreDNS available ${s(vm.kubernetes.dnsReady)} after provisioning`);
     console.log(
       `VM lab (lab up --vm, same cluster): ${s(wall)} wall, of which the slowest VM's boot to sshd ${s(boot)}, kube-ipsec provision of every node ${s(results.lab.provision)}; tunnels ${s(results.lab.convergence)} after`,
     );

@@ -117,8 +117,8 @@ async function up(cluster: VagrantCluster, label: string, flags: string[], kuber
   if (!kubernetes) return { wall: r.seconds, convergence };
   const plan = planCluster(loadClusterFile(cluster.path('cluster.yaml')));
   const k = await waitForKubernetes(
-    processRunner,
-    (argv) => cluster.sb.argv(cluster.sshArgv(plan.master.name, argv.map(shellQuote).join(' '))),
+    cluster.sb.runner,
+    (argv) => cluster.sshArgv(plan.master.name, argv.map(shellQuote).join(' ')),
     plan,
     () => undefined,
   );

@@ -19,7 +19,9 @@
 //   - the VM lab: boot, `kube-ipsec provision` of every node, convergence, the no-op.
 // Whole commands are timed with hyperfine, run inside the sandbox (or the lab's wire namespace).
 //
-//   npm run bench vagrant [-- --quick] [--network-only]
+//   npm run bench vagrant [-- --quick] [--network-only] [--up-only]
+// (--up-only: the first `up`, Kubernetes and pod start, then destroy; no re-provisioning, no
+// VM lab reference)
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -136,6 +138,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   assertPluginBuilt();
   const quick = argv.includes('--quick');
+  const upOnly = argv.includes('--up-only');
   const kubernetes = !argv.includes('--network-only') && builtBinaries() !== undefined;
   console.log(
     kubernetes
@@ -171,6 +174,11 @@ export async function run(argv: string[]): Promise<number> {
       console.log(
         `pod start (${POD_START_PODS} pods at once): create → Ready median ${s(median(results.pods.latency))} (max ${s(Math.max(...results.pods.latency))}); ipsec-cni ADD median ${(median(results.pods.cniAdd) / 1000).toFixed(2)} s over ${results.pods.cniAdd.length} calls: ${(share * 100).toFixed(1)} % of a pod's start`,
       );
+    }
+    if (upOnly) {
+      const d = await cluster.vagrant(['destroy', '-f']);
+      if (d.code !== 0) throw new Error(d.tail);
+      return status;
     }
 
     // Whole commands inside the sandbox, where the VMs' management network is.

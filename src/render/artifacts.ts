@@ -1,6 +1,7 @@
 // What a node installs besides rendered files: OS packages, pinned release archives (with
 // their checksums and which member goes where) and the units to run, in bring-up order.
 // Written into the node's tree (node.env, artifacts.tsv) for provision/ to act on.
+import { basename } from 'node:path';
 import type { Artifact } from '../config/pins.ts';
 import { PATHS, UNITS } from '../plan/paths.ts';
 import type { Plan, PlannedImage, PlannedNode } from '../plan/plan.ts';
@@ -75,7 +76,7 @@ export function imageArchives(plan: Plan, node: PlannedNode): ImageArchive[] {
  */
 export function nodeBinaryFiles(plan: Plan, node: PlannedNode): string[] {
   if (plan.binariesDir === undefined) return [];
-  const archives = artifactMembers(plan, node).map((m) => m.artifact.url.slice(m.artifact.url.lastIndexOf('/') + 1));
+  const archives = artifactMembers(plan, node).map((m) => basename(m.artifact.url));
   return [...new Set([...archives, ...imageArchives(plan, node).map((a) => a.image.archive)])];
 }
 

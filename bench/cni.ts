@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { assertPluginBuilt, REF_PLUGINS } from '../test/helpers/cni.ts';
 import { netnsLab, run as exec } from '../test/helpers/netns.ts';
+import { median } from './lib/stats.ts';
 
 interface Options {
   pods: number;
@@ -131,11 +132,6 @@ function cpuPerAdd(file: string, pods: number): number {
       return ((u1 - u0 + (s1 - s0)) * 1000) / pods;
     });
   return median(perRound);
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
 /** Addresses handed out in the parallel runs: every ADD must have one, none twice per round. */

@@ -42,6 +42,7 @@ import { NODES, VagrantCluster, type VagrantRun } from '../test/vagrant/cluster.
 import { machinePhases } from '../test/vagrant/phases.ts';
 import { LibvirtSandbox } from '../test/vagrant/sandbox.ts';
 import { formatTimes, hyperfine, type Times } from './lib/hyperfine.ts';
+import { median } from './lib/stats.ts';
 
 const NOOP_COMMAND_TARGET_S = 1;
 const s = (x: number | undefined) => (x === undefined ? '    -' : `${x.toFixed(1).padStart(5)} s`);
@@ -67,11 +68,7 @@ interface PodStart {
 
 /** Creates POD_START_PODS agnhost pods at once and reads how long each took to be Ready, and what its CNI ADD cost. */
 async function podStart(cluster: VagrantCluster, image: string): Promise<PodStart> {
-  const kubectl = async (args: string[]) => {
-    const r = await cluster.kubectl(args, true, 960_000);
-    if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
-    return r.stdout;
-  };
+  const kubectl = (args: string[]) => cluster.kubectlOut(args, 960_000);
   const minions = NODES.slice(1).map((n) => n.name);
   const logLines = async (node: string) => Number((await cluster.onNode(node, 'wc -l < /var/log/ipsec-cni.log 2>/dev/null || echo 0')).stdout.trim());
   const before = Object.fromEntries(await Promise.all(minions.map(async (m) => [m, await logLines(m)] as const)));
@@ -97,11 +94,6 @@ async function podStart(cluster: VagrantCluster, image: string): Promise<PodStar
     await cluster.kubectl(['delete', 'deployment', 'bench-pod-start', '--wait=true'], true);
   }
 }
-
-const median = (xs: number[]) => {
-  const a = [...xs].sort((x, y) => x - y);
-  return a.length === 0 ? NaN : a.length % 2 ? a[(a.length - 1) / 2]! : (a[a.length / 2 - 1]! + a[a.length / 2]!) / 2;
-};
 
 /** `vagrant up --provision` (+ flags), its phases printed; then the seconds until every tunnel is up. */
 async function up(cluster: VagrantCluster, label: string, flags: string[], kubernetes: boolean): Promise<UpTimes> {

@@ -73,8 +73,8 @@ export class VagrantCluster {
    * Debian's etcd, everything else absent, 768 MB and one CPU each.
    */
   async writeConfig(o: { kubernetes: boolean }): Promise<void> {
-    const common = ['ipsec:', '  dpdDelay: 5s', 'vagrant:', `  libvirt: { box: ${LOCAL_BOX} }`];
     const node = (n: ClusterNode, i: number, size = '') => `  - { name: ${n.name}, ${i === 0 ? 'role: master, ' : ''}ip: ${n.ip}${size} }`;
+    const common = (vagrantSize: string[] = []) => ['ipsec:', '  dpdDelay: 5s', 'vagrant:', ...vagrantSize, `  libvirt: { box: ${LOCAL_BOX} }`];
     let lines: string[];
     if (o.kubernetes) {
       const built = builtBinaries();
@@ -82,7 +82,7 @@ export class VagrantCluster {
       lines = [
         'nodes:',
         ...NODES.map((n, i) => node(n, i, i === 0 ? ', memory: 2048, cpus: 2' : ', memory: 1536, cpus: 1')),
-        ...common,
+        ...common(),
         `binaries: { dir: ${JSON.stringify(built.dir)} }`,
       ];
     } else {
@@ -92,9 +92,7 @@ export class VagrantCluster {
       lines = [
         'nodes:',
         ...NODES.map((n, i) => node(n, i)),
-        ...common,
-        '  memory: 768',
-        '  cpus: 1',
+        ...common(['  memory: 768', '  cpus: 1']),
         'binaries: { dir: ./binaries, allowAbsent: true }',
         'versions:',
         `  etcd: { version: ${etcd.upstream}, archive: { url: ${etcd.url}, checksum: sha256:${etcd.sha256} } }`,
@@ -106,6 +104,13 @@ export class VagrantCluster {
   /** kubectl on the master as root (the admin credential); `timeoutMs` for the ones that wait (rollout status). */
   kubectl(args: string[], allowFail = false, timeoutMs = 120_000): Promise<RunResult> {
     return this.onNode('master', masterKubectl(args).map(shellQuote).join(' '), allowFail, timeoutMs);
+  }
+
+  /** kubectl on the master that must succeed: its output, or an error naming the command and what it said. */
+  async kubectlOut(args: string[], timeoutMs = 120_000): Promise<string> {
+    const r = await this.kubectl(args, true, timeoutMs);
+    if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+    return r.stdout;
   }
 
   /** A vagrant command in the sandbox, from the repository (the Vagrantfile); its stamped output kept in logs/. */

@@ -130,21 +130,8 @@ interface PodList {
 const MINION_NAMES = NODES.slice(1).map((n) => n.name);
 const DEMO = 'demo';
 
-async function kubectlOk(args: string[], timeoutMs = 120_000): Promise<string> {
-  const r = await cluster.kubectl(args, true, timeoutMs);
-  expect(r.code, `kubectl ${args.join(' ')}: ${r.stderr}`).toBe(0);
-  return r.stdout;
-}
-const demoPods = async () => JSON.parse(await kubectlOk(['get', 'pods', '-l', `app=${DEMO}`, '-o', 'json'])) as PodList;
-const sameNames = (a: PodList['items'], b: PodList['items']) =>
-  a
-    .map((x) => x.metadata.name)
-    .sort()
-    .join() ===
-  b
-    .map((x) => x.metadata.name)
-    .sort()
-    .join();
+const demoPods = async () => JSON.parse(await cluster.kubectlOut(['get', 'pods', '-l', `app=${DEMO}`, '-o', 'json'])) as PodList;
+const podNames = (pods: PodList['items']) => pods.map((x) => x.metadata.name).sort();
 const runningReady = (pod: PodList['items'][number]) => pod.status.phase === 'Running' && (pod.status.containerStatuses ?? []).every((c) => c.ready);
 /** The Ready condition of a node as the API server has it: 'True', 'False' or 'Unknown'. */
 const nodeReady = async (name: string) =>
@@ -243,7 +230,7 @@ describe.sequential('vagrant up --provision with vagrant-libvirt under software 
     async () => {
       const plan = planCluster(loadClusterFile(p('cluster.yaml')));
       // agnhost's serve-hostname answers with the pod's name, as the bootcamp image of the seed did.
-      await kubectlOk([
+      await cluster.kubectlOut([
         'create',
         'deployment',
         DEMO,
@@ -257,7 +244,7 @@ describe.sequential('vagrant up --provision with vagrant-libvirt under software 
         '--udp=false',
         '--port=8080',
       ]);
-      await kubectlOk(['rollout', 'status', `deployment/${DEMO}`, '--timeout=900s'], 960_000);
+      await cluster.kubectlOut(['rollout', 'status', `deployment/${DEMO}`, '--timeout=900s'], 960_000);
       const pods = (await demoPods()).items;
       expect(pods).toHaveLength(9);
       expect(new Set(pods.map((x) => x.spec.nodeName))).toEqual(new Set(MINION_NAMES));
@@ -269,8 +256,9 @@ describe.sequential('vagrant up --provision with vagrant-libvirt under software 
         );
         expect(answers, `${n.name} → every pod`).toEqual(names);
       }
-      await kubectlOk(['expose', 'deployment', DEMO, '--type=NodePort', '--port=8080']);
-      const port = (JSON.parse(await kubectlOk(['get', 'service', DEMO, '-o', 'json'])) as { spec: { ports: { nodePort: number }[] } }).spec.ports[0]!.nodePort;
+      await cluster.kubectlOut(['expose', 'deployment', DEMO, '--type=NodePort', '--port=8080']);
+      const port = (JSON.parse(await cluster.kubectlOut(['get', 'service', DEMO, '-o', 'json'])) as { spec: { ports: { nodePort: number }[] } }).spec.ports[0]!
+        .nodePort;
       for (const m of NODES.slice(1)) {
         const answers = await curlFrom(
           'master',
@@ -295,7 +283,7 @@ describe.sequential('vagrant up --provision with vagrant-libvirt under software 
     async () => {
       const secret = `kvg-${sb!.prefix}`;
       const etcdctl = `/usr/local/bin/etcdctl --endpoints=https://127.0.0.1:2379 --cacert=${PATHS.etcdCaCert} --cert=${PATHS.etcdHealthcheckClientCert} --key=${PATHS.etcdHealthcheckClientKey}`;
-      await kubectlOk(['create', 'secret', 'generic', secret, '-n', 'default', `--from-literal=k=plain-${secret}`]);
+      await cluster.kubectlOut(['create', 'secret', 'generic', secret, '-n', 'default', `--from-literal=k=plain-${secret}`]);
       try {
         // What etcd holds: secretbox ciphertext, never the value.
         const stored = await onNode(
@@ -487,10 +475,11 @@ describe.sequential('vagrant up --provision with vagrant-libvirt under software 
         const ready = (performance.now() - since) / 1000;
         // The same pods (bound to minion1 before the halt; evicted only 300 s after NotReady).
         const onMinion1 = async () => (await demoPods()).items.filter((x) => x.spec.nodeName === 'minion1');
-        expect(
-          await waitFor(async () => sameNames(await onMinion1().catch(() => []), podsBefore) && (await onMinion1()).every(runningReady), 600_000, 5000),
-          "minion1's demo pods Running and ready again",
-        ).toBe(true);
+        const back = async () => {
+          const pods = await onMinion1().catch(() => []);
+          return podNames(pods).join() === podNames(podsBefore).join() && pods.every(runningReady);
+        };
+        expect(await waitFor(back, 600_000, 5000), "minion1's demo pods Running and ready again").toBe(true);
         const pods = await onMinion1();
         expect(
           await curlFrom(

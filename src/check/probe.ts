@@ -92,17 +92,34 @@ async function listening(lab: ClusterExec, ns: string, port: number, bg: Backgro
   return bg;
 }
 
+/** What a TCP connection brought: the text read, or why there was none (socat's own words). */
+export interface TcpAnswer {
+  text?: string;
+  why?: string;
+}
+
 /**
- * What a TCP connection from namespace `ns` to dst:port reads before the other end closes
- * (undefined: no connection). `bind` sets the client's source address.
+ * What a TCP connection from namespace `ns` to dst:port reads before the other end closes,
+ * or why it read nothing (refused, timed out, connected but silent). `bind` sets the client's
+ * source address.
  */
-export async function tcpRead(lab: ClusterExec, ns: string, dst: string, port: number, bind?: string, timeoutS = 5): Promise<string | undefined> {
+export async function tcpAsk(lab: ClusterExec, ns: string, dst: string, port: number, bind?: string, timeoutS = 5): Promise<TcpAnswer> {
   const target = `TCP:${dst}:${port},connect-timeout=${timeoutS}${bind ? `,bind=${bind}` : ''}`;
   const r = await lab.runner.run(lab.backend.inNs(ns, ['socat', '-T', String(timeoutS), '-u', target, 'STDOUT']), {
     allowFail: true,
     timeoutMs: (timeoutS * 2 + 10) * 1000,
   });
-  return r.code === 0 ? r.stdout.trim() : undefined;
+  const text = r.stdout.trim();
+  if (r.code === 0 && text) return { text };
+  if (r.code === 0) return { why: `connected, nothing read within ${timeoutS} s` };
+  // socat's error line ends with the system's reason: "E connect(5, AF=2 …): Connection timed out".
+  const said = r.stderr.trim().split('\n').at(-1)?.trim() ?? '';
+  return { why: /: ([^:]+)$/.exec(said)?.[1] ?? (said || `exit ${r.code}`) };
+}
+
+/** The text a TCP connection reads (undefined: no connection, or nothing read). */
+export async function tcpRead(lab: ClusterExec, ns: string, dst: string, port: number, bind?: string, timeoutS = 5): Promise<string | undefined> {
+  return (await tcpAsk(lab, ns, dst, port, bind, timeoutS)).text;
 }
 
 /**

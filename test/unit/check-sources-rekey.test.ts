@@ -106,11 +106,12 @@ describe('sources verdict', () => {
   const probes = sourceProbes(t, podIps);
   const none = classifyCapture([], t.podCidr);
   const esp = classifyCapture(['IP 192.168.10.21 > 192.168.10.22: ESP(spi=0x1,seq=0x1), length 120'], t.podCidr);
+  const outcome = (ok: boolean) => ({ ok, tries: ok ? 1 : 3 });
 
   it('passes when every probe was answered and the wire showed ESP and no clear text', () => {
     const r = sourcesResult(
       probes,
-      probes.map(() => true),
+      probes.map(() => outcome(true)),
       esp,
       new Map(),
       new Map(),
@@ -125,7 +126,7 @@ describe('sources verdict', () => {
   });
 
   it('groups unanswered probes by node and kind, naming the layer and the guard drops; reports clear text by flow', () => {
-    const answered = probes.map((p) => !(p.via === 'minion1' && p.kind === 'nodeport'));
+    const answered = probes.map((p) => outcome(!(p.via === 'minion1' && p.kind === 'nodeport')));
     const leak = classifyCapture(['IP 192.168.10.21 > 10.240.2.2: ICMP echo request, id 1, seq 1, length 64'], t.podCidr);
     const r = sourcesResult(
       probes,
@@ -145,7 +146,7 @@ describe('sources verdict', () => {
   });
 
   it('points at a tunnel that is down instead of the node network', () => {
-    const answered = probes.map((p) => !((p.via === 'minion1' && p.to === 'minion2') || (p.via === 'minion2' && p.to === 'minion1')));
+    const answered = probes.map((p) => outcome(!((p.via === 'minion1' && p.to === 'minion2') || (p.via === 'minion2' && p.to === 'minion1'))));
     const r = sourcesResult(probes, answered, esp, new Map(), new Map(), [['minion1', 'minion2']]);
     expect(r.problems).toHaveLength(8);
     expect(r.problems[0]).toBe(
@@ -153,11 +154,26 @@ describe('sources verdict', () => {
     );
   });
 
+  it('says which TCP probes took a retry, and why an unanswered one was not answered', () => {
+    const tcp = probes.map((p, i) => ({ p, i })).filter((x) => x.p.kind === 'node-tcp');
+    const answered = probes.map((_, i) =>
+      i === tcp[0]!.i
+        ? { ok: true, tries: 2, why: 'Connection timed out' }
+        : i === tcp[1]!.i
+          ? { ok: false, tries: 3, why: 'Connection refused' }
+          : outcome(true),
+    );
+    const r = sourcesResult(probes, answered, esp, new Map(), new Map());
+    expect(r.ok).toBe(false);
+    expect(r.lines?.[1]).toBe('node → remote pod, TCP bound to the node address: 8/9 answered (1 on a retry, first try: Connection timed out)');
+    expect(r.problems).toEqual([expect.stringContaining(`e.g. ${tcp[1]!.p.label} (Connection refused): `)]);
+  });
+
   it('fails without ESP on the wire, however many answers', () => {
     expect(
       sourcesResult(
         probes,
-        probes.map(() => true),
+        probes.map(() => outcome(true)),
         none,
         new Map(),
         new Map(),

@@ -88,7 +88,7 @@ export async function checkFailClosed(lab: CheckTarget, reach: Reachability, vic
         sources ? runSourceProbes(lab, sources.probes) : [],
       ]);
       answered = results.reduce((sum, r) => sum + r.received, 0);
-      sourcesAnswered = (sources?.probes ?? []).filter((_, i) => fromSources[i]).map((p) => p.label);
+      sourcesAnswered = (sources?.probes ?? []).filter((_, i) => fromSources[i]?.ok).map((p) => p.label);
     } finally {
       lines = await capture.stop();
     }

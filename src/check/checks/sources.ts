@@ -9,7 +9,7 @@
 import { captureUnderlay, classifyCapture, clearTextProblems, type CaptureSummary } from '../capture.ts';
 import { guardDropped, readGuard, type GuardCounts } from '../guard.ts';
 import { serviceRules, serviceRulesRemoval, type ProxiedService, type ProxyMode } from '../kube-proxy.ts';
-import { LISTEN_PORT, mapLimit, ping, tcpRead, tokenListener } from '../probe.ts';
+import { LISTEN_PORT, mapLimit, ping, tcpAsk, tokenListener } from '../probe.ts';
 import type { CheckResult } from '../report.ts';
 import { nodeNamed, nodesWithPods, type Background, type CheckNode, type CheckTarget, type CheckTopology } from '../target.ts';
 import { addressBook } from './traffic.ts';
@@ -190,13 +190,34 @@ export async function setUpSources(lab: CheckTarget, only: (p: SourceProbe) => b
   return { probes, teardown };
 }
 
-/** Whether each probe was answered (TCP: by the pod it was meant for). */
-export async function runSourceProbes(lab: CheckTarget, probes: SourceProbe[]): Promise<boolean[]> {
+/** How a probe went: answered (TCP: by the pod it was meant for) within `tries` attempts, and why an attempt was not. */
+export interface ProbeOutcome {
+  ok: boolean;
+  tries: number;
+  /** Why the last unanswered attempt was not answered. */
+  why?: string;
+}
+
+/** TCP attempts per probe: the same patience as the three pings of a ping probe. */
+const TCP_TRIES = 3;
+
+export async function runSourceProbes(lab: CheckTarget, probes: SourceProbe[]): Promise<ProbeOutcome[]> {
   return mapLimit(probes, 12, async (p) => {
     // Three tries, 2 s each: under software emulation with Kubernetes running, a first reply
     // (new conntrack entry, SNAT, the pod's neighbour) was seen to take longer than 1 s.
-    if (p.port === undefined) return (await ping(lab, p.ns, p.dst, { count: 3, interval: 0.5, wait: 2, ...(p.bind && { source: p.bind }) })).received > 0;
-    return (await tcpRead(lab, p.ns, p.dst, p.port, p.bind)) === p.token;
+    if (p.port === undefined) {
+      const r = await ping(lab, p.ns, p.dst, { count: 3, interval: 0.5, wait: 2, ...(p.bind && { source: p.bind }) });
+      return { ok: r.received > 0, tries: 1, ...(r.why && { why: r.why }) };
+    }
+    // A connection, unlike a ping, is one exchange: under the same load a single attempt was
+    // seen to go unanswered where the next succeeded, so it gets the same three chances.
+    let why: string | undefined;
+    for (let tries = 1; tries <= TCP_TRIES; tries++) {
+      const r = await tcpAsk(lab, p.ns, p.dst, p.port, p.bind);
+      if (r.text === p.token) return { ok: true, tries, ...(why && { why }) };
+      why = r.text === undefined ? r.why : `answered "${r.text.split('\n')[0]}", not ${p.token}`;
+    }
+    return { ok: false, tries: TCP_TRIES, ...(why && { why }) };
   });
 }
 
@@ -205,7 +226,7 @@ export async function checkSources(lab: CheckTarget, pairs: PairStatus[] = []): 
   if (nodesWithPods(t).length < 2)
     return { name: 'sources', ok: false, summary: 'needs pods on two nodes', problems: ['no two nodes run pods: there is no remote pod to send to'] };
   const setup = await setUpSources(lab);
-  let answered: boolean[] = [];
+  let answered: ProbeOutcome[] = [];
   let lines: string[] = [];
   const guards = new Map<string, { before?: GuardCounts; after?: GuardCounts }>();
   let failure: Error | undefined;
@@ -248,7 +269,7 @@ function hint(p: SourceProbe, drops: Map<string, number>, down: readonly (readon
 
 export function sourcesResult(
   probes: SourceProbe[],
-  answered: boolean[],
+  answered: readonly ProbeOutcome[],
   capture: CaptureSummary,
   drops: Map<string, number>,
   book: Map<string, string>,
@@ -257,26 +278,31 @@ export function sourcesResult(
 ): CheckResult {
   const kinds = Object.keys(SOURCE_KINDS) as SourceKind[];
   const lines = kinds.map((k) => {
-    const mine = probes.map((p, i) => ({ p, ok: answered[i] })).filter((x) => x.p.kind === k);
-    return `${SOURCE_KINDS[k]}: ${mine.filter((x) => x.ok).length}/${mine.length} answered`;
+    const mine = probes.map((p, i) => ({ p, o: answered[i] })).filter((x) => x.p.kind === k);
+    const ok = mine.filter((x) => x.o?.ok);
+    // Answers that took a retry stay visible: a path that needs them is worth a look.
+    const retried = ok.filter((x) => x.o!.tries > 1);
+    const retries = retried.length ? ` (${retried.length} on a retry, first try: ${retried[0]!.o!.why ?? 'unanswered'})` : '';
+    return `${SOURCE_KINDS[k]}: ${ok.length}/${mine.length} answered${retries}`;
   });
   // One problem per node, kind and cause: the node's own layers, or a tunnel that is down.
-  const unanswered = new Map<string, SourceProbe[]>();
+  const unanswered = new Map<string, { p: SourceProbe; why?: string }[]>();
   probes.forEach((p, i) => {
     const key = `${p.via}|${p.kind}|${hint(p, drops, down)}`;
-    if (!answered[i]) unanswered.set(key, [...(unanswered.get(key) ?? []), p]);
+    if (!answered[i]?.ok) unanswered.set(key, [...(unanswered.get(key) ?? []), { p, ...(answered[i]?.why && { why: answered[i].why }) }]);
   });
   const problems = [...unanswered.values()].map((ps) => {
-    const of = probes.filter((p) => p.via === ps[0]!.via && p.kind === ps[0]!.kind).length;
+    const first = ps[0]!.p;
+    const of = probes.filter((p) => p.via === first.via && p.kind === first.kind).length;
     const e = ps
       .slice(0, 2)
-      .map((p) => p.label)
+      .map((x) => (x.why ? `${x.p.label} (${x.why})` : x.p.label))
       .join('; ');
-    return `${ps[0]!.via}: ${ps.length}/${of} unanswered (${SOURCE_KINDS[ps[0]!.kind]}), e.g. ${e}: ${hint(ps[0]!, drops, down)}`;
+    return `${first.via}: ${ps.length}/${of} unanswered (${SOURCE_KINDS[first.kind]}), e.g. ${e}: ${hint(first, drops, down)}`;
   });
   problems.push(...clearTextProblems(capture.clearPod, book));
   if (!capture.esp) problems.push('no ESP on the underlay during the probes: the capture saw no encrypted traffic at all');
-  const ok = answered.filter(Boolean).length;
+  const ok = answered.filter((x) => x.ok).length;
   return {
     name: 'sources',
     ok: problems.length === 0 && probes.length > 0,

@@ -71,13 +71,30 @@ export function imageArchives(plan: Plan, node: PlannedNode): ImageArchive[] {
 }
 
 /**
+ * Where a node keeps a release archive it verified (provision/install-binaries' cache): keyed by
+ * the checksum, so another release never takes its place.
+ */
+export function archiveCachePath(artifact: Artifact): string {
+  const [algo, hex] = artifact.checksum.split(':') as [string, string];
+  return `${PATHS.archiveCache}/${algo}-${hex}/${basename(artifact.url)}`;
+}
+
+/** A file of binaries.dir a node installs, and where the node keeps its own copy once installed. */
+export interface NodeBinaryFile {
+  file: string;
+  held: string;
+}
+
+/**
  * The files of binaries.dir a node installs (release archives named as in their URLs, image
  * archives): what an air-gapped install hands that node, and nothing else.
  */
-export function nodeBinaryFiles(plan: Plan, node: PlannedNode): string[] {
+export function nodeBinaryFiles(plan: Plan, node: PlannedNode): NodeBinaryFile[] {
   if (plan.binariesDir === undefined) return [];
-  const archives = artifactMembers(plan, node).map((m) => basename(m.artifact.url));
-  return [...new Set([...archives, ...imageArchives(plan, node).map((a) => a.image.archive)])];
+  const files = new Map<string, string>();
+  for (const { artifact } of artifactMembers(plan, node)) files.set(basename(artifact.url), archiveCachePath(artifact));
+  for (const a of imageArchives(plan, node)) files.set(a.image.archive, a.dest);
+  return [...files].map(([file, held]) => ({ file, held }));
 }
 
 /**

@@ -2,6 +2,7 @@
 // out/cluster.json: the same facts for programs (the Vagrantfile reads its VMs from it).
 import { providerBoxes } from '../vagrant/providers.ts';
 import type { Plan } from '../plan/plan.ts';
+import { PATHS } from '../plan/paths.ts';
 import { nodeBinaryFiles } from './artifacts.ts';
 import type { RenderedFile } from './files.ts';
 import { formatMode } from './manifest.ts';
@@ -84,10 +85,13 @@ export function clusterSummary(plan: Plan): string {
           memory: n.vm.memory,
           cpus: n.vm.cpus,
           ...(n.ssh && { ssh: n.ssh }),
-          // The files of binaries.dir this node installs: the Vagrantfile uploads only those.
+          // The files of binaries.dir this node installs, each with where the node keeps its
+          // copy: the Vagrantfile sends only those, and of those only what that copy lacks.
           ...(plan.binariesDir !== undefined && { binaries: nodeBinaryFiles(plan, n) }),
         })),
         underlayMtu: plan.network.underlayMtu,
+        // Where a pod node keeps the CNI plugin: the Vagrantfile sends it only when that differs.
+        cniPlugin: PATHS.cniPlugin,
         vagrant: {
           box: plan.vagrant.box,
           boxes: providerBoxes(plan.vagrant),

@@ -6,7 +6,7 @@ import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, writeF
 import { basename, dirname, join } from 'node:path';
 import { PATHS } from '../plan/paths.ts';
 import type { Plan } from '../plan/plan.ts';
-import { artifactMembers, imageArchives } from '../render/artifacts.ts';
+import { archiveCachePath, artifactMembers, imageArchives } from '../render/artifacts.ts';
 import type { RenderedCluster } from '../render/index.ts';
 import { restartRules, type RestartRule } from '../render/restarts.ts';
 import { EXECUTABLE } from '../render/files.ts';
@@ -133,7 +133,7 @@ export function nodeBundles(
           url: artifact.url,
           checksum: artifact.checksum,
           file,
-          cachePath: `${PATHS.archiveCache}/${algo}-${hex}/${archiveName}`,
+          cachePath: archiveCachePath(artifact),
           verify: () => {
             if (!verified.has(file)) verified.set(file, verifyArchive(file, algo, hex, artifact.url));
             return verified.get(file)!;

@@ -55,14 +55,25 @@ describe('Vagrantfile', () => {
       ['minion2', 1024, true],
     ]);
     expect(existsSync(join(repoRoot, '.vagrant'))).toBe(false);
-    // Each machine is handed only the archives of binaries.dir it installs.
-    const files = Object.fromEntries(summary.nodes.map((n: { name: string; binaries: string[] }) => [n.name, n.binaries]));
-    expect(files.master).toEqual(expect.arrayContaining(['kubernetes-server-linux-amd64.tar.gz']));
-    expect(files.master.join(' ')).not.toMatch(/kubernetes-node|cri-dockerd|\.tar$/);
-    expect(files.minion1).toEqual(expect.arrayContaining(['kubernetes-node-linux-amd64.tar.gz']));
-    expect(files.minion1.join(' ')).not.toMatch(/kubernetes-server|etcd/);
-    expect(files.minion1).toEqual(files.minion2);
-    for (const f of [...files.master, ...files.minion1]) expect(existsSync(join(releases.dir, f)), f).toBe(true);
+    // Each machine is handed only the archives of binaries.dir it installs, each with where the
+    // node keeps its copy (install-binaries' cache for a release, the image's place for an image).
+    type Binary = { file: string; held: string };
+    const of = (name: string): Binary[] => summary.nodes.find((n: { name: string }) => n.name === name).binaries;
+    const fileNames = (name: string) => of(name).map((b) => b.file);
+    expect(fileNames('master')).toEqual(expect.arrayContaining(['kubernetes-server-linux-amd64.tar.gz']));
+    expect(fileNames('master').join(' ')).not.toMatch(/kubernetes-node|cri-dockerd|\.tar$/);
+    expect(fileNames('minion1')).toEqual(expect.arrayContaining(['kubernetes-node-linux-amd64.tar.gz']));
+    expect(fileNames('minion1').join(' ')).not.toMatch(/kubernetes-server|etcd/);
+    expect(of('minion1')).toEqual(of('minion2'));
+    for (const b of [...of('master'), ...of('minion1')]) {
+      expect(existsSync(join(releases.dir, b.file)), b.file).toBe(true);
+      expect(b.held, b.file).toMatch(
+        b.file.endsWith('.tar')
+          ? new RegExp(`^/var/lib/kube-ipsec/images/${b.file}$`)
+          : new RegExp(`^/var/cache/kube-ipsec/archives/sha(256|512)-[0-9a-f]+/${b.file}$`),
+      );
+    }
+    expect(summary.cniPlugin).toBe('/opt/cni/bin/ipsec-cni');
   });
 
   it('fails validation when the air-gapped binaries directory is missing, naming it', () => {
@@ -70,7 +81,10 @@ describe('Vagrantfile', () => {
     writeFileSync(config, `nodes:\n  - { name: master, role: master, ip: 192.168.10.10 }\n${releases.yaml.replace(releases.dir, './no-such-dir')}`);
     const r = validate(config);
     expect(r.code).toBe(1);
-    expect(r.output).toContain(`File upload source file ${join(dir, 'no-such-dir', 'kubernetes-server-linux-amd64.tar.gz')} must exist`);
+    expect(r.output).toContain('kube-ipsec upload:');
+    expect(r.output).toContain(
+      `${join(dir, 'no-such-dir', 'kubernetes-server-linux-amd64.tar.gz')} is missing: binaries.dir in ${config} lacks it: \`npm run binaries\` builds`,
+    );
   });
 
   it('does not share the project directory (every node key, the CA key) with the VMs', () => {

@@ -13,7 +13,8 @@
 //      check that applies passes, and fail-closed (destructive, so named) too;
 //   3. ipsec.dpdDelay edited, `vagrant provision minion2`: only minion2 changes, strongSwan
 //      reloads without restarting, the kubelet keeps running, minion2's pods keep their
-//      containers, and the other VMs are not touched;
+//      containers, the other VMs are not touched, and only the tree is sent again (not the
+//      plugin or the archives the node holds);
 //   4. `vagrant halt minion1 && vagrant up minion1`: its node goes NotReady and comes back
 //      Ready, its tunnels and its pods come back, with 0 clear-text pod packets on the
 //      underlay (the private network's bridge) meanwhile;
@@ -419,6 +420,14 @@ describe.sequential('vagrant up --provision with vagrant-libvirt under software 
       expect(text).not.toMatch(/minion2: restart strongswan-starter\.service/);
       expect(text).not.toMatch(/==> (master|minion1):/);
       console.log(`vagrant provision minion2 (one changed value): ${seconds(r.seconds)}`);
+      // Only the tree travels again: the plugin and the archives minion2 installed last time are
+      // on the node byte for byte, so they are copied there instead of sent (vagrant/upload.rb).
+      const upload = '/var/tmp/kube-ipsec-upload';
+      const summary = JSON.parse(readFileSync(p('out', 'cluster.json'), 'utf8')) as { nodes: { name: string; binaries: { file: string }[] }[] };
+      const held = ['ipsec-cni', ...summary.nodes.find((n) => n.name === 'minion2')!.binaries.map((b) => `binaries/${b.file}`)];
+      expect(text).toContain(` => ${upload}/files.tar`);
+      for (const f of held) expect(text, f).toContain(`minion2: ${upload}/${f}: the node holds it`);
+      expect(text).not.toMatch(new RegExp(` => ${upload}/(ipsec-cni|binaries/)`));
 
       const m2 = await onNode('minion2', `${charon}; grep -o 'dpddelay=[0-9a-z]*' /etc/ipsec.conf | sort -u | paste -sd,; ${watch}`);
       const [pid, dpd, ...changed] = m2.stdout.trim().split('\n');

@@ -93,7 +93,7 @@ async function listening(lab: ClusterExec, ns: string, port: number, bg: Backgro
 }
 
 /** What a TCP connection brought: the text read, or why there was none (socat's own words). */
-export interface TcpAnswer {
+interface TcpAnswer {
   text?: string;
   why?: string;
 }
@@ -103,7 +103,7 @@ export interface TcpAnswer {
  * or why it read nothing (refused, timed out, connected but silent). `bind` sets the client's
  * source address.
  */
-export async function tcpAsk(lab: ClusterExec, ns: string, dst: string, port: number, bind?: string, timeoutS = 5): Promise<TcpAnswer> {
+async function tcpAsk(lab: ClusterExec, ns: string, dst: string, port: number, bind?: string, timeoutS = 5): Promise<TcpAnswer> {
   const target = `TCP:${dst}:${port},connect-timeout=${timeoutS}${bind ? `,bind=${bind}` : ''}`;
   const r = await lab.runner.run(lab.backend.inNs(ns, ['socat', '-T', String(timeoutS), '-u', target, 'STDOUT']), {
     allowFail: true,
@@ -117,9 +117,34 @@ export async function tcpAsk(lab: ClusterExec, ns: string, dst: string, port: nu
   return { why: /: ([^:]+)$/.exec(said)?.[1] ?? (said || `exit ${r.code}`) };
 }
 
-/** The text a TCP connection reads (undefined: no connection, or nothing read). */
-export async function tcpRead(lab: ClusterExec, ns: string, dst: string, port: number, bind?: string, timeoutS = 5): Promise<string | undefined> {
-  return (await tcpAsk(lab, ns, dst, port, bind, timeoutS)).text;
+/** How up to three TCP attempts went: what the accepted one read, how many it took, why the last failed one failed. */
+export interface TcpOutcome {
+  text?: string;
+  tries: number;
+  why?: string;
+}
+
+/**
+ * TCP attempts until one reads what `accept` wants, at most `tries`. A connection is one
+ * exchange: under software emulation with a cluster running, a single attempt was seen to go
+ * unanswered where the next one succeeded, so a probe gets the patience of a ping's three.
+ */
+export async function tcpAskUntil(
+  lab: ClusterExec,
+  ns: string,
+  dst: string,
+  port: number,
+  accept: (text: string) => boolean,
+  o: { bind?: string; tries?: number } = {},
+): Promise<TcpOutcome> {
+  const tries = o.tries ?? 3;
+  let why: string | undefined;
+  for (let i = 1; i <= tries; i++) {
+    const r = await tcpAsk(lab, ns, dst, port, o.bind);
+    if (r.text !== undefined && accept(r.text)) return { text: r.text, tries: i, ...(why && { why }) };
+    why = r.text === undefined ? r.why : `answered "${r.text.split('\n')[0]}"`;
+  }
+  return { tries, ...(why && { why }) };
 }
 
 /**

@@ -15,7 +15,7 @@ import { craftFrame, sendFramesScript } from '../frames.ts';
 import { guardDropped, readGuard, type GuardCounts } from '../guard.ts';
 import type { ProxiedService } from '../kube-proxy.ts';
 import { POD_IFNAME } from '../pods.ts';
-import { LISTEN_PORT, tcpRead, tokenListener } from '../probe.ts';
+import { LISTEN_PORT, tcpAskUntil, tokenListener } from '../probe.ts';
 import type { CheckResult } from '../report.ts';
 import { nodeNamed, nodesWithPods, type Background, type CheckNode, type CheckPod, type CheckTarget, type CheckTopology } from '../target.ts';
 import { installServices, serviceAddress, type InstalledServices } from './sources.ts';
@@ -326,7 +326,7 @@ export async function checkInbound(lab: CheckTarget): Promise<CheckResult> {
     // The rendered kube-proxy's mode: masqueradeAll off, the pod range as its cluster CIDR.
     for (const c of controls.filter((x) => x.service))
       await installServices(lab, c.victim, [c.service!], { masqueradeAll: false, clusterCidr: t.podCidr }, (s) => installed.push(s));
-    for (const c of controls) seen.controls.push((await tcpRead(lab, c.ns, c.dst, c.port)) === c.token);
+    for (const c of controls) seen.controls.push((await tcpAskUntil(lab, c.ns, c.dst, c.port, (text) => text === c.token)).text !== undefined);
   } catch (err) {
     failure = err as Error;
   }

@@ -6,7 +6,7 @@
 // connects to the same listeners, and to sshd where the nodes run one: those stay in clear,
 // as they must — only the mesh is encrypted.
 import { captureUnderlay, classifyCapture, clearTextProblems, flowOf } from '../capture.ts';
-import { mapLimit, tcpRead, tokenListener } from '../probe.ts';
+import { mapLimit, tcpAskUntil, tokenListener, type TcpOutcome } from '../probe.ts';
 import type { CheckResult } from '../report.ts';
 import type { Background, CheckNode, CheckTarget, CheckTopology } from '../target.ts';
 import { selectorsOf } from '../mesh.ts';
@@ -53,14 +53,16 @@ export async function checkNodeTraffic(lab: CheckTarget): Promise<CheckResult> {
   const t = lab.topology;
   const probes = nodeProbes(t, lab.backend.systemd);
   const listeners: Background[] = [];
-  let answers: (string | undefined)[] = [];
+  let answers: TcpOutcome[] = [];
   let lines: string[] = [];
   try {
     for (const n of t.nodes) listeners.push(await tokenListener(lab, n.ns, n.name, NODE_PORT, n.ip));
     const capture = await captureUnderlay(lab, 'node-traffic');
     try {
       // An SSH server sends its banner first, then waits for ours until the read times out: its first line is the answer.
-      answers = await mapLimit(probes, 8, async (p) => (await tcpRead(lab, p.ns, p.to.ip, p.port, p.bind))?.split('\n')[0]);
+      answers = await mapLimit(probes, 8, (p) =>
+        tcpAskUntil(lab, p.ns, p.to.ip, p.port, (text) => p.expect.test(text.split('\n')[0]!), p.bind ? { bind: p.bind } : {}),
+      );
     } finally {
       lines = await capture.stop();
     }
@@ -70,13 +72,7 @@ export async function checkNodeTraffic(lab: CheckTarget): Promise<CheckResult> {
   return nodeTrafficResult(t, probes, answers, lines, addressBook(lab));
 }
 
-export function nodeTrafficResult(
-  t: CheckTopology,
-  probes: NodeProbe[],
-  answers: (string | undefined)[],
-  lines: string[],
-  book: Map<string, string>,
-): CheckResult {
+export function nodeTrafficResult(t: CheckTopology, probes: NodeProbe[], answers: TcpOutcome[], lines: string[], book: Map<string, string>): CheckResult {
   const nodeIps = new Set(t.nodes.map((n) => n.ip));
   const capture = classifyCapture(lines, t.podCidr);
   // Between two node addresses only IPsec may travel: ESP, and IKE itself.
@@ -86,11 +82,10 @@ export function nodeTrafficResult(
   });
   const problems: string[] = [];
   const label = (p: NodeProbe) => `${p.from}${p.bind ? ` ${p.bind}` : ''} → ${p.to.name} ${p.to.ip}:${p.port}`;
-  const answered = probes.map((p, i) => p.expect.test(answers[i] ?? ''));
+  const answered = probes.map((_, i) => answers[i]?.text !== undefined);
   probes.forEach((p, i) => {
     if (answered[i]) return;
-    const a = answers[i];
-    const got = a === undefined ? 'no connection' : `answered '${a}'`;
+    const got = `${answers[i]?.tries ?? 0} attempts unanswered (${answers[i]?.why ?? 'no connection'})`;
     problems.push(
       p.outside
         ? `${label(p)}: ${got}: a client outside the cluster must still reach the node (nodeEncryption covers only the mesh's own addresses)`

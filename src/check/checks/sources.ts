@@ -9,7 +9,7 @@
 import { captureUnderlay, classifyCapture, clearTextProblems, type CaptureSummary } from '../capture.ts';
 import { guardDropped, readGuard, type GuardCounts } from '../guard.ts';
 import { serviceRules, serviceRulesRemoval, type ProxiedService, type ProxyMode } from '../kube-proxy.ts';
-import { LISTEN_PORT, mapLimit, ping, tcpAsk, tokenListener } from '../probe.ts';
+import { LISTEN_PORT, mapLimit, ping, tcpAskUntil, tokenListener } from '../probe.ts';
 import type { CheckResult } from '../report.ts';
 import { nodeNamed, nodesWithPods, type Background, type CheckNode, type CheckTarget, type CheckTopology } from '../target.ts';
 import { addressBook } from './traffic.ts';
@@ -198,9 +198,6 @@ export interface ProbeOutcome {
   why?: string;
 }
 
-/** TCP attempts per probe: the same patience as the three pings of a ping probe. */
-const TCP_TRIES = 3;
-
 export async function runSourceProbes(lab: CheckTarget, probes: SourceProbe[]): Promise<ProbeOutcome[]> {
   return mapLimit(probes, 12, async (p) => {
     // Three tries, 2 s each: under software emulation with Kubernetes running, a first reply
@@ -209,15 +206,8 @@ export async function runSourceProbes(lab: CheckTarget, probes: SourceProbe[]): 
       const r = await ping(lab, p.ns, p.dst, { count: 3, interval: 0.5, wait: 2, ...(p.bind && { source: p.bind }) });
       return { ok: r.received > 0, tries: 1, ...(r.why && { why: r.why }) };
     }
-    // A connection, unlike a ping, is one exchange: under the same load a single attempt was
-    // seen to go unanswered where the next succeeded, so it gets the same three chances.
-    let why: string | undefined;
-    for (let tries = 1; tries <= TCP_TRIES; tries++) {
-      const r = await tcpAsk(lab, p.ns, p.dst, p.port, p.bind);
-      if (r.text === p.token) return { ok: true, tries, ...(why && { why }) };
-      why = r.text === undefined ? r.why : `answered "${r.text.split('\n')[0]}", not ${p.token}`;
-    }
-    return { ok: false, tries: TCP_TRIES, ...(why && { why }) };
+    const r = await tcpAskUntil(lab, p.ns, p.dst, p.port, (text) => text === p.token, p.bind ? { bind: p.bind } : {});
+    return { ok: r.text !== undefined, tries: r.tries, ...(r.why && { why: r.why }) };
   });
 }
 
